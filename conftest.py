@@ -1,0 +1,153 @@
+"""
+Fixtures shared by the tests of every hilresrl package.
+
+Tests that talk over DDS take ``ros_domain_id`` (or ``ros_context``): each gets a ROS domain of
+its own, so tests never see each other's nodes, and discovery stays on this host.
+"""
+
+import itertools
+import os
+import signal
+import subprocess
+import threading
+import time
+from typing import Callable, List, Optional
+
+import pytest
+
+# Fast DDS accepts domain ids 0-232 on Linux; start at an offset drawn from the process id, so
+# that two test sessions on one machine are unlikely to share a domain.
+_DOMAIN_IDS = itertools.count(1 + os.getpid() % 100)
+
+
+def _next_domain_id() -> int:
+    return 1 + (next(_DOMAIN_IDS) - 1) % 200
+
+
+def wait_for(predicate: Callable[[], bool], timeout_s: float, spin: Callable[[], None] = None,
+             message: str = 'condition') -> None:
+    """Wait until predicate() holds, spinning between checks; fail the test at the deadline."""
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            pytest.fail(f'timed out after {timeout_s:.0f} s waiting for {message}')
+        if spin is not None:
+            spin()
+        else:
+            time.sleep(0.05)
+
+
+@pytest.fixture
+def ros_domain_id(monkeypatch) -> int:
+    """Give the test its own ROS_DOMAIN_ID (also for the processes it starts)."""
+    domain_id = _next_domain_id()
+    monkeypatch.setenv('ROS_DOMAIN_ID', str(domain_id))
+    monkeypatch.setenv('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+    if os.environ.get('ROS_DISTRO') == 'humble':  # Humble predates the discovery range
+        monkeypatch.setenv('ROS_LOCALHOST_ONLY', '1')
+    return domain_id
+
+
+@pytest.fixture
+def ros_context(ros_domain_id):
+    """Initialise rclpy in a context of the test's own domain; shut it down afterwards."""
+    import rclpy
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=ros_domain_id)
+    yield context
+    context.try_shutdown()
+
+
+class Probe:
+    """A node of the test's own, with an executor to spin it until something happens."""
+
+    def __init__(self, context, name: str = 'probe'):
+        from rclpy.executors import SingleThreadedExecutor
+        from rclpy.node import Node
+        self.node = Node(name, context=context)
+        self.executor = SingleThreadedExecutor(context=context)
+        self.executor.add_node(self.node)
+
+    def spin_once(self) -> None:
+        """Handle whatever is ready, waiting at most a tenth of a second."""
+        self.executor.spin_once(timeout_sec=0.1)
+
+    def wait_for(self, predicate: Callable[[], bool], timeout_s: float = 30.0,
+                 message: str = 'condition') -> None:
+        """Spin until predicate() holds; fail the test at the deadline."""
+        wait_for(predicate, timeout_s, self.spin_once, message)
+
+    def call(self, service_type, name: str, request, timeout_s: float = 30.0):
+        """Call a service, waiting for it to appear; return the response."""
+        client = self.node.create_client(service_type, name)
+        self.wait_for(client.service_is_ready, timeout_s, f'service {name}')
+        future = client.call_async(request)
+        self.wait_for(future.done, timeout_s, f'response of {name}')
+        return future.result()
+
+    def close(self) -> None:
+        """Destroy the node."""
+        self.executor.remove_node(self.node)
+        self.node.destroy_node()
+
+
+@pytest.fixture
+def probe(ros_context):
+    """Give the test a node of its own on its domain."""
+    node = Probe(ros_context)
+    yield node
+    node.close()
+
+
+class LaunchedProcess:
+    """Run a command in the background and collect its output line by line."""
+
+    def __init__(self, command: List[str], env: Optional[dict] = None):
+        self.lines: List[str] = []
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE,
+                                        stderr=subprocess.STDOUT, text=True,
+                                        env=env or dict(os.environ), start_new_session=True)
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            self.lines.append(line.rstrip('\n'))
+
+    @property
+    def output(self) -> str:
+        """Everything printed so far."""
+        return '\n'.join(self.lines)
+
+    def interrupt(self, timeout_s: float = 30.0) -> int:
+        """Send SIGINT (as Ctrl-C would) and return the exit status."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+        return self.wait(timeout_s)
+
+    def wait(self, timeout_s: float = 30.0) -> int:
+        """Wait for the process to end and its output to be read; return its exit status."""
+        code = self.process.wait(timeout=timeout_s)
+        self._reader.join(timeout=5.0)
+        return code
+
+    def kill(self) -> None:
+        """Kill the process and everything in its session."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+
+@pytest.fixture
+def launch_process():
+    """Start background commands; anything still running at the end is killed."""
+    started: List[LaunchedProcess] = []
+
+    def start(command: List[str], env: Optional[dict] = None) -> LaunchedProcess:
+        process = LaunchedProcess(command, env)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.kill()

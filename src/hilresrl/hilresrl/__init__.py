@@ -1,0 +1,1 @@
+"""Bringup of hilresrl: node graph, launch support and the hilresrl command line."""

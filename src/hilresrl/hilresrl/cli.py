@@ -1,0 +1,62 @@
+"""
+The ``hilresrl`` command line: start the suite's node graphs where ``ros2 launch`` is missing.
+
+``hilresrl launch train [name:=value ...]`` takes the arguments of train.launch.py;
+``hilresrl launch eval --show-args`` lists the arguments of a job.
+"""
+
+import argparse
+import sys
+from typing import List, Optional
+
+from .graph import arguments, build_graph, GraphError, JOBS, parse_assignments
+from .process_launcher import GraphProcesses
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog='hilresrl', description='Human-in-the-loop residual RL for ROS 2 robot cells.')
+    commands = parser.add_subparsers(dest='command', metavar='COMMAND', required=True)
+    launch = commands.add_parser(
+        'launch', help='start the node graph of a job (as ros2 launch hilresrl JOB.launch.py)',
+        description='Start the node graph of a job: every node of the suite runs as its own '
+                    'process over DDS; Ctrl-C stops them all.')
+    launch.add_argument('job', choices=JOBS, help='which graph: train or eval')
+    launch.add_argument('assignments', nargs='*', metavar='name:=value',
+                        help='launch arguments, as for ros2 launch')
+    launch.add_argument('-s', '--show-args', action='store_true',
+                        help='list the launch arguments of the job and exit')
+    return parser
+
+
+def _show_arguments(job: str) -> int:
+    print(f"Arguments of '{job}' (name:=value):")
+    for argument in arguments(job):
+        choices = f' (one of: {", ".join(argument.choices)})' if argument.choices else ''
+        print(f'    {argument.name}:\n        {argument.description}{choices}\n'
+              f"        default: '{argument.default}'")
+    return 0
+
+
+def launch(job: str, assignments: List[str], show_args: bool = False) -> int:
+    """Start the graph of a job and supervise it until it stops; return the exit status."""
+    if show_args:
+        return _show_arguments(job)
+    nodes = build_graph(job, parse_assignments(assignments))
+    return GraphProcesses(nodes).run()
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Entry point of the hilresrl command."""
+    options = _parser().parse_args(argv)
+    try:
+        if options.command == 'launch':
+            return launch(options.job, options.assignments, options.show_args)
+    except GraphError as error:
+        print(f'hilresrl: {error}', file=sys.stderr)
+        return 2
+    return 2
+
+
+if __name__ == '__main__':
+    sys.exit(main())

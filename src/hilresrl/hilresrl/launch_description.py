@@ -1,0 +1,42 @@
+"""
+Turn the declared node graph into a launch description (needs ``launch`` and ``launch_ros``).
+
+The launch files in launch/ are one line each on top of this, so that ``ros2 launch`` and
+``hilresrl launch`` start exactly the graph that graph.py declares.
+"""
+
+from .graph import arguments, build_graph
+
+
+def generate_for(job: str):
+    """Return the LaunchDescription of a job: its arguments, then its nodes."""
+    from launch import LaunchDescription
+    from launch.actions import DeclareLaunchArgument, OpaqueFunction
+
+    declared = [DeclareLaunchArgument(argument.name, default_value=argument.default,
+                                      description=argument.description,
+                                      **({'choices': list(argument.choices)}
+                                         if argument.choices else {}))
+                for argument in arguments(job)]
+    return LaunchDescription(declared + [OpaqueFunction(function=_nodes, args=[job])])
+
+
+def _nodes(context, job: str):
+    from launch.actions import Shutdown
+    from launch.substitutions import LaunchConfiguration
+    from launch_ros.actions import Node
+
+    values = {argument.name: LaunchConfiguration(argument.name).perform(context)
+              for argument in arguments(job)}
+    actions = []
+    for spec in build_graph(job, values):
+        parameters = list(spec.parameter_files)
+        if spec.parameters:
+            parameters.append(dict(spec.parameters))
+        actions.append(Node(
+            package=spec.package, executable=spec.executable, name=spec.name,
+            namespace=spec.namespace, parameters=parameters,
+            remappings=list(spec.remappings),
+            arguments=['--ros-args', '--log-level', spec.log_level], output='screen',
+            on_exit=Shutdown(reason=f'{spec.full_name} exited') if spec.required else None))
+    return actions

@@ -1,0 +1,1 @@
+"""Learner: replay buffers, residual off-policy RL, checkpoints and weight broadcast."""

@@ -1,0 +1,1 @@
+"""Base-policy node with model adapters, residual-policy node and action composition."""

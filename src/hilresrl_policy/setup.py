@@ -1,0 +1,25 @@
+from setuptools import find_packages, setup
+
+package_name = 'hilresrl_policy'
+
+setup(
+    name=package_name,
+    version='0.1.0',
+    packages=find_packages(exclude=['test']),
+    data_files=[
+        ('share/ament_index/resource_index/packages', ['resource/' + package_name]),
+        ('share/' + package_name, ['package.xml']),
+    ],
+    install_requires=['setuptools'],
+    zip_safe=True,
+    extras_require={'test': ['pytest']},
+    maintainer='hilresrl maintainers',
+    maintainer_email='maintainers@hilresrl.dev',
+    description=('Base-policy node with adapters to any model (scripted, behaviour cloning, VLA '
+                 'servers), the residual-policy node and action composition.'),
+    license='Apache-2.0',
+    entry_points={
+        'console_scripts': [
+        ],
+    },
+)

@@ -1,0 +1,1 @@
+"""SpaceMouse input, intervention arbitration, safety filter, and episode and reward control."""
