@@ -20,6 +20,11 @@ setup(
     license='Apache-2.0',
     entry_points={
         'console_scripts': [
+            'base_policy_node = hilresrl_policy.base_policy_node:main',
+            'residual_policy_node = hilresrl_policy.residual_policy_node:main',
+        ],
+        'hilresrl.base_policies': [
+            'bc = hilresrl_policy.adapters.bc_policy:make_bc_policy',
         ],
     },
 )

@@ -20,6 +20,11 @@ setup(
     license='Apache-2.0',
     entry_points={
         'console_scripts': [
+            'sim_cell = hilresrl_sim.sim_cell_node:main',
+            'simulated_operator = hilresrl_sim.simulated_operator:main',
+        ],
+        'hilresrl.base_policies': [
+            'scripted = hilresrl_sim.scripted_policy:make_scripted_policy',
         ],
     },
 )

@@ -21,6 +21,7 @@ setup(
     entry_points={
         'console_scripts': [
             'episode_manager = hilresrl_teleop.episode_manager:main',
+            'intervention_arbiter = hilresrl_teleop.intervention_arbiter:main',
         ],
     },
 )

@@ -9,7 +9,8 @@ import argparse
 import sys
 from typing import List, Optional
 
-from .graph import arguments, build_graph, GraphError, JOBS, parse_assignments
+from .graph import (arguments, base_policy_to_build, build_graph, GraphError, JOBS,
+                    parse_assignments)
 from .process_launcher import GraphProcesses
 
 
@@ -26,6 +27,10 @@ def _parser() -> argparse.ArgumentParser:
                         help='launch arguments, as for ros2 launch')
     launch.add_argument('-s', '--show-args', action='store_true',
                         help='list the launch arguments of the job and exit')
+    commands.add_parser(
+        'base-policy', add_help=False,
+        help='build the default base policy of a simulated task (BC from noisy expert demos); '
+             'see hilresrl base-policy --help')
     return parser
 
 
@@ -43,11 +48,23 @@ def launch(job: str, assignments: List[str], show_args: bool = False) -> int:
     if show_args:
         return _show_arguments(job)
     nodes = build_graph(job, parse_assignments(assignments))
+    missing = base_policy_to_build(nodes)
+    if missing:
+        task, checkpoint = missing
+        print(f'[hilresrl] no base policy for {task} at {checkpoint}: building it once '
+              '(behaviour cloning from noisy scripted demonstrations)', flush=True)
+        from hilresrl_sim.base_policy_builder import build_base_policy
+        build_base_policy(task, checkpoint,
+                          progress=lambda line: print(f'[base-policy] {line}', flush=True))
     return GraphProcesses(nodes).run()
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     """Entry point of the hilresrl command."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ['base-policy']:
+        from hilresrl_sim.base_policy_builder import main as build_main
+        return build_main(argv[1:])
     options = _parser().parse_args(argv)
     try:
         if options.command == 'launch':

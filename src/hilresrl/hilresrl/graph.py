@@ -11,6 +11,8 @@ import os
 import re
 from typing import Dict, List, Mapping, Optional, Tuple
 
+import yaml
+
 JOBS = ('train', 'eval')
 LOG_LEVELS = ('debug', 'info', 'warn', 'error', 'fatal')
 BOOLEANS = ('true', 'false')
@@ -62,8 +64,46 @@ ARGUMENTS: Tuple[Argument, ...] = (
              'Identifier of this cell in transitions and episode events'),
     Argument('params_file', '',
              'Extra ROS parameter file, applied after the cell profile so that it overrides it'),
+    Argument('task', '',
+             'Simulated task, e.g. pick-place-v3, peg-insert-side-v3, PandaPickCube (empty: the '
+             "cell profile's)"),
+    Argument('base_policy', '',
+             'Base-policy adapter: bc, scripted, or any registered in hilresrl.base_policies '
+             "(empty: the cell profile's)"),
+    Argument('base_checkpoint', '',
+             'Checkpoint directory of the base policy (empty with bc in a simulated cell: '
+             '$HILRESRL_HOME/base_policies/<task>, built on first use)'),
+    Argument('operator', 'auto', 'Run the simulated operator, who intervenes through the '
+             'SpaceMouse topics (auto: in simulated cells; a real cell has a real person)',
+             choices=('auto',) + BOOLEANS, jobs=('train',)),
+    Argument('operator', 'false', 'Run the simulated operator; with true, episodes allow '
+             'interventions and report the intervention rate (simulated cells only)',
+             choices=BOOLEANS, jobs=('eval',)),
+    Argument('episodes', '50', 'Episodes to run, then print the success rate and exit',
+             jobs=('eval',)),
+    Argument('episodes', '0', 'Episodes to run before stopping (0: until Ctrl-C)',
+             jobs=('train',)),
+    Argument('clock', '', "Simulated cell's clock: lockstep (as fast as the loop) or realtime "
+             "(empty: the cell profile's)", choices=('', 'lockstep', 'realtime')),
+    Argument('seed', '0', 'Seed of the first episode reset (and of exploration noise)'),
+    Argument('summary_file', '', 'Write the final episode summary to this JSON file'),
     Argument('log_level', 'info', 'Log level of every node', choices=LOG_LEVELS),
 )
+
+
+def write_inline_parameters(spec: NodeSpec, directory: str) -> Optional[str]:
+    """
+    Write a node's inline parameters to a parameter file in directory; return its path.
+
+    The section is the node's fully qualified name: rcl applies it after every wildcard
+    section ("/**", "/**/name") of the profile, so launch arguments win over the profile.
+    """
+    if not spec.parameters:
+        return None
+    path = os.path.join(directory, spec.full_name.strip('/').replace('/', '__') + '.yaml')
+    with open(path, 'w') as stream:
+        yaml.safe_dump({spec.full_name: {'ros__parameters': dict(spec.parameters)}}, stream)
+    return path
 
 
 def arguments(job: str) -> List[Argument]:
@@ -141,6 +181,46 @@ def cell_profile(cell: str, config_dir: str) -> str:
     return path
 
 
+def hilresrl_home() -> str:
+    """Return the folder for base policies and runs: $HILRESRL_HOME, else ~/.hilresrl."""
+    return os.environ.get('HILRESRL_HOME') or os.path.join(os.path.expanduser('~'), '.hilresrl')
+
+
+def load_profile(path: str) -> dict:
+    """Read a ROS parameter file as a dictionary (an empty file is an empty profile)."""
+    with open(path) as stream:
+        try:
+            return yaml.safe_load(stream) or {}
+        except yaml.YAMLError as error:
+            raise GraphError(f'{path} is not valid YAML: {error}') from error
+
+
+def profile_parameter(profile: dict, node: str, name: str, default=None):
+    """Return a node's parameter from a parameter file (its own section, then /**)."""
+    for section in (f'/**/{node}', node, f'/{node}', '/**'):
+        parameters = (profile.get(section) or {}).get('ros__parameters') or {}
+        if name in parameters:
+            return parameters[name]
+    return default
+
+
+def is_simulated(profile: dict) -> bool:
+    """Return whether a cell profile configures the simulated cell (hilresrl_sim)."""
+    return any(section.rsplit('/', 1)[-1] == 'sim_cell' for section in profile)
+
+
+def base_policy_settings(values: Mapping[str, str], profile: dict) -> Tuple[str, str, str]:
+    """Return (adapter kind, checkpoint directory, task) after arguments and profile."""
+    kind = values['base_policy'] or profile_parameter(profile, 'base_policy',
+                                                      'base_policy.kind', 'bc')
+    task = values['task'] or profile_parameter(profile, 'sim_cell', 'task', '')
+    checkpoint = values['base_checkpoint'] or profile_parameter(
+        profile, 'base_policy', 'base_policy.checkpoint', '')
+    if not checkpoint and kind == 'bc' and is_simulated(profile) and task:
+        checkpoint = os.path.join(hilresrl_home(), 'base_policies', task)
+    return kind, checkpoint, task
+
+
 def build_graph(job: str, given: Mapping[str, str],
                 config_dir: Optional[str] = None) -> List[NodeSpec]:
     """Return the nodes of a job ('train' or 'eval') for the given launch arguments."""
@@ -151,18 +231,90 @@ def build_graph(job: str, given: Mapping[str, str],
         if not os.path.isfile(values['params_file']):
             raise GraphError(f'params_file:={values["params_file"]}: no such file')
         parameter_files.append(os.path.abspath(values['params_file']))
+    profile: dict = {}
+    for path in parameter_files:
+        for section, content in load_profile(path).items():
+            parameters = (content or {}).get('ros__parameters', {}) if isinstance(
+                content, dict) else {}
+            merged = profile.setdefault(section, {'ros__parameters': {}})
+            merged['ros__parameters'].update(parameters)
+    simulated = is_simulated(profile)
+    operator = values['operator'] == 'true' or (values['operator'] == 'auto' and simulated)
+    if operator and not simulated:
+        raise GraphError('operator:=true needs a simulated cell (a real cell has a real '
+                         'person at the SpaceMouse)')
     common = {'namespace': normalize_namespace(values['namespace']),
               'parameter_files': tuple(parameter_files),
               'log_level': values['log_level']}
-    cell_parameters = {'robot_id': values['robot_id']}
+    kind, checkpoint, task = base_policy_settings(values, profile)
+    seed = int(values['seed']) if values['seed'].lstrip('-').isdigit() else None
+    if seed is None:
+        raise GraphError(f'seed:={values["seed"]} is not an integer')
+    lockstep = {'lockstep': True, 'realtime': False}.get(values['clock'])
+    timing = {} if lockstep is None else {
+        'trigger': 'observation' if lockstep else 'timer',
+        'observation_sync': 'exact' if lockstep else 'latest'}
 
-    nodes = [
+    base_parameters = dict(timing, **{'base_policy.kind': kind, 'seed': seed})
+    if checkpoint:
+        base_parameters['base_policy.checkpoint'] = checkpoint
+    if task:
+        base_parameters['base_policy.task'] = task
+    residual_parameters = dict(timing, seed=seed)
+    manager_parameters = {'robot_id': values['robot_id'], 'seed': seed,
+                          'episodes': int(values['episodes'] or 0)}
+    if lockstep is not None:
+        manager_parameters['observation_sync'] = timing['observation_sync']
+    if values['summary_file']:
+        manager_parameters['summary_file'] = os.path.abspath(values['summary_file'])
+    if job == 'eval':
+        # Evaluation: no exploration; with the operator, interventions are allowed (assisted
+        # episodes, reported with their intervention rate), else none.
+        residual_parameters['exploration_std'] = 0.0
+        manager_parameters['initial_mode'] = 'train' if operator else 'eval'
+
+    nodes = []
+    if simulated:
+        sim_parameters = {'seed': seed}
+        if task:
+            sim_parameters['task'] = task
+        if lockstep is not None:
+            sim_parameters['clock_mode'] = values['clock']
+        nodes.append(NodeSpec('hilresrl_sim', 'sim_cell', 'sim_cell',
+                              parameters=sim_parameters, **common))
+    nodes += [
+        NodeSpec('hilresrl_policy', 'base_policy_node', 'base_policy',
+                 parameters=base_parameters, **common),
+        NodeSpec('hilresrl_policy', 'residual_policy_node', 'residual_policy',
+                 parameters=residual_parameters, **common),
+        NodeSpec('hilresrl_teleop', 'intervention_arbiter', 'intervention_arbiter', **common),
         NodeSpec('hilresrl_teleop', 'episode_manager', 'episode_manager',
-                 parameters=cell_parameters, **common),
+                 parameters=manager_parameters, **common),
     ]
+    if operator:
+        operator_parameters = {'seed': seed}
+        if task:
+            operator_parameters['task'] = task
+        nodes.append(NodeSpec('hilresrl_sim', 'simulated_operator', 'simulated_operator',
+                              parameters=operator_parameters, **common))
     if job == 'train':
         nodes.append(NodeSpec('hilresrl_learner', 'learner_node', 'learner', **common))
     return nodes
+
+
+def base_policy_to_build(nodes: List[NodeSpec]) -> Optional[Tuple[str, str]]:
+    """Return (task, checkpoint) when a simulated graph's BC base policy is not built yet."""
+    if not any(node.executable == 'sim_cell' for node in nodes):
+        return None
+    for node in nodes:
+        if (node.executable == 'base_policy_node'
+                and node.parameters.get('base_policy.kind') == 'bc'):
+            checkpoint = node.parameters.get('base_policy.checkpoint', '')
+            task = node.parameters.get('base_policy.task', '')
+            if checkpoint and task and not os.path.isfile(os.path.join(checkpoint,
+                                                                       'config.json')):
+                return task, checkpoint
+    return None
 
 
 def _check_job(job: str) -> None:

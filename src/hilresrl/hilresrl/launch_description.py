@@ -5,7 +5,9 @@ The launch files in launch/ are one line each on top of this, so that ``ros2 lau
 ``hilresrl launch`` start exactly the graph that graph.py declares.
 """
 
-from .graph import arguments, build_graph
+import tempfile
+
+from .graph import arguments, base_policy_to_build, build_graph, write_inline_parameters
 
 
 def generate_for(job: str):
@@ -28,11 +30,18 @@ def _nodes(context, job: str):
 
     values = {argument.name: LaunchConfiguration(argument.name).perform(context)
               for argument in arguments(job)}
+    directory = tempfile.mkdtemp(prefix='hilresrl-launch-')
+    nodes = build_graph(job, values)
+    missing = base_policy_to_build(nodes)
+    if missing:  # the simulated cell's default base policy, built once
+        from hilresrl_sim.base_policy_builder import build_base_policy
+        build_base_policy(*missing)
     actions = []
-    for spec in build_graph(job, values):
+    for spec in nodes:
         parameters = list(spec.parameter_files)
-        if spec.parameters:
-            parameters.append(dict(spec.parameters))
+        inline = write_inline_parameters(spec, directory)
+        if inline:
+            parameters.append(inline)
         actions.append(Node(
             package=spec.package, executable=spec.executable, name=spec.name,
             namespace=spec.namespace, parameters=parameters,

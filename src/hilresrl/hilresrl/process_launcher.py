@@ -17,9 +17,7 @@ import threading
 import time
 from typing import IO, List, Optional
 
-import yaml
-
-from .graph import GraphError, NodeSpec
+from .graph import GraphError, NodeSpec, write_inline_parameters
 
 
 def _stop_with_launcher() -> None:
@@ -108,12 +106,7 @@ class GraphProcesses:
 
     def _command(self, spec: NodeSpec) -> List[str]:
         executable = find_executable(spec.package, spec.executable)
-        inline = None
-        if spec.parameters:
-            inline = os.path.join(self._tmp.name, f'{len(os.listdir(self._tmp.name))}.yaml')
-            with open(inline, 'w') as stream:
-                yaml.safe_dump({'/**': {'ros__parameters': dict(spec.parameters)}}, stream)
-        return node_command(spec, executable, inline)
+        return node_command(spec, executable, write_inline_parameters(spec, self._tmp.name))
 
     def _start(self, spec: NodeSpec, command: List[str]) -> None:
         environment = dict(os.environ, PYTHONUNBUFFERED='1',
@@ -187,7 +180,7 @@ class GraphProcesses:
                   if node.process.returncode not in (0, -signal.SIGINT, -signal.SIGTERM)}
         for name, code in failed.items():
             self.say(f'node {name} exited with code {code} while stopping')
-        if not failed and reason is None:
+        if not failed:
             self.say('all nodes stopped')
         return 1 if failed else 0
 

@@ -1,15 +1,14 @@
-"""hilresrl launch: real node processes over DDS, started, supervised and stopped by the CLI."""
+"""hilresrl launch: the suite's real node processes over DDS, started, supervised and stopped."""
 
+import json
 import os
 import signal
 import subprocess
 
-from hilresrl_msgs.msg import EpisodeOutcome, LearnerStatus, Mode
-from hilresrl_msgs.srv import EndEpisode, StartEpisode
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
-
-LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
-                     durability=DurabilityPolicy.TRANSIENT_LOCAL)
+from hilresrl_msgs.msg import ExecutedAction, LearnerStatus, Transition
+from hilresrl_policy.qos import COMMAND_QOS, LATCHED_QOS, TRANSITIONS_QOS
+import numpy as np
+import pytest
 
 
 def _hilresrl(*arguments):
@@ -21,7 +20,7 @@ def test_unknown_argument_names_the_valid_ones():
                             timeout=60)
     assert result.returncode == 2
     assert 'unknown argument celll' in result.stderr
-    assert 'valid arguments: cell, log_level, namespace, params_file, robot_id' in result.stderr
+    assert 'valid arguments: base_checkpoint, base_policy, cell, clock,' in result.stderr
 
 
 def test_show_args_lists_arguments_with_defaults():
@@ -29,39 +28,83 @@ def test_show_args_lists_arguments_with_defaults():
                             timeout=60)
     assert result.returncode == 0
     assert 'cell:' in result.stdout and "default: 'sim'" in result.stdout
+    assert 'episodes:' in result.stdout and "default: '50'" in result.stdout
 
 
-def test_launched_nodes_exchange_messages_and_stop_on_ctrl_c(probe, launch_process):
-    launched = launch_process(_hilresrl('train', 'namespace:=cell7', 'robot_id:=robot7'))
-    statuses = []
+def test_eval_runs_episodes_and_an_untrained_residual_executes_the_base_action(
+        probe, launch_process, tmp_path):
+    executed = []
+    probe.node.create_subscription(ExecutedAction, '/cell5/executed_action', executed.append,
+                                   COMMAND_QOS)
+    summary_file = tmp_path / 'summary.json'
+    launched = launch_process(_hilresrl('eval', 'namespace:=cell5', 'base_policy:=scripted',
+                                        'episodes:=2', f'summary_file:={summary_file}'))
+    probe.wait_for(lambda: launched.process.poll() is not None, 180, 'the two episodes')
+    assert launched.wait() == 0, launched.output
+    probe.wait_for(lambda: len(executed) >= 40, 10, 'the executed actions')
+    steps = [e for e in executed if not e.held]
+    assert len(steps) >= 40 and all(e.weights_version == 0 for e in steps)
+    for record in steps:  # zero residual, no person: the robot does what the base policy says
+        assert np.array_equal(np.asarray(record.executed_action),
+                              np.clip(np.asarray(record.base_action), -1.0, 1.0))
+        assert not record.intervened and not np.any(np.asarray(record.residual))
+    summary = json.loads(summary_file.read_text())
+    assert summary['episodes'] == 2 and summary['intervention_rate'] == 0.0
+    assert summary['modes'] == ['eval'] and 0.0 <= summary['success_rate'] <= 1.0
+    assert 'episode 2/2 eval' in launched.output and '[hilresrl] all nodes stopped' in \
+        launched.output
+
+
+def test_train_graph_feeds_the_learner_and_the_operator_steps_in(
+        probe, launch_process, tmp_path):
+    from hilresrl_policy.bc import BCConfig, BCNetwork, save_checkpoint
+    untrained = BCNetwork(BCConfig(state_dim=39, action_dim=4, hidden_sizes=(8,),
+                                   task='pick-place-v3'))
+    untrained.set_normalization(np.random.default_rng(0).normal(size=(10, 39)))
+    save_checkpoint(tmp_path / 'untrained', untrained)
+
+    statuses, transitions = [], []
     probe.node.create_subscription(LearnerStatus, '/cell7/learner_status', statuses.append,
-                                   LATCHED)
-    probe.wait_for(lambda: statuses, 60, 'the learner status')
-
-    # episode_manager (one process) publishes the episode's end; the learner (another
-    # process) counts it, and says so in its status.
-    started = probe.call(StartEpisode, '/cell7/start_episode',
-                         StartEpisode.Request(mode=Mode(value=Mode.TRAIN)))
-    assert started.success and started.episode_id == 1
-    ended = probe.call(EndEpisode, '/cell7/end_episode',
-                       EndEpisode.Request(outcome=EpisodeOutcome(value=EpisodeOutcome.SUCCESS)))
-    assert ended.success and ended.episode_id == 1
-    probe.wait_for(lambda: statuses[-1].train_episodes == 1, 30, 'the episode at the learner')
-    assert statuses[-1].train_success_rate == 1.0
-
-    assert launched.interrupt(timeout_s=60) == 0
-    output = launched.output
-    assert '[episode_manager] ' in output and 'cell robot7: mode TRAIN' in output
-    assert 'started /cell7/learner (hilresrl_learner/learner_node' in output
-    assert '[hilresrl] all nodes stopped' in output
+                                   LATCHED_QOS)
+    probe.node.create_subscription(Transition, '/cell7/transitions', transitions.append,
+                                   TRANSITIONS_QOS)
+    launched = launch_process(_hilresrl(
+        'train', 'namespace:=cell7', 'robot_id:=robot7', 'base_policy:=bc',
+        f'base_checkpoint:={tmp_path / "untrained"}', 'operator:=true'))
+    probe.wait_for(lambda: any(t.intervened for t in transitions)
+                   or launched.process.poll() is not None, 180,
+                   'a transition the simulated operator corrected')
+    assert launched.process.poll() is None, launched.output
+    probe.wait_for(lambda: statuses and statuses[-1].env_steps >= len(transitions) - 5, 30,
+                   'the learner to count the transitions')
+    corrected = next(t for t in transitions if t.intervened)
+    assert corrected.robot_id == 'robot7' and len(corrected.human_action) == 4
+    assert np.allclose(corrected.executed_action, corrected.human_action, atol=1e-6)
+    assert statuses[-1].transitions_lost == 0
+    assert launched.interrupt(timeout_s=60) == 0, launched.output
+    assert '[hilresrl] all nodes stopped' in launched.output
+    assert '[simulated_operator] ' in launched.output
 
 
 def test_a_dying_node_stops_the_graph_and_is_named(probe, launch_process):
-    launched = launch_process(_hilresrl('train', 'namespace:=cell8'))
-    probe.wait_for(lambda: launched.output.count('[hilresrl] started') == 2, 60, 'both nodes')
-    learner_pid = int(next(line for line in launched.lines if 'started /cell8/learner' in line)
-                      .rsplit('pid ', 1)[1].rstrip(')'))
-    os.kill(learner_pid, signal.SIGKILL)
+    launched = launch_process(_hilresrl('eval', 'namespace:=cell8', 'base_policy:=scripted',
+                                        'episodes:=0'))
+    probe.wait_for(lambda: 'started /cell8/residual_policy' in launched.output, 60,
+                   'the residual node')
+    pid = int(next(line for line in launched.lines if 'started /cell8/residual_policy' in line)
+              .rsplit('pid ', 1)[1].rstrip(')'))
+    os.kill(pid, signal.SIGKILL)
     assert launched.wait(timeout_s=60) == 1
-    assert ('node /cell8/learner (hilresrl_learner/learner_node) died (exit code -9)'
-            in launched.output)
+    assert ('node /cell8/residual_policy (hilresrl_policy/residual_policy_node) died (exit '
+            'code -9)') in launched.output
+
+
+@pytest.mark.parametrize('argument,message', [
+    ('operator:=maybe', 'operator:=maybe is not one of true, false'),
+    ('seed:=one', 'seed:=one is not an integer'),
+    ('cell:=ur5', 'cell:=ur5 is not a known cell profile; known: sim'),
+])
+def test_bad_arguments_are_refused_before_anything_starts(argument, message):
+    result = subprocess.run(_hilresrl('eval', argument), capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 2 and message in result.stderr

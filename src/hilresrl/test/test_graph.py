@@ -1,23 +1,43 @@
 """The declared node graph: arguments, validation, profiles and the commands it makes."""
 
-from hilresrl.graph import (arguments, build_graph, cell_profile, GraphError,
-                            normalize_namespace, parse_assignments, resolve_arguments)
+from hilresrl.graph import (arguments, base_policy_to_build, build_graph, cell_profile,
+                            GraphError, normalize_namespace, parse_assignments,
+                            resolve_arguments, write_inline_parameters)
 from hilresrl.process_launcher import node_command
 import pytest
+import yaml
+
+SIM_PROFILE = """
+/**:
+  ros__parameters:
+    control_rate_hz: 10.0
+/**/sim_cell:
+  ros__parameters:
+    task: pick-place-v3
+/**/base_policy:
+  ros__parameters:
+    base_policy.kind: bc
+"""
 
 
 @pytest.fixture
-def config_dir(tmp_path):
+def config_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv('HILRESRL_HOME', str(tmp_path / 'home'))
     (tmp_path / 'cells').mkdir()
-    (tmp_path / 'cells' / 'sim.yaml').write_text('/**:\n  ros__parameters: {}\n')
+    (tmp_path / 'cells' / 'sim.yaml').write_text(SIM_PROFILE)
     (tmp_path / 'cells' / 'franka.yaml').write_text('/**:\n  ros__parameters: {}\n')
     return str(tmp_path)
+
+
+def _executables(nodes):
+    return [node.executable for node in nodes]
 
 
 def test_defaults_fill_every_argument():
     values = resolve_arguments('train', {})
     assert values == {argument.name: argument.default for argument in arguments('train')}
-    assert values['cell'] == 'sim'
+    assert values['cell'] == 'sim' and values['operator'] == 'auto'
+    assert resolve_arguments('eval', {})['episodes'] == '50'
 
 
 def test_unknown_argument_lists_the_valid_ones():
@@ -69,19 +89,54 @@ def test_cell_profiles_by_name_or_path(config_dir, tmp_path):
         cell_profile(str(tmp_path / 'missing.yaml'), config_dir)
 
 
-def test_train_graph_runs_the_cell_and_the_learner(config_dir):
+def test_train_graph_in_the_simulated_cell(config_dir, tmp_path):
     nodes = build_graph('train', {'namespace': 'robot2', 'robot_id': 'r2'}, config_dir)
-    assert [(n.package, n.executable) for n in nodes] == [
-        ('hilresrl_teleop', 'episode_manager'), ('hilresrl_learner', 'learner_node')]
+    assert _executables(nodes) == ['sim_cell', 'base_policy_node', 'residual_policy_node',
+                                   'intervention_arbiter', 'episode_manager',
+                                   'simulated_operator', 'learner_node']
     assert {n.namespace for n in nodes} == {'/robot2'}
-    assert nodes[0].parameters == {'robot_id': 'r2'}
-    assert nodes[0].full_name == '/robot2/episode_manager'
     assert all(n.parameter_files[0].endswith('cells/sim.yaml') for n in nodes)
+    manager = nodes[4]
+    assert manager.full_name == '/robot2/episode_manager'
+    assert manager.parameters['robot_id'] == 'r2' and manager.parameters['episodes'] == 0
+    base = nodes[1].parameters
+    assert base['base_policy.kind'] == 'bc' and base['base_policy.task'] == 'pick-place-v3'
+    assert base['base_policy.checkpoint'] == str(tmp_path / 'home' / 'base_policies' /
+                                                 'pick-place-v3')
 
 
-def test_eval_graph_has_no_learner(config_dir):
-    nodes = build_graph('eval', {}, config_dir)
-    assert 'learner_node' not in [n.executable for n in nodes]
+def test_eval_graph_has_no_learner_and_no_exploration(config_dir):
+    nodes = build_graph('eval', {'episodes': '20'}, config_dir)
+    assert 'learner_node' not in _executables(nodes)
+    assert 'simulated_operator' not in _executables(nodes)
+    by_name = {n.executable: n.parameters for n in nodes}
+    assert by_name['residual_policy_node']['exploration_std'] == 0.0
+    assert by_name['episode_manager']['initial_mode'] == 'eval'
+    assert by_name['episode_manager']['episodes'] == 20
+    assisted = {n.executable: n.parameters
+                for n in build_graph('eval', {'operator': 'true'}, config_dir)}
+    assert 'simulated_operator' in assisted
+    assert assisted['episode_manager']['initial_mode'] == 'train'
+
+
+def test_arguments_override_the_profile(config_dir):
+    nodes = {n.executable: n.parameters for n in build_graph(
+        'train', {'task': 'PandaPickCube', 'base_policy': 'scripted', 'clock': 'realtime',
+                  'seed': '7'}, config_dir)}
+    assert nodes['sim_cell'] == {'seed': 7, 'task': 'PandaPickCube', 'clock_mode': 'realtime'}
+    assert nodes['simulated_operator']['task'] == 'PandaPickCube'
+    base = nodes['base_policy_node']
+    assert base['base_policy.kind'] == 'scripted' and 'base_policy.checkpoint' not in base
+    assert (base['trigger'], base['observation_sync']) == ('timer', 'latest')
+    assert nodes['residual_policy_node']['trigger'] == 'timer'
+
+
+def test_a_real_cell_runs_no_simulator_and_no_simulated_person(config_dir):
+    nodes = build_graph('train', {'cell': 'franka'}, config_dir)
+    assert 'sim_cell' not in _executables(nodes)
+    assert 'simulated_operator' not in _executables(nodes)
+    with pytest.raises(GraphError, match='operator:=true needs a simulated cell'):
+        build_graph('train', {'cell': 'franka', 'operator': 'true'}, config_dir)
 
 
 def test_params_file_is_applied_after_the_profile(config_dir, tmp_path):
@@ -93,13 +148,38 @@ def test_params_file_is_applied_after_the_profile(config_dir, tmp_path):
         build_graph('train', {'params_file': str(tmp_path / 'nope.yaml')}, config_dir)
 
 
+def test_bad_seed_is_refused(config_dir):
+    with pytest.raises(GraphError, match='seed:=x is not an integer'):
+        build_graph('train', {'seed': 'x'}, config_dir)
+
+
+def test_inline_parameters_use_the_fully_qualified_node_name(config_dir, tmp_path):
+    spec = build_graph('train', {'namespace': 'robot1'}, config_dir)[0]
+    path = write_inline_parameters(spec, str(tmp_path))
+    # rcl applies the node's own section after the profile's "/**" and "/**/name" sections
+    assert yaml.safe_load(open(path)) == {'/robot1/sim_cell': {'ros__parameters': {
+        'seed': 0, 'task': 'pick-place-v3'}}}
+
+
+def test_missing_base_policy_is_reported_for_building(config_dir, tmp_path):
+    nodes = build_graph('eval', {}, config_dir)
+    assert base_policy_to_build(nodes) == (
+        'pick-place-v3', str(tmp_path / 'home' / 'base_policies' / 'pick-place-v3'))
+    assert base_policy_to_build(build_graph('eval', {'base_policy': 'scripted'},
+                                            config_dir)) is None
+    built = tmp_path / 'home' / 'base_policies' / 'pick-place-v3'
+    built.mkdir(parents=True)
+    (built / 'config.json').write_text('{}')
+    assert base_policy_to_build(nodes) is None
+
+
 def test_node_command_carries_names_parameters_and_remaps(config_dir):
     spec = build_graph('train', {'namespace': 'robot1', 'log_level': 'debug'}, config_dir)[0]
     spec = type(spec)(**{**spec.__dict__, 'remappings': (('cmd', '/servo/delta_twist'),)})
-    command = node_command(spec, '/x/lib/hilresrl_teleop/episode_manager', '/tmp/p.yaml')
-    assert command[:2] == ['/x/lib/hilresrl_teleop/episode_manager', '--ros-args']
+    command = node_command(spec, '/x/lib/hilresrl_sim/sim_cell', '/tmp/p.yaml')
+    assert command[:2] == ['/x/lib/hilresrl_sim/sim_cell', '--ros-args']
     text = ' '.join(command)
-    assert '-r __node:=episode_manager' in text
+    assert '-r __node:=sim_cell' in text
     assert '-r __ns:=/robot1' in text
     assert '--log-level debug' in text
     assert f'--params-file {spec.parameter_files[0]} --params-file /tmp/p.yaml' in text

@@ -6,24 +6,13 @@ robot and reports every gap; publishes learner_status (latched) every status per
 """
 
 from hilresrl_msgs.msg import EpisodeEvent, EpisodeOutcome, LearnerStatus, Transition
+from hilresrl_policy.node_runner import run_node
+from hilresrl_policy.qos import EVENTS_QOS, LATCHED_QOS, TRANSITIONS_QOS
+from hilresrl_policy.success_statistics import SuccessWindow
 from rcl_interfaces.msg import ParameterDescriptor
-import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from .sequence_tracker import SequenceTracker
-from .success_statistics import SuccessWindow
-
-# Transitions are the learner's data: reliable, and a queue deep enough to ride out a slow
-# update step without the publisher dropping anything.
-TRANSITIONS_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1000,
-                             reliability=ReliabilityPolicy.RELIABLE)
-EVENTS_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100,
-                        reliability=ReliabilityPolicy.RELIABLE)
-LATCHED_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
-                         reliability=ReliabilityPolicy.RELIABLE,
-                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 
 class LearnerNode(Node):
@@ -97,17 +86,7 @@ class LearnerNode(Node):
 
 def main(args=None):
     """Run the learner until shutdown."""
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = LearnerNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+    return run_node(LearnerNode, args)
 
 
 if __name__ == '__main__':

@@ -1,78 +1,343 @@
 """
-episode_manager: starts and ends the episodes of one cell and publishes what happens.
+episode_manager: runs the episodes of one cell and turns every control step into a transition.
 
-Services start_episode, end_episode and set_mode; topics episode_events (every start, end and
-mode change) and mode (latched). The episode rules live in episodes.py.
+It starts episodes (resetting a simulator through its reset service, or waiting for a person on a
+real cell), ends them on success, time limit or request, takes the reward from a chosen source,
+and publishes a Transition for each step with everything the learner needs. With ``episodes``
+set it runs that many, prints the success rate with its 95% interval, and exits.
 """
 
-from hilresrl_msgs.msg import EpisodeEvent, EpisodeOutcome
+import json
+import time
+from typing import List, Optional
+
+from hilresrl_msgs.msg import (EpisodeEvent, EpisodeOutcome, ExecutedAction, ImageRef,
+                               Transition)
 from hilresrl_msgs.msg import Mode as ModeMsg
-from hilresrl_msgs.srv import EndEpisode, SetMode, StartEpisode
+from hilresrl_msgs.srv import EndEpisode, ResetCell, SetMode, StartEpisode
+from hilresrl_policy.conversions import (ns_to_stamp, parse_source, stamp_to_ns,
+                                         to_named_arrays)
+from hilresrl_policy.node_runner import ConfigurationError, run_node
+from hilresrl_policy.observation import Observation, ObservationAssembler
+from hilresrl_policy.observation_topics import (declare_observation_parameters,
+                                                subscribe_observations)
+from hilresrl_policy.qos import COMMAND_QOS, EVENTS_QOS, LATCHED_QOS, TRANSITIONS_QOS
+from hilresrl_policy.success_statistics import wilson_interval
 from rcl_interfaces.msg import ParameterDescriptor
-import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Joy
+from std_msgs.msg import Bool, String
 
 from .episodes import EpisodeError, EpisodeSummary, EpisodeTracker, Mode, Outcome
+from .transitions import Step, StepAssembler
 
-EVENTS_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100,
-                        reliability=ReliabilityPolicy.RELIABLE)
-LATCHED_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
-                         reliability=ReliabilityPolicy.RELIABLE,
-                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
+REWARD_SOURCES = ('observation', 'topic', 'button')
 
 
 class EpisodeManagerNode(Node):
-    """Episode boundaries, mode and outcome of one cell."""
+    """Episode boundaries, rewards, outcomes and transitions of one cell."""
 
     def __init__(self, **kwargs):
         super().__init__('episode_manager', **kwargs)
-        self.robot_id: str = self.declare_parameter(
-            'robot_id', 'robot1', ParameterDescriptor(
-                description='Identifier of this cell in episode events and transitions',
-                read_only=True)).value
-        initial_mode: str = self.declare_parameter(
-            'initial_mode', 'train', ParameterDescriptor(
-                description='Mode at start-up: train, eval or pause', read_only=True)).value
-        try:
-            self._episodes = EpisodeTracker(Mode[initial_mode.upper()])
-        except KeyError:
-            raise ValueError(f'initial_mode must be train, eval or pause, not {initial_mode!r}')
 
+        def parameter(name, default, description):
+            return self.declare_parameter(name, default, ParameterDescriptor(
+                description=description, read_only=True)).value
+
+        self.robot_id: str = parameter('robot_id', 'robot1',
+                                       'Identifier of this cell in episode events and '
+                                       'transitions')
+        initial_mode: str = parameter('initial_mode', 'train',
+                                      'Mode at start-up: train, eval or pause')
+        self.max_episode_steps: int = parameter(
+            'max_episode_steps', 0, 'Time limit of an episode in control steps (0: the limit '
+                                    'the reset service reports, else none)')
+        self.reward_source: str = parameter(
+            'reward_source', 'topic',
+            'Where success comes from: observation (a stamped observation source, e.g. a '
+            "simulator's success), topic (any std_msgs/Bool topic), button (a SpaceMouse "
+            'button)')
+        self.reward_name: str = parameter(
+            'reward_name', 'success', 'The observation source (reward_source=observation) or '
+                                      'std_msgs/Bool topic (reward_source=topic) of success')
+        self.success_button: int = parameter('spacemouse.success_button', 1,
+                                             'Joy button a person presses to mark success')
+        self.reset_service: str = parameter(
+            'reset_service', 'reset', 'hilresrl_msgs/ResetCell service that resets the cell '
+                                      'before an episode (empty: a person resets the cell and '
+                                      'calls start_episode)')
+        self.auto_start: bool = parameter('auto_start', True,
+                                          'Start the next episode as soon as one ends')
+        self.episodes_to_run: int = parameter('episodes', 0,
+                                              'Episodes to run before exiting (0: no limit)')
+        self.seed: int = parameter('seed', 0, 'Reset seed of the first episode (+1 each)')
+        self.wait_for_topics = [topic for topic in parameter(
+            'wait_for_topics', ['base_action_chunk', 'proposed_action', 'executed_action'],
+            "Topics that must have a publisher before the first episode starts (['']: none)")
+            if topic]
+        self.summary_file: str = parameter('summary_file', '',
+                                           'JSON file for the final summary (empty: none)')
+        observation = declare_observation_parameters(self)
+        try:
+            mode = Mode[initial_mode.upper()]
+        except KeyError:
+            raise ConfigurationError(f'initial_mode must be train, eval or pause, not '
+                                     f'{initial_mode!r}')
+        if self.reward_source not in REWARD_SOURCES:
+            raise ConfigurationError(f'reward_source must be one of '
+                                     f'{", ".join(REWARD_SOURCES)}, not {self.reward_source!r}')
+        if self.reward_source == 'observation' and self.reward_name not in [
+                parse_source(source)[0] for source in observation.sources]:
+            raise ConfigurationError(f'reward_name {self.reward_name!r} must be one of the '
+                                     'observation_sources when reward_source is observation')
+
+        self._episodes = EpisodeTracker(mode)
+        self._assembler = ObservationAssembler(observation.sources, observation.sync)
+        self._steps = StepAssembler()
+        self._image_topics = {f'image/{parse_source(s)[0]}': parse_source(s)[0]
+                              for s in observation.sources if parse_source(s)[1] == 'image'}
+        self._sequence = 0
+        self._instruction = ''
+        self._success_signal = False
+        self._reset_in_flight = False
+        self._reset_count = 0
+        self._results: List[EpisodeSummary] = []
+        self._episode_limit = self.max_episode_steps
+        self._started_at = time.monotonic()
+
+        self._transitions = self.create_publisher(Transition, 'transitions', TRANSITIONS_QOS)
         self._events = self.create_publisher(EpisodeEvent, 'episode_events', EVENTS_QOS)
         self._mode = self.create_publisher(ModeMsg, 'mode', LATCHED_QOS)
+        subscribe_observations(self, observation, self._on_observation_message)
+        self.create_subscription(ExecutedAction, 'executed_action', self._on_executed,
+                                 COMMAND_QOS)
+        self.create_subscription(String, 'task_instruction', self._on_instruction, LATCHED_QOS)
+        if self.reward_source == 'topic':
+            self.create_subscription(Bool, self.reward_name, self._on_success_topic,
+                                     COMMAND_QOS)
+        if self.reward_source == 'button':
+            self.create_subscription(Joy, 'spacenav/joy', self._on_joy, COMMAND_QOS)
+        self._reset_client = (self.create_client(ResetCell, self.reset_service)
+                              if self.reset_service else None)
         self.create_service(StartEpisode, 'start_episode', self._on_start)
         self.create_service(EndEpisode, 'end_episode', self._on_end)
         self.create_service(SetMode, 'set_mode', self._on_set_mode)
-        self._mode.publish(ModeMsg(value=int(self._episodes.mode)))
-        self.get_logger().info(f'cell {self.robot_id}: mode {self._episodes.mode.name}')
+        self.create_timer(0.1, self._on_tick)
+        self._mode.publish(ModeMsg(value=int(mode)))
+        limit = f'{self.episodes_to_run} episodes' if self.episodes_to_run else 'until stopped'
+        self.get_logger().info(f'cell {self.robot_id}: mode {mode.name}, {limit}')
 
-    def _on_start(self, request: StartEpisode.Request, response: StartEpisode.Response):
+    # --- starting episodes ---------------------------------------------------------------
+    def _on_tick(self) -> None:
+        if (self.auto_start and not self._episodes.running and not self._reset_in_flight
+                and self._episodes.mode != Mode.PAUSE and self._more_episodes()
+                and self._graph_ready()):
+            self._begin_episode()
+
+    def _graph_ready(self) -> bool:
+        missing = [f'publishers on {topic}' for topic in self.wait_for_topics
+                   if not self.count_publishers(topic)]
+        if self._reset_client is not None and not self._reset_client.service_is_ready():
+            missing.append(f'the {self.reset_service} service')
+        if missing and time.monotonic() - self._started_at > 30.0:
+            self.get_logger().warning('waiting for ' + ', '.join(missing),
+                                      throttle_duration_sec=30.0)
+        return not missing
+
+    def _more_episodes(self) -> bool:
+        return not self.episodes_to_run or len(self._results) < self.episodes_to_run
+
+    def _begin_episode(self, mode: Optional[Mode] = None) -> None:
+        if self._reset_client is None:
+            self._open_episode(mode, first_stamp_ns=0)
+            return
+        self._reset_in_flight = True
+        seed = self.seed + self._reset_count
+        self._reset_count += 1
+        future = self._reset_client.call_async(ResetCell.Request(seed=seed))
+        future.add_done_callback(lambda done: self._on_reset_done(done, mode))
+
+    def _on_reset_done(self, future, mode: Optional[Mode]) -> None:
+        self._reset_in_flight = False
+        response = future.result()
+        if response is None or not response.success:
+            reason = response.message if response is not None else 'no response'
+            self.get_logger().error(f'reset failed: {reason}; trying again',
+                                    throttle_duration_sec=5.0)
+            return
+        if response.instruction:
+            self._instruction = response.instruction
+        self._episode_limit = self.max_episode_steps or response.max_episode_steps
+        self._open_episode(mode, stamp_to_ns(response.observation_stamp))
+
+    def _open_episode(self, mode: Optional[Mode], first_stamp_ns: int) -> int:
+        episode_id = self._episodes.start(mode)
+        self._success_signal = False
+        self._assembler.reset()
+        self._steps.start(first_stamp_ns)
+        self._publish_event(EpisodeEvent.EPISODE_START, detail=self._instruction)
+        return episode_id
+
+    # --- steps ---------------------------------------------------------------------------
+    def _on_observation_message(self, source, stamp_ns, arrays) -> None:
+        observation = self._assembler.add(source, stamp_ns, arrays)
+        if observation is not None:
+            self._handle(self._steps.add_observation(observation))
+
+    def _on_executed(self, message: ExecutedAction) -> None:
+        self._handle(self._steps.add_action(stamp_to_ns(message.header.stamp), message))
+
+    def _handle(self, steps: List[Step]) -> None:
+        for step in steps:
+            if not self._episodes.running:
+                return
+            self._on_step(step)
+
+    def _on_step(self, step: Step) -> None:
+        if self.reward_source == 'observation':
+            success = bool(step.next_observation.arrays[self.reward_name][0] > 0.5)
+        else:
+            success, self._success_signal = self._success_signal, False
+        action: ExecutedAction = step.action
+        terminated = success
+        truncated = (not terminated and self._episode_limit > 0
+                     and self._episodes.steps + 1 >= self._episode_limit)
+        transition = self._transition(step, float(success), terminated, truncated)
+        self._transitions.publish(transition)
         try:
-            episode_id = self._episodes.start(Mode(request.mode.value))
-        except (EpisodeError, ValueError) as error:
-            response.success, response.message = False, str(error)
-            return response
-        response.success, response.episode_id = True, episode_id
-        self._publish_event(EpisodeEvent.EPISODE_START, detail=request.instruction)
+            self._episodes.record_step(transition.reward, action.intervened)
+        except EpisodeError as error:
+            self.get_logger().error(str(error), throttle_duration_sec=5.0)
+        if terminated or truncated:
+            self._finish_episode(Outcome.SUCCESS if terminated else Outcome.TIMEOUT)
+
+    def _transition(self, step: Step, reward: float, terminated: bool,
+                    truncated: bool) -> Transition:
+        action: ExecutedAction = step.action
+        self._sequence += 1
+        message = Transition(
+            robot_id=self.robot_id, episode_id=self._episodes.episode_id,
+            step=self._episodes.steps, sequence=self._sequence,
+            observation=to_named_arrays(step.observation.arrays),
+            images=self._image_refs(step.observation),
+            next_observation=to_named_arrays(step.next_observation.arrays),
+            next_images=self._image_refs(step.next_observation),
+            instruction=self._instruction, base_action=action.base_action,
+            residual=action.residual, residual_scale=action.residual_scale,
+            executed_action=action.executed_action, human_action=action.human_action,
+            intervened=action.intervened, intervened_axes=action.intervened_axes,
+            reward=reward, terminated=terminated, truncated=truncated,
+            evaluation=self._episodes.episode_mode == Mode.EVAL,
+            weights_version=action.weights_version)
+        message.header.stamp = ns_to_stamp(step.observation.stamp_ns)
+        return message
+
+    def _image_refs(self, observation: Observation) -> List[ImageRef]:
+        refs = []
+        for name, topic in self._image_topics.items():
+            pixels = observation.arrays[name]
+            refs.append(ImageRef(name=topic, topic=self.resolve_topic_name(topic),
+                                 stamp=ns_to_stamp(observation.stamp_ns),
+                                 height=pixels.shape[0], width=pixels.shape[1],
+                                 encoding='rgb8'))
+        return refs
+
+    # --- ending episodes -----------------------------------------------------------------
+    def _finish_episode(self, outcome: Outcome, reason: str = '') -> EpisodeSummary:
+        summary = self._episodes.end(outcome)
+        self._steps.stop()
+        self._publish_event(EpisodeEvent.EPISODE_END, summary=summary, detail=reason)
+        if outcome != Outcome.ABORT:
+            self._results.append(summary)
+            self._log_progress(summary)
+        if not self._more_episodes():
+            self._report_and_exit()
+        return summary
+
+    def _log_progress(self, summary: EpisodeSummary) -> None:
+        successes = sum(r.outcome == Outcome.SUCCESS for r in self._results)
+        done = len(self._results)
+        low, high = wilson_interval(successes, done)
+        total = f'/{self.episodes_to_run}' if self.episodes_to_run else ''
+        bar = ''
+        if self.episodes_to_run:
+            filled = int(20 * done / self.episodes_to_run)
+            bar = '[' + '#' * filled + '.' * (20 - filled) + '] '
         self.get_logger().info(
-            f'episode {episode_id} started ({self._episodes.episode_mode.name})')
-        return response
+            f'{bar}episode {done}{total} {summary.mode.name.lower()}: '
+            f'{summary.outcome.name} in {summary.steps} steps | success {successes}/{done} = '
+            f'{100 * successes / done:.0f}% (95% CI {100 * low:.0f}-{100 * high:.0f}%) | '
+            f'human {100 * summary.intervention_steps / max(summary.steps, 1):.0f}% of steps')
 
-    def _on_end(self, request: EndEpisode.Request, response: EndEpisode.Response):
+    def summary(self) -> dict:
+        """Return the success rate with its interval, mean length and intervention rate."""
+        done = len(self._results)
+        successes = sum(r.outcome == Outcome.SUCCESS for r in self._results)
+        steps = sum(r.steps for r in self._results)
+        low, high = wilson_interval(successes, done)
+        return {
+            'robot_id': self.robot_id, 'episodes': done, 'successes': successes,
+            'success_rate': successes / done if done else None,
+            'success_rate_ci95': [low, high] if done else None,
+            'mean_episode_steps': steps / done if done else None,
+            'intervention_rate': (sum(r.intervention_steps for r in self._results) / steps
+                                  if steps else None),
+            'modes': sorted({r.mode.name.lower() for r in self._results}),
+        }
+
+    def _report_and_exit(self) -> None:
+        summary = self.summary()
+        low, high = summary['success_rate_ci95']
+        self.get_logger().info(
+            f'{summary["episodes"]} episodes ({", ".join(summary["modes"])}): success '
+            f'{summary["successes"]}/{summary["episodes"]} = '
+            f'{100 * summary["success_rate"]:.1f}% (95% CI {100 * low:.1f}-{100 * high:.1f}%), '
+            f'mean length {summary["mean_episode_steps"]:.1f} steps, intervention rate '
+            f'{100 * summary["intervention_rate"]:.1f}% of steps')
+        if self.summary_file:
+            with open(self.summary_file, 'w') as stream:
+                json.dump(summary, stream, indent=2)
+        raise SystemExit(0)
+
+    # --- services and other inputs -------------------------------------------------------
+    def _on_start(self, request: StartEpisode.Request, response: StartEpisode.Response):
+        if self._episodes.running or self._reset_in_flight:
+            response.success = False
+            response.message = (f'episode {self._episodes.episode_id} is still running; end it '
+                                'first' if self._episodes.running else 'a reset is under way')
+            return response
+        if request.instruction:
+            self._instruction = request.instruction
         try:
-            summary = self._episodes.end(Outcome(request.outcome.value))
+            mode = Mode(request.mode.value)
+            if self._reset_client is None:
+                response.episode_id = self._open_episode(mode, 0)
+            else:
+                if request.seed >= 0:
+                    self.seed, self._reset_count = request.seed, 0
+                self._begin_episode(mode)
+                response.episode_id = self._episodes.episode_id + 1
         except (EpisodeError, ValueError) as error:
             response.success, response.message = False, str(error)
             return response
         response.success = True
-        response.episode_id = summary.episode_id
-        response.steps = summary.steps
-        response.episode_return = summary.episode_return
-        self._publish_event(EpisodeEvent.EPISODE_END, summary=summary, detail=request.reason)
-        self.get_logger().info(f'episode {summary.episode_id} ended: {summary.outcome.name} '
-                               f'after {summary.steps} steps')
+        return response
+
+    def _on_end(self, request: EndEpisode.Request, response: EndEpisode.Response):
+        try:
+            outcome = Outcome(request.outcome.value)
+            if outcome == Outcome.NONE:
+                raise EpisodeError('an episode ends with SUCCESS, FAILURE, TIMEOUT or ABORT')
+            if not self._episodes.running:
+                raise EpisodeError('no episode is running')
+        except (EpisodeError, ValueError) as error:
+            response.success, response.message = False, str(error)
+            return response
+        response.success = True
+        response.episode_id = self._episodes.episode_id
+        response.steps = self._episodes.steps
+        response.episode_return = self._episodes.episode_return
+        self._finish_episode(outcome, request.reason)
         return response
 
     def _on_set_mode(self, request: SetMode.Request, response: SetMode.Response):
@@ -82,8 +347,7 @@ class EpisodeManagerNode(Node):
             response.success, response.message = False, f'unknown mode {request.mode.value}'
             return response
         if mode == Mode.PAUSE and self._episodes.running:
-            summary = self._episodes.end(Outcome.ABORT)
-            self._publish_event(EpisodeEvent.EPISODE_END, summary=summary, detail='paused')
+            self._finish_episode(Outcome.ABORT, 'paused')
         previous = self._episodes.set_mode(mode)
         response.success = True
         response.previous_mode.value = int(previous)
@@ -91,6 +355,17 @@ class EpisodeManagerNode(Node):
         self._publish_event(EpisodeEvent.MODE_CHANGE, detail=f'{previous.name} -> {mode.name}')
         self.get_logger().info(f'mode {previous.name} -> {mode.name}')
         return response
+
+    def _on_instruction(self, message: String) -> None:
+        self._instruction = message.data
+
+    def _on_success_topic(self, message: Bool) -> None:
+        self._success_signal = self._success_signal or message.data
+
+    def _on_joy(self, message: Joy) -> None:
+        buttons = list(message.buttons)
+        if 0 <= self.success_button < len(buttons) and buttons[self.success_button]:
+            self._success_signal = True
 
     def _publish_event(self, event: int, summary: EpisodeSummary = None, detail: str = ''):
         message = EpisodeEvent(robot_id=self.robot_id, event=event, detail=detail)
@@ -108,18 +383,8 @@ class EpisodeManagerNode(Node):
 
 
 def main(args=None):
-    """Run the episode manager until shutdown."""
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = EpisodeManagerNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+    """Run the episode manager until shutdown (or until its episodes are done)."""
+    return run_node(EpisodeManagerNode, args)
 
 
 if __name__ == '__main__':

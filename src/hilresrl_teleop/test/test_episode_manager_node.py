@@ -1,25 +1,74 @@
-"""episode_manager over DDS: services, events and the latched mode."""
+"""episode_manager over DDS: services, events, the latched mode, transitions and summaries."""
 
-from hilresrl_msgs.msg import EpisodeEvent, EpisodeOutcome, Mode
+import json
+
+from hilresrl_msgs.msg import (EpisodeEvent, EpisodeOutcome, ExecutedAction, Mode,
+                               StateVector, Transition)
 from hilresrl_msgs.srv import EndEpisode, SetMode, StartEpisode
+from hilresrl_policy.conversions import float32_field, from_named_arrays, ns_to_stamp
+from hilresrl_policy.qos import COMMAND_QOS, LATCHED_QOS, TRANSITIONS_QOS
 from hilresrl_teleop import episodes
 from hilresrl_teleop.episode_manager import EpisodeManagerNode
 import pytest
 from rclpy.parameter import Parameter
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
-LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
-                     durability=DurabilityPolicy.TRANSIENT_LOCAL)
+MANUAL = {'robot_id': 'cellA', 'reset_service': '', 'auto_start': False, 'wait_for_topics': [''],
+          'observation_sources': ['task_state', 'success'], 'reward_source': 'observation'}
 
 
 @pytest.fixture
-def manager(ros_context, probe):
-    node = EpisodeManagerNode(context=ros_context, parameter_overrides=[
-        Parameter('robot_id', value='cellA')])
-    probe.executor.add_node(node)
-    yield node
-    probe.executor.remove_node(node)
-    node.destroy_node()
+def make_manager(ros_context, probe):
+    nodes = []
+
+    def make(**overrides):
+        node = EpisodeManagerNode(context=ros_context, parameter_overrides=[
+            Parameter(name, value=value) for name, value in {**MANUAL, **overrides}.items()])
+        probe.executor.add_node(node)
+        nodes.append(node)
+        return node
+
+    yield make
+    for node in nodes:
+        probe.executor.remove_node(node)
+        node.destroy_node()
+
+
+class Cell:
+    """The probe's side: observations and executed actions in, transitions and events out."""
+
+    def __init__(self, probe):
+        self.probe = probe
+        self.transitions, self.events = [], []
+        node = probe.node
+        self.states = node.create_publisher(StateVector, 'task_state', 10)
+        self.success = node.create_publisher(StateVector, 'success', 10)
+        self.executed = node.create_publisher(ExecutedAction, 'executed_action', COMMAND_QOS)
+        node.create_subscription(Transition, 'transitions', self.transitions.append,
+                                 TRANSITIONS_QOS)
+        node.create_subscription(EpisodeEvent, 'episode_events', self.events.append, 10)
+        probe.wait_for(lambda: self.executed.get_subscription_count() == 1
+                       and self.states.get_subscription_count() == 1
+                       and node.count_subscribers('transitions') >= 1, message='the manager')
+
+    def observe(self, k: int, success: bool = False) -> None:
+        stamp = ns_to_stamp(k * 100_000_000)
+        flag = StateVector(data=float32_field([float(success)]))
+        flag.header.stamp = stamp
+        self.success.publish(flag)
+        state = StateVector(data=float32_field([k, k + 0.5]))
+        state.header.stamp = stamp
+        self.states.publish(state)
+
+    def execute(self, k: int, intervened: bool = False) -> None:
+        message = ExecutedAction(executed_action=float32_field([0.1 * k, 0, 0, 1]),
+                                 base_action=float32_field([0.0, 0, 0, 1]),
+                                 residual=float32_field([0.0] * 4), intervened=intervened,
+                                 weights_version=3)
+        if intervened:
+            message.human_action = float32_field([0.1 * k, 0, 0, 1])
+            message.intervened_axes = [True] * 4
+        message.header.stamp = ns_to_stamp(k * 100_000_000)
+        self.executed.publish(message)
 
 
 def test_core_enums_match_the_messages():
@@ -29,7 +78,8 @@ def test_core_enums_match_the_messages():
         EpisodeOutcome.TIMEOUT, EpisodeOutcome.ABORT]
 
 
-def test_episode_start_and_end_are_published(manager, probe):
+def test_episode_start_and_end_are_published(make_manager, probe):
+    make_manager()
     events = []
     probe.node.create_subscription(EpisodeEvent, 'episode_events', events.append, 10)
     probe.wait_for(lambda: probe.node.count_publishers('episode_events') == 1)
@@ -51,7 +101,8 @@ def test_episode_start_and_end_are_published(manager, probe):
         EpisodeEvent.EPISODE_END, EpisodeOutcome.FAILURE, Mode.EVAL, 'dropped')
 
 
-def test_pause_aborts_the_running_episode_and_is_latched(manager, probe):
+def test_pause_aborts_the_running_episode_and_is_latched(make_manager, probe):
+    make_manager()
     probe.call(StartEpisode, 'start_episode', StartEpisode.Request())
     response = probe.call(SetMode, 'set_mode', SetMode.Request(mode=Mode(value=Mode.PAUSE)))
     assert response.success and response.previous_mode.value == Mode.TRAIN
@@ -59,5 +110,55 @@ def test_pause_aborts_the_running_episode_and_is_latched(manager, probe):
     assert not refused.success and 'paused' in refused.message
 
     modes = []  # a late subscriber still gets the mode: the topic is latched
-    probe.node.create_subscription(Mode, 'mode', modes.append, LATCHED)
+    probe.node.create_subscription(Mode, 'mode', modes.append, LATCHED_QOS)
     probe.wait_for(lambda: modes and modes[-1].value == Mode.PAUSE, message='latched mode')
+
+
+def test_every_step_becomes_a_transition_until_success(make_manager, probe):
+    make_manager()
+    cell = Cell(probe)
+    assert probe.call(StartEpisode, 'start_episode', StartEpisode.Request()).success
+    cell.observe(1)
+    cell.observe(2)  # o_1 may come before a_0: the pairing waits for the action
+    cell.execute(1, intervened=True)
+    cell.execute(2)
+    cell.observe(3, success=True)
+    probe.wait_for(lambda: len(cell.transitions) == 2, message='two transitions')
+    first, second = cell.transitions
+    assert (first.robot_id, first.episode_id, first.step, first.sequence) == ('cellA', 1, 0, 1)
+    assert from_named_arrays(first.observation)['task_state'].tolist() == [1.0, 1.5]
+    assert from_named_arrays(first.next_observation)['task_state'].tolist() == [2.0, 2.5]
+    assert first.intervened and list(first.intervened_axes) == [True] * 4
+    assert list(first.human_action) == pytest.approx([0.1, 0, 0, 1])
+    assert (first.reward, first.terminated, first.truncated) == (0.0, False, False)
+    assert (second.step, second.sequence, second.reward, second.terminated) == (1, 2, 1.0, True)
+    assert not second.intervened and second.weights_version == 3
+    assert list(second.executed_action) == pytest.approx([0.2, 0, 0, 1])
+    probe.wait_for(lambda: any(e.event == EpisodeEvent.EPISODE_END for e in cell.events),
+                   message='the end of the episode')
+    end = next(e for e in cell.events if e.event == EpisodeEvent.EPISODE_END)
+    assert (end.outcome.value, end.steps, end.intervention_steps, end.episode_return) == (
+        EpisodeOutcome.SUCCESS, 2, 1, 1.0)
+
+
+def test_time_limit_truncates_and_the_summary_ends_the_run(make_manager, probe, tmp_path):
+    summary_file = tmp_path / 'summary.json'
+    make_manager(max_episode_steps=2, episodes=1, initial_mode='eval',
+                 summary_file=str(summary_file))
+    cell = Cell(probe)
+    assert probe.call(StartEpisode, 'start_episode', StartEpisode.Request(
+        mode=Mode(value=Mode.EVAL))).success
+    cell.observe(1)
+    cell.execute(1)
+    cell.observe(2)
+    cell.execute(2)
+    with pytest.raises(SystemExit) as finished:  # the node ends its process when done
+        cell.observe(3)
+        probe.wait_for(lambda: False, 30, 'the end of the run')
+    assert finished.value.code == 0
+    probe.wait_for(lambda: len(cell.transitions) == 2, message='both transitions')
+    assert [t.truncated for t in cell.transitions] == [False, True]
+    assert all(t.evaluation for t in cell.transitions)
+    summary = json.loads(summary_file.read_text())
+    assert (summary['episodes'], summary['successes'], summary['success_rate']) == (1, 0, 0.0)
+    assert summary['mean_episode_steps'] == 2.0 and summary['modes'] == ['eval']

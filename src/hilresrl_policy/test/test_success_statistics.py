@@ -2,7 +2,7 @@
 
 import math
 
-from hilresrl_learner.success_statistics import SuccessWindow, wilson_interval
+from hilresrl_policy.success_statistics import SuccessWindow, wilson_interval
 import pytest
 
 

@@ -1,0 +1,68 @@
+"""
+The base-policy adapter interface and its entry-point registry.
+
+Observations are dictionaries of named numpy arrays: state sources by their source name
+(``task_state``, ``joint_positions``, ``ee_pose``, ...) and camera images as ``image/<camera>``
+(H x W x 3 uint8). Actions are in the cell's normalized action space, one value in [-1, 1] per
+axis. No ROS here: adapters run the same in a node, a benchmark or a notebook.
+"""
+
+import abc
+from typing import Any, Dict, List, Mapping
+
+import numpy as np
+
+ENTRY_POINT_GROUP = 'hilresrl.base_policies'
+
+
+class BasePolicyError(RuntimeError):
+    """A base policy that cannot be loaded or cannot act; the message says why."""
+
+
+class BasePolicy(abc.ABC):
+    """A frozen base policy: observation in, action chunk out."""
+
+    #: identifies the model in ActionChunk.source_model, e.g. "bc_mlp:pick-place-v3"
+    source_model: str = 'unknown'
+    #: number of action axes
+    action_dim: int = 0
+    #: rows of each chunk returned by act()
+    horizon: int = 1
+
+    def reset(self, instruction: str = '') -> None:
+        """Start of an episode: forget any internal state (history, latent, queue)."""
+
+    @abc.abstractmethod
+    def act(self, observation: Mapping[str, np.ndarray]) -> np.ndarray:
+        """Return a float32 array of shape (horizon, action_dim) for this observation."""
+
+    def close(self) -> None:
+        """Release what the policy holds (servers, devices)."""
+
+
+def registered_base_policies() -> List[str]:
+    """Return the names registered in the hilresrl.base_policies entry-point group."""
+    return sorted({entry_point.name for entry_point in _entry_points()})
+
+
+def load_base_policy(kind: str, config: Dict[str, Any]) -> BasePolicy:
+    """Create the base policy registered as ``kind`` from its configuration."""
+    matches = [entry_point for entry_point in _entry_points() if entry_point.name == kind]
+    if not matches:
+        raise BasePolicyError(
+            f'no base policy named {kind!r}; registered: '
+            f'{", ".join(registered_base_policies()) or "none"} (entry-point group '
+            f'{ENTRY_POINT_GROUP})')
+    factory = matches[0].load()
+    policy = factory(dict(config))
+    if not isinstance(policy, BasePolicy):
+        raise BasePolicyError(f'{kind!r} made a {type(policy).__name__}, not a BasePolicy')
+    return policy
+
+
+def _entry_points():
+    from importlib.metadata import entry_points
+    found = entry_points()
+    if hasattr(found, 'select'):  # Python 3.10+
+        return list(found.select(group=ENTRY_POINT_GROUP))
+    return list(found.get(ENTRY_POINT_GROUP, []))  # pragma: no cover (older importlib)

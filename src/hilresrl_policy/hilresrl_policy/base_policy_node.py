@@ -1,0 +1,146 @@
+"""
+base_policy_node: runs the frozen base policy (any adapter) and publishes its action chunks.
+
+It runs at its own pace, apart from the control loop: on a timer (a real cell, where a VLA may
+take 100-300 ms) or when a new observation needs a new plan (a lockstep simulator). Adapters are
+found by name in the hilresrl.base_policies entry-point group.
+"""
+
+import json
+import time
+from typing import Optional
+
+from hilresrl_msgs.msg import ActionChunk, EpisodeEvent
+import numpy as np
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.node import Node
+from std_msgs.msg import String
+
+from .adapters import BasePolicyError, load_base_policy
+from .chunking import Chunk, ChunkBuffer
+from .conversions import float32_field, ns_to_stamp
+from .node_runner import ConfigurationError, run_node
+from .observation import Observation, ObservationAssembler
+from .observation_topics import declare_observation_parameters, subscribe_observations
+from .qos import COMMAND_QOS, EVENTS_QOS, LATCHED_QOS
+
+TRIGGERS = ('observation', 'timer')
+
+
+class BasePolicyNode(Node):
+    """Observation in, ActionChunk out, for any registered base-policy adapter."""
+
+    def __init__(self, **kwargs):
+        super().__init__('base_policy', **kwargs)
+
+        def parameter(name, default, description):
+            return self.declare_parameter(name, default, ParameterDescriptor(
+                description=description, read_only=True)).value
+
+        kind = parameter('base_policy.kind', 'bc',
+                         'Adapter name in the hilresrl.base_policies entry-point group '
+                         '(bc, scripted, or one a user registered)')
+        config = {
+            'checkpoint': parameter('base_policy.checkpoint', '',
+                                    'Checkpoint directory of the model, for adapters that load '
+                                    'one'),
+            'task': parameter('base_policy.task', '', 'Task name, for task-specific adapters'),
+            'device': parameter('base_policy.device', 'cpu', 'Torch device: cpu, cuda, cuda:1'),
+        }
+        extra = parameter('base_policy.config_json', '{}',
+                          'Further adapter settings as a JSON object')
+        self.trigger: str = parameter('trigger', 'observation',
+                                      'observation: plan when an observation needs a new chunk '
+                                      '(lockstep); timer: plan at rate_hz (real time)')
+        self.rate_hz: float = parameter('rate_hz', 10.0, 'Planning rate for trigger=timer')
+        self.step_period_s: float = parameter(
+            'step_period_s', 0.1, 'Seconds between consecutive rows of a chunk (the control '
+                                  'period the policy was trained at)')
+        self.execute_steps: int = parameter(
+            'execute_steps', 0, 'Rows of a chunk executed before replanning (receding horizon); '
+                                '0: the whole chunk')
+        self.frame_id: str = parameter('frame_id', 'world', 'Frame of the Cartesian action axes')
+        observation = declare_observation_parameters(self)
+        if self.trigger not in TRIGGERS:
+            raise ConfigurationError(f'trigger must be one of {", ".join(TRIGGERS)}, '
+                                     f'not {self.trigger!r}')
+        try:
+            config.update(json.loads(extra))
+            self.policy = load_base_policy(kind, config)
+        except (BasePolicyError, ValueError, OSError) as error:
+            raise ConfigurationError(f'base policy {kind!r}: {error}') from error
+
+        self._assembler = ObservationAssembler(observation.sources, observation.sync)
+        self._chunks = ChunkBuffer(self.execute_steps or None)
+        self._chunk_id = 0
+        self._last_chunk: Optional[ActionChunk] = None
+        self._instruction = ''
+        self._chunks_pub = self.create_publisher(ActionChunk, 'base_action_chunk', COMMAND_QOS)
+        subscribe_observations(self, observation, self._on_observation_message)
+        self.create_subscription(EpisodeEvent, 'episode_events', self._on_event, EVENTS_QOS)
+        self.create_subscription(String, 'task_instruction', self._on_instruction, LATCHED_QOS)
+        if self.trigger == 'timer':
+            self.create_timer(1.0 / self.rate_hz, self._on_timer)
+        self.get_logger().info(
+            f'base policy {self.policy.source_model}: horizon {self.policy.horizon}, '
+            f'{self.policy.action_dim} axes, planning on {self.trigger}')
+
+    def _on_observation_message(self, source, stamp_ns, arrays) -> None:
+        observation = self._assembler.add(source, stamp_ns, arrays)
+        if self.trigger != 'observation' or observation is None:
+            return
+        chunk = self._chunks.chunk
+        if observation.repeat and chunk is not None and chunk.stamp_ns == observation.stamp_ns:
+            self._chunks_pub.publish(self._last_chunk)  # it may not have reached anyone
+        elif self._chunks.needs_replan(observation.stamp_ns):
+            self._plan(observation)
+
+    def _on_timer(self) -> None:
+        observation = self._assembler.latest()
+        if observation is not None:
+            self._plan(observation)
+
+    def _plan(self, observation: Observation) -> None:
+        started = time.perf_counter()
+        actions = np.asarray(self.policy.act(observation.arrays), dtype=np.float32)
+        latency_s = time.perf_counter() - started
+        if actions.ndim != 2 or actions.shape[1] != self.policy.action_dim:
+            self.get_logger().error(f'{self.policy.source_model} returned shape {actions.shape}, '
+                                    f'not (horizon, {self.policy.action_dim}): no chunk',
+                                    throttle_duration_sec=5.0)
+            return
+        self._chunk_id += 1
+        chunk = Chunk(observation.stamp_ns, self.step_period_s, actions, self._chunk_id,
+                      self.policy.source_model)
+        self._chunks.add(chunk)
+        message = ActionChunk(source_model=chunk.source_model, chunk_id=chunk.chunk_id,
+                              action_dim=int(actions.shape[1]), horizon=chunk.horizon,
+                              step_period_s=chunk.step_period_s, data=float32_field(actions),
+                              inference_latency_s=latency_s)
+        message.header.stamp = ns_to_stamp(observation.stamp_ns)
+        message.header.frame_id = self.frame_id
+        self._chunks_pub.publish(message)
+        self._last_chunk = message  # to send again if the cell repeats this observation
+
+    def _on_event(self, event: EpisodeEvent) -> None:
+        if event.event == EpisodeEvent.EPISODE_START:
+            self.policy.reset(self._instruction)
+            self._chunks.clear()
+            self._assembler.reset()
+
+    def _on_instruction(self, message: String) -> None:
+        self._instruction = message.data
+
+    def destroy_node(self):
+        """Release the policy, then the node."""
+        self.policy.close()
+        return super().destroy_node()
+
+
+def main(args=None):
+    """Run the base-policy node until shutdown."""
+    return run_node(BasePolicyNode, args)
+
+
+if __name__ == '__main__':
+    main()

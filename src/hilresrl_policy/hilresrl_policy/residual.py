@@ -1,0 +1,145 @@
+"""
+The residual actor and action composition: composed = clip(base + residual_scale * residual).
+
+The actor sees the observation and the base action and outputs a residual in [-1, 1] per axis;
+its last layer starts at zero, so training begins exactly at the base policy. Weights travel as
+safetensors bytes with a JSON architecture, and a receiver refuses any that do not match.
+"""
+
+from dataclasses import asdict, dataclass, field
+import hashlib
+import json
+from typing import Dict, Sequence, Tuple
+
+import numpy as np
+from safetensors.torch import load as load_tensors
+from safetensors.torch import save as save_tensors
+import torch
+from torch import nn
+
+WEIGHTS_FORMAT = 'safetensors'
+
+
+class WeightsError(ValueError):
+    """Weights that cannot be used; the message says what does not match."""
+
+
+@dataclass(frozen=True)
+class ResidualConfig:
+    """Shapes of the residual actor; two actors with equal configs share weights."""
+
+    obs_dim: int
+    action_dim: int
+    hidden_sizes: Tuple[int, ...] = (256, 256)
+    layer_norm: bool = True
+    kind: str = 'residual_mlp'
+
+    def to_json(self) -> str:
+        """Return the config as canonical JSON (the PolicyWeights.architecture field)."""
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> 'ResidualConfig':
+        """Parse a config written by to_json."""
+        try:
+            values = json.loads(text)
+            values['hidden_sizes'] = tuple(values['hidden_sizes'])
+            return cls(**values)
+        except (ValueError, KeyError, TypeError) as error:
+            raise WeightsError(f'unreadable architecture {text[:80]!r}: {error}') from error
+
+
+def mlp(sizes: Sequence[int], layer_norm: bool) -> nn.Sequential:
+    """Return Linear (+LayerNorm) + ReLU layers through the given sizes, ending in a Linear."""
+    layers = []
+    for index, (inputs, outputs) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(inputs, outputs))
+        if index < len(sizes) - 2:
+            if layer_norm:
+                layers.append(nn.LayerNorm(outputs))
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+class ResidualActor(nn.Module):
+    """Observation + base action -> residual in [-1, 1] per axis (tanh)."""
+
+    def __init__(self, config: ResidualConfig):
+        super().__init__()
+        self.config = config
+        self.net = mlp([config.obs_dim + config.action_dim, *config.hidden_sizes,
+                        config.action_dim], config.layer_norm)
+        last = self.net[-1]
+        nn.init.zeros_(last.weight)  # residual 0: composed == base until trained
+        nn.init.zeros_(last.bias)
+
+    def forward(self, observation: torch.Tensor, base_action: torch.Tensor) -> torch.Tensor:
+        """Return the residual for a batch of observations and base actions."""
+        return torch.tanh(self.net(torch.cat([observation, base_action], dim=-1)))
+
+
+def compose(base_action: np.ndarray, residual: np.ndarray, residual_scale: np.ndarray,
+            low: float = -1.0, high: float = 1.0) -> np.ndarray:
+    """Return clip(base + residual_scale * residual) as float32."""
+    return np.clip(np.asarray(base_action, dtype=np.float32)
+                   + np.asarray(residual_scale, dtype=np.float32)
+                   * np.asarray(residual, dtype=np.float32), low, high).astype(np.float32)
+
+
+def residual_scale_vector(scale: Sequence[float], action_dim: int) -> np.ndarray:
+    """Return the residual scale per axis from one value or one per axis."""
+    values = np.asarray(list(scale), dtype=np.float32).ravel()
+    if values.size == 1:
+        return np.full(action_dim, values[0], dtype=np.float32)
+    if values.size != action_dim:
+        raise ValueError(f'residual_scale has {values.size} values; give 1 or {action_dim}')
+    return values
+
+
+@dataclass
+class SerializedWeights:
+    """The fields of a PolicyWeights message."""
+
+    blob: bytes
+    sha256: str
+    architecture: str
+    format: str = WEIGHTS_FORMAT  # noqa: A003 (the PolicyWeights field it fills)
+    metadata: Dict[str, str] = field(default_factory=dict)
+
+
+def serialize_actor(actor: ResidualActor) -> SerializedWeights:
+    """Return an actor's weights as safetensors bytes with their hash and architecture."""
+    state = {name: tensor.detach().cpu().contiguous()
+             for name, tensor in actor.state_dict().items()}
+    blob = save_tensors(state)
+    return SerializedWeights(blob, hashlib.sha256(blob).hexdigest(), actor.config.to_json())
+
+
+def load_actor_weights(actor: ResidualActor, blob: bytes, sha256: str, architecture: str,
+                       weights_format: str = WEIGHTS_FORMAT) -> None:
+    """Load serialized weights into an actor, or raise WeightsError and leave it untouched."""
+    if weights_format != WEIGHTS_FORMAT:
+        raise WeightsError(f'format {weights_format!r} is not {WEIGHTS_FORMAT!r}')
+    digest = hashlib.sha256(blob).hexdigest()
+    if digest != sha256:
+        raise WeightsError(f'sha256 mismatch: the blob hashes to {digest[:12]}, the message '
+                           f'says {sha256[:12]} (corrupted in transit?)')
+    received = ResidualConfig.from_json(architecture)
+    if received != actor.config:
+        differences = [f'{key} {theirs!r} != {ours!r}'
+                       for key, theirs in asdict(received).items()
+                       if (ours := asdict(actor.config)[key]) != theirs]
+        raise WeightsError('architecture mismatch: ' + ', '.join(differences))
+    try:
+        state = load_tensors(bytes(blob))
+    except Exception as error:  # safetensors raises its own error types
+        raise WeightsError(f'unreadable safetensors blob: {error}') from error
+    expected = actor.state_dict()
+    if set(state) != set(expected):
+        raise WeightsError(f'tensor names differ: missing {sorted(set(expected) - set(state))}, '
+                           f'unexpected {sorted(set(state) - set(expected))}')
+    for name, tensor in state.items():
+        if tensor.shape != expected[name].shape:
+            raise WeightsError(f'{name}: shape {tuple(tensor.shape)} != '
+                               f'{tuple(expected[name].shape)}')
+    actor.load_state_dict(state)

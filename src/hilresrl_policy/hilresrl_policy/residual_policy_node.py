@@ -1,0 +1,217 @@
+"""
+residual_policy_node: corrects the base action at the control rate and proposes the result.
+
+Each control step: the latest observation and the base action for its time (a row of the newest
+chunk) go through the residual actor; composed = clip(base + residual_scale * residual) is
+published with the version of the weights that produced it. New weights from the learner's
+latched topic are checked and swapped in between steps; bad ones are refused and the old ones
+keep acting, as they do when the learner is down.
+"""
+
+from typing import Optional
+
+from hilresrl_msgs.msg import ActionChunk, Mode, PolicyWeights, ProposedAction
+import numpy as np
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.node import Node
+import torch
+
+from .chunking import Chunk, ChunkBuffer
+from .conversions import float32_field, ns_to_stamp, stamp_to_ns
+from .node_runner import ConfigurationError, run_node
+from .observation import Observation, ObservationAssembler
+from .observation_topics import declare_observation_parameters, subscribe_observations
+from .qos import COMMAND_QOS, LATCHED_QOS
+from .residual import (compose, load_actor_weights, residual_scale_vector, ResidualActor,
+                       ResidualConfig, WeightsError)
+
+TRIGGERS = ('observation', 'timer')
+
+
+class ResidualPolicyNode(Node):
+    """Observation + base action -> residual -> ProposedAction, every control step."""
+
+    def __init__(self, **kwargs):
+        super().__init__('residual_policy', **kwargs)
+
+        def parameter(name, default, description):
+            return self.declare_parameter(name, default, ParameterDescriptor(
+                description=description, read_only=True)).value
+
+        self.action_dim: int = parameter('action_dim', 4, 'Number of action axes')
+        self.policy_inputs = list(parameter(
+            'policy_inputs', ['task_state'],
+            'Observation arrays the actor sees, concatenated in this order'))
+        self.residual_scale = residual_scale_vector(parameter(
+            'residual_scale', [0.3], 'Residual scale: one value, or one per action axis'),
+            self.action_dim)
+        self.hidden_sizes = tuple(parameter('hidden_sizes', [256, 256],
+                                            'Hidden layer sizes of the actor'))
+        self.layer_norm: bool = parameter('layer_norm', True, 'LayerNorm in the actor')
+        self.exploration_std: float = parameter(
+            'exploration_std', 0.1, 'Gaussian noise added to the residual in TRAIN mode '
+                                    '(none in EVAL)')
+        self.device = torch.device(parameter('device', 'cpu', 'Torch device of the actor'))
+        self.trigger: str = parameter('trigger', 'observation',
+                                      'observation: one step per observation (lockstep); '
+                                      'timer: one step per control period (real time)')
+        self.control_rate_hz: float = parameter('control_rate_hz', 10.0,
+                                                'Control rate for trigger=timer')
+        self.frame_id: str = parameter('frame_id', 'world', 'Frame of the Cartesian axes')
+        seed: int = parameter('seed', 0, 'Seed of the exploration noise')
+        observation = declare_observation_parameters(self)
+        if self.trigger not in TRIGGERS:
+            raise ConfigurationError(f'trigger must be one of {", ".join(TRIGGERS)}, '
+                                     f'not {self.trigger!r}')
+        try:
+            residual_scale_vector(self.residual_scale, self.action_dim)
+        except ValueError as error:
+            raise ConfigurationError(str(error)) from error
+        torch.set_num_threads(1)  # a small MLP per step; threads only contend with the cell
+
+        self._rng = np.random.default_rng(seed)
+        self._assembler = ObservationAssembler(observation.sources, observation.sync)
+        self._chunks = ChunkBuffer()
+        self._actor: Optional[ResidualActor] = None
+        self._weights_version = 0
+        self.refused_weights = 0
+        self._pending_weights: Optional[PolicyWeights] = None
+        self._waiting: Optional[Observation] = None
+        self._last_stamp_ns = -1
+        self._last_proposal: Optional[ProposedAction] = None
+        self._step = 0
+        self._mode = Mode.TRAIN
+
+        self._proposals = self.create_publisher(ProposedAction, 'proposed_action', COMMAND_QOS)
+        subscribe_observations(self, observation, self._on_observation_message)
+        self.create_subscription(ActionChunk, 'base_action_chunk', self._on_chunk, COMMAND_QOS)
+        self.create_subscription(PolicyWeights, 'policy_weights', self._on_weights, LATCHED_QOS)
+        self.create_subscription(Mode, 'mode', self._on_mode, LATCHED_QOS)
+        if self.trigger == 'timer':
+            self.create_timer(1.0 / self.control_rate_hz, self._on_timer)
+
+    @property
+    def weights_version(self) -> int:
+        """Return the version of the weights in use (0: the zero-initialised actor)."""
+        return self._weights_version
+
+    def _on_observation_message(self, source, stamp_ns, arrays) -> None:
+        observation = self._assembler.add(source, stamp_ns, arrays)
+        if self.trigger != 'observation' or observation is None:
+            return
+        if (observation.repeat and self._last_proposal is not None
+                and observation.stamp_ns == self._last_stamp_ns):
+            self._proposals.publish(self._last_proposal)  # it may not have reached anyone
+            return
+        self._waiting = observation
+        self._try_step()
+
+    def _on_timer(self) -> None:
+        observation = self._assembler.latest()
+        if observation is not None and observation.stamp_ns != self._last_stamp_ns:
+            self._waiting = observation
+            self._try_step()
+
+    def _on_chunk(self, message: ActionChunk) -> None:
+        actions = np.asarray(message.data, dtype=np.float32)
+        if message.action_dim != self.action_dim or actions.size != (
+                message.horizon * message.action_dim):
+            self.get_logger().error(
+                f'chunk {message.chunk_id} from {message.source_model} has {message.horizon} x '
+                f'{message.action_dim} shape for {actions.size} values; this cell has '
+                f'{self.action_dim} axes: ignored', throttle_duration_sec=5.0)
+            return
+        self._chunks.add(Chunk(stamp_to_ns(message.header.stamp), message.step_period_s,
+                               actions.reshape(message.horizon, message.action_dim),
+                               message.chunk_id, message.source_model))
+        if self._waiting is not None:
+            self._try_step()
+
+    def _try_step(self) -> None:
+        observation = self._waiting
+        # In lockstep the base policy plans from this very observation when it is due, so wait
+        # for that chunk rather than play an older one.
+        base = self._chunks.action_at(observation.stamp_ns,
+                                      fresh_only=self.trigger == 'observation')
+        if base is None:
+            if self.trigger == 'observation' and self._chunks.chunk is not None:
+                if self._chunks.chunk.stamp_ns < observation.stamp_ns:
+                    return  # the chunk for this observation is on its way
+            if self.trigger == 'timer':
+                self.get_logger().warning('no base action for the current time (base policy '
+                                          'slow or down?)', throttle_duration_sec=5.0)
+            return
+        self._waiting = None
+        self._last_stamp_ns = observation.stamp_ns
+        self._step += 1
+        state = observation.vector(self.policy_inputs)
+        actor = self._actor_for(state.size)
+        with torch.no_grad():
+            residual = actor(torch.from_numpy(state).unsqueeze(0).to(self.device),
+                             torch.from_numpy(np.asarray(base.action)).unsqueeze(0)
+                             .to(self.device))[0].cpu().numpy()
+        if self._mode == Mode.TRAIN and self.exploration_std > 0:
+            residual = np.clip(residual + self._rng.normal(0.0, self.exploration_std,
+                                                           residual.shape), -1.0, 1.0)
+        composed = compose(base.action, residual, self.residual_scale)
+        message = ProposedAction(step=self._step, base_action=float32_field(base.action),
+                                 residual=float32_field(residual),
+                                 residual_scale=float32_field(self.residual_scale),
+                                 composed_action=float32_field(composed),
+                                 weights_version=self._weights_version,
+                                 base_chunk_id=base.chunk.chunk_id,
+                                 base_source_model=base.chunk.source_model)
+        message.header.stamp = ns_to_stamp(observation.stamp_ns)
+        message.header.frame_id = self.frame_id
+        self._proposals.publish(message)
+        self._last_proposal = message
+
+    def _actor_for(self, obs_dim: int) -> ResidualActor:
+        if self._actor is None:
+            config = ResidualConfig(obs_dim, self.action_dim, self.hidden_sizes,
+                                    self.layer_norm)
+            self._actor = ResidualActor(config).to(self.device).eval()
+            self.get_logger().info(f'residual actor: {obs_dim} observation values + '
+                                   f'{self.action_dim} base action -> {self.action_dim}, '
+                                   f'hidden {list(self.hidden_sizes)}')
+            if self._pending_weights is not None:
+                self._adopt(self._pending_weights)
+        elif self._actor.config.obs_dim != obs_dim:
+            raise ConfigurationError(f'the observation changed size from '
+                                     f'{self._actor.config.obs_dim} to {obs_dim} values')
+        return self._actor
+
+    def _on_weights(self, message: PolicyWeights) -> None:
+        if message.version <= self._weights_version:
+            self.get_logger().warning(f'weights version {message.version} is not newer than '
+                                      f'{self._weights_version}: ignored')
+            return
+        if self._actor is None:
+            self._pending_weights = message  # adopted with the first observation
+            return
+        self._adopt(message)
+
+    def _adopt(self, message: PolicyWeights) -> None:
+        self._pending_weights = None
+        try:
+            load_actor_weights(self._actor, bytes(message.blob), message.sha256,
+                               message.architecture, message.format)
+        except WeightsError as error:
+            self.refused_weights += 1
+            self.get_logger().error(f'weights version {message.version} refused, keeping '
+                                    f'version {self._weights_version}: {error}')
+            return
+        self._weights_version = message.version
+        self.get_logger().info(f'residual weights version {message.version} in use')
+
+    def _on_mode(self, message: Mode) -> None:
+        self._mode = message.value
+
+
+def main(args=None):
+    """Run the residual-policy node until shutdown."""
+    return run_node(ResidualPolicyNode, args)
+
+
+if __name__ == '__main__':
+    main()

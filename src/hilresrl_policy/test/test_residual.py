@@ -1,0 +1,83 @@
+"""The residual actor, composition and weight transport (core, no ROS)."""
+
+import hashlib
+
+from hilresrl_policy.residual import (compose, load_actor_weights, residual_scale_vector,
+                                      ResidualActor, ResidualConfig, serialize_actor,
+                                      WeightsError)
+import numpy as np
+import pytest
+import torch
+
+CONFIG = ResidualConfig(obs_dim=5, action_dim=3, hidden_sizes=(16, 16))
+
+
+def _trained_actor(seed=0):
+    torch.manual_seed(seed)
+    actor = ResidualActor(CONFIG)
+    with torch.no_grad():
+        for parameter in actor.parameters():
+            parameter.normal_(0.0, 0.5)
+    return actor
+
+
+def test_zero_initialised_actor_gives_composed_equal_to_base():
+    actor = ResidualActor(CONFIG)
+    observation, base = torch.randn(8, 5), torch.rand(8, 3) * 2 - 1
+    residual = actor(observation, base)
+    assert torch.count_nonzero(residual) == 0
+    composed = compose(base.numpy(), residual.detach().numpy(), np.full(3, 0.5))
+    assert np.array_equal(composed, base.numpy())
+
+
+def test_composition_scales_and_clips():
+    composed = compose([0.5, -0.9, 0.0], [1.0, -1.0, 0.5], [0.2, 0.5, 1.0])
+    assert composed.tolist() == pytest.approx([0.7, -1.0, 0.5])
+    assert composed.dtype == np.float32
+
+
+def test_residual_scale_per_axis_or_one_value():
+    assert residual_scale_vector([0.3], 3).tolist() == pytest.approx([0.3] * 3)
+    assert residual_scale_vector([0.1, 0.2, 0.3], 3).tolist() == pytest.approx([0.1, 0.2, 0.3])
+    with pytest.raises(ValueError, match='give 1 or 3'):
+        residual_scale_vector([0.1, 0.2], 3)
+
+
+def test_weights_round_trip_exactly():
+    source, target = _trained_actor(1), ResidualActor(CONFIG)
+    weights = serialize_actor(source)
+    load_actor_weights(target, weights.blob, weights.sha256, weights.architecture)
+    observation, base = torch.randn(4, 5), torch.randn(4, 3)
+    assert torch.equal(source(observation, base), target(observation, base))
+
+
+def test_corrupt_weights_are_refused_and_the_actor_is_untouched():
+    target = ResidualActor(CONFIG)
+    before = {k: v.clone() for k, v in target.state_dict().items()}
+    weights = serialize_actor(_trained_actor(2))
+    corrupt = bytearray(weights.blob)
+    corrupt[-1] ^= 0xFF
+    with pytest.raises(WeightsError, match='sha256 mismatch'):
+        load_actor_weights(target, bytes(corrupt), weights.sha256, weights.architecture)
+    garbage = b'not safetensors'
+    with pytest.raises(WeightsError, match='unreadable safetensors'):
+        load_actor_weights(target, garbage, hashlib.sha256(garbage).hexdigest(),
+                           weights.architecture)
+    with pytest.raises(WeightsError, match="format 'pickle'"):
+        load_actor_weights(target, weights.blob, weights.sha256, weights.architecture,
+                           'pickle')
+    assert all(torch.equal(before[k], v) for k, v in target.state_dict().items())
+
+
+def test_mismatched_architecture_is_refused_naming_the_difference():
+    other = ResidualActor(ResidualConfig(obs_dim=7, action_dim=3, hidden_sizes=(16, 16)))
+    weights = serialize_actor(other)
+    with pytest.raises(WeightsError, match='architecture mismatch: obs_dim 7 != 5'):
+        load_actor_weights(ResidualActor(CONFIG), weights.blob, weights.sha256,
+                           weights.architecture)
+
+
+def test_architecture_json_round_trip():
+    assert ResidualConfig.from_json(CONFIG.to_json()) == CONFIG
+    with pytest.raises(WeightsError, match='unreadable architecture'):
+        ResidualConfig.from_json('{"obs_dim": 1}')

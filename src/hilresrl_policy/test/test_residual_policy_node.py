@@ -1,0 +1,104 @@
+"""residual_policy_node over DDS: composition, weight swaps between steps, refused weights."""
+
+from hilresrl_msgs.msg import ActionChunk, Mode, PolicyWeights, ProposedAction, StateVector
+from hilresrl_policy.conversions import float32_field, ns_to_stamp
+from hilresrl_policy.qos import COMMAND_QOS, LATCHED_QOS
+from hilresrl_policy.residual import ResidualActor, ResidualConfig, serialize_actor
+from hilresrl_policy.residual_policy_node import ResidualPolicyNode
+import numpy as np
+import pytest
+from rclpy.parameter import Parameter
+import torch
+
+CONFIG = ResidualConfig(obs_dim=5, action_dim=3, hidden_sizes=(16, 16))
+SCALE = [0.5, 0.5, 1.0]
+
+
+@pytest.fixture
+def residual(ros_context, probe):
+    node = ResidualPolicyNode(context=ros_context, parameter_overrides=[
+        Parameter('action_dim', value=3), Parameter('hidden_sizes', value=[16, 16]),
+        Parameter('residual_scale', value=SCALE), Parameter('exploration_std', value=0.0),
+        Parameter('observation_sources', value=['task_state']),
+        Parameter('policy_inputs', value=['task_state'])])
+    probe.executor.add_node(node)
+    yield node
+    probe.executor.remove_node(node)
+    node.destroy_node()
+
+
+class Cell:
+    """The probe's side: publishes observations and chunks, collects proposals."""
+
+    def __init__(self, probe):
+        self.probe = probe
+        self.proposals = []
+        self.states = probe.node.create_publisher(StateVector, 'task_state', 10)
+        self.chunks = probe.node.create_publisher(ActionChunk, 'base_action_chunk', COMMAND_QOS)
+        self.weights = probe.node.create_publisher(PolicyWeights, 'policy_weights', LATCHED_QOS)
+        self.mode = probe.node.create_publisher(Mode, 'mode', LATCHED_QOS)
+        probe.node.create_subscription(ProposedAction, 'proposed_action', self.proposals.append,
+                                       COMMAND_QOS)
+        probe.wait_for(lambda: self.states.get_subscription_count() == 1
+                       and self.chunks.get_subscription_count() == 1, message='the node')
+
+    def step(self, k: int, state: np.ndarray, base: np.ndarray) -> ProposedAction:
+        stamp = ns_to_stamp(1_000_000_000 + k * 100_000_000)
+        chunk = ActionChunk(action_dim=3, horizon=1, step_period_s=0.1, chunk_id=k,
+                            source_model='test', data=float32_field(base))
+        chunk.header.stamp = stamp
+        self.chunks.publish(chunk)
+        message = StateVector(data=float32_field(state))
+        message.header.stamp = stamp
+        count = len(self.proposals)
+        self.states.publish(message)
+        self.probe.wait_for(lambda: len(self.proposals) > count, message=f'proposal {k}')
+        return self.proposals[-1]
+
+    def send_weights(self, version: int, blob: bytes, sha256: str, architecture: str):
+        self.weights.publish(PolicyWeights(version=version, format='safetensors', blob=blob,
+                                           sha256=sha256, architecture=architecture))
+
+
+def test_untrained_residual_proposes_the_base_action(residual, probe):
+    cell = Cell(probe)
+    base = np.array([0.2, -0.4, 1.0], dtype=np.float32)
+    proposal = cell.step(1, np.ones(5, dtype=np.float32), base)
+    assert proposal.weights_version == 0
+    assert np.asarray(proposal.residual).tolist() == [0.0, 0.0, 0.0]
+    assert np.asarray(proposal.composed_action).tolist() == pytest.approx(base.tolist())
+    assert np.asarray(proposal.base_action).tolist() == pytest.approx(base.tolist())
+    assert proposal.base_chunk_id == 1 and proposal.header.stamp.sec == 1
+
+
+def test_new_weights_apply_from_the_next_step_and_bad_ones_are_refused(residual, probe):
+    cell = Cell(probe)
+    state, base = np.linspace(-1, 1, 5).astype(np.float32), np.zeros(3, dtype=np.float32)
+    cell.step(1, state, base)
+    torch.manual_seed(3)
+    trained = ResidualActor(CONFIG)
+    with torch.no_grad():
+        for parameter in trained.parameters():
+            parameter.normal_(0.0, 0.3)
+    weights = serialize_actor(trained)
+    cell.send_weights(1, weights.blob, weights.sha256, weights.architecture)
+    probe.wait_for(lambda: residual.weights_version == 1, message='weights version 1')
+
+    proposal = cell.step(2, state, base)
+    expected = trained(torch.from_numpy(state)[None], torch.from_numpy(base)[None])[0]
+    assert proposal.weights_version == 1
+    assert np.asarray(proposal.residual).tolist() == pytest.approx(expected.tolist(), abs=1e-6)
+    composed = np.clip(base + np.array(SCALE) * expected.detach().numpy(), -1, 1)
+    assert np.asarray(proposal.composed_action).tolist() == pytest.approx(composed.tolist(),
+                                                                          abs=1e-6)
+
+    corrupt = bytearray(weights.blob)
+    corrupt[100] ^= 0x01
+    cell.send_weights(2, bytes(corrupt), weights.sha256, weights.architecture)
+    probe.wait_for(lambda: residual.refused_weights == 1, message='corrupt weights refused')
+    other = serialize_actor(ResidualActor(ResidualConfig(obs_dim=6, action_dim=3,
+                                                         hidden_sizes=(16, 16))))
+    cell.send_weights(3, other.blob, other.sha256, other.architecture)
+    probe.wait_for(lambda: residual.refused_weights == 2, message='mismatched weights refused')
+    for k in (3, 4, 5):
+        assert cell.step(k, state, base).weights_version == 1

@@ -1,0 +1,134 @@
+"""
+The simulated cell's control loop without ROS, for benchmarks and tuning on many cores.
+
+Each step runs the same cores as the nodes, in the order the messages flow: base policy ->
+residual -> composition; the simulated person's hand -> SpaceMouse mapping -> arbitration ->
+safety filter -> simulator. Only the transport is missing, so what it measures is what the
+ROS graph does, minus message latency.
+"""
+
+from dataclasses import dataclass, field
+from typing import Callable, List, Optional
+
+from hilresrl_policy.adapters import BasePolicy
+from hilresrl_policy.residual import compose
+from hilresrl_teleop.arbitration import InterventionArbiter
+from hilresrl_teleop.safety import SafetyFilter, SafetyLimits
+from hilresrl_teleop.spacemouse import SpaceMouseConfig, SpaceMouseMapper
+import numpy as np
+
+from .experts import make_expert
+from .operator_model import GripperButton, OperatorConfig, SimulatedOperator
+from .tasks import make_task
+
+# residual(observation, base_action, explore) -> residual in [-1, 1]
+ResidualFunction = Callable[[np.ndarray, np.ndarray, bool], np.ndarray]
+
+
+@dataclass
+class Step:
+    """One control step, as the episode manager would record it."""
+
+    observation: np.ndarray
+    base_action: np.ndarray
+    residual: np.ndarray
+    executed_action: np.ndarray
+    human_action: Optional[np.ndarray]
+    reward: float
+    next_observation: np.ndarray
+    terminated: bool
+    truncated: bool
+
+
+@dataclass
+class EpisodeResult:
+    """What one episode amounted to."""
+
+    success: bool
+    steps: int
+    intervention_steps: int
+    transitions: List[Step] = field(default_factory=list)
+
+
+class HeadlessCell:
+    """Run episodes of a simulated task through the suite's cores, with no ROS in between."""
+
+    def __init__(self, task_name: str, base_policy: BasePolicy,
+                 operator: Optional[OperatorConfig] = None, residual_scale=(0.5,),
+                 quiet_period_s: float = 0.5, control_period_s: float = 0.1,
+                 max_episode_steps: Optional[int] = None, seed: int = 0):
+        self.task = make_task(task_name, seed)
+        self.base_policy = base_policy
+        dim = self.task.action_dim
+        scale = np.asarray(residual_scale, dtype=np.float32).ravel()
+        self.residual_scale = np.full(dim, scale[0], np.float32) if scale.size == 1 else scale
+        self.control_period_s = control_period_s
+        self.max_episode_steps = max_episode_steps or self.task.max_episode_steps
+        self.operator = (SimulatedOperator(operator, make_expert(task_name), seed)
+                         if operator is not None else None)
+        self.mapper = SpaceMouseMapper(SpaceMouseConfig(), dim)
+        self.gripper_button = GripperButton()
+        self.arbiter = InterventionArbiter(dim, quiet_period_s=quiet_period_s, gripper_axis=3)
+        self.safety = SafetyFilter(SafetyLimits(action_dim=dim))
+
+    def run_episode(self, seed: int, residual: Optional[ResidualFunction] = None,
+                    explore: bool = False, allow_intervention: bool = True,
+                    keep_transitions: bool = False) -> EpisodeResult:
+        """Run one episode from a seeded reset and return its result."""
+        task = self.task
+        task.reset(seed)
+        self.base_policy.reset(task.instruction)
+        if self.operator is not None:
+            self.operator.reset()
+        self.mapper.clear()
+        self.safety.reset()
+        result = EpisodeResult(False, 0, 0)
+        observation = task.task_state()
+        last_proposal: Optional[np.ndarray] = None
+        last_human: Optional[np.ndarray] = None
+        for step in range(self.max_episode_steps):
+            now_s = step * self.control_period_s
+            hand = None
+            if self.operator is not None and allow_intervention:
+                hand = self.operator.step(observation, last_proposal, task.ee_pose()[0]).action
+            linear, angular = (self.mapper.channels_for_action(hand) if hand is not None
+                               else (np.zeros(3), np.zeros(3)))
+            self.mapper.update_twist(linear, angular)
+            believed = last_human[3] if last_human is not None else (
+                np.sign(last_proposal[3]) if last_proposal is not None else None)
+            pressed = hand is not None and self.gripper_button.press(hand[3], believed)
+            if hand is None:
+                self.gripper_button.release()
+            self.mapper.update_buttons([int(pressed), 0])
+
+            base = self.base_policy.act({'task_state': observation})[0]
+            correction = (residual(observation, base, explore) if residual is not None
+                          else np.zeros_like(base))
+            proposal = compose(base, correction, self.residual_scale)
+            decision = self.arbiter.arbitrate(now_s, proposal.astype(np.float64),
+                                              self.mapper.reading(), allow_intervention)
+            verdict = self.safety.filter(decision.executed, task.ee_pose()[0])
+            executed = (verdict.command if not verdict.rejected
+                        else self.safety.hold_command())
+            task.step(executed)
+            last_proposal = proposal
+            last_human = decision.human_action if decision.active else None
+            success = task.success()
+            next_observation = task.task_state()
+            truncated = not success and step + 1 >= self.max_episode_steps
+            result.steps += 1
+            result.intervention_steps += int(decision.active)
+            if keep_transitions:
+                result.transitions.append(Step(
+                    observation, base, correction, np.asarray(executed, np.float32),
+                    decision.human_action if decision.active else None, float(success),
+                    next_observation, success, truncated))
+            observation = next_observation
+            if success:
+                result.success = True
+                break
+        return result
+
+    def close(self) -> None:
+        """Close the simulator."""
+        self.task.close()

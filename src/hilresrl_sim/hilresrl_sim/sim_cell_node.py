@@ -1,0 +1,249 @@
+"""
+sim_cell: a simulated robot cell (MuJoCo) that speaks the topics of a real ROS 2 driver stack.
+
+Publishes joint_states, the end-effector pose, camera images, the task state a perception stack
+would give, the task instruction (latched) and the simulator's success; takes MoveIt-Servo-style
+twists and a gripper command, or Cartesian target poses; resets with a seed. Two clocks:
+realtime steps at a fixed rate like a robot; lockstep steps once per command, as fast as the
+loop answers, for training.
+"""
+
+import time
+from typing import Optional
+
+from geometry_msgs.msg import PoseStamped, TwistStamped
+from hilresrl_msgs.msg import StateVector
+from hilresrl_msgs.srv import ResetCell
+from hilresrl_policy.conversions import array_to_image, float32_field, ns_to_stamp, stamp_to_ns
+from hilresrl_policy.node_runner import ConfigurationError, run_node
+from hilresrl_policy.qos import COMMAND_QOS, LATCHED_QOS
+from hilresrl_teleop.command_interface import TwistInterface
+import numpy as np
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.node import Node
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Image, JointState
+from std_msgs.msg import Float64MultiArray, String
+
+from .tasks import make_task, SimTask
+
+CLOCK_MODES = ('lockstep', 'realtime')
+# Reliable: in lockstep a lost observation would stall the loop until the watchdog steps in.
+SENSOR_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10,
+                        reliability=ReliabilityPolicy.RELIABLE)
+
+
+class SimCellNode(Node):
+    """A MuJoCo task behind the topics and services of a robot cell."""
+
+    def __init__(self, **kwargs):
+        super().__init__('sim_cell', **kwargs)
+
+        def parameter(name, default, description):
+            return self.declare_parameter(name, default, ParameterDescriptor(
+                description=description, read_only=True)).value
+
+        self.task_name: str = parameter('task', 'pick-place-v3',
+                                        'Meta-World v3 task name (e.g. pick-place-v3) or '
+                                        'PandaPickCube')
+        self.seed: int = parameter('seed', 0, 'Seed of the first reset')
+        self.clock_mode: str = parameter(
+            'clock_mode', 'lockstep', 'lockstep: one step per command, as fast as the loop '
+                                      'answers; realtime: steps at control_rate_hz')
+        self.control_rate_hz: float = parameter('control_rate_hz', 10.0,
+                                                'Control steps per (simulated) second')
+        self.cameras = list(parameter('cameras', [''],
+                                      'Cameras to render and publish (empty: none)'))
+        self.image_size: int = parameter('image_size', 128, 'Camera image width and height')
+        self.action_names = list(parameter('action_names', ['x', 'y', 'z', 'gripper'],
+                                           'Names of the action axes, in order'))
+        self.linear_speed_scale_mps: float = parameter(
+            'linear_speed_scale_mps', 0.1, 'Twist speed (m/s) that maps to action 1')
+        self.command_timeout_s: float = parameter(
+            'command_timeout_s', 0.3, 'realtime: stop the arm when no twist came for this '
+                                      'long (as MoveIt Servo does)')
+        self.frame_id: str = parameter('frame_id', 'world', 'Frame of poses and twists')
+        self.republish_after_s: float = parameter(
+            'republish_after_s', 1.0, 'lockstep: publish the current observation again when no '
+                                      'command answered it for this long (s), so a message lost '
+                                      'at start-up never stalls the loop')
+        self.cameras = [camera for camera in self.cameras if camera]
+        if self.clock_mode not in CLOCK_MODES:
+            raise ConfigurationError(f'clock_mode must be one of {", ".join(CLOCK_MODES)}, '
+                                     f'not {self.clock_mode!r}')
+        try:
+            self.interface = TwistInterface(self.action_names, self.linear_speed_scale_mps)
+            self.task: SimTask = make_task(self.task_name, self.seed, self.cameras,
+                                           self.image_size)
+        except ValueError as error:
+            raise ConfigurationError(str(error)) from error
+        if len(self.action_names) != self.task.action_dim:
+            raise ConfigurationError(f'{self.task_name} has {self.task.action_dim} action axes, '
+                                     f'action_names lists {len(self.action_names)}')
+        self.period_ns = int(round(1e9 / self.control_rate_hz))
+        expected_speed = self.task.translation_step_m * self.control_rate_hz
+        if abs(expected_speed - self.linear_speed_scale_mps) > 1e-6 * expected_speed:
+            self.get_logger().warning(
+                f'{self.task_name} moves {self.task.translation_step_m} m per step at action 1: '
+                f'at {self.control_rate_hz} Hz linear_speed_scale_mps should be '
+                f'{expected_speed:.4f}, not {self.linear_speed_scale_mps}')
+
+        self._stamp_ns = self.get_clock().now().nanoseconds
+        self._gripper = 0.0
+        self._twist: Optional[np.ndarray] = None
+        self._twist_received_s = 0.0
+        self.stale_commands = 0
+        self.steps = 0
+        self.republished = 0
+        self._published_at = time.monotonic()
+
+        self._joint_pub = self.create_publisher(JointState, 'joint_states', SENSOR_QOS)
+        self._pose_pub = self.create_publisher(PoseStamped, 'ee_pose', SENSOR_QOS)
+        self._state_pub = self.create_publisher(StateVector, 'task_state', SENSOR_QOS)
+        self._success_pub = self.create_publisher(StateVector, 'success', SENSOR_QOS)
+        self._image_pubs = {camera: self.create_publisher(Image, f'camera/{camera}/image_raw',
+                                                          SENSOR_QOS)
+                            for camera in self.cameras}
+        self._instruction_pub = self.create_publisher(String, 'task_instruction', LATCHED_QOS)
+        self.create_subscription(TwistStamped, 'servo/delta_twist_cmds', self._on_twist,
+                                 COMMAND_QOS)
+        self.create_subscription(Float64MultiArray, 'gripper/command', self._on_gripper,
+                                 COMMAND_QOS)
+        self.create_subscription(PoseStamped, 'target_pose', self._on_target_pose, COMMAND_QOS)
+        self.create_service(ResetCell, 'reset', self._on_reset)
+        if self.clock_mode == 'realtime':
+            self.create_timer(1.0 / self.control_rate_hz, self._on_realtime_tick)
+        elif self.republish_after_s > 0:
+            self.create_timer(self.republish_after_s / 2, self._on_lockstep_watch)
+
+        self.task.reset(self.seed)
+        self._instruction_pub.publish(String(data=self.task.instruction))
+        self._publish_observation()
+        self.get_logger().info(
+            f'{self.task_name} ({self.clock_mode}, {self.control_rate_hz} Hz): "'
+            f'{self.task.instruction}", cameras {self.cameras or "none"}')
+
+    # --- commands ------------------------------------------------------------------------
+    def _on_gripper(self, message: Float64MultiArray) -> None:
+        if len(message.data):
+            self._gripper = float(message.data[0])
+
+    def _on_twist(self, message: TwistStamped) -> None:
+        linear, angular = message.twist.linear, message.twist.angular
+        action = self.interface.to_action((linear.x, linear.y, linear.z),
+                                          (angular.x, angular.y, angular.z), self._gripper)
+        if self.clock_mode == 'realtime':
+            self._twist, self._twist_received_s = action, time.monotonic()
+        elif self._is_current(message):
+            self._step(action)
+
+    def _on_target_pose(self, message: PoseStamped) -> None:
+        position, _ = self.task.ee_pose()
+        target = np.array([message.pose.position.x, message.pose.position.y,
+                           message.pose.position.z])
+        # Head for the target at up to full speed; the pose controller's job, done per step.
+        delta = np.clip((target - position) / self.task.translation_step_m, -1.0, 1.0)
+        action = self.interface.to_action(delta * self.linear_speed_scale_mps, (0, 0, 0),
+                                          self._gripper)
+        if self.clock_mode == 'realtime':
+            self._twist, self._twist_received_s = action, time.monotonic()
+        elif self._is_current(message):
+            self._step(action)
+
+    def _is_current(self, message) -> bool:
+        # A command answering an older observation (one in flight across a reset) is dropped.
+        if stamp_to_ns(message.header.stamp) == self._stamp_ns:
+            return True
+        self.stale_commands += 1
+        return False
+
+    def _on_realtime_tick(self) -> None:
+        fresh = (self._twist is not None
+                 and time.monotonic() - self._twist_received_s < self.command_timeout_s)
+        action = self._twist if fresh else self.interface.to_action((0, 0, 0), (0, 0, 0),
+                                                                    self._gripper)
+        if fresh:
+            action = action.copy()
+            if self.interface.gripper_axis is not None:
+                action[self.interface.gripper_axis] = self._gripper
+        self._step(action, self.get_clock().now().nanoseconds)
+
+    def _on_lockstep_watch(self) -> None:
+        if time.monotonic() - self._published_at > self.republish_after_s:
+            self.republished += 1
+            self.get_logger().debug('no command for the current observation: publishing it again')
+            self._publish_observation()
+
+    # --- simulation ----------------------------------------------------------------------
+    def _step(self, action: np.ndarray, stamp_ns: Optional[int] = None) -> None:
+        self.task.step(action)
+        self.steps += 1
+        self._stamp_ns = self._stamp_ns + self.period_ns if stamp_ns is None else stamp_ns
+        self._publish_observation()
+
+    def _on_reset(self, request: ResetCell.Request, response: ResetCell.Response):
+        try:
+            if request.task and request.task != self.task_name:
+                task = make_task(request.task, self.seed, self.cameras, self.image_size)
+                self.task.close()
+                self.task, self.task_name = task, request.task
+                self._instruction_pub.publish(String(data=self.task.instruction))
+            seed = request.seed if request.seed >= 0 else int(
+                np.random.default_rng().integers(2**31))
+            self.task.reset(seed)
+        except ValueError as error:
+            response.success, response.message = False, str(error)
+            return response
+        self._gripper = 0.0
+        self._twist = None
+        # Time only moves forward: the first observation of the episode is a step later.
+        self._stamp_ns = max(self._stamp_ns + self.period_ns, self.get_clock().now().nanoseconds
+                             if self.clock_mode == 'realtime' else 0)
+        self._publish_observation()
+        response.success = True
+        response.seed = seed
+        response.instruction = self.task.instruction
+        response.observation_stamp = ns_to_stamp(self._stamp_ns)
+        response.max_episode_steps = self.task.max_episode_steps
+        return response
+
+    def _publish_observation(self) -> None:
+        self._published_at = time.monotonic()
+        stamp = ns_to_stamp(self._stamp_ns)
+        for camera, pixels in self.task.images().items():
+            self._image_pubs[camera].publish(array_to_image(pixels, stamp, f'{camera}_optical'))
+        positions, velocities = self.task.joint_state()
+        joints = JointState(name=list(self.task.joint_names),
+                            position=positions.astype(float).tolist(),
+                            velocity=velocities.astype(float).tolist())
+        joints.header.stamp = stamp
+        self._joint_pub.publish(joints)
+        position, quaternion = self.task.ee_pose()
+        pose = PoseStamped()
+        pose.header.stamp, pose.header.frame_id = stamp, self.frame_id
+        pose.pose.position.x, pose.pose.position.y, pose.pose.position.z = (
+            float(v) for v in position)
+        (pose.pose.orientation.x, pose.pose.orientation.y, pose.pose.orientation.z,
+         pose.pose.orientation.w) = (float(v) for v in quaternion)
+        self._pose_pub.publish(pose)
+        success = StateVector(names=['success'], data=float32_field([float(self.task.success())]))
+        success.header.stamp = stamp
+        self._success_pub.publish(success)
+        # The task state last: consumers that need only it act on a complete step.
+        state = StateVector(data=float32_field(self.task.task_state()))
+        state.header.stamp, state.header.frame_id = stamp, self.frame_id
+        self._state_pub.publish(state)
+
+    def destroy_node(self):
+        """Close the simulator (and its renderer), then the node."""
+        self.task.close()
+        return super().destroy_node()
+
+
+def main(args=None):
+    """Run the simulated cell until shutdown."""
+    return run_node(SimCellNode, args)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,329 @@
+"""
+intervention_arbiter: decides who commands the robot each step, and filters every command.
+
+The policy's proposal goes to the robot unless a person takes over with the SpaceMouse (all axes
+or per axis, handed back after a quiet period). Every outgoing command passes the safety filter:
+length and NaN/inf rejection, per-axis and per-step limits, the workspace box, a watchdog that
+holds the robot when proposals or observations stop, and a latched e-stop.
+"""
+
+import time
+from typing import Optional
+
+from geometry_msgs.msg import PoseStamped, Twist, TwistStamped
+from hilresrl_msgs.msg import (EpisodeEvent, ExecutedAction, InterventionState, Mode,
+                               ProposedAction)
+from hilresrl_policy.conversions import (bool_field, float32_field, ns_to_stamp,
+                                         pose_to_array, stamp_to_ns)
+from hilresrl_policy.node_runner import ConfigurationError, run_node
+from hilresrl_policy.qos import COMMAND_QOS, EVENTS_QOS, LATCHED_QOS
+import numpy as np
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.node import Node
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Joy
+from std_msgs.msg import Bool, Float64MultiArray
+from std_srvs.srv import Trigger
+
+from .arbitration import ArbitrationResult, InterventionArbiter
+from .command_interface import TwistInterface
+from .safety import EStop, SafetyFilter, SafetyLimits, Watchdog
+from .spacemouse import SpaceMouseConfig, SpaceMouseMapper
+
+# The spacenav driver and most devices publish reliable; best effort receives from either.
+DEVICE_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10,
+                        reliability=ReliabilityPolicy.BEST_EFFORT)
+
+
+class InterventionArbiterNode(Node):
+    """Proposal + SpaceMouse -> arbitration -> safety filter -> robot command."""
+
+    def __init__(self, **kwargs):
+        super().__init__('intervention_arbiter', **kwargs)
+
+        def parameter(name, default, description):
+            return self.declare_parameter(name, default, ParameterDescriptor(
+                description=description, read_only=True)).value
+
+        self.action_names = list(parameter(
+            'action_names', ['x', 'y', 'z', 'gripper'],
+            'Names of the action axes, in order: x, y, z, roll, pitch, yaw, gripper'))
+        self.action_dim = len(self.action_names)
+        linear_speed = parameter('linear_speed_scale_mps', 0.1,
+                                 'Twist speed (m/s) of a translation axis at action 1')
+        angular_speed = parameter('angular_speed_scale_rps', 0.5,
+                                  'Twist speed (rad/s) of a rotation axis at action 1')
+        control_period_s = parameter('control_period_s', 0.1,
+                                     'Seconds per control step (end-effector motion per step '
+                                     'for the workspace check)')
+        self.frame_id: str = parameter('command_frame_id', 'world',
+                                       'frame_id of the twist commands (base or tool frame)')
+        self.device_name: str = parameter('device_name', 'spacemouse',
+                                          'Name of the human input device in the records')
+        deadband = parameter('spacemouse.deadband', 0.1, 'Device deadband, on channel values')
+        channels = list(parameter('spacemouse.channels', ['linear.x', 'linear.y', 'linear.z', ''],
+                                  'Device channel driving each action axis (empty: none)'))
+        scales = list(parameter('spacemouse.scales', [1.0, 1.0, 1.0, 1.0],
+                                'Scale (and sign) from each channel to its action axis'))
+        gripper_button = parameter('spacemouse.gripper_button', 0,
+                                   'Joy button that toggles the gripper (-1: none)')
+        takeover_button = parameter('spacemouse.takeover_button', -1,
+                                    'Joy button held to take over without moving (-1: none)')
+        per_axis = parameter('per_axis', False,
+                             'Take over only the axes the person moves (else all axes)')
+        quiet_period_s = parameter('quiet_period_s', 0.5,
+                                   'Seconds of device rest before control returns to the policy')
+        max_abs_action = list(parameter('safety.max_abs_action', [1.0],
+                                        'Largest |action| per axis (one value or one per axis)'))
+        max_change = list(parameter('safety.max_action_change', [0.0],
+                                    'Largest change of an axis per step (one value or one per '
+                                    'axis; 0: no rate limit)'))
+        workspace_min = list(parameter('safety.workspace_min', [0.0],
+                                       'End-effector box minimum x, y, z (m); one 0: no box'))
+        workspace_max = list(parameter('safety.workspace_max', [0.0],
+                                       'End-effector box maximum x, y, z (m); one 0: no box'))
+        self.watchdog_timeout_s: float = parameter(
+            'watchdog_timeout_s', 0.5, 'Hold the robot when no proposal or end-effector pose '
+                                       'arrived for this long (s, wall clock; 0: off)')
+        ee_pose_reliability = parameter('observation_reliability', 'reliable',
+                                        'QoS reliability of the ee_pose subscription')
+
+        try:
+            self.interface = TwistInterface(self.action_names, linear_speed, angular_speed)
+            gripper_axis = self.interface.gripper_axis
+            self.mapper = SpaceMouseMapper(SpaceMouseConfig(
+                deadband=deadband, channels=tuple(channels), scales=tuple(scales),
+                gripper_axis=gripper_axis, gripper_button=gripper_button,
+                takeover_button=takeover_button), self.action_dim)
+            self.arbiter = InterventionArbiter(self.action_dim, per_axis, quiet_period_s,
+                                               gripper_axis)
+            self.safety = SafetyFilter(SafetyLimits(
+                action_dim=self.action_dim,
+                max_abs_action=max_abs_action[0] if len(max_abs_action) == 1
+                else tuple(max_abs_action),
+                max_action_change=None if max_change == [0.0]
+                else (max_change[0] if len(max_change) == 1 else tuple(max_change)),
+                workspace_min=None if workspace_min == [0.0] else tuple(workspace_min),
+                workspace_max=None if workspace_max == [0.0] else tuple(workspace_max),
+                translation_axes=tuple(self.action_names.index(a) for a in ('x', 'y', 'z')),
+                translation_step_m=linear_speed * control_period_s,
+                gripper_axis=gripper_axis))
+        except ValueError as error:
+            raise ConfigurationError(str(error)) from error
+
+        self.watchdog = Watchdog(self.watchdog_timeout_s, ('proposal', 'ee_pose'))
+        self.estop = EStop()
+        self._mode = Mode.TRAIN
+        self._episode_id = 0
+        self._episode_running = False
+        self._ee_position: Optional[np.ndarray] = None
+        self._latest_stamp_ns = 0
+        self._robot_id = ''
+        self._armed = False
+        self.device_messages = 0
+
+        self._twist_pub = self.create_publisher(TwistStamped, 'servo/delta_twist_cmds',
+                                                COMMAND_QOS)
+        self._gripper_pub = self.create_publisher(Float64MultiArray, 'gripper/command',
+                                                  COMMAND_QOS)
+        self._executed_pub = self.create_publisher(ExecutedAction, 'executed_action',
+                                                   COMMAND_QOS)
+        self._state_pub = self.create_publisher(InterventionState, 'intervention_state',
+                                                COMMAND_QOS)
+        self._events_pub = self.create_publisher(EpisodeEvent, 'episode_events', EVENTS_QOS)
+        self.create_subscription(ProposedAction, 'proposed_action', self._on_proposal,
+                                 COMMAND_QOS)
+        self.create_subscription(Twist, 'spacenav/twist', self._on_device_twist, DEVICE_QOS)
+        self.create_subscription(Joy, 'spacenav/joy', self._on_device_joy, DEVICE_QOS)
+        self.create_subscription(PoseStamped, 'ee_pose', self._on_ee_pose, QoSProfile(
+            depth=10, reliability=ReliabilityPolicy.RELIABLE if ee_pose_reliability ==
+            'reliable' else ReliabilityPolicy.BEST_EFFORT))
+        self.create_subscription(Mode, 'mode', self._on_mode, LATCHED_QOS)
+        self.create_subscription(EpisodeEvent, 'episode_events', self._on_event, EVENTS_QOS)
+        self.create_subscription(Bool, 'estop', self._on_estop_topic, COMMAND_QOS)
+        self.create_service(Trigger, 'estop', self._on_estop_service)
+        self.create_service(Trigger, 'release_estop', self._on_release_service)
+        if self.watchdog_timeout_s > 0:
+            self.create_timer(1.0 / max(1.0 / control_period_s, 10.0), self._on_watchdog_timer)
+
+    @property
+    def ee_position(self) -> Optional[np.ndarray]:
+        """Return the last measured end-effector position (m), if any."""
+        return self._ee_position
+
+    # --- inputs --------------------------------------------------------------------------
+    def _on_device_twist(self, message: Twist) -> None:
+        self.device_messages += 1
+        self.mapper.update_twist((message.linear.x, message.linear.y, message.linear.z),
+                                 (message.angular.x, message.angular.y, message.angular.z))
+
+    def _on_device_joy(self, message: Joy) -> None:
+        self.mapper.update_buttons(list(message.buttons))
+
+    def _on_ee_pose(self, message: PoseStamped) -> None:
+        self._ee_position = pose_to_array(message)[:3].astype(np.float64)
+        self._latest_stamp_ns = max(self._latest_stamp_ns, stamp_to_ns(message.header.stamp))
+        self.watchdog.feed('ee_pose', time.monotonic())
+
+    def _on_mode(self, message: Mode) -> None:
+        self._mode = message.value
+
+    def _on_event(self, event: EpisodeEvent) -> None:
+        if event.event == EpisodeEvent.EPISODE_START:
+            self._episode_id, self._episode_running = event.episode_id, True
+            self._robot_id = event.robot_id
+            self.safety.reset()
+        elif event.event == EpisodeEvent.EPISODE_END:
+            self._episode_running = False
+
+    # --- one control step ----------------------------------------------------------------
+    def _on_proposal(self, proposal: ProposedAction) -> None:
+        self.watchdog.feed('proposal', time.monotonic())
+        self._armed = True
+        stamp_ns = stamp_to_ns(proposal.header.stamp)
+        self._latest_stamp_ns = max(self._latest_stamp_ns, stamp_ns)
+        if self.estop.active:
+            self._hold(stamp_ns, f'e-stop: {self.estop.reason}', proposal)
+            return
+        if self._mode == Mode.PAUSE:
+            return  # the watchdog timer holds the robot while paused
+        composed = np.asarray(proposal.composed_action, dtype=np.float64)
+        if composed.shape != (self.action_dim,):
+            self._reject(stamp_ns, f'expected {self.action_dim} values, got {composed.size}',
+                         proposal)
+            return
+        reading = self.mapper.reading()
+        allowed = self._mode == Mode.TRAIN
+        decision = self.arbiter.arbitrate(stamp_ns * 1e-9, composed, reading, allowed)
+        if decision.started or decision.ended:
+            self._publish_event(EpisodeEvent.INTERVENTION_START if decision.started
+                                else EpisodeEvent.INTERVENTION_END,
+                                f'segment {decision.segment_id}')
+        verdict = self.safety.filter(decision.executed, self._ee_position)
+        if verdict.rejected:
+            self._reject(stamp_ns, verdict.reason, proposal)
+            return
+        if verdict.limited:
+            self.get_logger().warning('command limited: ' + ', '.join(verdict.limits_applied),
+                                      throttle_duration_sec=5.0)
+        self._send(stamp_ns, verdict.command)
+        self._publish_executed(stamp_ns, verdict.command, proposal, decision,
+                               limited=verdict.limited)
+        self._publish_state(decision)
+
+    def _on_watchdog_timer(self) -> None:
+        if not self._armed:
+            return  # nothing commanded yet: there is no motion to stop
+        status = self.watchdog.check(time.monotonic())
+        for source in status.became_stale:
+            self.get_logger().error(f'watchdog: no {source} for {self.watchdog_timeout_s} s, '
+                                    'holding the robot')
+            self._publish_event(EpisodeEvent.WATCHDOG_HOLD, f'no {source}')
+        for source in status.recovered:
+            self.get_logger().info(f'watchdog: {source} is back')
+        if self.estop.active:
+            self._hold(self._latest_stamp_ns, f'e-stop: {self.estop.reason}')
+        elif self._mode == Mode.PAUSE:
+            self._hold(self._latest_stamp_ns, 'paused')
+        elif not status.ok:
+            self._hold(self._latest_stamp_ns, 'watchdog: no ' + ', '.join(status.stale))
+
+    # --- outputs -------------------------------------------------------------------------
+    def _send(self, stamp_ns: int, command: np.ndarray) -> None:
+        twist = self.interface.to_twist(command)
+        if twist.gripper is not None:  # first, so a lockstep cell steps with it
+            self._gripper_pub.publish(Float64MultiArray(data=[twist.gripper]))
+        message = TwistStamped()
+        message.header.stamp = ns_to_stamp(stamp_ns)
+        message.header.frame_id = self.frame_id
+        message.twist.linear.x, message.twist.linear.y, message.twist.linear.z = (
+            float(v) for v in twist.linear)
+        message.twist.angular.x, message.twist.angular.y, message.twist.angular.z = (
+            float(v) for v in twist.angular)
+        self._twist_pub.publish(message)
+
+    def _hold(self, stamp_ns: int, reason: str, proposal: ProposedAction = None) -> None:
+        command = self.safety.hold_command()
+        self._send(stamp_ns, command)
+        self._publish_executed(stamp_ns, command, proposal, None, held=True, reason=reason)
+
+    def _reject(self, stamp_ns: int, reason: str, proposal: ProposedAction) -> None:
+        self.get_logger().error(f'command rejected ({reason}): holding the robot',
+                                throttle_duration_sec=2.0)
+        self._publish_event(EpisodeEvent.COMMAND_REJECTED, reason)
+        self._hold(stamp_ns, f'rejected: {reason}', proposal)
+
+    def _publish_executed(self, stamp_ns: int, command: np.ndarray,
+                          proposal: Optional[ProposedAction],
+                          decision: Optional[ArbitrationResult], limited: bool = False,
+                          held: bool = False, reason: str = '') -> None:
+        message = ExecutedAction(executed_action=float32_field(command),
+                                 safety_limited=limited, held=held, hold_reason=reason)
+        message.header.stamp = ns_to_stamp(stamp_ns)
+        message.header.frame_id = self.frame_id
+        if proposal is not None:
+            message.step = proposal.step
+            message.base_action = proposal.base_action
+            message.residual = proposal.residual
+            message.residual_scale = proposal.residual_scale
+            message.weights_version = proposal.weights_version
+        if decision is not None and decision.active:
+            message.intervened = True
+            message.intervened_axes = bool_field(decision.intervened_axes)
+            message.human_action = float32_field(decision.human_action)
+            message.device = self.device_name
+        self._executed_pub.publish(message)
+
+    def _publish_state(self, decision: ArbitrationResult) -> None:
+        message = InterventionState(active=decision.active, segment_id=decision.segment_id,
+                                    active_duration_s=decision.active_duration_s)
+        message.header.stamp = ns_to_stamp(self._latest_stamp_ns)
+        if decision.active:
+            message.axis_mask = bool_field(decision.intervened_axes)
+            message.human_action = float32_field(decision.human_action)
+            message.device = self.device_name
+        self._state_pub.publish(message)
+
+    def _publish_event(self, event: int, detail: str) -> None:
+        message = EpisodeEvent(robot_id=self._robot_id, event=event, detail=detail,
+                               episode_id=self._episode_id if self._episode_running else 0)
+        message.header.stamp = ns_to_stamp(self._latest_stamp_ns)
+        message.mode.value = self._mode
+        self._events_pub.publish(message)
+
+    # --- e-stop --------------------------------------------------------------------------
+    def _on_estop_topic(self, message: Bool) -> None:
+        if message.data:
+            self._trigger_estop('estop topic')
+
+    def _on_estop_service(self, request, response):
+        response.success = True
+        response.message = ('e-stop latched' if self._trigger_estop('estop service')
+                            else f'e-stop already latched ({self.estop.reason})')
+        return response
+
+    def _on_release_service(self, request, response):
+        response.success = self.estop.release()
+        response.message = 'e-stop released' if response.success else 'e-stop was not active'
+        if response.success:
+            self.safety.reset()
+            self.get_logger().warning('e-stop released')
+            self._publish_event(EpisodeEvent.SAFETY_RELEASE, 'released')
+        return response
+
+    def _trigger_estop(self, source: str) -> bool:
+        if not self.estop.trigger(source):
+            return False
+        self.get_logger().error(f'e-stop latched by {source}: holding until release_estop')
+        self._publish_event(EpisodeEvent.SAFETY_STOP, source)
+        self._hold(self._latest_stamp_ns, f'e-stop: {source}')
+        return True
+
+
+def main(args=None):
+    """Run the intervention arbiter until shutdown."""
+    return run_node(InterventionArbiterNode, args)
+
+
+if __name__ == '__main__':
+    main()

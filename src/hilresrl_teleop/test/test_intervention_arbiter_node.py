@@ -1,0 +1,169 @@
+"""intervention_arbiter over DDS: takeover and hand-back, safety rejections, watchdog, e-stop."""
+
+from geometry_msgs.msg import PoseStamped, Twist, TwistStamped
+from hilresrl_msgs.msg import EpisodeEvent, ExecutedAction, InterventionState, ProposedAction
+from hilresrl_policy.conversions import float32_field, ns_to_stamp
+from hilresrl_policy.qos import COMMAND_QOS, EVENTS_QOS
+from hilresrl_teleop.intervention_arbiter import InterventionArbiterNode
+import numpy as np
+import pytest
+from rclpy.parameter import Parameter
+from std_msgs.msg import Float64MultiArray
+from std_srvs.srv import Trigger
+
+POLICY = [0.2, 0.3, -0.1, -1.0]
+
+
+@pytest.fixture
+def make_arbiter(ros_context, probe):
+    nodes = []
+
+    def make(**overrides):
+        settings = {'quiet_period_s': 0.3, 'watchdog_timeout_s': 0.3,
+                    'safety.workspace_min': [-1.0, -1.0, 0.0],
+                    'safety.workspace_max': [1.0, 1.0, 1.0], **overrides}
+        node = InterventionArbiterNode(context=ros_context, parameter_overrides=[
+            Parameter(name, value=value) for name, value in settings.items()])
+        probe.executor.add_node(node)
+        nodes.append(node)
+        return Cell(probe, node)
+
+    yield make
+    for node in nodes:
+        probe.executor.remove_node(node)
+        node.destroy_node()
+
+
+class Cell:
+    """The probe's side: proposals, device input and the end-effector pose in; records out."""
+
+    def __init__(self, probe, arbiter):
+        self.probe, self.arbiter = probe, arbiter
+        self.executed, self.states, self.events, self.twists = [], [], [], []
+        self.grippers = []
+        node = probe.node
+        self.proposals = node.create_publisher(ProposedAction, 'proposed_action', COMMAND_QOS)
+        self.device = node.create_publisher(Twist, 'spacenav/twist', 10)
+        self.pose = node.create_publisher(PoseStamped, 'ee_pose', 10)
+        node.create_subscription(ExecutedAction, 'executed_action', self.executed.append,
+                                 COMMAND_QOS)
+        node.create_subscription(InterventionState, 'intervention_state', self.states.append,
+                                 COMMAND_QOS)
+        node.create_subscription(EpisodeEvent, 'episode_events', self.events.append, EVENTS_QOS)
+        node.create_subscription(TwistStamped, 'servo/delta_twist_cmds', self.twists.append,
+                                 COMMAND_QOS)
+        node.create_subscription(Float64MultiArray, 'gripper/command', self.grippers.append,
+                                 COMMAND_QOS)
+        probe.wait_for(lambda: self.proposals.get_subscription_count() == 1
+                       and self.device.get_subscription_count() == 1
+                       and len(node.get_publishers_info_by_topic('executed_action')) == 1,
+                       message='the arbiter')
+        self.move_to([0.0, 0.0, 0.5])
+
+    def move_to(self, position):
+        message = PoseStamped()
+        message.pose.position.x, message.pose.position.y, message.pose.position.z = position
+        message.pose.orientation.w = 1.0
+        self.pose.publish(message)
+        self.probe.wait_for(lambda: self.arbiter.ee_position is not None and np.allclose(
+            self.arbiter.ee_position, position), message='the end-effector pose')
+
+    def hand(self, x=0.0, y=0.0, z=0.0):
+        message = Twist()
+        message.linear.x, message.linear.y, message.linear.z = x, y, z
+        count = self.arbiter.device_messages
+        self.device.publish(message)
+        self.probe.wait_for(lambda: self.arbiter.device_messages > count, message='the hand')
+
+    def propose(self, k: int, action=POLICY) -> ExecutedAction:
+        message = ProposedAction(step=k, composed_action=float32_field(action),
+                                 base_action=float32_field(action), weights_version=7)
+        message.header.stamp = ns_to_stamp(k * 100_000_000)
+        count = len(self.executed)
+        self.proposals.publish(message)
+        self.probe.wait_for(lambda: len(self.executed) > count, message=f'command {k}')
+        return self.executed[-1]
+
+
+def _values(field):
+    return np.asarray(field, dtype=np.float64).tolist()
+
+
+def test_policy_commands_pass_through(make_arbiter):
+    cell = make_arbiter()
+    executed = cell.propose(1)
+    assert _values(executed.executed_action) == pytest.approx(POLICY)
+    assert not executed.intervened and not executed.held and executed.weights_version == 7
+    cell.probe.wait_for(lambda: cell.twists and cell.grippers, message='robot commands')
+    assert cell.twists[-1].twist.linear.x == pytest.approx(0.2 * 0.1)  # 0.1 m/s at action 1
+    assert cell.twists[-1].header.stamp.nanosec == 100_000_000
+    assert cell.grippers[-1].data.tolist() == [-1.0]
+
+
+def test_takeover_within_one_step_and_hand_back_after_the_quiet_period(make_arbiter):
+    cell = make_arbiter()
+    cell.propose(1)
+    cell.hand(x=0.55)  # 0.5 after the 0.1 deadband
+    executed = cell.propose(2)
+    assert executed.intervened and _values(executed.intervened_axes) == [True] * 4
+    assert _values(executed.executed_action) == pytest.approx([0.5, 0.0, 0.0, -1.0])
+    assert _values(executed.human_action)[0] == pytest.approx(0.5)
+    assert _values(executed.base_action) == pytest.approx(POLICY)
+    cell.probe.wait_for(lambda: cell.states and cell.states[-1].active, message='state')
+    cell.hand()  # hands off at t=0.2 s
+    assert cell.propose(3).intervened and cell.propose(4).intervened  # 0.1, 0.2 s quiet
+    back = cell.propose(5)  # 0.3 s quiet: the policy again
+    assert not back.intervened
+    assert _values(back.executed_action) == pytest.approx(POLICY)
+    cell.probe.wait_for(lambda: [e.event for e in cell.events] == [
+        EpisodeEvent.INTERVENTION_START, EpisodeEvent.INTERVENTION_END], message='events')
+
+
+def test_per_axis_takeover_mixes_human_and_policy(make_arbiter):
+    cell = make_arbiter(per_axis=True)
+    cell.hand(y=-0.55)
+    executed = cell.propose(1)
+    assert _values(executed.intervened_axes) == [False, True, False, False]
+    assert _values(executed.executed_action) == pytest.approx([0.2, -0.5, -0.1, -1.0])
+
+
+def test_bad_commands_are_rejected_and_the_cell_keeps_running(make_arbiter):
+    cell = make_arbiter()
+    for k, action, reason in ((1, [np.nan, 0, 0, 0], 'non-finite value in axis 0'),
+                              (2, [0.1, 0.1, np.inf, 0], 'non-finite value in axis 2'),
+                              (3, [0.1, 0.1, 0.1], 'expected 4 values, got 3')):
+        executed = cell.propose(k, action)
+        assert executed.held and reason in executed.hold_reason
+        assert _values(executed.executed_action) == [0.0] * 4
+    cell.probe.wait_for(lambda: sum(e.event == EpisodeEvent.COMMAND_REJECTED
+                                    for e in cell.events) == 3, message='rejection events')
+    cell.move_to([0.999, 0.0, 0.5])  # at the workspace's +x face
+    limited = cell.propose(4, [1.0, 0.5, 0.0, 1.0])
+    assert limited.safety_limited and not limited.held
+    # 1 mm left to the face, and action 1 moves 1 cm a step
+    assert _values(limited.executed_action)[0] == pytest.approx(0.1, abs=1e-4)
+    cell.move_to([0.0, 0.0, 0.5])
+    assert _values(cell.propose(5, POLICY).executed_action) == pytest.approx(POLICY)
+
+
+def test_watchdog_holds_when_proposals_stop(make_arbiter):
+    cell = make_arbiter()
+    cell.propose(1)
+    count = len(cell.executed)
+    cell.probe.wait_for(lambda: any(e.held and 'watchdog' in e.hold_reason
+                                    for e in cell.executed[count:]), 5.0, 'a watchdog hold')
+    held = next(e for e in cell.executed[count:] if e.held)
+    assert _values(held.executed_action) == [0.0, 0.0, 0.0, -1.0]  # gripper kept
+    cell.probe.wait_for(lambda: any(e.event == EpisodeEvent.WATCHDOG_HOLD for e in cell.events),
+                        message='watchdog event')
+
+
+def test_estop_latches_until_released(make_arbiter):
+    cell = make_arbiter()
+    assert cell.probe.call(Trigger, 'estop', Trigger.Request()).success
+    for k in (1, 2):
+        executed = cell.propose(k)
+        assert executed.held and executed.hold_reason.startswith('e-stop')
+    release = cell.probe.call(Trigger, 'release_estop', Trigger.Request())
+    assert release.success and release.message == 'e-stop released'
+    assert not cell.propose(3).held
