@@ -254,13 +254,14 @@ def build_graph(job: str, given: Mapping[str, str],
     timing = {} if lockstep is None else {
         'trigger': 'observation' if lockstep else 'timer',
         'observation_sync': 'exact' if lockstep else 'latest'}
+    residual_timing = {} if lockstep is None else dict(timing, wait_for_chunk=lockstep)
 
     base_parameters = dict(timing, **{'base_policy.kind': kind, 'seed': seed})
     if checkpoint:
         base_parameters['base_policy.checkpoint'] = checkpoint
     if task:
         base_parameters['base_policy.task'] = task
-    residual_parameters = dict(timing, seed=seed)
+    residual_parameters = dict(residual_timing, seed=seed)
     manager_parameters = {'robot_id': values['robot_id'], 'seed': seed,
                           'episodes': int(values['episodes'] or 0)}
     if lockstep is not None:

@@ -37,12 +37,21 @@ class BaseAction:
 
 
 class ChunkBuffer:
-    """The newest chunk, read by time; receding horizon: replan after ``execute_steps`` rows."""
+    """
+    The newest chunk, read by time; receding horizon: replan after ``execute_steps`` rows.
 
-    def __init__(self, execute_steps: Optional[int] = None):
+    ``hold_steps`` lets the last row stand for that many periods past the chunk's end, so a
+    base policy that answers a little late (one period, on a busy machine) still leaves the
+    control loop an action, as a zero-order hold would.
+    """
+
+    def __init__(self, execute_steps: Optional[int] = None, hold_steps: int = 0):
         if execute_steps is not None and execute_steps < 1:
             raise ValueError('execute_steps must be at least 1')
+        if hold_steps < 0:
+            raise ValueError('hold_steps must not be negative')
         self._execute_steps = execute_steps
+        self._hold_steps = hold_steps
         self._chunk: Optional[Chunk] = None
 
     @property
@@ -64,7 +73,7 @@ class ChunkBuffer:
         if self._chunk is None or stamp_ns < self._chunk.stamp_ns:
             return None
         row = int(round((stamp_ns - self._chunk.stamp_ns) * 1e-9 / self._chunk.step_period_s))
-        return row if row < self._chunk.horizon else None
+        return row if row < self._chunk.horizon + self._hold_steps else None
 
     def action_at(self, stamp_ns: int, fresh_only: bool = False) -> Optional[BaseAction]:
         """
@@ -78,13 +87,14 @@ class ChunkBuffer:
             return None
         if fresh_only and self._execute_steps is not None and row >= self._execute_steps:
             return None
-        return BaseAction(self._chunk.actions[row], self._chunk, row)
+        return BaseAction(self._chunk.actions[min(row, self._chunk.horizon - 1)], self._chunk,
+                          row)
 
     def needs_replan(self, stamp_ns: int) -> bool:
         """Return whether a new chunk should be computed at this time."""
         row = self.row_at(stamp_ns)
         limit = self._execute_steps or (self._chunk.horizon if self._chunk else 1)
-        return row is None or row >= limit
+        return row is None or row >= min(limit, self._chunk.horizon)
 
     def clear(self) -> None:
         """Drop the chunk (a new episode, or a person took over and the plan is stale)."""

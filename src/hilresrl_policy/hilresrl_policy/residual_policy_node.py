@@ -58,6 +58,16 @@ class ResidualPolicyNode(Node):
         self.control_rate_hz: float = parameter('control_rate_hz', 10.0,
                                                 'Control rate for trigger=timer')
         self.frame_id: str = parameter('frame_id', 'world', 'Frame of the Cartesian axes')
+        self.wait_for_chunk: bool = parameter(
+            'wait_for_chunk', True, 'Wait for the chunk the base policy plans from this very '
+                                    'observation when a replan is due (lockstep: every step is '
+                                    'exact); false: correct the newest chunk at once (real time)')
+        execute_steps: int = parameter('execute_steps', 0,
+                                       'Rows of a chunk executed before the base policy '
+                                       'replans (as the base policy node has it; 0: all)')
+        hold_steps: int = parameter('chunk_hold_steps', 2,
+                                    'Periods the last row of a chunk stands past its end when '
+                                    'the next chunk is late')
         seed: int = parameter('seed', 0, 'Seed of the exploration noise')
         observation = declare_observation_parameters(self)
         if self.trigger not in TRIGGERS:
@@ -71,7 +81,8 @@ class ResidualPolicyNode(Node):
 
         self._rng = np.random.default_rng(seed)
         self._assembler = ObservationAssembler(observation.sources, observation.sync)
-        self._chunks = ChunkBuffer()
+        self._chunks = ChunkBuffer(execute_steps or None,
+                                   0 if self.wait_for_chunk else hold_steps)
         self._actor: Optional[ResidualActor] = None
         self._weights_version = 0
         self.refused_weights = 0
@@ -131,13 +142,9 @@ class ResidualPolicyNode(Node):
         observation = self._waiting
         # In lockstep the base policy plans from this very observation when it is due, so wait
         # for that chunk rather than play an older one.
-        base = self._chunks.action_at(observation.stamp_ns,
-                                      fresh_only=self.trigger == 'observation')
+        base = self._chunks.action_at(observation.stamp_ns, fresh_only=self.wait_for_chunk)
         if base is None:
-            if self.trigger == 'observation' and self._chunks.chunk is not None:
-                if self._chunks.chunk.stamp_ns < observation.stamp_ns:
-                    return  # the chunk for this observation is on its way
-            if self.trigger == 'timer':
+            if not self.wait_for_chunk:
                 self.get_logger().warning('no base action for the current time (base policy '
                                           'slow or down?)', throttle_duration_sec=5.0)
             return

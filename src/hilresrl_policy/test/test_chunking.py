@@ -32,6 +32,17 @@ def test_receding_horizon_replans_after_execute_steps():
     assert buffer.action_at(200 * MS, fresh_only=True) is None
 
 
+def test_the_last_row_holds_for_a_late_next_chunk():
+    buffer = ChunkBuffer(hold_steps=2)
+    buffer.add(_chunk(0, rows=1))
+    assert buffer.action_at(100 * MS).action.tolist() == [0.0, 1.0]  # held one period
+    assert buffer.action_at(200 * MS).row == 2
+    assert buffer.action_at(300 * MS) is None  # too old to hold
+    assert buffer.needs_replan(100 * MS)
+    with pytest.raises(ValueError, match='must not be negative'):
+        ChunkBuffer(hold_steps=-1)
+
+
 def test_older_chunks_never_replace_newer_ones():
     buffer = ChunkBuffer()
     buffer.add(_chunk(500))

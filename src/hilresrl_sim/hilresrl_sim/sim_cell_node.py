@@ -166,7 +166,7 @@ class SimCellNode(Node):
             action = action.copy()
             if self.interface.gripper_axis is not None:
                 action[self.interface.gripper_axis] = self._gripper
-        self._step(action, self.get_clock().now().nanoseconds)
+        self._step(action, realtime=True)
 
     def _on_lockstep_watch(self) -> None:
         if time.monotonic() - self._published_at > self.republish_after_s:
@@ -175,10 +175,13 @@ class SimCellNode(Node):
             self._publish_observation()
 
     # --- simulation ----------------------------------------------------------------------
-    def _step(self, action: np.ndarray, stamp_ns: Optional[int] = None) -> None:
+    def _step(self, action: np.ndarray, realtime: bool = False) -> None:
         self.task.step(action)
         self.steps += 1
-        self._stamp_ns = self._stamp_ns + self.period_ns if stamp_ns is None else stamp_ns
+        # Real time: stamped when measured, after the physics step, as a driver stamps its
+        # readings; lockstep: simulated time, one period a step.
+        self._stamp_ns = (self.get_clock().now().nanoseconds if realtime
+                          else self._stamp_ns + self.period_ns)
         self._publish_observation()
 
     def _on_reset(self, request: ResetCell.Request, response: ResetCell.Response):
@@ -210,6 +213,11 @@ class SimCellNode(Node):
     def _publish_observation(self) -> None:
         self._published_at = time.monotonic()
         stamp = ns_to_stamp(self._stamp_ns)
+        # The task state first: the policies act on it alone, and every microsecond before
+        # it leaves is control latency.
+        state = StateVector(data=float32_field(self.task.task_state()))
+        state.header.stamp, state.header.frame_id = stamp, self.frame_id
+        self._state_pub.publish(state)
         for camera, pixels in self.task.images().items():
             self._image_pubs[camera].publish(array_to_image(pixels, stamp, f'{camera}_optical'))
         positions, velocities = self.task.joint_state()
@@ -229,10 +237,6 @@ class SimCellNode(Node):
         success = StateVector(names=['success'], data=float32_field([float(self.task.success())]))
         success.header.stamp = stamp
         self._success_pub.publish(success)
-        # The task state last: consumers that need only it act on a complete step.
-        state = StateVector(data=float32_field(self.task.task_state()))
-        state.header.stamp, state.header.frame_id = stamp, self.frame_id
-        self._state_pub.publish(state)
 
     def destroy_node(self):
         """Close the simulator (and its renderer), then the node."""

@@ -102,6 +102,7 @@ class EpisodeManagerNode(Node):
         self._reset_in_flight = False
         self._reset_count = 0
         self._results: List[EpisodeSummary] = []
+        self.finished = False
         self._episode_limit = self.max_episode_steps
         self._started_at = time.monotonic()
 
@@ -145,7 +146,8 @@ class EpisodeManagerNode(Node):
         return not missing
 
     def _more_episodes(self) -> bool:
-        return not self.episodes_to_run or len(self._results) < self.episodes_to_run
+        return not self.finished and (not self.episodes_to_run
+                                      or len(self._results) < self.episodes_to_run)
 
     def _begin_episode(self, mode: Optional[Mode] = None) -> None:
         if self._reset_client is None:
@@ -293,11 +295,22 @@ class EpisodeManagerNode(Node):
             f'{summary["successes"]}/{summary["episodes"]} = '
             f'{100 * summary["success_rate"]:.1f}% (95% CI {100 * low:.1f}-{100 * high:.1f}%), '
             f'mean length {summary["mean_episode_steps"]:.1f} steps, intervention rate '
-            f'{100 * summary["intervention_rate"]:.1f}% of steps')
+            f'{100 * (summary["intervention_rate"] or 0.0):.1f}% of steps')
         if self.summary_file:
             with open(self.summary_file, 'w') as stream:
                 json.dump(summary, stream, indent=2)
-        raise SystemExit(0)
+        self.finished = True  # run_node ends the process
+
+    def destroy_node(self):
+        """Report the episodes so far when stopped before the planned number."""
+        if self._results and not self.finished:
+            summary = self.summary()
+            self.get_logger().info(
+                f'stopped after {summary["episodes"]} episodes: success '
+                f'{summary["successes"]}/{summary["episodes"]} = '
+                f'{100 * summary["success_rate"]:.1f}%, intervention rate '
+                f'{100 * (summary["intervention_rate"] or 0.0):.1f}% of steps')
+        return super().destroy_node()
 
     # --- services and other inputs -------------------------------------------------------
     def _on_start(self, request: StartEpisode.Request, response: StartEpisode.Response):

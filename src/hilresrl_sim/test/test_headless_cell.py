@@ -1,0 +1,51 @@
+"""The headless control loop: the nodes' cores in one process, for benchmarks (no ROS)."""
+
+from hilresrl_policy.adapters import BasePolicy
+from hilresrl_sim.headless_cell import HeadlessCell
+from hilresrl_sim.operator_model import OperatorConfig
+from hilresrl_sim.scripted_policy import make_scripted_policy
+import numpy as np
+
+
+class StandStill(BasePolicy):
+    """A base policy that never moves: the simulated operator has to do everything."""
+
+    source_model, action_dim, horizon = 'still', 4, 1
+
+    def act(self, observation):
+        return np.zeros((1, 4), dtype=np.float32)
+
+
+def test_the_scripted_base_policy_solves_the_task_alone():
+    cell = HeadlessCell('pick-place-v3', make_scripted_policy({'task': 'pick-place-v3'}))
+    try:
+        results = [cell.run_episode(seed) for seed in (1, 2)]
+    finally:
+        cell.close()
+    assert all(r.success and r.intervention_steps == 0 for r in results)
+
+
+def test_the_operator_takes_over_a_policy_that_does_nothing():
+    cell = HeadlessCell('pick-place-v3', StandStill(), OperatorConfig(), quiet_period_s=0.2)
+    try:
+        result = cell.run_episode(3, keep_transitions=True)
+        alone = cell.run_episode(3, allow_intervention=False)
+    finally:
+        cell.close()
+    assert result.intervention_steps > result.steps / 2 and result.success
+    assert not alone.success and alone.intervention_steps == 0
+    corrected = [t for t in result.transitions if t.human_action is not None]
+    assert corrected and all(np.array_equal(t.executed_action, t.human_action.astype(np.float32))
+                             for t in corrected)
+    assert result.transitions[-1].terminated and result.transitions[-1].reward == 1.0
+    assert len(result.transitions) == result.steps
+
+
+def test_a_residual_function_changes_what_is_executed():
+    cell = HeadlessCell('pick-place-v3', StandStill(), residual_scale=(0.5,))
+    try:
+        result = cell.run_episode(4, residual=lambda obs, base, explore: np.ones(4, np.float32),
+                                  keep_transitions=True)
+    finally:
+        cell.close()
+    assert np.allclose(result.transitions[0].executed_action, [0.5, 0.5, 0.5, 0.5])
