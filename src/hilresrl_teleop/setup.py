@@ -22,6 +22,7 @@ setup(
         'console_scripts': [
             'episode_manager = hilresrl_teleop.episode_manager:main',
             'intervention_arbiter = hilresrl_teleop.intervention_arbiter:main',
+            'keyboard = hilresrl_teleop.keyboard_node:main',
         ],
     },
 )

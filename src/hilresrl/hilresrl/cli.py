@@ -31,6 +31,10 @@ def _parser() -> argparse.ArgumentParser:
         'base-policy', add_help=False,
         help='build the default base policy of a simulated task (BC from noisy expert demos); '
              'see hilresrl base-policy --help')
+    commands.add_parser(
+        'demos', add_help=False,
+        help='collect noisy scripted demonstrations of a simulated task; see hilresrl demos '
+             '--help')
     return parser
 
 
@@ -65,6 +69,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     if argv[:1] == ['base-policy']:
         from hilresrl_sim.base_policy_builder import main as build_main
         return build_main(argv[1:])
+    if argv[:1] == ['demos']:
+        from hilresrl_sim.demos import main as demos_main
+        return demos_main(argv[1:])
     options = _parser().parse_args(argv)
     try:
         if options.command == 'launch':

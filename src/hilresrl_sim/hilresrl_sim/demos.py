@@ -165,3 +165,26 @@ def collect_demonstrations(task_name: str, episodes: int, noise_std: float, seed
         np.reshape(np.asarray(expert_actions, dtype=np.float32), (-1, action_dim)),
         np.asarray(episode_index, dtype=np.int64), np.asarray(episode_success, dtype=bool),
         task=task_name, noise_std=float(noise_std), seed=int(seed))
+
+
+def main(argv=None) -> int:
+    """Collect demonstrations from the command line (hilresrl demos --help)."""
+    import argparse
+    parser = argparse.ArgumentParser(
+        prog='hilresrl demos',
+        description='Collect demonstrations of a simulated task from its scripted expert, with '
+                    'Gaussian noise on the executed actions, into an .npz file.')
+    parser.add_argument('--task', default='pick-place-v3', help='task name (default: %(default)s)')
+    parser.add_argument('--episodes', type=int, default=10, help='episodes (default: %(default)s)')
+    parser.add_argument('--noise', type=float, default=0.3,
+                        help='standard deviation of the action noise (default: %(default)s)')
+    parser.add_argument('--seed', type=int, default=0, help='seed (default: %(default)s)')
+    parser.add_argument('--out', required=True, help='.npz file to write')
+    options = parser.parse_args(argv)
+    demos = collect_demonstrations(
+        options.task, options.episodes, options.noise, options.seed,
+        progress=lambda line: print(line, flush=True))
+    path = demos.save(options.out)
+    print(f'{demos.episodes} episodes, {len(demos.actions)} steps, expert success '
+          f'{100 * demos.success_rate:.0f}% -> {path}')
+    return 0

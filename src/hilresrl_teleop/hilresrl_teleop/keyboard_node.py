@@ -1,0 +1,105 @@
+"""
+keyboard: a person's keys at a terminal, for marking success and steering episodes by hand.
+
+Run it in a terminal of its own (ros2 run hilresrl_teleop keyboard): s marks success (a
+std_msgs/Bool on keyboard/success, an episode manager reward source), f ends the episode as a
+failure, r asks for a reset (ends it as aborted), n starts the next episode, e latches the
+e-stop and x releases it.
+"""
+
+import queue
+import sys
+import termios
+import threading
+import tty
+
+from hilresrl_msgs.msg import EpisodeOutcome
+from hilresrl_msgs.srv import EndEpisode, StartEpisode
+from hilresrl_policy.node_runner import ConfigurationError, run_node
+from hilresrl_policy.qos import COMMAND_QOS
+from rclpy.node import Node
+from std_msgs.msg import Bool
+from std_srvs.srv import Trigger
+
+HELP = ('keys: s success | f failure | r reset (abort) | n next episode | e e-stop | '
+        'x release e-stop | h help')
+
+
+class KeyboardNode(Node):
+    """Single key presses at the terminal -> reward signal and episode/e-stop service calls."""
+
+    def __init__(self, **kwargs):
+        super().__init__('keyboard', **kwargs)
+        if not sys.stdin.isatty():
+            raise ConfigurationError('the keyboard node reads key presses from its terminal: '
+                                     'run it in a terminal of its own (ros2 run hilresrl_teleop '
+                                     'keyboard), not in the background')
+        self._success = self.create_publisher(Bool, 'keyboard/success', COMMAND_QOS)
+        self._end = self.create_client(EndEpisode, 'end_episode')
+        self._start = self.create_client(StartEpisode, 'start_episode')
+        self._estop = self.create_client(Trigger, 'estop')
+        self._release = self.create_client(Trigger, 'release_estop')
+        self._keys: 'queue.Queue[str]' = queue.Queue()
+        self._terminal = termios.tcgetattr(sys.stdin)
+        tty.setcbreak(sys.stdin.fileno())  # one key at a time, no Enter needed
+        threading.Thread(target=self._read_keys, daemon=True).start()
+        self.create_timer(0.05, self._on_tick)
+        self.get_logger().info(HELP)
+
+    def _read_keys(self) -> None:
+        while True:
+            key = sys.stdin.read(1)
+            if not key:
+                return
+            self._keys.put(key.lower())
+
+    def _on_tick(self) -> None:
+        while not self._keys.empty():
+            self._handle(self._keys.get())
+
+    def _handle(self, key: str) -> None:
+        if key == 's':
+            self._success.publish(Bool(data=True))
+            self.get_logger().info('success marked')
+        elif key in ('f', 'r'):
+            outcome = EpisodeOutcome.FAILURE if key == 'f' else EpisodeOutcome.ABORT
+            request = EndEpisode.Request(outcome=EpisodeOutcome(value=outcome),
+                                         reason='keyboard: ' + ('failure' if key == 'f'
+                                                                else 'reset requested'))
+            self._call(self._end, request, 'end_episode')
+        elif key == 'n':
+            self._call(self._start, StartEpisode.Request(seed=-1), 'start_episode')
+        elif key == 'e':
+            self._call(self._estop, Trigger.Request(), 'estop')
+        elif key == 'x':
+            self._call(self._release, Trigger.Request(), 'release_estop')
+        elif key in ('h', '?'):
+            self.get_logger().info(HELP)
+
+    def _call(self, client, request, name: str) -> None:
+        if not client.service_is_ready():
+            self.get_logger().error(f'no {name} service: is the cell running?')
+            return
+        future = client.call_async(request)
+        future.add_done_callback(lambda done: self._report(done, name))
+
+    def _report(self, future, name: str) -> None:
+        response = future.result()
+        ok = response is not None and response.success
+        text = getattr(response, 'message', '') if response is not None else 'no response'
+        log = self.get_logger().info if ok else self.get_logger().warning
+        log(f'{name}: {"done" if ok else "refused"}{": " + text if text else ""}')
+
+    def destroy_node(self):
+        """Give the terminal back its line editing, then destroy the node."""
+        termios.tcsetattr(sys.stdin, termios.TCSADRAIN, self._terminal)
+        return super().destroy_node()
+
+
+def main(args=None):
+    """Run the keyboard node until shutdown."""
+    return run_node(KeyboardNode, args)
+
+
+if __name__ == '__main__':
+    main()
