@@ -28,8 +28,8 @@ def test_keys_mark_success_end_episodes_and_latch_the_estop(probe):
     probe.node.create_service(EndEpisode, 'end_episode', on_end)
     probe.node.create_service(Trigger, 'estop', on_estop)
     main_end, terminal = pty.openpty()  # the node needs a terminal, as a person has one
-    node = subprocess.Popen([_executable()], stdin=terminal, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    node = subprocess.Popen([_executable()], stdin=terminal, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, start_new_session=True)
     try:
         probe.wait_for(lambda: probe.node.count_publishers('keyboard/success') == 1
                        and probe.node.count_subscribers('keyboard/success') >= 1, 60,
