@@ -83,6 +83,14 @@ ARGUMENTS: Tuple[Argument, ...] = (
              jobs=('eval',)),
     Argument('episodes', '0', 'Episodes to run before stopping (0: until Ctrl-C)',
              jobs=('train',)),
+    Argument('run_dir', '', 'Folder of the training run: checkpoints, transition log, curves '
+             '(empty: $HILRESRL_HOME/runs/<date-time>; with resume, the newest run there)',
+             jobs=('train',)),
+    Argument('resume', 'false', 'Continue the run in run_dir (or the newest run): its '
+             'checkpoint, every logged transition and its counters', choices=BOOLEANS,
+             jobs=('train',)),
+    Argument('learner_device', '', 'Torch device of the learner, e.g. cuda (empty: as the '
+             'cell profile says, else cpu)', jobs=('train',)),
     Argument('clock', '', "Simulated cell's clock: lockstep (as fast as the loop) or realtime "
              "(empty: the cell profile's)", choices=('', 'lockstep', 'realtime')),
     Argument('seed', '0', 'Seed of the first episode reset (and of exploration noise)'),
@@ -299,7 +307,14 @@ def build_graph(job: str, given: Mapping[str, str],
         nodes.append(NodeSpec('hilresrl_sim', 'simulated_operator', 'simulated_operator',
                               parameters=operator_parameters, **common))
     if job == 'train':
-        nodes.append(NodeSpec('hilresrl_learner', 'learner_node', 'learner', **common))
+        learner_parameters = {'resume': values['resume'] == 'true', 'seed': seed}
+        if values['run_dir']:
+            learner_parameters['run_dir'] = os.path.abspath(os.path.expanduser(
+                values['run_dir']))
+        if values['learner_device']:
+            learner_parameters['device'] = values['learner_device']
+        nodes.append(NodeSpec('hilresrl_learner', 'learner_node', 'learner',
+                              parameters=learner_parameters, **common))
     return nodes
 
 

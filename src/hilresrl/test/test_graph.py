@@ -103,6 +103,19 @@ def test_train_graph_in_the_simulated_cell(config_dir, tmp_path):
     assert base['base_policy.kind'] == 'bc' and base['base_policy.task'] == 'pick-place-v3'
     assert base['base_policy.checkpoint'] == str(tmp_path / 'home' / 'base_policies' /
                                                  'pick-place-v3')
+    assert nodes[6].parameters == {'resume': False, 'seed': 0}
+
+
+def test_train_run_folder_resume_and_learner_device(config_dir, tmp_path):
+    nodes = build_graph('train', {'run_dir': str(tmp_path / 'run7'), 'resume': 'true',
+                                  'learner_device': 'cuda'}, config_dir)
+    learner = {n.executable: n.parameters for n in nodes}['learner_node']
+    assert learner == {'resume': True, 'seed': 0, 'run_dir': str(tmp_path / 'run7'),
+                       'device': 'cuda'}
+    with pytest.raises(GraphError, match='resume:=maybe is not one of'):
+        build_graph('train', {'resume': 'maybe'}, config_dir)
+    with pytest.raises(GraphError, match='unknown argument run_dir'):
+        build_graph('eval', {'run_dir': str(tmp_path)}, config_dir)
 
 
 def test_eval_graph_has_no_learner_and_no_exploration(config_dir):

@@ -1,91 +1,509 @@
 """
-learner_node: takes in the transitions of every cell and reports the learner's progress.
+learner_node: learns the residual policy from every cell's transitions and broadcasts it.
 
-Subscribes to transitions (reliable, deep queue) and episode_events; checks sequence numbers per
-robot and reports every gap; publishes learner_status (latched) every status period.
+Takes in transitions (reliable, deep queue; sequence numbers checked per robot), writes each to
+the run's transition log before counting it, keeps the online and intervention buffers, runs
+residual TD3 updates at the configured update-to-data ratio, broadcasts the actor on the latched
+policy_weights topic, checkpoints atomically, and reports progress (learner_status, the console,
+TensorBoard). Evaluation rounds come from the episode manager's evaluation episodes; the run ends
+at the target success or the step budget with a learning curve in the run folder. Restarted with
+resume:=true it reloads its checkpoint and every logged transition and carries on.
 """
 
-from hilresrl_msgs.msg import EpisodeEvent, EpisodeOutcome, LearnerStatus, Transition
-from hilresrl_policy.node_runner import run_node
+import datetime
+import json
+import math
+import os
+import pathlib
+import time
+from typing import Dict, List, Optional
+
+from hilresrl_msgs.msg import (EpisodeEvent, EpisodeOutcome, LearnerStatus, PolicyWeights,
+                               Transition)
+from hilresrl_msgs.srv import LoadCheckpoint, SaveCheckpoint
+from hilresrl_policy.conversions import from_named_arrays
+from hilresrl_policy.node_runner import ConfigurationError, run_node
 from hilresrl_policy.qos import EVENTS_QOS, LATCHED_QOS, TRANSITIONS_QOS
-from hilresrl_policy.success_statistics import SuccessWindow
+from hilresrl_policy.residual import serialize_actor
+from hilresrl_policy.success_statistics import SuccessWindow, wilson_interval
+import numpy as np
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
+from rclpy.serialization import deserialize_message
+import torch
 
+from .checkpoint import (CheckpointError, latest_checkpoint, load_checkpoint, read_config,
+                         save_checkpoint)
+from .message_definitions import ros2msg_definition
+from .progress import LearningCurve
+from .residual_td3 import LearnerConfig
 from .sequence_tracker import SequenceTracker
+from .training import ResidualLearner, StepRecord
+from .transition_log import read_log, TransitionLog
+
+TRANSITION_TYPE = 'hilresrl_msgs/msg/Transition'
 
 
 class LearnerNode(Node):
-    """Transition intake with gap detection, episode statistics and the status topic."""
+    """Transitions in, residual weights out, with checkpoints and progress."""
 
     def __init__(self, **kwargs):
         super().__init__('learner', **kwargs)
-        status_period_s: float = self.declare_parameter(
-            'status_period_s', 1.0, ParameterDescriptor(
-                description='Seconds between learner_status messages', read_only=True)).value
-        success_window: int = self.declare_parameter(
-            'success_window', 20, ParameterDescriptor(
-                description='Episodes over which training and evaluation success rates are '
-                            'computed', read_only=True)).value
 
+        def parameter(name, default, description):
+            return self.declare_parameter(name, default, ParameterDescriptor(
+                description=description, read_only=True)).value
+
+        run_dir = parameter('run_dir', '', 'Folder of this run (checkpoints, transition log, '
+                                           'curves); empty: $HILRESRL_HOME/runs/<date-time>, '
+                                           'or the newest run there with resume')
+        self.resume: bool = parameter('resume', False,
+                                      'Continue the run in run_dir: its checkpoint, its logged '
+                                      'transitions and its counters')
+        self.device: str = parameter('device', 'cpu', 'Torch device of the learner')
+        self.policy_inputs = list(parameter('policy_inputs', ['task_state'],
+                                            'Observation arrays the actor sees, in order (as '
+                                            'the residual node has them)'))
+        self.action_dim: int = parameter('action_dim', 4, 'Number of action axes')
+        self.settings = {
+            'residual_scale': tuple(parameter('residual_scale', [0.5],
+                                              'Residual scale: one value or one per axis')),
+            'actor_hidden': tuple(parameter('hidden_sizes', [256, 256],
+                                            'Hidden layer sizes of the actor')),
+            'layer_norm': parameter('layer_norm', True, 'LayerNorm in actor and critic'),
+            'critic_hidden': tuple(parameter('critic.hidden_sizes', [256, 256, 256],
+                                             'Hidden layer sizes of each critic head')),
+            'critic_heads': parameter('critic.heads', 2,
+                                      'Critic ensemble size; the target takes the minimum '
+                                      'over a random pair'),
+            'gamma': parameter('gamma', 0.99, 'Discount per control step'),
+            'n_step': parameter('n_step', 3, 'Steps of the n-step return'),
+            'batch_size': parameter('batch_size', 256, 'Samples per update'),
+            'actor_lr': parameter('actor_lr', 1e-4, 'Actor learning rate (small: the actor '
+                                                    'must not wreck the base policy)'),
+            'critic_lr': parameter('critic_lr', 3e-4, 'Critic learning rate'),
+            'tau': parameter('tau', 0.005, 'Target network averaging rate'),
+            'warmup_updates': parameter('warmup_updates', 500,
+                                        'Critic-only updates before the actor moves'),
+            'bc_weight': parameter('bc_weight', 1.0,
+                                   'Weight of the pull toward (human - base) / scale on steps a '
+                                   'person corrected (0: off)'),
+        }
+        self.update_to_data: float = parameter('update_to_data', 1.0,
+                                               'Gradient updates per received transition')
+        self.intervention_fraction: float = parameter(
+            'intervention_fraction', 0.5, 'Share of each batch drawn from the intervention '
+                                          'and demonstration buffer')
+        self.min_steps: int = parameter('min_steps', 256, 'Transitions before updates begin')
+        self.seed: int = parameter('seed', 0, 'Seed of networks and sampling')
+        self.weights_period_updates: int = parameter(
+            'weights_period_updates', 200, 'Broadcast the actor after this many updates...')
+        self.weights_period_s: float = parameter('weights_period_s', 5.0,
+                                                 '... or this many seconds, whichever first')
+        self.checkpoint_period_s: float = parameter('checkpoint_period_s', 60.0,
+                                                    'Seconds between checkpoints')
+        self.status_period_s: float = parameter('status_period_s', 1.0,
+                                                'Seconds between learner_status messages')
+        self.progress_period_s: float = parameter('progress_period_s', 10.0,
+                                                  'Seconds between progress lines')
+        self.eval_episodes: int = parameter('eval_episodes', 20,
+                                            'Evaluation episodes per round (as the episode '
+                                            'manager runs them)')
+        self.target_success: float = parameter('target_success', 0.95,
+                                               'End the run when an evaluation round reaches '
+                                               'this success rate (0: never)')
+        self.target_window: int = parameter(
+            'target_window_episodes', 40, 'The target counts when the last this-many '
+            'evaluation episodes together reach it (two rounds of 20: one lucky round does '
+            'not end a run)')
+        self.max_env_steps: int = parameter('max_env_steps', 0,
+                                            'End the run after this many transitions (0: none)')
+        self.update_budget_s: float = parameter('update_budget_s', 0.05,
+                                                'Longest stretch of updates between message '
+                                                'handling (s)')
+        success_window: int = parameter('success_window', 20,
+                                        'Training episodes over which success is reported')
+        self.tensorboard: bool = parameter('tensorboard', True, 'Write TensorBoard events')
+        threads: int = parameter('torch_threads', 1,
+                                 'CPU threads for updates (on 2 cores shared with the cell, 2 '
+                                 'threads ran 8-14 updates/s against 35 with 1: measured)')
+        if self.device.startswith('cuda') and not torch.cuda.is_available():
+            raise ConfigurationError(f'device {self.device!r}: no CUDA device here')
+        torch.set_num_threads(threads)
+
+        self.run_dir = self._choose_run_dir(run_dir)
         self._sequences = SequenceTracker()
         self._train_success = SuccessWindow(success_window)
-        self._eval_success = SuccessWindow(success_window)
+        self._eval_results: List[bool] = []
+        self._eval_rounds: List[Dict[str, float]] = []
         self._train_steps = 0
         self._train_intervention_steps = 0
+        self.learner: Optional[ResidualLearner] = None
+        self.weights_version = self._read_weights_version()
+        self._last_broadcast_updates = 0
+        self._last_broadcast_s = time.monotonic()
+        self._last_checkpoint_s = time.monotonic()
+        self._last_status = (time.monotonic(), 0, 0)
+        self._rate = (0.0, 0.0)
+        self._started_s = time.monotonic()
+        self.finished = False
+        self.outcome = ''
+        self.curve = LearningCurve(self.run_dir)
+        self._writer = self._tensorboard_writer()
 
         self._status = self.create_publisher(LearnerStatus, 'learner_status', LATCHED_QOS)
+        self._weights = self.create_publisher(PolicyWeights, 'policy_weights', LATCHED_QOS)
+        self._log = TransitionLog(self.run_dir / 'replay', '/transitions', TRANSITION_TYPE,
+                                  ros2msg_definition(TRANSITION_TYPE))
+        if self.resume:
+            self._restore()
         self.create_subscription(Transition, 'transitions', self._on_transition,
-                                 TRANSITIONS_QOS)
+                                 TRANSITIONS_QOS, raw=True)
         self.create_subscription(EpisodeEvent, 'episode_events', self._on_episode_event,
                                  EVENTS_QOS)
-        self.create_timer(status_period_s, self._publish_status)
+        self.create_service(SaveCheckpoint, 'save_checkpoint', self._on_save)
+        self.create_service(LoadCheckpoint, 'load_checkpoint', self._on_load)
+        self.create_timer(0.01, self._on_update_tick)
+        self.create_timer(self.status_period_s, self._publish_status)
+        resumed = ' (resumed)' if self.resume else ''
+        self.get_logger().info(f'run folder {self.run_dir}{resumed}')
         self._publish_status()
 
-    def _on_transition(self, transition: Transition) -> None:
+    # --- the run folder ------------------------------------------------------------------
+    def _choose_run_dir(self, run_dir: str) -> pathlib.Path:
+        home = pathlib.Path(os.environ.get('HILRESRL_HOME')
+                            or pathlib.Path.home() / '.hilresrl')
+        if run_dir:
+            path = pathlib.Path(run_dir).expanduser()
+        elif self.resume:
+            runs = sorted(p for p in (home / 'runs').glob('*') if p.is_dir())
+            if not runs:
+                raise ConfigurationError(f'resume: no run in {home / "runs"} to continue')
+            path = runs[-1]
+        else:
+            path = home / 'runs' / datetime.datetime.now().strftime('%Y%m%d-%H%M%S')
+        if self.resume and not (path / 'replay').is_dir():
+            raise ConfigurationError(f'resume: {path} holds no run (no replay folder)')
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def _read_weights_version(self) -> int:
+        try:
+            return int((self.run_dir / 'weights_version').read_text())
+        except (OSError, ValueError):
+            return 0
+
+    def _tensorboard_writer(self):
+        if not self.tensorboard:
+            return None
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            self.get_logger().warning('TensorBoard is not installed (pip install tensorboard): '
+                                      'no event files')
+            return None
+        return SummaryWriter(str(self.run_dir / 'tensorboard'))
+
+    # --- data in -------------------------------------------------------------------------
+    def _on_transition(self, data: bytes) -> None:
+        transition = deserialize_message(data, Transition)
         check = self._sequences.observe(transition.robot_id, transition.sequence)
+        if check.duplicate:
+            self.get_logger().warning(
+                f'transition {transition.sequence} from {transition.robot_id} arrived again or '
+                'out of order: ignored')
+            return
         if check.lost:
             self.get_logger().warning(
                 f'{check.lost} transition(s) from {transition.robot_id} lost before sequence '
                 f'{transition.sequence} ({self._sequences.lost[transition.robot_id]} in all)')
-        elif check.duplicate:
-            self.get_logger().warning(
-                f'transition {transition.sequence} from {transition.robot_id} arrived again '
-                'or out of order; ignored')
-            return
-        elif check.restarted:
-            self.get_logger().info(f'{transition.robot_id} restarted its sequence numbers')
+        self._log.write(data, transition.header.stamp.sec * 10**9
+                        + transition.header.stamp.nanosec)  # on disk before it counts
+        self._store(transition)
+
+    def _store(self, transition: Transition) -> None:
+        observation = self._vector(transition.observation)
+        if self.learner is None:
+            self._create_learner(observation.size)
+        intervened = transition.intervened and len(transition.human_action) == self.action_dim
+        self.learner.add(StepRecord(
+            (transition.robot_id, transition.episode_id), transition.step, observation,
+            np.asarray(transition.base_action, np.float32),
+            np.asarray(transition.executed_action, np.float32), transition.reward,
+            self._vector(transition.next_observation), transition.terminated,
+            transition.truncated,
+            np.asarray(transition.human_action, np.float32) if intervened else None))
         if not transition.evaluation:
             self._train_steps += 1
             self._train_intervention_steps += int(transition.intervened)
+        if self.max_env_steps and self.learner.env_steps >= self.max_env_steps:
+            self._finish(f'step budget of {self.max_env_steps} transitions reached')
+
+    def _vector(self, named) -> np.ndarray:
+        arrays = from_named_arrays(named)
+        missing = [name for name in self.policy_inputs if name not in arrays]
+        if missing:
+            raise ConfigurationError(f'transitions carry no {", ".join(missing)} (they have '
+                                     f'{", ".join(sorted(arrays))}): check policy_inputs')
+        return np.concatenate([arrays[name] for name in self.policy_inputs])
+
+    def _create_learner(self, obs_dim: int) -> None:
+        config = LearnerConfig(obs_dim=obs_dim, action_dim=self.action_dim, **self.settings)
+        self.learner = ResidualLearner(config, self.update_to_data, self.intervention_fraction,
+                                       self.min_steps, self.device, self.seed)
+        self.get_logger().info(
+            f'residual TD3: {obs_dim} observation values, {self.action_dim} axes, '
+            f'{config.critic_heads} critic heads, update-to-data {self.update_to_data}, '
+            f'{100 * self.intervention_fraction:.0f}% of each batch from interventions')
 
     def _on_episode_event(self, event: EpisodeEvent) -> None:
         if event.event != EpisodeEvent.EPISODE_END or event.outcome.value == EpisodeOutcome.ABORT:
             return
         success = event.outcome.value == EpisodeOutcome.SUCCESS
-        if event.mode.value == event.mode.EVAL:
-            self._eval_success.add(success)
-        else:
+        if event.mode.value != event.mode.EVAL:
             self._train_success.add(success)
+            return
+        self._eval_results.append(success)
+        if len(self._eval_results) % self.eval_episodes == 0:
+            self._end_eval_round()
 
+    def _end_eval_round(self) -> None:
+        results = self._eval_results[-self.eval_episodes:]
+        successes = sum(results)
+        low, high = wilson_interval(successes, len(results))
+        steps = self.learner.env_steps if self.learner else 0
+        round_ = {'env_steps': steps, 'wall_s': time.monotonic() - self._started_s,
+                  'success_rate': successes / len(results), 'ci_low': low, 'ci_high': high,
+                  'episodes': len(results), 'updates': self.learner.updates if self.learner
+                  else 0}
+        self._eval_rounds.append(round_)
+        self.curve.add_eval(round_)
+        self._scalar('eval/success_rate', round_['success_rate'], steps)
+        self.get_logger().info(
+            f'evaluation after {steps} steps: {successes}/{len(results)} = '
+            f'{100 * round_["success_rate"]:.0f}% (95% CI {100 * low:.0f}-{100 * high:.0f}%)')
+        window = self._eval_results[-self.target_window:]
+        if (self.target_success and len(window) >= self.target_window
+                and round_['success_rate'] >= self.target_success
+                and sum(window) >= self.target_success * len(window)):
+            low, high = wilson_interval(sum(window), len(window))
+            self._finish(f'evaluation success {sum(window)}/{len(window)} = '
+                         f'{100 * sum(window) / len(window):.1f}% (95% CI {100 * low:.0f}-'
+                         f'{100 * high:.0f}%) over the last {len(window)} evaluation episodes '
+                         f'reached the target of {100 * self.target_success:.0f}%')
+
+    # --- learning ------------------------------------------------------------------------
+    def _on_update_tick(self) -> None:
+        if self.learner is None or self.finished:
+            return
+        due = self.learner.updates_due()
+        deadline = time.monotonic() + self.update_budget_s
+        while due > 0 and time.monotonic() < deadline:
+            self.learner.train(1)
+            due -= 1
+        updates = self.learner.updates
+        actor_moved = self.learner.agent.actor_updates > 0
+        if actor_moved and updates > self._last_broadcast_updates and (
+                updates - self._last_broadcast_updates >= self.weights_period_updates
+                or time.monotonic() - self._last_broadcast_s >= self.weights_period_s):
+            self._broadcast()
+        if time.monotonic() - self._last_checkpoint_s >= self.checkpoint_period_s:
+            self._checkpoint()
+
+    def _broadcast(self) -> None:
+        weights = serialize_actor(self.learner.agent.actor)
+        self.weights_version += 1
+        message = PolicyWeights(version=self.weights_version, format=weights.format,
+                                architecture=weights.architecture, blob=weights.blob,
+                                sha256=weights.sha256, learner_updates=self.learner.updates,
+                                env_steps=self.learner.env_steps)
+        message.header.stamp = self.get_clock().now().to_msg()
+        self._weights.publish(message)
+        # Versions stay monotonic across restarts, even for weights sent after a checkpoint.
+        path = self.run_dir / 'weights_version'
+        path.with_suffix('.tmp').write_text(str(self.weights_version))
+        os.replace(path.with_suffix('.tmp'), path)
+        self._last_broadcast_updates = self.learner.updates
+        self._last_broadcast_s = time.monotonic()
+
+    def _checkpoint(self) -> Optional[pathlib.Path]:
+        self._last_checkpoint_s = time.monotonic()
+        if self.learner is None:
+            return None
+        counters = {'weights_version': self.weights_version, 'env_steps':
+                    self.learner.env_steps, 'eval_rounds': self._eval_rounds,
+                    'eval_results': self._eval_results}
+        return save_checkpoint(self.run_dir, self.learner.agent, self.learner.rng, counters)
+
+    # --- resume --------------------------------------------------------------------------
+    def _restore(self) -> None:
+        records = 0
+        for path, messages, problem in read_log(self.run_dir / 'replay'):
+            if path == self._log.path:
+                continue
+            if problem and not problem.endswith('intact'):
+                self.get_logger().warning(problem)
+            for data in messages:
+                transition = deserialize_message(data, Transition)
+                self._sequences.observe(transition.robot_id, transition.sequence)
+                self._store(transition)
+                records += 1
+        checkpoint = latest_checkpoint(self.run_dir)
+        if checkpoint is not None:
+            if self.learner is None:
+                self._create_learner(read_config(checkpoint).obs_dim)
+            try:
+                counters = load_checkpoint(checkpoint, self.learner.agent, self.learner.rng)
+            except CheckpointError as error:
+                raise ConfigurationError(f'cannot resume: {error}') from error
+            self.weights_version = max(self.weights_version, counters['weights_version'])
+            self._eval_rounds = counters.get('eval_rounds', [])
+            self._eval_results = counters.get('eval_results', [])
+        self.get_logger().info(
+            f'resumed: {records} logged transitions back in the buffers, '
+            f'{self.learner.updates if self.learner else 0} updates from '
+            f'{checkpoint.name if checkpoint else "no checkpoint"}, weights version '
+            f'{self.weights_version}')
+        if self.learner is not None and self.learner.agent.actor_updates:
+            self._broadcast()
+
+    # --- services ------------------------------------------------------------------------
+    def _on_save(self, request: SaveCheckpoint.Request, response: SaveCheckpoint.Response):
+        if self.learner is None:
+            response.success, response.message = False, 'no data yet: nothing to save'
+            return response
+        path = self._checkpoint()
+        response.success, response.path = True, str(path)
+        response.weights_version, response.updates = self.weights_version, self.learner.updates
+        return response
+
+    def _on_load(self, request: LoadCheckpoint.Request, response: LoadCheckpoint.Response):
+        if self.learner is None:
+            response.success, response.message = False, 'no data yet: the networks are not ' \
+                                                        'built'
+            return response
+        try:
+            load_checkpoint(request.path, self.learner.agent, self.learner.rng)
+        except CheckpointError as error:
+            response.success, response.message = False, str(error)
+            return response
+        self._broadcast()
+        response.success = True
+        response.weights_version, response.updates = self.weights_version, self.learner.updates
+        return response
+
+    # --- progress ------------------------------------------------------------------------
     def _publish_status(self) -> None:
-        env_steps = self._sequences.total_received
-        status = LearnerStatus(state='receiving' if env_steps else 'waiting_for_data')
+        learner = self.learner
+        now = time.monotonic()
+        updates = learner.updates if learner else 0
+        env_steps = learner.env_steps if learner else 0
+        then, previous_updates, previous_steps = self._last_status
+        if now - then >= self.progress_period_s:
+            elapsed = now - then
+            self._rate = ((updates - previous_updates) / elapsed,
+                          (env_steps - previous_steps) / elapsed)
+            self._last_status = (now, updates, env_steps)
+            if learner is not None:
+                self._log_progress()
+        status = LearnerStatus(state=self._state(), weights_version=self.weights_version,
+                               updates=updates, env_steps=env_steps,
+                               transitions_lost=self._sequences.total_lost)
         status.header.stamp = self.get_clock().now().to_msg()
-        status.env_steps = env_steps
-        status.transitions_lost = self._sequences.total_lost
+        if learner is not None:
+            status.online_buffer_size = len(learner.online)
+            status.intervention_buffer_size = len(learner.intervention)
+            metrics = learner.last_metrics
+            status.critic_loss = metrics.get('critic_loss', math.nan)
+            status.actor_loss = metrics.get('actor_loss', math.nan)
+            status.mean_q = metrics.get('mean_q', math.nan)
+            status.update_to_data_ratio = updates / env_steps if env_steps else 0.0
+        status.updates_per_s = self._rate[0]
         status.train_episodes = self._train_success.episodes
         status.train_success_rate = self._train_success.rate
         status.intervention_rate = (self._train_intervention_steps / self._train_steps
                                     if self._train_steps else 0.0)
-        status.eval_episodes = self._eval_success.episodes
-        status.eval_success_rate = self._eval_success.rate
-        status.eval_success_ci_low, status.eval_success_ci_high = self._eval_success.interval
+        status.eval_episodes = len(self._eval_results)
+        if self._eval_rounds:
+            last = self._eval_rounds[-1]
+            status.eval_success_rate = last['success_rate']
+            status.eval_success_ci_low, status.eval_success_ci_high = (last['ci_low'],
+                                                                       last['ci_high'])
+        else:
+            status.eval_success_rate = status.eval_success_ci_low = \
+                status.eval_success_ci_high = math.nan
         self._status.publish(status)
+
+    def _state(self) -> str:
+        if self.finished:
+            return 'finished'
+        if self.learner is None or self.learner.updates == 0:
+            return 'waiting_for_data'
+        if self.learner.agent.actor_updates == 0:
+            return 'warmup'
+        return 'training'
+
+    def _log_progress(self) -> None:
+        learner = self.learner
+        metrics = learner.last_metrics
+        evaluation = (f'{100 * self._eval_rounds[-1]["success_rate"]:.0f}%'
+                      if self._eval_rounds else 'none yet')
+        intervention = (self._train_intervention_steps / self._train_steps
+                        if self._train_steps else 0.0)
+        utd = learner.updates / learner.env_steps if learner.env_steps else 0.0
+        self.get_logger().info(
+            f'{learner.env_steps} steps | {learner.updates} updates ({self._rate[0]:.0f}/s, '
+            f'UTD {utd:.2f}) | train success {100 * np.nan_to_num(self._train_success.rate):.0f}'
+            f'% | eval {evaluation} | human {100 * intervention:.0f}% | Q '
+            f'{metrics.get("mean_q", math.nan):.3f} critic '
+            f'{metrics.get("critic_loss", math.nan):.4f}'
+            f' | weights v{self.weights_version}')
+        step = learner.env_steps
+        self._scalar('train/success_rate', np.nan_to_num(self._train_success.rate), step)
+        self._scalar('train/intervention_rate', intervention, step)
+        self._scalar('learner/updates_per_s', self._rate[0], step)
+        self._scalar('learner/update_to_data', utd, step)
+        for name, value in metrics.items():
+            self._scalar(f'losses/{name}', value, step)
+        self.curve.add_train(step, time.monotonic() - self._started_s,
+                             float(np.nan_to_num(self._train_success.rate)), intervention)
+
+    def _scalar(self, name: str, value: float, step: int) -> None:
+        if self._writer is not None:
+            self._writer.add_scalar(name, value, step)
+
+    # --- the end -------------------------------------------------------------------------
+    def _finish(self, reason: str) -> None:
+        if self.finished:
+            return
+        self.finished = True
+        self.outcome = reason
+        path = self._checkpoint()
+        self.curve.write_png()
+        env_steps = self.learner.env_steps if self.learner else 0
+        summary = {'reason': reason, 'env_steps': env_steps,
+                   'updates': self.learner.updates if self.learner else 0,
+                   'weights_version': self.weights_version,
+                   'wall_s': time.monotonic() - self._started_s,
+                   'eval_rounds': self._eval_rounds, 'checkpoint': str(path)}
+        (self.run_dir / 'summary.json').write_text(json.dumps(summary, indent=2))
+        self.get_logger().info(f'run finished: {reason}; {env_steps} steps, '
+                               f'{summary["wall_s"]:.0f} s; curve and summary in '
+                               f'{self.run_dir}')
+
+    def destroy_node(self):
+        """Checkpoint, close the log and the event files, then destroy the node."""
+        if not self.finished and self.learner is not None:
+            self._checkpoint()
+            self.curve.write_png()
+        self._log.close()
+        if self._writer is not None:
+            self._writer.close()
+        return super().destroy_node()
 
 
 def main(args=None):
-    """Run the learner until shutdown."""
+    """Run the learner until shutdown (or until the run is finished)."""
     return run_node(LearnerNode, args)
 
 

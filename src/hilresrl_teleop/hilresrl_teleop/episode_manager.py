@@ -12,7 +12,7 @@ import time
 from typing import List, Optional
 
 from hilresrl_msgs.msg import (EpisodeEvent, EpisodeOutcome, ExecutedAction, ImageRef,
-                               Transition)
+                               LearnerStatus, Transition)
 from hilresrl_msgs.msg import Mode as ModeMsg
 from hilresrl_msgs.srv import EndEpisode, ResetCell, SetMode, StartEpisode
 from hilresrl_policy.conversions import (ns_to_stamp, parse_source, stamp_to_ns,
@@ -77,6 +77,19 @@ class EpisodeManagerNode(Node):
             if topic]
         self.summary_file: str = parameter('summary_file', '',
                                            'JSON file for the final summary (empty: none)')
+        self.eval_every: int = parameter('eval_every', 0,
+                                         'Training episodes between evaluation rounds (0: no '
+                                         'rounds)')
+        self.eval_episodes: int = parameter('eval_episodes', 20,
+                                            'Evaluation episodes in a round (no exploration, '
+                                            'no intervention)')
+        self.learner_pace: float = parameter(
+            'learner_pace', 0.0, 'Before a training episode, wait until the learner has done '
+                                 'this many updates per transition (lockstep cells; 0: never '
+                                 'wait)')
+        self.learner_pace_slack: int = parameter(
+            'learner_pace_slack', 500, 'Transitions the learner may be behind before the cell '
+                                       'waits for it')
         observation = declare_observation_parameters(self)
         try:
             mode = Mode[initial_mode.upper()]
@@ -102,6 +115,9 @@ class EpisodeManagerNode(Node):
         self._reset_in_flight = False
         self._reset_count = 0
         self._results: List[EpisodeSummary] = []
+        self._train_since_eval = 0
+        self._eval_left = 0
+        self._learner: Optional[LearnerStatus] = None
         self.finished = False
         self._episode_limit = self.max_episode_steps
         self._started_at = time.monotonic()
@@ -118,6 +134,9 @@ class EpisodeManagerNode(Node):
                                      COMMAND_QOS)
         if self.reward_source == 'button':
             self.create_subscription(Joy, 'spacenav/joy', self._on_joy, COMMAND_QOS)
+        if self.learner_pace > 0:
+            self.create_subscription(LearnerStatus, 'learner_status', self._on_learner_status,
+                                     LATCHED_QOS)
         self._reset_client = (self.create_client(ResetCell, self.reset_service)
                               if self.reset_service else None)
         self.create_service(StartEpisode, 'start_episode', self._on_start)
@@ -133,7 +152,31 @@ class EpisodeManagerNode(Node):
         if (self.auto_start and not self._episodes.running and not self._reset_in_flight
                 and self._episodes.mode != Mode.PAUSE and self._more_episodes()
                 and self._graph_ready()):
-            self._begin_episode()
+            mode = self._next_mode()
+            if mode == Mode.TRAIN and not self._learner_caught_up():
+                return
+            self._begin_episode(mode)
+
+    def _next_mode(self) -> Mode:
+        """Return the mode of the next episode: an evaluation round every eval_every."""
+        if (self._episodes.mode == Mode.TRAIN and self.eval_every and self._eval_left == 0
+                and self._train_since_eval >= self.eval_every):
+            self._eval_left, self._train_since_eval = self.eval_episodes, 0
+        return Mode.EVAL if self._eval_left > 0 else self._episodes.mode
+
+    def _learner_caught_up(self) -> bool:
+        if self.learner_pace <= 0 or self._learner is None:
+            return True
+        wanted = self.learner_pace * (self._learner.env_steps - self.learner_pace_slack)
+        if self._learner.updates >= wanted or self._learner.state == 'finished':
+            return True
+        self.get_logger().info(f'waiting for the learner ({self._learner.updates} updates for '
+                               f'{self._learner.env_steps} transitions)',
+                               throttle_duration_sec=30.0)
+        return False
+
+    def _on_learner_status(self, status: LearnerStatus) -> None:
+        self._learner = status
 
     def _graph_ready(self) -> bool:
         missing = [f'publishers on {topic}' for topic in self.wait_for_topics
@@ -150,6 +193,9 @@ class EpisodeManagerNode(Node):
                                       or len(self._results) < self.episodes_to_run)
 
     def _begin_episode(self, mode: Optional[Mode] = None) -> None:
+        # The episode's mode goes out before the reset, so that the policy and the arbiter
+        # treat its first step right (no exploration or intervention in evaluation).
+        self._mode.publish(ModeMsg(value=int(self._episodes.mode if mode is None else mode)))
         if self._reset_client is None:
             self._open_episode(mode, first_stamp_ns=0)
             return
@@ -252,6 +298,10 @@ class EpisodeManagerNode(Node):
         if outcome != Outcome.ABORT:
             self._results.append(summary)
             self._log_progress(summary)
+            if summary.mode == Mode.EVAL and self._eval_left > 0:
+                self._eval_left -= 1
+            elif summary.mode == Mode.TRAIN:
+                self._train_since_eval += 1
         if not self._more_episodes():
             self._report_and_exit()
         return summary

@@ -1,0 +1,300 @@
+"""
+Steps to 95% evaluation success: residual RL with the operator against its baselines.
+
+Headless and parallel: each run drives the simulated task through the suite's cores
+(hilresrl_sim.headless_cell: base policy, residual, SpaceMouse arbitration, safety filter, the
+simulated person) and learns with the same ResidualLearner the learner node runs, with the
+settings of the task's cell profile (config/cells/sim.yaml, sim_panda.yaml). No ROS.
+
+Methods, side by side on the same seeds:
+  base               the frozen BC base policy alone (evaluated once)
+  residual_operator  residual RL with the simulated operator intervening (the main job)
+  residual_no_human  residual RL, nobody intervenes
+  full_rl_operator   full-action RL from scratch with the same operator plus 20 scripted
+                     demonstrations in the intervention buffer (the HIL-SERL recipe)
+
+Every ``--screen-every`` env steps a run plays ``--screen-episodes`` evaluation episodes (no
+exploration, no intervention); at 90% or more, and at the end of the budget, it plays the
+``--eval-episodes`` episodes of the fixed evaluation set. A run reaches the target when that
+set's success is at least ``--target``, and stops there.
+
+    source scripts/env.sh && python benchmarks/learning.py --workers 2 --seeds 0 1 2
+"""
+
+import argparse
+from concurrent.futures import as_completed, ProcessPoolExecutor
+import json
+import os
+import pathlib
+import sys
+import time
+
+import numpy as np
+import yaml
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+TASKS = ('pick-place-v3', 'peg-insert-side-v3', 'assembly-v3', 'PandaPickCube')
+METHODS = ('base', 'residual_operator', 'residual_no_human', 'full_rl_operator')
+PANDA_TASKS = ('PandaPickCube',)
+
+
+def cell_settings(task: str) -> dict:
+    """Return the learner, operator and residual settings of the task's cell profile."""
+    name = 'sim_panda.yaml' if task in PANDA_TASKS else 'sim.yaml'
+    profile = yaml.safe_load((REPO / 'config' / 'cells' / name).read_text())
+
+    def section(key):
+        return (profile.get(key) or {}).get('ros__parameters', {})
+
+    shared, learner = section('/**'), section('/**/learner')
+    operator = section('/**/simulated_operator')
+    return {
+        'config': {
+            'residual_scale': tuple(shared.get('residual_scale', [0.5])),
+            'actor_hidden': tuple(shared.get('hidden_sizes', [256, 256])),
+            'critic_hidden': tuple(learner.get('critic.hidden_sizes', [256, 256, 256])),
+            'critic_heads': learner.get('critic.heads', 2),
+            'n_step': learner.get('n_step', 3),
+            'actor_lr': learner.get('actor_lr', 1e-4),
+            'warmup_updates': learner.get('warmup_updates', 500),
+            'bc_weight': learner.get('bc_weight', 1.0)},
+        'update_to_data': shared.get('update_to_data', 1.0),
+        'intervention_fraction': learner.get('intervention_fraction', 0.5),
+        'exploration_std': section('/**/residual_policy').get('exploration_std', 0.1),
+        'operator': {key.split('.', 1)[1]: value for key, value in operator.items()
+                     if key.startswith('operator.')},
+    }
+
+
+def base_checkpoint(task: str, base_dir: pathlib.Path) -> pathlib.Path:
+    """Return the task's BC base policy, built (as the main job builds it) when missing."""
+    from hilresrl_sim.base_policy_builder import build_base_policy
+    path = base_dir / task
+    if not (path / 'config.json').is_file():
+        build_base_policy(task, path, progress=lambda line: print(f'[{task}] {line}',
+                                                                  flush=True))
+    return path
+
+
+def run(task: str, method: str, seed: int, options: dict) -> dict:
+    """Run one (task, method, seed) and return its curve and outcome."""
+    import torch
+    torch.set_num_threads(1)
+    from hilresrl_learner.residual_td3 import LearnerConfig
+    from hilresrl_learner.training import demonstration_records, ResidualLearner, StepRecord
+    from hilresrl_policy.adapters.base import BasePolicy
+    from hilresrl_policy.adapters.bc_policy import BCPolicy
+    from hilresrl_policy.success_statistics import wilson_interval
+    from hilresrl_sim.base_policy_builder import evaluation_seeds
+    from hilresrl_sim.demos import collect_demonstrations, episode_seed
+    from hilresrl_sim.headless_cell import HeadlessCell
+    from hilresrl_sim.operator_model import OperatorConfig
+
+    class ZeroPolicy(BasePolicy):
+        """No base policy: the actor's output is the whole action (full-action RL)."""
+
+        def __init__(self, action_dim):
+            self.action_dim = action_dim
+
+        def act(self, observation):
+            return np.zeros((1, self.action_dim), np.float32)
+
+    settings = cell_settings(task)
+    started = time.monotonic()
+    base = BCPolicy(options['base_checkpoints'][task])
+    full_rl = method == 'full_rl_operator'
+    scale = (1.0,) if full_rl else settings['config']['residual_scale']
+    with_operator = method in ('residual_operator', 'full_rl_operator')
+    operator = OperatorConfig(**settings['operator']) if with_operator else None
+    cell = HeadlessCell(task, ZeroPolicy(base.action_dim) if full_rl else base, operator,
+                        residual_scale=scale, seed=seed)
+    eval_seeds = evaluation_seeds(10_000 + seed, options['eval_episodes'])
+    result = {'task': task, 'method': method, 'seed': seed, 'curve': [], 'reached_at': None}
+
+    def evaluate(seeds, policy):
+        successes = sum(cell.run_episode(s, policy, explore=False,
+                                         allow_intervention=False).success for s in seeds)
+        low, high = wilson_interval(successes, len(seeds))
+        return {'success_rate': successes / len(seeds), 'ci_low': low, 'ci_high': high,
+                'episodes': len(seeds)}
+
+    if method == 'base':
+        final = evaluate(eval_seeds, None)
+        result.update(final=final, env_steps=0, wall_s=time.monotonic() - started)
+        cell.close()
+        return result
+
+    config = LearnerConfig(obs_dim=cell.task.state_dim, action_dim=base.action_dim,
+                           **dict(settings['config'], residual_scale=scale))
+    learner = ResidualLearner(config, settings['update_to_data'],
+                              settings['intervention_fraction'], seed=seed)
+    if full_rl:
+        demos = collect_demonstrations(task, options['demos'], 0.1, seed=100 + seed)
+        zeros = np.zeros(base.action_dim, np.float32)
+        for record in demonstration_records(demos.observations, demos.expert_actions,
+                                            demos.episode_index, demos.episode_success,
+                                            base_policy=lambda observation: zeros):
+            learner.add(record, demonstration=True)
+
+    def policy(observation, base_action, explore):
+        return learner.residual(observation, base_action,
+                                settings['exploration_std'] if explore else 0.0)
+
+    episode, next_screen = 0, options['screen_every']
+    final = None
+    while learner.env_steps < options['max_steps']:
+        outcome = cell.run_episode(episode_seed(seed, episode), policy, explore=True,
+                                   allow_intervention=with_operator, keep_transitions=True)
+        for step, t in enumerate(outcome.transitions):
+            learner.add(StepRecord(episode, step, t.observation, t.base_action,
+                                   t.executed_action, t.reward, t.next_observation,
+                                   t.terminated, t.truncated, t.human_action))
+        learner.train(learner.updates_due())
+        episode += 1
+        if learner.env_steps < next_screen and learner.env_steps < options['max_steps']:
+            continue
+        next_screen = learner.env_steps + options['screen_every']
+        screen_seeds = [episode_seed(20_000 + seed, episode * 100 + k)
+                        for k in range(options['screen_episodes'])]
+        point = dict(evaluate(screen_seeds, policy), kind='screen', env_steps=learner.env_steps,
+                     wall_s=time.monotonic() - started,
+                     intervention_rate=outcome.intervention_steps / max(1, outcome.steps))
+        result['curve'].append(point)
+        if point['success_rate'] >= 0.9 or learner.env_steps >= options['max_steps']:
+            final = dict(evaluate(eval_seeds, policy), kind='eval',
+                         env_steps=learner.env_steps, wall_s=time.monotonic() - started)
+            result['curve'].append(final)
+            if final['success_rate'] >= options['target']:
+                result['reached_at'] = {'env_steps': learner.env_steps,
+                                        'wall_s': final['wall_s']}
+                break
+        print(f'[{task} {method} seed {seed}] {learner.env_steps} steps: screen '
+              f'{100 * point["success_rate"]:.0f}%' + (
+                  f', eval {100 * final["success_rate"]:.0f}%' if final is not None
+                  and final['env_steps'] == learner.env_steps else ''), flush=True)
+    result.update(final=final, env_steps=learner.env_steps, wall_s=time.monotonic() - started,
+                  updates=learner.updates)
+    cell.close()
+    return result
+
+
+def table(results, tasks, methods, target) -> str:
+    """Return the markdown table: per task and method, steps and time to target, final."""
+    from hilresrl_policy.success_statistics import wilson_interval
+    lines = ['| task | method | seeds at target | env steps to target (per seed) | '
+             'wall-clock to target (s) | final success (95% CI) |',
+             '|---|---|---|---|---|---|']
+    for task in tasks:
+        for method in methods:
+            runs = sorted((r for r in results if r['task'] == task and r['method'] == method),
+                          key=lambda r: r['seed'])
+            if not runs:
+                continue
+            reached = [r['reached_at'] for r in runs]
+            steps = ', '.join(str(r['env_steps']) if r else '-' for r in reached)
+            wall = ', '.join(f'{r["wall_s"]:.0f}' if r else '-' for r in reached)
+            successes = sum(round(r['final']['success_rate'] * r['final']['episodes'])
+                            for r in runs)
+            episodes = sum(r['final']['episodes'] for r in runs)
+            low, high = wilson_interval(successes, episodes)
+            at_target = ('n/a' if method == 'base'
+                         else f'{sum(r is not None for r in reached)}/{len(runs)}')
+            lines.append(f'| {task} | {method} | {at_target} | '
+                         f'{"n/a" if method == "base" else steps} | '
+                         f'{"n/a" if method == "base" else wall} | '
+                         f'{100 * successes / episodes:.1f}% '
+                         f'({100 * low:.0f}-{100 * high:.0f}%) |')
+    lines.append(f'\nTarget: {100 * target:.0f}% on the fixed evaluation set; final = the last '
+                 'evaluation of each run (at the target or at the step budget), pooled over '
+                 'seeds.')
+    return '\n'.join(lines)
+
+
+def plot(results, tasks, methods, path: pathlib.Path) -> None:
+    """Save evaluation success against env steps, one panel per task."""
+    import matplotlib
+    matplotlib.use('Agg')
+    from matplotlib import pyplot
+    figure, axes = pyplot.subplots(1, len(tasks), figsize=(4.5 * len(tasks), 3.8),
+                                   squeeze=False)
+    colours = dict(zip(METHODS, ('0.4', 'tab:blue', 'tab:green', 'tab:red')))
+    for axis, task in zip(axes[0], tasks):
+        for method in methods:
+            for index, r in enumerate(r for r in results
+                                      if r['task'] == task and r['method'] == method):
+                label = method if index == 0 else None
+                if method == 'base':
+                    axis.axhline(r['final']['success_rate'], color=colours[method],
+                                 linestyle='--', label=label)
+                    continue
+                points = [p for p in r['curve'] if p['kind'] == 'screen']
+                axis.plot([p['env_steps'] for p in points], [p['success_rate'] for p in points],
+                          color=colours[method], alpha=0.7, label=label)
+                evals = [p for p in r['curve'] if p['kind'] == 'eval']
+                axis.plot([p['env_steps'] for p in evals], [p['success_rate'] for p in evals],
+                          'o', color=colours[method])
+        axis.axhline(0.95, color='k', linewidth=0.5)
+        axis.set_title(task)
+        axis.set_xlabel('environment steps')
+        axis.set_ylim(0, 1.02)
+        axis.grid(alpha=0.3)
+    axes[0][0].set_ylabel('evaluation success')
+    axes[0][0].legend(fontsize=7, loc='lower right')
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+
+
+def main(argv=None) -> int:
+    """Run the benchmark and print its table."""
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--tasks', nargs='+', default=list(TASKS))
+    parser.add_argument('--methods', nargs='+', default=list(METHODS), choices=METHODS)
+    parser.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2])
+    parser.add_argument('--max-steps', type=int, default=20_000,
+                        help='environment steps per run (the target budget)')
+    parser.add_argument('--target', type=float, default=0.95)
+    parser.add_argument('--screen-every', type=int, default=1000)
+    parser.add_argument('--screen-episodes', type=int, default=20)
+    parser.add_argument('--eval-episodes', type=int, default=100)
+    parser.add_argument('--demos', type=int, default=20,
+                        help='scripted demonstrations for full_rl_operator')
+    parser.add_argument('--workers', type=int, default=os.cpu_count())
+    parser.add_argument('--base-dir', type=pathlib.Path, default=None,
+                        help='BC base policies (default: $HILRESRL_HOME/base_policies)')
+    parser.add_argument('--out', type=pathlib.Path, default=pathlib.Path('learning-results'))
+    args = parser.parse_args(argv)
+    os.environ.setdefault('MUJOCO_GL', 'egl')
+
+    home = pathlib.Path(os.environ.get('HILRESRL_HOME') or pathlib.Path.home() / '.hilresrl')
+    base_dir = args.base_dir or home / 'base_policies'
+    args.out.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    with ProcessPoolExecutor(max_workers=args.workers) as pool:
+        built = {task: pool.submit(base_checkpoint, task, base_dir) for task in args.tasks}
+        checkpoints = {task: str(future.result()) for task, future in built.items()}
+        options = dict(vars(args), base_checkpoints=checkpoints, out=str(args.out),
+                       base_dir=str(base_dir))
+        # Longest first: runs that may take the whole budget start before quick ones.
+        order = sorted(((t, m, s) for t in args.tasks for m in args.methods for s in args.seeds),
+                       key=lambda job: METHODS.index(job[1]) == 1)
+        futures = {pool.submit(run, *job, options): job for job in order}
+        results = []
+        for future in as_completed(futures):
+            result = future.result()
+            results.append(result)
+            final = result['final']
+            print(f'done {result["task"]} {result["method"]} seed {result["seed"]}: '
+                  f'{100 * final["success_rate"]:.0f}% after {result["env_steps"]} steps, '
+                  f'{result["wall_s"]:.0f} s ({len(results)}/{len(futures)}, '
+                  f'{time.monotonic() - started:.0f} s in all)', flush=True)
+            (args.out / 'results.json').write_text(json.dumps(results, indent=1))
+    report = table(results, args.tasks, args.methods, args.target)
+    print(report)
+    (args.out / 'table.md').write_text(report + '\n')
+    plot(results, args.tasks, args.methods, args.out / 'learning_curves.png')
+    print(f'results, table and curves in {args.out} ({time.monotonic() - started:.0f} s)')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

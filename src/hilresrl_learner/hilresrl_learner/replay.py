@@ -1,0 +1,167 @@
+"""
+Replay buffers of control steps, with n-step returns and mixed sampling (no ROS).
+
+Steps of one episode are linked as they arrive, so a sample can look ahead n steps for its
+return and find the base action the loop used at the state it bootstraps from. Two buffers feed
+each batch at a fixed ratio (RLPD's symmetric sampling): everything the robot did, and the steps
+a person corrected or demonstrated.
+"""
+
+from dataclasses import dataclass
+from typing import Dict, Hashable, Tuple
+
+import numpy as np
+
+FIELDS = ('observation', 'base_action', 'executed_action', 'human_action', 'next_observation',
+          'next_base_action', 'reward', 'terminated', 'truncated', 'intervened')
+
+
+@dataclass
+class Batch:
+    """A batch for the learner, numpy arrays with the batch on the first axis."""
+
+    observation: np.ndarray        # (B, obs_dim) s_t
+    base_action: np.ndarray        # (B, A) base action at s_t
+    executed_action: np.ndarray    # (B, A) what the robot did at s_t (human or policy)
+    human_action: np.ndarray       # (B, A) the person's action (zeros where not intervened)
+    intervened: np.ndarray         # (B,) the step was under human control
+    n_step_return: np.ndarray      # (B,) sum of gamma^k r_t+k over the steps taken
+    bootstrap_observation: np.ndarray  # (B, obs_dim) s_t+k, the state to bootstrap from
+    bootstrap_base_action: np.ndarray  # (B, A) base action at s_t+k
+    bootstrap_discount: np.ndarray  # (B,) gamma^k, or 0 when the look-ahead hit a terminal
+
+
+class ReplayBuffer:
+    """Steps in arrival order, linked within episodes, growing as needed."""
+
+    def __init__(self, obs_dim: int, action_dim: int, capacity: int = 1_000_000,
+                 initial_size: int = 4096):
+        self.obs_dim, self.action_dim, self.capacity = obs_dim, action_dim, capacity
+        self._size = 0
+        self._allocated = 0
+        self._data: Dict[str, np.ndarray] = {}
+        self._next = np.zeros(0, dtype=np.int64)  # index of the next step of the episode, or -1
+        self._last_of_episode: Dict[Hashable, Tuple[int, int]] = {}  # episode -> (index, step)
+        self._grow(initial_size)
+
+    def __len__(self) -> int:
+        """Return the number of stored steps."""
+        return self._size
+
+    def add(self, episode: Hashable, step: int, observation, base_action, executed_action,
+            reward: float, next_observation, terminated: bool, truncated: bool,
+            human_action=None) -> int:
+        """Store one step of an episode and link it to the previous one; return its index."""
+        if self._size == self.capacity:
+            raise OverflowError(f'replay buffer full ({self.capacity} steps)')
+        if self._size == self._allocated:
+            self._grow(min(self.capacity, 2 * self._allocated))
+        index = self._size
+        data = self._data
+        data['observation'][index] = observation
+        data['base_action'][index] = base_action
+        data['executed_action'][index] = executed_action
+        data['intervened'][index] = human_action is not None
+        data['human_action'][index] = 0.0 if human_action is None else human_action
+        data['next_observation'][index] = next_observation
+        # Until the next step arrives, the best guess of the base action at s_t+1 is this one.
+        data['next_base_action'][index] = base_action
+        data['reward'][index] = reward
+        data['terminated'][index] = terminated
+        data['truncated'][index] = truncated
+        self._next[index] = -1
+        previous = self._last_of_episode.get(episode)
+        if previous is not None and previous[1] == step - 1:
+            self._next[previous[0]] = index
+            data['next_base_action'][previous[0]] = base_action
+        self._last_of_episode[episode] = (index, step)
+        if terminated or truncated:
+            self._last_of_episode.pop(episode, None)
+        self._size += 1
+        return index
+
+    def sample(self, batch_size: int, rng: np.random.Generator, n_step: int = 1,
+               gamma: float = 0.99) -> Batch:
+        """Return batch_size steps drawn uniformly, with n-step returns."""
+        if self._size == 0:
+            raise ValueError('cannot sample an empty replay buffer')
+        return self.gather(rng.integers(0, self._size, size=batch_size), n_step, gamma)
+
+    def gather(self, indices: np.ndarray, n_step: int = 1, gamma: float = 0.99) -> Batch:
+        """Return the steps at the given indices, with n-step returns."""
+        data = self._data
+        current = indices.copy()
+        returns = np.zeros(len(indices), dtype=np.float32)
+        discount = np.ones(len(indices), dtype=np.float32)
+        alive = np.ones(len(indices), dtype=bool)  # still looking ahead
+        for taken in range(1, n_step + 1):
+            returns += np.where(alive, discount * data['reward'][current], 0.0)
+            discount = np.where(alive, discount * gamma, discount)
+            if taken == n_step:
+                break
+            ended = data['terminated'][current] | data['truncated'][current]
+            following = self._next[current]
+            advance = alive & ~ended & (following >= 0)
+            alive = advance
+            current = np.where(advance, following, current)
+        # current is the last step taken; it bootstraps from its own next state unless terminal
+        terminal = data['terminated'][current]
+        return Batch(
+            observation=data['observation'][indices],
+            base_action=data['base_action'][indices],
+            executed_action=data['executed_action'][indices],
+            human_action=data['human_action'][indices],
+            intervened=data['intervened'][indices],
+            n_step_return=returns,
+            bootstrap_observation=data['next_observation'][current],
+            bootstrap_base_action=data['next_base_action'][current],
+            bootstrap_discount=np.where(terminal, 0.0, discount).astype(np.float32))
+
+    def _grow(self, size: int) -> None:
+        shapes = {'observation': (self.obs_dim,), 'next_observation': (self.obs_dim,),
+                  'base_action': (self.action_dim,), 'executed_action': (self.action_dim,),
+                  'human_action': (self.action_dim,), 'next_base_action': (self.action_dim,),
+                  'reward': (), 'terminated': (), 'truncated': (), 'intervened': ()}
+        dtypes = {'terminated': bool, 'truncated': bool, 'intervened': bool}
+        for name in FIELDS:
+            grown = np.zeros((size,) + shapes[name], dtype=dtypes.get(name, np.float32))
+            if name in self._data:
+                grown[:self._size] = self._data[name][:self._size]
+            self._data[name] = grown
+        following = np.full(size, -1, dtype=np.int64)
+        following[:self._size] = self._next[:self._size]
+        self._next = following
+        self._allocated = size
+
+
+class MixedSampler:
+    """Draw each batch from two buffers at a fixed ratio (RLPD's symmetric sampling)."""
+
+    def __init__(self, online: ReplayBuffer, intervention: ReplayBuffer,
+                 intervention_fraction: float = 0.5):
+        if not 0.0 <= intervention_fraction <= 1.0:
+            raise ValueError('intervention_fraction must be within [0, 1]')
+        self.online, self.intervention = online, intervention
+        self.intervention_fraction = intervention_fraction
+
+    def sample(self, batch_size: int, rng: np.random.Generator, n_step: int = 1,
+               gamma: float = 0.99) -> Batch:
+        """Return a batch with the intervention share drawn from the intervention buffer."""
+        from_intervention = (int(round(batch_size * self.intervention_fraction))
+                             if len(self.intervention) else 0)
+        if not len(self.online):
+            from_intervention = batch_size
+        parts = []
+        if batch_size - from_intervention:
+            parts.append(self.online.sample(batch_size - from_intervention, rng, n_step, gamma))
+        if from_intervention:
+            parts.append(self.intervention.sample(from_intervention, rng, n_step, gamma))
+        return concatenate(parts)
+
+
+def concatenate(parts) -> Batch:
+    """Join batches along the batch axis."""
+    if len(parts) == 1:
+        return parts[0]
+    return Batch(**{name: np.concatenate([getattr(part, name) for part in parts])
+                    for name in Batch.__dataclass_fields__})

@@ -1,0 +1,280 @@
+"""
+Residual TD3 with a critic ensemble: learns per-step corrections to a frozen base policy.
+
+The actor (hilresrl_policy.residual) sees the state and the base action and outputs a residual;
+the executed action is clip(base + residual_scale * residual). The critic ensemble (LayerNorm
+MLPs, heads batched in one matrix product) scores (state, base action, executed action); its
+target takes the minimum over a random pair of target heads. Steps a person took over teach the
+critic with the human action that was executed, and, with ``bc_weight``, pull the residual
+toward (human - base) / residual_scale. The actor waits ``warmup_updates`` critic-only updates
+before it moves, and then moves slowly, so training starts exactly at the base policy and the
+success rate does not dip when the actor starts. Torch only: no ROS.
+"""
+
+import copy
+from dataclasses import asdict, dataclass
+import json
+from typing import Dict, Sequence, Tuple
+
+from hilresrl_policy.residual import ResidualActor, ResidualConfig
+import numpy as np
+import torch
+from torch import nn
+
+from .replay import Batch
+
+
+@dataclass(frozen=True)
+class LearnerConfig:
+    """Networks and hyperparameters of residual TD3; a checkpoint must match it exactly."""
+
+    obs_dim: int
+    action_dim: int
+    residual_scale: Tuple[float, ...] = (0.5,)
+    actor_hidden: Tuple[int, ...] = (256, 256)
+    critic_hidden: Tuple[int, ...] = (256, 256, 256)
+    critic_heads: int = 2
+    layer_norm: bool = True
+    gamma: float = 0.99
+    n_step: int = 3
+    batch_size: int = 256
+    actor_lr: float = 1e-4
+    critic_lr: float = 3e-4
+    tau: float = 0.005
+    target_noise: float = 0.2
+    target_noise_clip: float = 0.5
+    actor_delay: int = 2
+    warmup_updates: int = 500
+    grad_clip: float = 10.0
+    bc_weight: float = 1.0
+
+    def __post_init__(self):
+        for name in ('residual_scale', 'actor_hidden', 'critic_hidden'):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+        if self.critic_heads < 2:
+            raise ValueError('the critic needs at least 2 heads (the target takes a pair)')
+        if len(self.residual_scale) not in (1, self.action_dim):
+            raise ValueError(f'residual_scale has {len(self.residual_scale)} values; give 1 or '
+                             f'{self.action_dim}')
+
+    @property
+    def actor_config(self) -> ResidualConfig:
+        """Return the actor's shapes, as the residual node builds them."""
+        return ResidualConfig(self.obs_dim, self.action_dim, self.actor_hidden, self.layer_norm)
+
+    def scale_vector(self) -> np.ndarray:
+        """Return the residual scale per axis."""
+        scale = np.asarray(self.residual_scale, dtype=np.float32)
+        return np.full(self.action_dim, scale[0], np.float32) if scale.size == 1 else scale
+
+    def to_json(self) -> str:
+        """Return the config as canonical JSON."""
+        return json.dumps(asdict(self), sort_keys=True)
+
+    def differences(self, other: 'LearnerConfig') -> Sequence[str]:
+        """Return 'name: ours != theirs' for every field that differs."""
+        ours, theirs = asdict(self), asdict(other)
+        return [f'{key}: {ours[key]!r} != {theirs[key]!r}' for key in ours
+                if ours[key] != theirs[key]]
+
+
+class EnsembleLinear(nn.Module):
+    """A linear layer for every head at once: (heads, batch, in) -> (heads, batch, out)."""
+
+    def __init__(self, heads: int, inputs: int, outputs: int):
+        super().__init__()
+        bound = 1.0 / np.sqrt(inputs)
+        self.weight = nn.Parameter(torch.empty(heads, inputs, outputs).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.empty(heads, 1, outputs).uniform_(-bound, bound))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply every head's layer to its slice of x."""
+        return torch.baddbmm(self.bias, x, self.weight)
+
+
+class EnsembleLayerNorm(nn.Module):
+    """LayerNorm with its own gain and bias per head."""
+
+    def __init__(self, heads: int, features: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(heads, 1, features))
+        self.bias = nn.Parameter(torch.zeros(heads, 1, features))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalize the last axis, then scale and shift per head."""
+        return nn.functional.layer_norm(x, x.shape[-1:]) * self.weight + self.bias
+
+
+class CriticEnsemble(nn.Module):
+    """Q(state, base action, action) for every head: (heads, batch)."""
+
+    def __init__(self, config: LearnerConfig):
+        super().__init__()
+        heads = config.critic_heads
+        sizes = [config.obs_dim + 2 * config.action_dim, *config.critic_hidden, 1]
+        layers = []
+        for index, (inputs, outputs) in enumerate(zip(sizes[:-1], sizes[1:])):
+            layers.append(EnsembleLinear(heads, inputs, outputs))
+            if index < len(sizes) - 2:
+                if config.layer_norm:
+                    layers.append(EnsembleLayerNorm(heads, outputs))
+                layers.append(nn.ReLU())
+        self.heads = heads
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, observation, base_action, action) -> torch.Tensor:
+        """Return Q of every head for a batch."""
+        x = torch.cat([observation, base_action, action], dim=-1)
+        return self.net(x.unsqueeze(0).expand(self.heads, -1, -1)).squeeze(-1)
+
+
+class ResidualTD3:
+    """The residual actor-critic learner: update from batches, act with the current actor."""
+
+    def __init__(self, config: LearnerConfig, device: str = 'cpu', seed: int = 0,
+                 use_compile: bool = False, compile_mode: str = 'default'):
+        self.config = config
+        self.device = torch.device(device)
+        # torch.compile of the losses: worth it on a GPU, where small updates are launch-bound.
+        self.use_compile, self.compile_mode = use_compile, compile_mode
+        self._compiled_functions: Dict[str, object] = {}
+        self.generator = torch.Generator(device=self.device).manual_seed(seed)
+        torch.manual_seed(seed)
+        self.actor = ResidualActor(config.actor_config).to(self.device)
+        self.critic = CriticEnsemble(config).to(self.device)
+        self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
+        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        # Fused Adam on CUDA: one kernel for all parameters instead of one per tensor.
+        fused = {'fused': True} if self.device.type == 'cuda' else {}
+        self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=config.actor_lr,
+                                                **fused)
+        self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), lr=config.critic_lr,
+                                                 **fused)
+        self.scale = torch.as_tensor(config.scale_vector(), device=self.device)
+        self.updates = 0
+        self.actor_updates = 0
+
+    # --- acting -------------------------------------------------------------------------
+    def residual(self, observation: np.ndarray, base_action: np.ndarray,
+                 noise_std: float = 0.0, rng: np.random.Generator = None) -> np.ndarray:
+        """Return the actor's residual for one state (with exploration noise if asked)."""
+        with torch.no_grad():
+            residual = self.actor(
+                torch.as_tensor(observation, dtype=torch.float32, device=self.device)[None],
+                torch.as_tensor(base_action, dtype=torch.float32, device=self.device)[None]
+            )[0].cpu().numpy()
+        if noise_std > 0:
+            residual = np.clip(residual + rng.normal(0.0, noise_std, residual.shape), -1, 1)
+        return residual.astype(np.float32)
+
+    # --- learning -----------------------------------------------------------------------
+    def update(self, batch: Batch) -> Dict[str, torch.Tensor]:
+        """
+        Update the critic once, and the actor every actor_delay updates after the warm-up.
+
+        Returns the losses as 0-d tensors: reading them (float()) waits for the device, so the
+        caller does it only when it reports, and a GPU runs update after update unhindered.
+        """
+        config = self.config
+        tensors = self._tensors(batch)
+        critic_loss, mean_q = self._critic_step(tensors)
+        self.updates += 1
+        metrics = {'critic_loss': critic_loss, 'mean_q': mean_q}
+        if self.updates > config.warmup_updates and self.updates % config.actor_delay == 0:
+            metrics['actor_loss'], metrics['guidance_loss'] = self._actor_step(tensors)
+            self.actor_updates += 1
+            _soft_update(self.actor, self.actor_target, config.tau)
+        _soft_update(self.critic, self.critic_target, config.tau)
+        return metrics
+
+    def _critic_loss(self, tensors: Dict[str, torch.Tensor],
+                     noise: torch.Tensor, pair: torch.Tensor):
+        observation, base = tensors['observation'], tensors['base_action']
+        with torch.no_grad():
+            next_observation = tensors['bootstrap_observation']
+            next_base = tensors['bootstrap_base_action']
+            next_residual = (self.actor_target(next_observation, next_base) + noise).clamp(-1, 1)
+            next_action = (next_base + self.scale * next_residual).clamp(-1, 1)
+            target_q = self.critic_target(next_observation, next_base, next_action)
+            target = tensors['n_step_return'] + tensors['bootstrap_discount'] * \
+                target_q[pair].min(dim=0).values
+        q = self.critic(observation, base, tensors['executed_action'])
+        return ((q - target.unsqueeze(0)) ** 2).mean(), q.detach().mean()
+
+    def _critic_step(self, tensors: Dict[str, torch.Tensor]):
+        config = self.config
+        noise = (torch.randn(tensors['bootstrap_base_action'].shape, generator=self.generator,
+                             device=self.device) * config.target_noise
+                 ).clamp(-config.target_noise_clip, config.target_noise_clip)
+        pair = torch.randperm(config.critic_heads, generator=self.generator,
+                              device=self.device)[:2]
+        critic_loss, mean_q = self._compiled('critic', self._critic_loss)(tensors, noise, pair)
+        self.critic_optimizer.zero_grad(set_to_none=True)
+        critic_loss.backward()
+        nn.utils.clip_grad_norm_(self.critic.parameters(), config.grad_clip, foreach=True)
+        self.critic_optimizer.step()
+        return critic_loss.detach(), mean_q
+
+    def _actor_loss(self, tensors: Dict[str, torch.Tensor]):
+        config = self.config
+        observation, base = tensors['observation'], tensors['base_action']
+        residual = self.actor(observation, base)
+        action = (base + self.scale * residual).clamp(-1, 1)
+        loss = -self.critic(observation, base, action).mean()
+        # Human guidance: pull toward the residual that would have produced what the person
+        # did, on the steps a person controlled (a masked mean: no host sync to ask if any).
+        wanted = ((tensors['human_action'] - base) / self.scale).clamp(-1, 1)
+        mask = tensors['intervened'].to(residual.dtype)
+        guidance = (((residual - wanted) ** 2).sum(dim=-1) * mask).sum() / mask.sum().clamp(
+            min=1.0)
+        return loss + config.bc_weight * guidance, guidance.detach()
+
+    def _actor_step(self, tensors: Dict[str, torch.Tensor]):
+        loss, guidance = self._compiled('actor', self._actor_loss)(tensors)
+        self.actor_optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(self.actor.parameters(), self.config.grad_clip, foreach=True)
+        self.actor_optimizer.step()
+        return loss.detach(), guidance
+
+    def _compiled(self, name: str, function):
+        """Return function, through torch.compile when built with use_compile."""
+        if not self.use_compile:
+            return function
+        if name not in self._compiled_functions:
+            self._compiled_functions[name] = torch.compile(function, mode=self.compile_mode)
+        return self._compiled_functions[name]
+
+    def _tensors(self, batch: Batch) -> Dict[str, torch.Tensor]:
+        tensors = {}
+        for name in Batch.__dataclass_fields__:
+            value = getattr(batch, name)
+            tensors[name] = torch.as_tensor(value, device=self.device)
+        return tensors
+
+    # --- state for checkpoints ------------------------------------------------------------
+    def network_state(self) -> Dict[str, torch.Tensor]:
+        """Return every network's tensors, flat, for a safetensors file."""
+        state = {}
+        for prefix, module in (('actor', self.actor), ('critic', self.critic),
+                               ('actor_target', self.actor_target),
+                               ('critic_target', self.critic_target)):
+            for name, tensor in module.state_dict().items():
+                state[f'{prefix}.{name}'] = tensor.detach().cpu().contiguous()
+        return state
+
+    def load_network_state(self, state: Dict[str, torch.Tensor]) -> None:
+        """Load tensors written by network_state (shapes must match)."""
+        for prefix, module in (('actor', self.actor), ('critic', self.critic),
+                               ('actor_target', self.actor_target),
+                               ('critic_target', self.critic_target)):
+            module.load_state_dict({name[len(prefix) + 1:]: tensor.to(self.device)
+                                    for name, tensor in state.items()
+                                    if name.startswith(prefix + '.')
+                                    and name.split('.')[0] == prefix})
+
+
+def _soft_update(source: nn.Module, target: nn.Module, tau: float) -> None:
+    """Move the target networks a step tau toward the trained ones (one fused call)."""
+    with torch.no_grad():
+        torch._foreach_lerp_(list(target.parameters()), list(source.parameters()), tau)

@@ -1,0 +1,116 @@
+"""
+The learner's bookkeeping around residual TD3: buffers, the update-to-data ratio, demonstrations.
+
+One class serves the learner node and the headless benchmarks, so both run the same algorithm:
+steps go to the online buffer, the ones a person controlled (and demonstrations) to the
+intervention buffer too; updates are due as data arrives, at ``update_to_data`` per step.
+No ROS here.
+"""
+
+from dataclasses import dataclass
+from typing import Callable, Dict, Hashable, Optional
+
+import numpy as np
+
+from .replay import MixedSampler, ReplayBuffer
+from .residual_td3 import LearnerConfig, ResidualTD3
+
+
+@dataclass
+class StepRecord:
+    """One control step as the learner stores it."""
+
+    episode: Hashable
+    step: int
+    observation: np.ndarray
+    base_action: np.ndarray
+    executed_action: np.ndarray
+    reward: float
+    next_observation: np.ndarray
+    terminated: bool
+    truncated: bool
+    human_action: Optional[np.ndarray] = None
+
+
+class ResidualLearner:
+    """Buffers + residual TD3 + the schedule of updates."""
+
+    def __init__(self, config: LearnerConfig, update_to_data: float = 1.0,
+                 intervention_fraction: float = 0.5, min_steps: int = 256,
+                 device: str = 'cpu', seed: int = 0, use_compile: bool = False):
+        self.config = config
+        self.update_to_data = update_to_data
+        self.min_steps = min_steps
+        self.online = ReplayBuffer(config.obs_dim, config.action_dim)
+        self.intervention = ReplayBuffer(config.obs_dim, config.action_dim)
+        self.sampler = MixedSampler(self.online, self.intervention, intervention_fraction)
+        self.agent = ResidualTD3(config, device, seed, use_compile)
+        self.rng = np.random.default_rng(seed)
+        self.env_steps = 0
+        self.demo_steps = 0
+        self._last_metrics: Dict[str, object] = {}
+
+    @property
+    def updates(self) -> int:
+        """Return the gradient updates done so far."""
+        return self.agent.updates
+
+    def add(self, record: StepRecord, demonstration: bool = False) -> None:
+        """Store a step: every robot step online; human-controlled ones and demos also apart."""
+        values = (record.step, record.observation, record.base_action, record.executed_action,
+                  record.reward, record.next_observation, record.terminated, record.truncated)
+        if not demonstration:
+            self.online.add(record.episode, *values, human_action=record.human_action)
+            self.env_steps += 1
+        else:
+            self.demo_steps += 1
+        if demonstration or record.human_action is not None:
+            self.intervention.add(record.episode, *values, human_action=(
+                record.human_action if record.human_action is not None
+                else record.executed_action))
+
+    def updates_due(self) -> int:
+        """Return how many updates would bring the update-to-data ratio to its target."""
+        if len(self.online) + len(self.intervention) < self.min_steps:
+            return 0
+        return max(0, int(self.update_to_data * self.env_steps) - self.agent.updates)
+
+    def train(self, updates: int) -> None:
+        """Do this many updates (on a GPU they may still run when this returns)."""
+        for _ in range(updates):
+            batch = self.sampler.sample(self.config.batch_size, self.rng, self.config.n_step,
+                                        self.config.gamma)
+            metrics = self.agent.update(batch)
+            self._last_metrics.update(metrics)
+
+    @property
+    def last_metrics(self) -> Dict[str, float]:
+        """Return the latest losses and Q (reading them waits for the device)."""
+        return {name: float(value) for name, value in self._last_metrics.items()}
+
+    def residual(self, observation: np.ndarray, base_action: np.ndarray,
+                 noise_std: float = 0.0) -> np.ndarray:
+        """Return the current actor's residual for one state."""
+        return self.agent.residual(observation, base_action, noise_std, self.rng)
+
+
+def demonstration_records(observations: np.ndarray, expert_actions: np.ndarray,
+                          episode_index: np.ndarray, episode_success: np.ndarray,
+                          base_policy: Callable[[np.ndarray], np.ndarray]):
+    """
+    Yield demonstration steps as learner records, their base action relabelled.
+
+    The base action of each step is what the frozen base policy would have done in that state,
+    so the residual learns the correction from it to the demonstrator's (noise-free) action.
+    A successful episode's last step is rewarded and terminal.
+    """
+    for index in range(len(observations)):
+        episode = int(episode_index[index])
+        last = index + 1 == len(observations) or int(episode_index[index + 1]) != episode
+        success = bool(episode_success[episode]) and last
+        next_observation = observations[index] if last else observations[index + 1]
+        action = np.asarray(expert_actions[index], dtype=np.float32)
+        start = int(np.argmax(episode_index == episode))
+        yield StepRecord(('demonstration', episode), index - start, observations[index],
+                         base_policy(observations[index]), action, float(success),
+                         next_observation, success, last and not success, action)

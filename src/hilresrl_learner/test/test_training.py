@@ -1,0 +1,48 @@
+"""The learner's schedule and data routing (core, no ROS)."""
+
+from hilresrl_learner.residual_td3 import LearnerConfig
+from hilresrl_learner.training import demonstration_records, ResidualLearner, StepRecord
+import numpy as np
+import pytest
+
+CONFIG = LearnerConfig(obs_dim=2, action_dim=2, actor_hidden=(8,), critic_hidden=(8,),
+                       batch_size=4)
+
+
+def _record(step, human=None):
+    return StepRecord('e', step, np.zeros(2), np.zeros(2), np.ones(2), 0.0, np.zeros(2),
+                      False, False, human)
+
+
+def test_human_steps_go_to_both_buffers_and_demonstrations_to_one():
+    learner = ResidualLearner(CONFIG)
+    learner.add(_record(0))
+    learner.add(_record(1, human=np.ones(2)))
+    learner.add(_record(0), demonstration=True)
+    assert (len(learner.online), len(learner.intervention)) == (2, 2)
+    assert (learner.env_steps, learner.demo_steps) == (2, 1)
+
+
+def test_updates_follow_the_update_to_data_ratio():
+    learner = ResidualLearner(CONFIG, update_to_data=2.0, min_steps=4)
+    for step in range(3):
+        learner.add(_record(step))
+    assert learner.updates_due() == 0  # fewer than min_steps
+    learner.add(_record(3))
+    assert learner.updates_due() == 8
+    learner.train(5)
+    assert learner.updates_due() == 3 and learner.updates == 5
+
+
+def test_demonstrations_are_relabelled_with_the_base_policy():
+    observations = np.arange(10, dtype=np.float32).reshape(5, 2)
+    expert = np.full((5, 2), 0.5, np.float32)
+    records = list(demonstration_records(observations, expert, np.array([0, 0, 0, 1, 1]),
+                                         np.array([True, False]),
+                                         base_policy=lambda obs: obs[:1].repeat(2) / 100))
+    assert [r.step for r in records] == [0, 1, 2, 0, 1]
+    assert records[1].base_action.tolist() == pytest.approx([0.02, 0.02])
+    assert records[2].terminated and records[2].reward == 1.0  # the successful episode's end
+    assert records[4].truncated and not records[4].terminated and records[4].reward == 0.0
+    assert records[0].next_observation.tolist() == [2.0, 3.0]
+    assert all(np.array_equal(r.human_action, expert[0]) for r in records)
