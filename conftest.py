@@ -102,9 +102,9 @@ def probe(ros_context):
 class LaunchedProcess:
     """Run a command in the background and collect its output line by line."""
 
-    def __init__(self, command: List[str], env: Optional[dict] = None):
+    def __init__(self, command: List[str], env: Optional[dict] = None, stdin=None):
         self.lines: List[str] = []
-        self.process = subprocess.Popen(command, stdout=subprocess.PIPE,
+        self.process = subprocess.Popen(command, stdin=stdin, stdout=subprocess.PIPE,
                                         stderr=subprocess.STDOUT, text=True,
                                         env=env or dict(os.environ), start_new_session=True)
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -143,8 +143,8 @@ def launch_process():
     """Start background commands; anything still running at the end is killed."""
     started: List[LaunchedProcess] = []
 
-    def start(command: List[str], env: Optional[dict] = None) -> LaunchedProcess:
-        process = LaunchedProcess(command, env)
+    def start(command: List[str], env: Optional[dict] = None, stdin=None) -> LaunchedProcess:
+        process = LaunchedProcess(command, env, stdin)
         started.append(process)
         return process
 

@@ -9,6 +9,12 @@ from hilresrl_msgs.msg import ExecutedAction, LearnerStatus, Transition
 from hilresrl_policy.qos import COMMAND_QOS, LATCHED_QOS, TRANSITIONS_QOS
 import numpy as np
 import pytest
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from std_msgs.msg import Empty
+
+# The probe keeps every executed action, however far its spinning falls behind the cell.
+RECEIVE_ALL_QOS = QoSProfile(history=HistoryPolicy.KEEP_ALL,
+                             reliability=ReliabilityPolicy.RELIABLE)
 
 
 def _hilresrl(*arguments):
@@ -35,10 +41,20 @@ def test_eval_runs_episodes_and_an_untrained_residual_executes_the_base_action(
         probe, launch_process, tmp_path):
     executed = []
     probe.node.create_subscription(ExecutedAction, '/cell5/executed_action', executed.append,
-                                   COMMAND_QOS)
+                                   RECEIVE_ALL_QOS)
     summary_file = tmp_path / 'summary.json'
+    # Lockstep episodes end in a second: the first starts only when this probe has seen the
+    # arbiter and says so on probe_ready, so that it receives every step.
+    params_file = tmp_path / 'wait_for_probe.yaml'
+    params_file.write_text('/**/episode_manager:\n  ros__parameters:\n    wait_for_topics: '
+                           '[base_action_chunk, proposed_action, executed_action, '
+                           'probe_ready]\n')
     launched = launch_process(_hilresrl('eval', 'namespace:=cell5', 'base_policy:=scripted',
-                                        'episodes:=2', f'summary_file:={summary_file}'))
+                                        'episodes:=2', f'summary_file:={summary_file}',
+                                        f'params_file:={params_file}'))
+    probe.wait_for(lambda: probe.node.count_publishers('/cell5/executed_action') == 1, 120,
+                   'the arbiter')
+    probe.node.create_publisher(Empty, '/cell5/probe_ready', COMMAND_QOS)
     probe.wait_for(lambda: launched.process.poll() is not None, 180, 'the two episodes')
     assert launched.wait() == 0, launched.output
     probe.wait_for(lambda: len(executed) >= 40, 10, 'the executed actions')

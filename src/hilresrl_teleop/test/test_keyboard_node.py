@@ -31,8 +31,9 @@ def test_keys_mark_success_end_episodes_and_latch_the_estop(probe):
     node = subprocess.Popen([_executable()], stdin=terminal, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        probe.wait_for(lambda: probe.node.count_publishers('keyboard/success') == 1
-                       and probe.node.count_subscribers('keyboard/success') >= 1, 60,
+        # Keys typed as soon as the node is on the graph count: the node waits for the
+        # services and the subscriber its keys go to.
+        probe.wait_for(lambda: probe.node.count_publishers('keyboard/success') == 1, 60,
                        'the keyboard node')
         os.write(main_end, b's')
         probe.wait_for(lambda: successes, message='the success key')
@@ -45,6 +46,21 @@ def test_keys_mark_success_end_episodes_and_latch_the_estop(probe):
     finally:
         node.terminate()
         node.wait(timeout=30)
+        os.close(main_end)
+        os.close(terminal)
+
+
+def test_a_key_without_its_service_is_reported_and_the_node_keeps_running(
+        probe, launch_process):
+    main_end, terminal = pty.openpty()
+    try:
+        node = launch_process([_executable()], stdin=terminal)
+        probe.wait_for(lambda: 'keys: s success' in node.output, 60, 'the keyboard node')
+        os.write(main_end, b'f')  # no episode manager on this domain
+        probe.wait_for(lambda: 'no end_episode service after 3 s: is the cell running?'
+                       in node.output, 30, 'the missing service to be reported')
+        assert node.process.poll() is None, node.output
+    finally:
         os.close(main_end)
         os.close(terminal)
 
