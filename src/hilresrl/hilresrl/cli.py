@@ -35,6 +35,17 @@ def _parser() -> argparse.ArgumentParser:
         'demos', add_help=False,
         help='collect noisy scripted demonstrations of a simulated task; see hilresrl demos '
              '--help')
+    commands.add_parser(
+        'replay', add_help=False,
+        help='publish a recorded bag back onto its topics with its timing; see hilresrl '
+             'replay --help')
+    commands.add_parser(
+        'export', add_help=False,
+        help='write the transitions of a recorded run as npz or a LeRobotDataset; see '
+             'hilresrl export --help')
+    commands.add_parser(
+        'bag-info', add_help=False,
+        help='print the topics, counts and any damage of a bag (as ros2 bag info)')
     return parser
 
 
@@ -72,6 +83,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     if argv[:1] == ['demos']:
         from hilresrl_sim.demos import main as demos_main
         return demos_main(argv[1:])
+    if argv[:1] == ['replay']:
+        from hilresrl_learner.bag_player_node import main as replay_main
+        return replay_main(argv[1:])
+    if argv[:1] == ['export']:
+        from hilresrl_learner.export import main as export_main
+        return export_main(argv[1:])
+    if argv[:1] == ['bag-info']:
+        from hilresrl_learner.bag import main as info_main
+        return info_main(argv[1:])
     options = _parser().parse_args(argv)
     try:
         if options.command == 'launch':

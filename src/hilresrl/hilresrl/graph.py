@@ -7,8 +7,11 @@ actions, for users with a ROS 2 distribution) and ``hilresrl launch`` (processes
 """
 
 from dataclasses import dataclass, field
+import datetime
+import json
 import os
 import re
+import shutil
 from typing import Dict, List, Mapping, Optional, Tuple
 
 import yaml
@@ -16,6 +19,8 @@ import yaml
 JOBS = ('train', 'eval')
 LOG_LEVELS = ('debug', 'info', 'warn', 'error', 'fatal')
 BOOLEANS = ('true', 'false')
+RECORDERS = ('recorder', 'ros2bag')
+BAG_STORAGES = ('mcap', 'sqlite3')
 
 
 class GraphError(ValueError):
@@ -47,6 +52,10 @@ class NodeSpec:
     log_level: str = 'info'
     # A required node that exits takes the whole graph down (launch's on_exit=Shutdown()).
     required: bool = True
+    # A plain process instead of a package executable (ros2 bag record): its command line.
+    command: Tuple[str, ...] = ()
+    # Stopped only once the others have stopped (a recorder takes in their last messages).
+    stop_last: bool = False
 
     @property
     def full_name(self) -> str:
@@ -83,14 +92,27 @@ ARGUMENTS: Tuple[Argument, ...] = (
              jobs=('eval',)),
     Argument('episodes', '0', 'Episodes to run before stopping (0: until Ctrl-C)',
              jobs=('train',)),
-    Argument('run_dir', '', 'Folder of the training run: checkpoints, transition log, curves '
-             '(empty: $HILRESRL_HOME/runs/<date-time>; with resume, the newest run there)',
-             jobs=('train',)),
+    Argument('run_dir', '', 'Folder of the training run: checkpoints, replay bag, recording, '
+             'curves (empty: $HILRESRL_HOME/runs/<date-time>; with resume, the newest run '
+             'there)', jobs=('train',)),
+    Argument('run_dir', '', 'Folder for the recording of this evaluation (empty: '
+             '$HILRESRL_HOME/runs/<date-time>-eval)', jobs=('eval',)),
     Argument('resume', 'false', 'Continue the run in run_dir (or the newest run): its '
              'checkpoint, every logged transition and its counters', choices=BOOLEANS,
              jobs=('train',)),
     Argument('learner_device', '', 'Torch device of the learner, e.g. cuda (empty: as the '
              'cell profile says, else cpu)', jobs=('train',)),
+    Argument('offline_bags', '', 'Recorded runs to learn from before and while the robot '
+             'trains: bag or run folders, comma-separated', jobs=('train',)),
+    Argument('record', 'false', 'Record the run to a rosbag2 bag in run_dir/bag (transitions, '
+             'proposals, commands, interventions, events, observations, images)',
+             choices=BOOLEANS),
+    Argument('record_with', 'recorder', "What records: the suite's recorder (anywhere) or "
+             "ros2 bag record (a ROS 2 distribution's)", choices=RECORDERS),
+    Argument('record_topics', '', 'Topics to record, comma-separated names or regular '
+             "expressions relative to the namespace (empty: the suite's default set)"),
+    Argument('bag_storage', 'mcap', 'Storage of the bag: mcap (Jazzy and later, Foxglove) or '
+             'sqlite3 (Humble)', choices=BAG_STORAGES),
     Argument('clock', '', "Simulated cell's clock: lockstep (as fast as the loop) or realtime "
              "(empty: the cell profile's)", choices=('', 'lockstep', 'realtime')),
     Argument('seed', '0', 'Seed of the first episode reset (and of exploration noise)'),
@@ -217,6 +239,54 @@ def is_simulated(profile: dict) -> bool:
     return any(section.rsplit('/', 1)[-1] == 'sim_cell' for section in profile)
 
 
+def run_folder(job: str, values: Mapping[str, str]) -> str:
+    """Return the run folder: as given, the newest run (resume), or a new dated one."""
+    if values['run_dir']:
+        return os.path.abspath(os.path.expanduser(values['run_dir']))
+    runs = os.path.join(hilresrl_home(), 'runs')
+    if values.get('resume') == 'true':
+        existing = sorted(entry for entry in (os.listdir(runs) if os.path.isdir(runs) else [])
+                          if os.path.isdir(os.path.join(runs, entry))
+                          and not entry.endswith('-eval'))
+        if not existing:
+            raise GraphError(f'resume:=true: no run in {runs} to continue')
+        return os.path.join(runs, existing[-1])
+    stamp = datetime.datetime.now().strftime('%Y%m%d-%H%M%S')
+    return os.path.join(runs, stamp + ('-eval' if job == 'eval' else ''))
+
+
+def split_list(value: str) -> List[str]:
+    """Return the items of a comma-separated launch argument (also '[a, b]')."""
+    return [item.strip() for item in value.strip().strip('[]').split(',') if item.strip()]
+
+
+def recording_nodes(job: str, values: Mapping[str, str], run_dir: str,
+                    common: Mapping[str, object], run_info: Mapping[str, object]
+                    ) -> List[NodeSpec]:
+    """Return the node (or ros2 bag process) that records the run into run_dir/bag."""
+    bag_path = os.path.join(run_dir, 'bag')
+    topics = split_list(values['record_topics'])
+    if values['record_with'] == 'ros2bag':
+        if shutil.which('ros2') is None:
+            raise GraphError('record_with:=ros2bag needs the ros2 command of a sourced ROS 2 '
+                             'distribution; record_with:=recorder works everywhere')
+        from hilresrl_learner.recording import DEFAULT_TOPICS
+        namespace = str(common['namespace']).rstrip('/')
+        names = [topic if topic.startswith('/') else f'{namespace}/{topic}'
+                 for topic in topics or DEFAULT_TOPICS]
+        command = ('ros2', 'bag', 'record', '-o', bag_path, '-s', values['bag_storage'],
+                   '-e', '^(' + '|'.join(names) + ')$')
+        return [NodeSpec('rosbag2', 'ros2 bag record', 'ros2_bag_record', command=command,
+                         stop_last=True, **common)]
+    parameters = {'bag_path': bag_path, 'storage': values['bag_storage'],
+                  'append': job == 'train' and values.get('resume') == 'true',
+                  'run_info': json.dumps(run_info, sort_keys=True)}
+    if topics:
+        parameters['topics'] = topics
+    return [NodeSpec('hilresrl_learner', 'recorder', 'recorder', parameters=parameters,
+                     stop_last=True, **common)]
+
+
 def base_policy_settings(values: Mapping[str, str], profile: dict) -> Tuple[str, str, str]:
     """Return (adapter kind, checkpoint directory, task) after arguments and profile."""
     kind = values['base_policy'] or profile_parameter(profile, 'base_policy',
@@ -281,6 +351,12 @@ def build_graph(job: str, given: Mapping[str, str],
         # episodes, reported with their intervention rate), else none.
         residual_parameters['exploration_std'] = 0.0
         manager_parameters['initial_mode'] = 'train' if operator else 'eval'
+    else:
+        manager_parameters['wait_for_learner'] = True  # no step before the learner listens
+    record = values['record'] == 'true'
+    run_dir = run_folder(job, values) if job == 'train' or record else ''
+    if record:
+        manager_parameters['wait_for_recorder'] = True  # no step goes unrecorded
 
     nodes = []
     if simulated:
@@ -307,14 +383,26 @@ def build_graph(job: str, given: Mapping[str, str],
         nodes.append(NodeSpec('hilresrl_sim', 'simulated_operator', 'simulated_operator',
                               parameters=operator_parameters, **common))
     if job == 'train':
-        learner_parameters = {'resume': values['resume'] == 'true', 'seed': seed}
-        if values['run_dir']:
-            learner_parameters['run_dir'] = os.path.abspath(os.path.expanduser(
-                values['run_dir']))
+        learner_parameters = {'resume': values['resume'] == 'true', 'seed': seed,
+                              'run_dir': run_dir}
         if values['learner_device']:
             learner_parameters['device'] = values['learner_device']
+        offline_bags = [os.path.abspath(os.path.expanduser(path))
+                        for path in split_list(values['offline_bags'])]
+        if offline_bags:
+            learner_parameters['offline_bags'] = offline_bags
         nodes.append(NodeSpec('hilresrl_learner', 'learner_node', 'learner',
                               parameters=learner_parameters, **common))
+    if record:
+        # What produced the run, kept with its bag: the launch, the profile's parameters and
+        # each node's overrides (the recorder adds the base policy's hashes and the weights).
+        run_info = {'job': job, 'cell': values['cell'], 'task': task,
+                    'robot_id': values['robot_id'], 'base_policy': kind,
+                    'base_checkpoint': checkpoint, 'launch_arguments': dict(values),
+                    'parameter_files': list(parameter_files), 'profile': profile,
+                    'node_parameters': {node.full_name: dict(node.parameters)
+                                        for node in nodes}}
+        nodes += recording_nodes(job, values, run_dir, common, run_info)
     return nodes
 
 

@@ -24,7 +24,7 @@ def generate_for(job: str):
 
 
 def _nodes(context, job: str):
-    from launch.actions import Shutdown
+    from launch.actions import ExecuteProcess, Shutdown
     from launch.substitutions import LaunchConfiguration
     from launch_ros.actions import Node
 
@@ -38,6 +38,11 @@ def _nodes(context, job: str):
         build_base_policy(*missing)
     actions = []
     for spec in nodes:
+        on_exit = Shutdown(reason=f'{spec.full_name} exited') if spec.required else None
+        if spec.command:  # ros2 bag record
+            actions.append(ExecuteProcess(cmd=list(spec.command), name=spec.name,
+                                          output='screen', on_exit=on_exit))
+            continue
         parameters = list(spec.parameter_files)
         inline = write_inline_parameters(spec, directory)
         if inline:
@@ -47,5 +52,5 @@ def _nodes(context, job: str):
             namespace=spec.namespace, parameters=parameters,
             remappings=list(spec.remappings),
             arguments=['--ros-args', '--log-level', spec.log_level], output='screen',
-            on_exit=Shutdown(reason=f'{spec.full_name} exited') if spec.required else None))
+            on_exit=on_exit))
     return actions

@@ -9,6 +9,7 @@ the graph down and is named in the exit status.
 
 import ctypes
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -105,6 +106,11 @@ class GraphProcesses:
             self._tmp.cleanup()
 
     def _command(self, spec: NodeSpec) -> List[str]:
+        if spec.command:  # a plain process, e.g. ros2 bag record
+            if shutil.which(spec.command[0]) is None:
+                raise GraphError(f'{spec.command[0]} is not installed: cannot start '
+                                 f'{spec.full_name}')
+            return list(spec.command)
         executable = find_executable(spec.package, spec.executable)
         return node_command(spec, executable, write_inline_parameters(spec, self._tmp.name))
 
@@ -160,8 +166,25 @@ class GraphProcesses:
             self._wake.clear()
 
     def _stop_all(self, reason: Optional[str]) -> int:
-        """Stop the remaining nodes: SIGINT, then SIGTERM, then SIGKILL; return the status."""
-        running = [node for node in self._nodes if node.process.poll() is None]
+        """Stop the remaining nodes (the stop_last ones last); return the status."""
+        first = [node for node in self._nodes if not node.spec.stop_last]
+        self._stop([node for node in first if node.process.poll() is None])
+        self._stop([node for node in self._nodes
+                    if node.spec.stop_last and node.process.poll() is None])
+        for node in self._nodes:
+            node.thread.join(timeout=1.0)
+        failed = {node.spec.full_name: node.process.returncode for node in self._nodes
+                  if node.process.returncode not in (0, -signal.SIGINT, -signal.SIGTERM)}
+        for name, code in failed.items():
+            self.say(f'node {name} exited with code {code} while stopping')
+        if not failed:
+            self.say('all nodes stopped')
+        return 1 if failed else 0
+
+    def _stop(self, running: List[_RunningNode]) -> None:
+        """Stop nodes as launch does: SIGINT, then SIGTERM, then SIGKILL."""
+        if not running:
+            return
         self._send(running, signal.SIGINT)
         running = self._wait(running, self._sigint_timeout_s)
         if running:
@@ -174,15 +197,6 @@ class GraphProcesses:
                      + ', '.join(node.spec.full_name for node in running))
             self._send(running, signal.SIGKILL)
             self._wait(running, 5.0)
-        for node in self._nodes:
-            node.thread.join(timeout=1.0)
-        failed = {node.spec.full_name: node.process.returncode for node in self._nodes
-                  if node.process.returncode not in (0, -signal.SIGINT, -signal.SIGTERM)}
-        for name, code in failed.items():
-            self.say(f'node {name} exited with code {code} while stopping')
-        if not failed:
-            self.say('all nodes stopped')
-        return 1 if failed else 0
 
     def _send(self, nodes: List[_RunningNode], sig: int) -> None:
         for node in nodes:

@@ -26,7 +26,8 @@ def test_unknown_argument_names_the_valid_ones():
                             timeout=60)
     assert result.returncode == 2
     assert 'unknown argument celll' in result.stderr
-    assert 'valid arguments: base_checkpoint, base_policy, cell, clock,' in result.stderr
+    assert 'valid arguments: bag_storage, base_checkpoint, base_policy, cell, clock,' in \
+        result.stderr
 
 
 def test_show_args_lists_arguments_with_defaults():

@@ -1,5 +1,7 @@
 """The declared node graph: arguments, validation, profiles and the commands it makes."""
 
+import json
+
 from hilresrl.graph import (arguments, base_policy_to_build, build_graph, cell_profile,
                             GraphError, normalize_namespace, parse_assignments,
                             resolve_arguments, write_inline_parameters)
@@ -103,7 +105,12 @@ def test_train_graph_in_the_simulated_cell(config_dir, tmp_path):
     assert base['base_policy.kind'] == 'bc' and base['base_policy.task'] == 'pick-place-v3'
     assert base['base_policy.checkpoint'] == str(tmp_path / 'home' / 'base_policies' /
                                                  'pick-place-v3')
-    assert nodes[6].parameters == {'resume': False, 'seed': 0}
+    learner = nodes[6].parameters
+    assert learner['resume'] is False and learner['seed'] == 0
+    # a new dated run folder, resolved once for the learner (and the recorder)
+    assert learner['run_dir'].startswith(str(tmp_path / 'home' / 'runs') + '/')
+    assert manager.parameters['wait_for_learner'] is True
+    assert 'wait_for_recorder' not in manager.parameters
 
 
 def test_train_run_folder_resume_and_learner_device(config_dir, tmp_path):
@@ -114,8 +121,57 @@ def test_train_run_folder_resume_and_learner_device(config_dir, tmp_path):
                        'device': 'cuda'}
     with pytest.raises(GraphError, match='resume:=maybe is not one of'):
         build_graph('train', {'resume': 'maybe'}, config_dir)
-    with pytest.raises(GraphError, match='unknown argument run_dir'):
-        build_graph('eval', {'run_dir': str(tmp_path)}, config_dir)
+    with pytest.raises(GraphError, match='resume:=true: no run in'):
+        build_graph('train', {'resume': 'true'}, config_dir)
+    for name in ('20261101-080000', '20261102-080000', '20261103-080000-eval'):
+        (tmp_path / 'home' / 'runs' / name).mkdir(parents=True)
+    newest = {n.executable: n.parameters for n in build_graph(
+        'train', {'resume': 'true'}, config_dir)}['learner_node']['run_dir']
+    assert newest == str(tmp_path / 'home' / 'runs' / '20261102-080000')  # evals do not count
+
+
+def test_record_adds_a_recorder_that_episodes_wait_for(config_dir, tmp_path):
+    nodes = build_graph('train', {'record': 'true', 'run_dir': str(tmp_path / 'r'),
+                                  'namespace': 'robot1', 'record_topics': 'transitions, '
+                                  'camera/.*/image_raw', 'bag_storage': 'sqlite3'}, config_dir)
+    by_name = {n.executable: n for n in nodes}
+    recorder = by_name['recorder']
+    assert recorder.namespace == '/robot1' and recorder.stop_last
+    assert recorder.parameters['bag_path'] == str(tmp_path / 'r' / 'bag')
+    assert recorder.parameters['storage'] == 'sqlite3'
+    assert recorder.parameters['topics'] == ['transitions', 'camera/.*/image_raw']
+    assert recorder.parameters['append'] is False
+    info = json.loads(recorder.parameters['run_info'])
+    assert info['base_policy'] == 'bc' and info['task'] == 'pick-place-v3'
+    assert info['launch_arguments']['record'] == 'true'
+    assert by_name['episode_manager'].parameters['wait_for_recorder'] is True
+    assert by_name['learner_node'].parameters['run_dir'] == str(tmp_path / 'r')
+    evaluation = {n.executable: n for n in build_graph('eval', {'record': 'true'}, config_dir)}
+    assert evaluation['recorder'].parameters['bag_path'].endswith('-eval/bag')
+    assert 'recorder' not in _executables(build_graph('eval', {}, config_dir))
+    resumed = build_graph('train', {'record': 'true', 'resume': 'true',
+                                    'run_dir': str(tmp_path / 'r')}, config_dir)
+    assert {n.executable: n for n in resumed}['recorder'].parameters['append'] is True
+
+
+def test_ros2_bag_record_is_refused_without_a_distribution(config_dir, monkeypatch):
+    monkeypatch.setattr('shutil.which', lambda name: None)
+    with pytest.raises(GraphError, match='record_with:=ros2bag needs the ros2 command'):
+        build_graph('eval', {'record': 'true', 'record_with': 'ros2bag'}, config_dir)
+    monkeypatch.setattr('shutil.which', lambda name: '/opt/ros/jazzy/bin/ros2')
+    nodes = build_graph('eval', {'record': 'true', 'record_with': 'ros2bag',
+                                 'namespace': 'robot3'}, config_dir)
+    command = nodes[-1].command
+    assert command[:3] == ('ros2', 'bag', 'record') and '-e' in command
+    pattern = command[command.index('-e') + 1]
+    assert '/robot3/transitions' in pattern and '/robot3/camera/.*/image_raw' in pattern
+
+
+def test_offline_bags_reach_the_learner_as_absolute_paths(config_dir, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    nodes = build_graph('train', {'offline_bags': '[runs/a, /data/b/bag]'}, config_dir)
+    learner = {n.executable: n.parameters for n in nodes}['learner_node']
+    assert learner['offline_bags'] == [str(tmp_path / 'runs' / 'a'), '/data/b/bag']
 
 
 def test_eval_graph_has_no_learner_and_no_exploration(config_dir):

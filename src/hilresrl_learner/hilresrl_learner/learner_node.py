@@ -2,12 +2,14 @@
 learner_node: learns the residual policy from every cell's transitions and broadcasts it.
 
 Takes in transitions (reliable, deep queue; sequence numbers checked per robot), writes each to
-the run's transition log before counting it, keeps the online and intervention buffers, runs
-residual TD3 updates at the configured update-to-data ratio, broadcasts the actor on the latched
-policy_weights topic, checkpoints atomically, and reports progress (learner_status, the console,
-TensorBoard). Evaluation rounds come from the episode manager's evaluation episodes; the run ends
-at the target success or the step budget with a learning curve in the run folder. Restarted with
-resume:=true it reloads its checkpoint and every logged transition and carries on.
+the run's replay bag (rosbag2, MCAP) before counting it, keeps the online and intervention
+buffers, runs residual TD3 updates at the configured update-to-data ratio, broadcasts the actor
+on the latched policy_weights topic, checkpoints atomically, and reports progress
+(learner_status, the console, TensorBoard). Evaluation rounds come from the episode manager's
+evaluation episodes; the run ends at the target success or the step budget with a learning
+curve in the run folder. Restarted with resume:=true it reloads its checkpoint and every
+transition of its replay bag and carries on. Recorded runs (offline_bags, or the load_bag
+service) fill the buffers too, and can warm the networks up before the robot moves.
 """
 
 import datetime
@@ -20,8 +22,7 @@ from typing import Dict, List, Optional
 
 from hilresrl_msgs.msg import (EpisodeEvent, EpisodeOutcome, LearnerStatus, PolicyWeights,
                                Transition)
-from hilresrl_msgs.srv import LoadCheckpoint, SaveCheckpoint
-from hilresrl_policy.conversions import from_named_arrays
+from hilresrl_msgs.srv import LoadBag, LoadCheckpoint, SaveCheckpoint
 from hilresrl_policy.node_runner import ConfigurationError, run_node
 from hilresrl_policy.qos import EVENTS_QOS, LATCHED_QOS, TRANSITIONS_QOS
 from hilresrl_policy.residual import serialize_actor
@@ -32,16 +33,15 @@ from rclpy.node import Node
 from rclpy.serialization import deserialize_message
 import torch
 
+from .bag import BagError, BagReader, BagWriter, qos_profile_dict
 from .checkpoint import (CheckpointError, latest_checkpoint, load_checkpoint, read_config,
                          save_checkpoint)
-from .message_definitions import ros2msg_definition
+from .message_definitions import ros2msg_definition, type_hash
 from .progress import LearningCurve
 from .residual_td3 import LearnerConfig
 from .sequence_tracker import SequenceTracker
-from .training import ResidualLearner, StepRecord
-from .transition_log import read_log, TransitionLog
-
-TRANSITION_TYPE = 'hilresrl_msgs/msg/Transition'
+from .training import ResidualLearner
+from .transition_data import bag_folder, step_record, TRANSITION_TYPE
 
 
 class LearnerNode(Node):
@@ -94,6 +94,17 @@ class LearnerNode(Node):
         self.intervention_fraction: float = parameter(
             'intervention_fraction', 0.5, 'Share of each batch drawn from the intervention '
                                           'and demonstration buffer')
+        self.offline_bags = [path for path in parameter(
+            'offline_bags', [''],
+            'Recorded runs to learn from (bag folders, .mcap/.db3 files or run folders), '
+            "loaded before the robot moves; ['']: none") if path]
+        self.offline_fraction: float = parameter(
+            'offline_fraction', 0.0, 'Share of each batch from an offline buffer of the '
+                                     "recorded runs' own steps (0: they join the online "
+                                     'buffer); their human steps join the intervention buffer')
+        self.offline_warmup_updates: int = parameter(
+            'offline_warmup_updates', 0, 'Updates on the recorded runs before the robot moves '
+                                         '(critic first, as warmup_updates says)')
         self.min_steps: int = parameter('min_steps', 256, 'Transitions before updates begin')
         self.seed: int = parameter('seed', 0, 'Seed of networks and sampling')
         self.weights_period_updates: int = parameter(
@@ -153,16 +164,26 @@ class LearnerNode(Node):
 
         self._status = self.create_publisher(LearnerStatus, 'learner_status', LATCHED_QOS)
         self._weights = self.create_publisher(PolicyWeights, 'policy_weights', LATCHED_QOS)
-        self._log = TransitionLog(self.run_dir / 'replay', '/transitions', TRANSITION_TYPE,
-                                  ros2msg_definition(TRANSITION_TYPE))
+        self._loading = True  # the episode manager holds the robot until this is over
+        self._offline_updates_left = 0
+        self._offline_sources: List[str] = []
+        self._log: Optional[BagWriter] = None
+        self._publish_status()
         if self.resume:
             self._restore()
+        loaded = [self._load_offline(path, 0).transitions for path in self.offline_bags]
+        # A resumed run did its warm-up before: its checkpoint holds the result.
+        if any(loaded) and not self.learner.offline_updates:
+            self._offline_updates_left = self.offline_warmup_updates
+        self._loading = False
+        self._log = self._open_replay_bag()
         self.create_subscription(Transition, 'transitions', self._on_transition,
                                  TRANSITIONS_QOS, raw=True)
         self.create_subscription(EpisodeEvent, 'episode_events', self._on_episode_event,
                                  EVENTS_QOS)
         self.create_service(SaveCheckpoint, 'save_checkpoint', self._on_save)
         self.create_service(LoadCheckpoint, 'load_checkpoint', self._on_load)
+        self.create_service(LoadBag, 'load_bag', self._on_load_bag)
         self.create_timer(0.01, self._on_update_tick)
         self.create_timer(self.status_period_s, self._publish_status)
         resumed = ' (resumed)' if self.resume else ''
@@ -183,7 +204,7 @@ class LearnerNode(Node):
         else:
             path = home / 'runs' / datetime.datetime.now().strftime('%Y%m%d-%H%M%S')
         if self.resume and not (path / 'replay').is_dir():
-            raise ConfigurationError(f'resume: {path} holds no run (no replay folder)')
+            raise ConfigurationError(f'resume: {path} holds no run (no replay bag)')
         path.mkdir(parents=True, exist_ok=True)
         return path
 
@@ -204,6 +225,18 @@ class LearnerNode(Node):
             return None
         return SummaryWriter(str(self.run_dir / 'tensorboard'))
 
+    def _open_replay_bag(self) -> BagWriter:
+        """Open the run's replay bag: one more file in it for every start of the learner."""
+        try:
+            log = BagWriter(self.run_dir / 'replay', 'mcap', append=True)
+            log.add_topic(self.resolve_topic_name('transitions'), TRANSITION_TYPE,
+                          ros2msg_definition(TRANSITION_TYPE), type_hash(TRANSITION_TYPE),
+                          [qos_profile_dict(depth=TRANSITIONS_QOS.depth)])
+        except (BagError, OSError) as error:
+            raise ConfigurationError(f'cannot write the replay bag in {self.run_dir}: '
+                                     f'{error}') from error
+        return log
+
     # --- data in -------------------------------------------------------------------------
     def _on_transition(self, data: bytes) -> None:
         transition = deserialize_message(data, Transition)
@@ -217,40 +250,38 @@ class LearnerNode(Node):
             self.get_logger().warning(
                 f'{check.lost} transition(s) from {transition.robot_id} lost before sequence '
                 f'{transition.sequence} ({self._sequences.lost[transition.robot_id]} in all)')
-        self._log.write(data, transition.header.stamp.sec * 10**9
-                        + transition.header.stamp.nanosec)  # on disk before it counts
+        # On disk (handed to the system) before it counts.
+        self._log.write(self._log_topic, self.get_clock().now().nanoseconds, data)
+        self._log.flush(metadata=False)
         self._store(transition)
 
-    def _store(self, transition: Transition) -> None:
-        observation = self._vector(transition.observation)
+    @property
+    def _log_topic(self) -> str:
+        return next(iter(self._log.topics))
+
+    def _record(self, transition: Transition, episode):
+        try:
+            record = step_record(transition, self.policy_inputs, self.action_dim, episode)
+        except ValueError as error:
+            raise ConfigurationError(str(error)) from error
         if self.learner is None:
-            self._create_learner(observation.size)
-        intervened = transition.intervened and len(transition.human_action) == self.action_dim
-        self.learner.add(StepRecord(
-            (transition.robot_id, transition.episode_id), transition.step, observation,
-            np.asarray(transition.base_action, np.float32),
-            np.asarray(transition.executed_action, np.float32), transition.reward,
-            self._vector(transition.next_observation), transition.terminated,
-            transition.truncated,
-            np.asarray(transition.human_action, np.float32) if intervened else None))
+            self._create_learner(record.observation.size)
+        return record
+
+    def _store(self, transition: Transition) -> None:
+        record = self._record(transition, (transition.robot_id, transition.episode_id))
+        self.learner.add(record)  # (the first record creates the learner)
         if not transition.evaluation:
             self._train_steps += 1
             self._train_intervention_steps += int(transition.intervened)
         if self.max_env_steps and self.learner.env_steps >= self.max_env_steps:
             self._finish(f'step budget of {self.max_env_steps} transitions reached')
 
-    def _vector(self, named) -> np.ndarray:
-        arrays = from_named_arrays(named)
-        missing = [name for name in self.policy_inputs if name not in arrays]
-        if missing:
-            raise ConfigurationError(f'transitions carry no {", ".join(missing)} (they have '
-                                     f'{", ".join(sorted(arrays))}): check policy_inputs')
-        return np.concatenate([arrays[name] for name in self.policy_inputs])
-
     def _create_learner(self, obs_dim: int) -> None:
         config = LearnerConfig(obs_dim=obs_dim, action_dim=self.action_dim, **self.settings)
         self.learner = ResidualLearner(config, self.update_to_data, self.intervention_fraction,
-                                       self.min_steps, self.device, self.seed)
+                                       self.min_steps, self.device, self.seed,
+                                       offline_fraction=self.offline_fraction)
         self.get_logger().info(
             f'residual TD3: {obs_dim} observation values, {self.action_dim} axes, '
             f'{config.critic_heads} critic heads, update-to-data {self.update_to_data}, '
@@ -296,8 +327,15 @@ class LearnerNode(Node):
     def _on_update_tick(self) -> None:
         if self.learner is None or self.finished:
             return
-        due = self.learner.updates_due()
         deadline = time.monotonic() + self.update_budget_s
+        while self._offline_updates_left > 0 and time.monotonic() < deadline:
+            self.learner.train(1, offline=True)
+            self._offline_updates_left -= 1
+            if not self._offline_updates_left:
+                self.get_logger().info(f'offline warm-up done: {self.learner.offline_updates} '
+                                       'updates on recorded runs; the robot may move')
+                self._publish_status()
+        due = self.learner.updates_due() if not self._offline_updates_left else 0
         while due > 0 and time.monotonic() < deadline:
             self.learner.train(1)
             due -= 1
@@ -332,22 +370,24 @@ class LearnerNode(Node):
             return None
         counters = {'weights_version': self.weights_version, 'env_steps':
                     self.learner.env_steps, 'eval_rounds': self._eval_rounds,
-                    'eval_results': self._eval_results}
+                    'eval_results': self._eval_results,
+                    'offline_updates': self.learner.offline_updates}
         return save_checkpoint(self.run_dir, self.learner.agent, self.learner.rng, counters)
 
-    # --- resume --------------------------------------------------------------------------
+    # --- resume and recorded runs ---------------------------------------------------------
     def _restore(self) -> None:
         records = 0
-        for path, messages, problem in read_log(self.run_dir / 'replay'):
-            if path == self._log.path:
-                continue
-            if problem and not problem.endswith('intact'):
-                self.get_logger().warning(problem)
-            for data in messages:
-                transition = deserialize_message(data, Transition)
-                self._sequences.observe(transition.robot_id, transition.sequence)
-                self._store(transition)
-                records += 1
+        try:
+            reader = BagReader(self.run_dir / 'replay')
+        except BagError as error:
+            raise ConfigurationError(f'cannot resume: {error}') from error
+        for _, _, data in reader.messages(reader.topics_of_type(TRANSITION_TYPE)):
+            transition = deserialize_message(data, Transition)
+            self._sequences.observe(transition.robot_id, transition.sequence)
+            self._store(transition)
+            records += 1
+        for problem in reader.problems:  # a record cut off by a kill: it was never counted
+            self.get_logger().warning(problem)
         checkpoint = latest_checkpoint(self.run_dir)
         if checkpoint is not None:
             if self.learner is None:
@@ -359,6 +399,7 @@ class LearnerNode(Node):
             self.weights_version = max(self.weights_version, counters['weights_version'])
             self._eval_rounds = counters.get('eval_rounds', [])
             self._eval_results = counters.get('eval_results', [])
+            self.learner.offline_updates = counters.get('offline_updates', 0)
         self.get_logger().info(
             f'resumed: {records} logged transitions back in the buffers, '
             f'{self.learner.updates if self.learner else 0} updates from '
@@ -366,6 +407,43 @@ class LearnerNode(Node):
             f'{self.weights_version}')
         if self.learner is not None and self.learner.agent.actor_updates:
             self._broadcast()
+
+    def _load_offline(self, path: str, warmup_updates: int) -> LoadBag.Response:
+        """Put the transitions of a recorded run into the buffers; never fail the run."""
+        response = LoadBag.Response()
+        try:
+            reader = BagReader(bag_folder(path))
+            topics = reader.topics_of_type(TRANSITION_TYPE)
+            if not topics:
+                raise BagError(f'{reader.path}: no {TRANSITION_TYPE} topic (topics: '
+                               f'{", ".join(sorted(reader.topics)) or "none"})')
+            source = len(self._offline_sources)
+            self._offline_sources.append(str(reader.path))
+            for _, _, data in reader.messages(topics):
+                transition = deserialize_message(data, Transition)
+                # Episodes keyed apart from this run's own, which restart their ids.
+                record = self._record(transition, ('offline', source, transition.robot_id,
+                                                   transition.episode_id))
+                self.learner.add_offline(record)
+                response.transitions += 1
+                response.intervention_transitions += int(record.human_action is not None)
+        except (BagError, OSError, ConfigurationError) as error:
+            response.success, response.message = False, str(error)
+            self.get_logger().error(f'offline data not loaded: {error}')
+            return response
+        for problem in reader.problems:
+            self.get_logger().warning(problem)
+        if response.transitions and warmup_updates:
+            self._offline_updates_left += warmup_updates
+        response.success = True
+        problems = (f'; {len(reader.problems)} problem(s): ' + '; '.join(reader.problems)
+                    if reader.problems else '')
+        response.message = (f'{response.transitions} transitions from {reader.path} '
+                            f'({response.intervention_transitions} by a person){problems}')
+        self.get_logger().info('offline data: ' + response.message + (
+            f'; {self._offline_updates_left} warm-up updates before the robot moves'
+            if self._offline_updates_left else ''))
+        return response
 
     # --- services ------------------------------------------------------------------------
     def _on_save(self, request: SaveCheckpoint.Request, response: SaveCheckpoint.Response):
@@ -376,6 +454,11 @@ class LearnerNode(Node):
         response.success, response.path = True, str(path)
         response.weights_version, response.updates = self.weights_version, self.learner.updates
         return response
+
+    def _on_load_bag(self, request: LoadBag.Request, response: LoadBag.Response):
+        result = self._load_offline(request.path, request.warmup_updates)
+        self._publish_status()
+        return result
 
     def _on_load(self, request: LoadCheckpoint.Request, response: LoadCheckpoint.Response):
         if self.learner is None:
@@ -406,6 +489,8 @@ class LearnerNode(Node):
             self._last_status = (now, updates, env_steps)
             if learner is not None:
                 self._log_progress()
+        if self._log is not None:
+            self._log.flush()  # metadata.yaml: the replay bag's counts, once a period
         status = LearnerStatus(state=self._state(), weights_version=self.weights_version,
                                updates=updates, env_steps=env_steps,
                                transitions_lost=self._sequences.total_lost)
@@ -413,6 +498,7 @@ class LearnerNode(Node):
         if learner is not None:
             status.online_buffer_size = len(learner.online)
             status.intervention_buffer_size = len(learner.intervention)
+            status.offline_buffer_size = len(learner.offline) if learner.offline else 0
             metrics = learner.last_metrics
             status.critic_loss = metrics.get('critic_loss', math.nan)
             status.actor_loss = metrics.get('actor_loss', math.nan)
@@ -437,6 +523,10 @@ class LearnerNode(Node):
     def _state(self) -> str:
         if self.finished:
             return 'finished'
+        if self._loading:
+            return 'loading'
+        if self._offline_updates_left:
+            return 'offline_warmup'
         if self.learner is None or self.learner.updates == 0:
             return 'waiting_for_data'
         if self.learner.agent.actor_updates == 0:
@@ -496,7 +586,8 @@ class LearnerNode(Node):
         if not self.finished and self.learner is not None:
             self._checkpoint()
             self.curve.write_png()
-        self._log.close()
+        if getattr(self, '_log', None) is not None:
+            self._log.close()
         if self._writer is not None:
             self._writer.close()
         return super().destroy_node()

@@ -6,6 +6,8 @@ that type's .msg file, read from the installed packages' share folders (ament in
 ``ros2 bag info``, ``ros2 bag play`` and Foxglove need to decode a bag without our packages.
 """
 
+import importlib
+import json
 import os
 import re
 from typing import Dict, List
@@ -56,3 +58,23 @@ def ros2msg_definition(type_name: str) -> str:
         pkg, name = dependency.split('/')[0], dependency.split('/')[-1]
         parts.append(f'{SEPARATOR}\nMSG: {pkg}/{name}\n{text.rstrip()}')
     return '\n'.join(parts) + '\n'
+
+
+def type_hash(type_name: str) -> str:
+    """Return a type's RIHS01 hash from its installed type description ('' before Jazzy)."""
+    try:
+        with open(msg_file(type_name)[:-len('.msg')] + '.json') as stream:
+            hashes = json.load(stream).get('type_hashes', [])
+    except (OSError, ValueError, LookupError):
+        return ''
+    return next((entry.get('hash_string', '') for entry in hashes
+                 if entry.get('type_name') == type_name), '')
+
+
+def message_class(type_name: str):
+    """Return the Python class of 'pkg/msg/Type'; LookupError names a type not installed."""
+    try:
+        package, kind, name = type_name.split('/')
+        return getattr(importlib.import_module(f'{package}.{kind}'), name)
+    except (ImportError, AttributeError, ValueError) as error:
+        raise LookupError(f'message type {type_name} is not installed here') from error

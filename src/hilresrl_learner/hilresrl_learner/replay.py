@@ -8,7 +8,7 @@ a person corrected or demonstrated.
 """
 
 from dataclasses import dataclass
-from typing import Dict, Hashable, Tuple
+from typing import Dict, Hashable, List, Optional, Tuple
 
 import numpy as np
 
@@ -135,28 +135,49 @@ class ReplayBuffer:
 
 
 class MixedSampler:
-    """Draw each batch from two buffers at a fixed ratio (RLPD's symmetric sampling)."""
+    """
+    Draw each batch from the buffers at fixed shares (RLPD's symmetric sampling).
+
+    The intervention buffer (and the offline buffer of recorded runs, when one is mixed in)
+    give their share of every batch; the online buffer gives the rest. An empty buffer gives
+    nothing, and while the online buffer is empty the others fill the batch.
+    """
 
     def __init__(self, online: ReplayBuffer, intervention: ReplayBuffer,
-                 intervention_fraction: float = 0.5):
-        if not 0.0 <= intervention_fraction <= 1.0:
-            raise ValueError('intervention_fraction must be within [0, 1]')
-        self.online, self.intervention = online, intervention
+                 intervention_fraction: float = 0.5, offline: Optional[ReplayBuffer] = None,
+                 offline_fraction: float = 0.0):
+        for name, value in (('intervention_fraction', intervention_fraction),
+                            ('offline_fraction', offline_fraction)):
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f'{name} must be within [0, 1]')
+        if intervention_fraction + offline_fraction > 1.0:
+            raise ValueError('intervention_fraction + offline_fraction must not exceed 1')
+        self.online, self.intervention, self.offline = online, intervention, offline
         self.intervention_fraction = intervention_fraction
+        self.offline_fraction = offline_fraction
+
+    def shares(self, batch_size: int) -> List[Tuple[ReplayBuffer, int]]:
+        """Return (buffer, samples) for one batch, given what the buffers hold now."""
+        shares = [(buffer, int(round(batch_size * fraction)))
+                  for buffer, fraction in ((self.intervention, self.intervention_fraction),
+                                           (self.offline, self.offline_fraction))
+                  if buffer is not None and len(buffer)]
+        rest = batch_size - sum(count for _, count in shares)
+        if len(self.online):
+            shares.insert(0, (self.online, rest))
+        elif shares:  # nothing online yet: the last non-empty share takes the rest
+            buffer, count = shares[-1]
+            shares[-1] = (buffer, count + rest)
+        return [(buffer, count) for buffer, count in shares if count > 0]
 
     def sample(self, batch_size: int, rng: np.random.Generator, n_step: int = 1,
                gamma: float = 0.99) -> Batch:
-        """Return a batch with the intervention share drawn from the intervention buffer."""
-        from_intervention = (int(round(batch_size * self.intervention_fraction))
-                             if len(self.intervention) else 0)
-        if not len(self.online):
-            from_intervention = batch_size
-        parts = []
-        if batch_size - from_intervention:
-            parts.append(self.online.sample(batch_size - from_intervention, rng, n_step, gamma))
-        if from_intervention:
-            parts.append(self.intervention.sample(from_intervention, rng, n_step, gamma))
-        return concatenate(parts)
+        """Return a batch drawn from the buffers at their shares."""
+        shares = self.shares(batch_size)
+        if not shares:
+            raise ValueError('cannot sample: every replay buffer is empty')
+        return concatenate([buffer.sample(count, rng, n_step, gamma)
+                            for buffer, count in shares])
 
 
 def concatenate(parts) -> Batch:

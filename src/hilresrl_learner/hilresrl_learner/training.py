@@ -4,7 +4,9 @@ The learner's bookkeeping around residual TD3: buffers, the update-to-data ratio
 One class serves the learner node and the headless benchmarks, so both run the same algorithm:
 steps go to the online buffer, the ones a person controlled (and demonstrations) to the
 intervention buffer too; updates are due as data arrives, at ``update_to_data`` per step.
-No ROS here.
+Steps of recorded runs (offline data) go to the same buffers, or to an offline buffer of their
+own with its own share of each batch; they count as neither robot steps nor, for the
+update-to-data ratio, the updates done on them before the robot moves. No ROS here.
 """
 
 from dataclasses import dataclass
@@ -37,17 +39,24 @@ class ResidualLearner:
 
     def __init__(self, config: LearnerConfig, update_to_data: float = 1.0,
                  intervention_fraction: float = 0.5, min_steps: int = 256,
-                 device: str = 'cpu', seed: int = 0, use_compile: bool = False):
+                 device: str = 'cpu', seed: int = 0, use_compile: bool = False,
+                 offline_fraction: float = 0.0):
         self.config = config
         self.update_to_data = update_to_data
         self.min_steps = min_steps
         self.online = ReplayBuffer(config.obs_dim, config.action_dim)
         self.intervention = ReplayBuffer(config.obs_dim, config.action_dim)
-        self.sampler = MixedSampler(self.online, self.intervention, intervention_fraction)
+        # Recorded runs get a buffer of their own only when they get their own share.
+        self.offline = (ReplayBuffer(config.obs_dim, config.action_dim)
+                        if offline_fraction > 0 else None)
+        self.sampler = MixedSampler(self.online, self.intervention, intervention_fraction,
+                                    self.offline, offline_fraction)
         self.agent = ResidualTD3(config, device, seed, use_compile)
         self.rng = np.random.default_rng(seed)
         self.env_steps = 0
         self.demo_steps = 0
+        self.offline_steps = 0
+        self.offline_updates = 0  # done on recorded runs alone: outside the UTD schedule
         self._last_metrics: Dict[str, object] = {}
 
     @property
@@ -69,19 +78,42 @@ class ResidualLearner:
                 record.human_action if record.human_action is not None
                 else record.executed_action))
 
+    def add_offline(self, record: StepRecord) -> None:
+        """Store a step of a recorded run: a person's to the intervention buffer as well."""
+        values = (record.step, record.observation, record.base_action, record.executed_action,
+                  record.reward, record.next_observation, record.terminated, record.truncated)
+        buffer = self.offline if self.offline is not None else self.online
+        buffer.add(record.episode, *values, human_action=record.human_action)
+        if record.human_action is not None:
+            self.intervention.add(record.episode, *values, human_action=record.human_action)
+        self.offline_steps += 1
+
+    def stored_steps(self) -> int:
+        """Return the steps in all buffers."""
+        return (len(self.online) + len(self.intervention)
+                + (len(self.offline) if self.offline is not None else 0))
+
     def updates_due(self) -> int:
         """Return how many updates would bring the update-to-data ratio to its target."""
-        if len(self.online) + len(self.intervention) < self.min_steps:
+        if self.stored_steps() < self.min_steps:
             return 0
-        return max(0, int(self.update_to_data * self.env_steps) - self.agent.updates)
+        done = self.agent.updates - self.offline_updates
+        return max(0, int(self.update_to_data * self.env_steps) - done)
 
-    def train(self, updates: int) -> None:
-        """Do this many updates (on a GPU they may still run when this returns)."""
+    def train(self, updates: int, offline: bool = False) -> None:
+        """
+        Do this many updates (on a GPU they may still run when this returns).
+
+        ``offline`` updates are warm-up on recorded runs before the robot moves: they do not
+        count against the update-to-data ratio of the robot's own steps.
+        """
         for _ in range(updates):
             batch = self.sampler.sample(self.config.batch_size, self.rng, self.config.n_step,
                                         self.config.gamma)
             metrics = self.agent.update(batch)
             self._last_metrics.update(metrics)
+        if offline:
+            self.offline_updates += updates
 
     @property
     def last_metrics(self) -> Dict[str, float]:

@@ -90,6 +90,12 @@ class EpisodeManagerNode(Node):
         self.learner_pace_slack: int = parameter(
             'learner_pace_slack', 500, 'Transitions the learner may be behind before the cell '
                                        'waits for it')
+        self.wait_for_learner: bool = parameter(
+            'wait_for_learner', False, 'Start training episodes only once the learner is up '
+                                       'and done loading and warming up on recorded runs')
+        if parameter('wait_for_recorder', False, 'Start the first episode only once the '
+                                                 'recorder records (recorder_status)'):
+            self.wait_for_topics.append('recorder_status')
         observation = declare_observation_parameters(self)
         try:
             mode = Mode[initial_mode.upper()]
@@ -134,7 +140,7 @@ class EpisodeManagerNode(Node):
                                      COMMAND_QOS)
         if self.reward_source == 'button':
             self.create_subscription(Joy, 'spacenav/joy', self._on_joy, COMMAND_QOS)
-        if self.learner_pace > 0:
+        if self.learner_pace > 0 or self.wait_for_learner:
             self.create_subscription(LearnerStatus, 'learner_status', self._on_learner_status,
                                      LATCHED_QOS)
         self._reset_client = (self.create_client(ResetCell, self.reset_service)
@@ -165,6 +171,13 @@ class EpisodeManagerNode(Node):
         return Mode.EVAL if self._eval_left > 0 else self._episodes.mode
 
     def _learner_caught_up(self) -> bool:
+        if self.wait_for_learner and (self._learner is None or self._learner.state in (
+                'loading', 'offline_warmup')):
+            what = ('to start' if self._learner is None
+                    else f'({self._learner.state.replace("_", " ")})')
+            self.get_logger().info(f'waiting for the learner {what}',
+                                   throttle_duration_sec=30.0)
+            return False
         if self.learner_pace <= 0 or self._learner is None:
             return True
         wanted = self.learner_pace * (self._learner.env_steps - self.learner_pace_slack)
