@@ -5,12 +5,13 @@ import os
 import signal
 import subprocess
 
-from hilresrl_msgs.msg import ExecutedAction, LearnerStatus, Transition
+from hilresrl_msgs.msg import EpisodeEvent, ExecutedAction, LearnerStatus, Transition
 from hilresrl_policy.qos import COMMAND_QOS, LATCHED_QOS, TRANSITIONS_QOS
 import numpy as np
 import pytest
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import Empty
+import yaml
 
 # The probe keeps every executed action, however far its spinning falls behind the cell.
 RECEIVE_ALL_QOS = QoSProfile(history=HistoryPolicy.KEEP_ALL,
@@ -70,6 +71,48 @@ def test_eval_runs_episodes_and_an_untrained_residual_executes_the_base_action(
     assert summary['modes'] == ['eval'] and 0.0 <= summary['success_rate'] <= 1.0
     assert 'episode 2/2 eval' in launched.output and '[hilresrl] all nodes stopped' in \
         launched.output
+
+
+def test_a_recorded_eval_run_holds_every_transition_as_published(
+        probe, launch_process, tmp_path):
+    from hilresrl_learner.bag import BagReader
+    from rclpy.serialization import deserialize_message
+    transitions, events = [], []
+    probe.node.create_subscription(Transition, '/cell6/transitions', transitions.append,
+                                   RECEIVE_ALL_QOS)
+    probe.node.create_subscription(EpisodeEvent, '/cell6/episode_events', events.append,
+                                   RECEIVE_ALL_QOS)
+    params_file = tmp_path / 'wait_for_probe.yaml'
+    params_file.write_text('/**/episode_manager:\n  ros__parameters:\n    wait_for_topics: '
+                           '[base_action_chunk, proposed_action, executed_action, '
+                           'probe_ready]\n')
+    launched = launch_process(_hilresrl('eval', 'namespace:=cell6', 'base_policy:=scripted',
+                                        'episodes:=2', 'record:=true',
+                                        f'run_dir:={tmp_path / "run"}',
+                                        f'params_file:={params_file}'))
+    probe.wait_for(lambda: probe.node.count_publishers('/cell6/episode_events') >= 2, 120,
+                   'the episode manager')
+    probe.node.create_publisher(Empty, '/cell6/probe_ready', COMMAND_QOS)
+    probe.wait_for(lambda: launched.process.poll() is not None, 180, 'the two episodes')
+    assert launched.wait() == 0, launched.output
+    probe.wait_for(lambda: len(events) >= 4, 10, 'the episode events')
+
+    reader = BagReader(tmp_path / 'run' / 'bag')
+    assert reader.problems == []
+    counts = reader.count_messages()
+    recorded = [data for _, _, data in reader.messages(['/cell6/transitions'])]
+    assert counts['/cell6/transitions'] == len(transitions) > 20
+    assert [deserialize_message(data, Transition) for data in recorded] == transitions
+    assert counts['/cell6/episode_events'] == len(events)
+    for topic in ('executed_action', 'proposed_action', 'task_state', 'ee_pose',
+                  'joint_states', 'base_action_chunk', 'intervention_state'):
+        assert counts[f'/cell6/{topic}'] >= len(transitions), topic
+    assert counts['/cell6/task_instruction'] == 1  # latched before the recorder came
+    run_info = yaml.safe_load((tmp_path / 'run' / 'bag' / 'hilresrl_run.yaml').read_text())
+    assert run_info['base_policy'] == 'scripted' and run_info['job'] == 'eval'
+    assert run_info['received']['/cell6/transitions'] == len(transitions)
+    assert run_info['node_parameters']['/cell6/episode_manager']['episodes'] == 2
+    assert 'recorder' in launched.output and '0 lost' in launched.output
 
 
 def test_train_graph_feeds_the_learner_and_the_operator_steps_in(

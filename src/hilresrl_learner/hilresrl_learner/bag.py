@@ -480,7 +480,7 @@ class BagReader:
         # The storage files know the definitions, and the topics a crash kept out of metadata.
         for path in self.files:
             try:
-                for topic in (_mcap_topics(path) if self.storage == 'mcap'
+                for topic in (_mcap_topics(path, self.problems) if self.storage == 'mcap'
                               else _sqlite_topics(path)):
                     known = self.topics.get(topic.name)
                     if known is None:
@@ -527,7 +527,7 @@ def _file_order(path: pathlib.Path):
     return (int(stem[1]) if len(stem) == 2 and stem[1].isdigit() else -1, path.name)
 
 
-def _mcap_topics(path: pathlib.Path) -> List[TopicInfo]:
+def _mcap_topics(path: pathlib.Path, problems: List[str]) -> List[TopicInfo]:
     from mcap.records import Channel, Schema
     schemas: Dict[int, Schema] = {}
     channels: List[Channel] = []
@@ -535,7 +535,7 @@ def _mcap_topics(path: pathlib.Path) -> List[TopicInfo]:
     if summary is not None:  # a finished file: its summary lists everything at once
         schemas, channels = dict(summary.schemas), list(summary.channels.values())
     else:  # cut off: scan it
-        for record in _mcap_records(path, []):
+        for record in _mcap_records(path, problems):
             if isinstance(record, Schema):
                 schemas[record.id] = record
             elif isinstance(record, Channel):

@@ -33,17 +33,17 @@ class BagPlayerNode(Node):
         self.reader = reader
         self.topics = topics
         self.published = 0
-        self._publishers = {}
+        self._topic_publishers = {}
         for name in topics:
             info = reader.topics[name]
-            self._publishers[name] = self.create_publisher(message_class(info.type_name),
-                                                           name, _publisher_qos(info))
+            self._topic_publishers[name] = self.create_publisher(
+                message_class(info.type_name), name, _publisher_qos(info))
 
     def wait_for_subscribers(self, timeout_s: float) -> List[str]:
         """Wait until every topic has a subscriber (or the timeout); return those without."""
         deadline = time.monotonic() + timeout_s
         while True:  # discovery runs in the middleware's threads: no spinning needed
-            lonely = [name for name, publisher in self._publishers.items()
+            lonely = [name for name, publisher in self._topic_publishers.items()
                       if publisher.get_subscription_count() == 0]
             if not lonely or time.monotonic() > deadline:
                 return lonely
@@ -65,7 +65,7 @@ class BagPlayerNode(Node):
                 wait_s = started + due_s - time.monotonic()
                 if wait_s > 0:
                     time.sleep(wait_s)
-                self._publishers[topic].publish(data)
+                self._topic_publishers[topic].publish(data)
                 self.published += 1
                 if time.monotonic() - last_report >= PROGRESS_PERIOD_S:
                     last_report = time.monotonic()

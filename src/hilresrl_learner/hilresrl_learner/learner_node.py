@@ -416,7 +416,8 @@ class LearnerNode(Node):
             topics = reader.topics_of_type(TRANSITION_TYPE)
             if not topics:
                 raise BagError(f'{reader.path}: no {TRANSITION_TYPE} topic (topics: '
-                               f'{", ".join(sorted(reader.topics)) or "none"})')
+                               f'{", ".join(sorted(reader.topics)) or "none"})'
+                               + ''.join(f'; {problem}' for problem in reader.problems))
             source = len(self._offline_sources)
             self._offline_sources.append(str(reader.path))
             for _, _, data in reader.messages(topics):

@@ -4,15 +4,20 @@ import json
 import os
 import sys
 
+from hilresrl_learner.bag import BagWriter
 from hilresrl_learner.learner_node import LearnerNode
+from hilresrl_learner.message_definitions import ros2msg_definition
+from hilresrl_learner.transition_data import TRANSITION_TYPE
 from hilresrl_msgs.msg import (ActionChunk, EpisodeEvent, EpisodeOutcome, LearnerStatus, Mode,
                                PolicyWeights, ProposedAction, StateVector, Transition)
+from hilresrl_msgs.srv import LoadBag
 from hilresrl_policy.conversions import float32_field, ns_to_stamp, to_named_arrays
 from hilresrl_policy.qos import COMMAND_QOS, LATCHED_QOS, TRANSITIONS_QOS
 from hilresrl_policy.residual_policy_node import ResidualPolicyNode
 import numpy as np
 import pytest
 from rclpy.parameter import Parameter
+from rclpy.serialization import serialize_message
 
 OBS_DIM, ACTION_DIM = 3, 2
 SMALL_NETWORKS = {'hidden_sizes': [16], 'critic.hidden_sizes': [16], 'batch_size': 16,
@@ -246,3 +251,51 @@ def test_a_killed_learner_resumes_with_every_acknowledged_transition(launch_proc
     # The sequence check carries on too: the only gap is what never reached the log.
     assert after.transitions_lost == 340 - restored
     assert second.process.poll() is None
+
+
+def _bag_of_transitions(path, sequences, storage='mcap', topic='/robot9/transitions'):
+    bag = BagWriter(path, storage)
+    bag.add_topic(topic, TRANSITION_TYPE, ros2msg_definition(TRANSITION_TYPE))
+    for sequence in sequences:
+        bag.write(topic, sequence * 10**8, serialize_message(_transition(sequence)))
+    bag.close()
+    return path
+
+
+def test_recorded_runs_fill_the_buffers_and_warm_up_before_the_robot_moves(
+        in_process_learner, probe, tmp_path):
+    mcap_bag = _bag_of_transitions(tmp_path / 'jazzy', range(1, 101))  # 20 by a person
+    humble_bag = _bag_of_transitions(tmp_path / 'humble', range(1, 41), 'sqlite3')  # 8
+    damaged = tmp_path / 'damaged' / 'damaged_0.mcap'
+    damaged.parent.mkdir()
+    damaged.write_bytes(b'\x89MCAP0\r\n\x01' + b'\xff' * 64)
+    learner = in_process_learner(offline_bags=[str(mcap_bag), str(humble_bag),
+                                               str(tmp_path / 'missing'), str(damaged.parent)],
+                                 offline_fraction=0.25, offline_warmup_updates=60)
+    cell = Cell(probe)
+    statuses = cell.statuses
+    cell.wait_for_learner()
+    status = cell.status(lambda s: s.updates == 60 and s.state == 'training',
+                         'the end of the warm-up')
+    assert statuses[0].state in ('loading', 'offline_warmup')  # what the episode manager sees
+    # every recorded step, routed: all to the offline buffer, a person's also to interventions
+    assert (status.offline_buffer_size, status.intervention_buffer_size,
+            status.online_buffer_size) == (140, 28, 0)
+    assert status.updates == 60 and status.env_steps == 0
+    assert learner.learner.offline_updates == 60
+
+    cell.send(range(1, 41))  # the robot's own steps: their updates on top of the warm-up
+    status = cell.status(lambda s: s.env_steps == 40 and s.updates == 100,
+                         'updates for the robot steps')
+    assert status.online_buffer_size == 40 and status.intervention_buffer_size == 36
+
+    # during training, through the service: a run folder's replay bag
+    _bag_of_transitions(tmp_path / 'run7' / 'replay', range(1, 11))
+    response = probe.call(LoadBag, 'load_bag', LoadBag.Request(path=str(tmp_path / 'run7')))
+    assert response.success and (response.transitions, response.intervention_transitions) == (
+        10, 2)
+    refused = probe.call(LoadBag, 'load_bag', LoadBag.Request(path=str(damaged.parent)))
+    assert not refused.success and str(damaged) in refused.message
+    assert 'at byte' in refused.message
+    status = cell.status(lambda s: s.offline_buffer_size == 150, 'the loaded run')
+    assert status.state == 'training'

@@ -34,6 +34,35 @@ def test_updates_follow_the_update_to_data_ratio():
     assert learner.updates_due() == 3 and learner.updates == 5
 
 
+def test_recorded_steps_are_routed_and_their_warm_up_is_outside_the_ratio():
+    joined = ResidualLearner(CONFIG, min_steps=2)  # no offline share: they join online
+    joined.add_offline(_record(0))
+    joined.add_offline(_record(1, human=np.full(2, 0.5)))
+    assert (len(joined.online), len(joined.intervention), joined.offline) == (2, 1, None)
+    assert joined.intervention.gather(np.array([0])).human_action.tolist() == [[0.5, 0.5]]
+    assert (joined.env_steps, joined.offline_steps) == (0, 2)
+
+    apart = ResidualLearner(CONFIG, min_steps=2, offline_fraction=0.5)
+    for step in range(3):
+        apart.add_offline(_record(step, human=np.ones(2) if step == 2 else None))
+    assert (len(apart.online), len(apart.offline), len(apart.intervention)) == (0, 3, 1)
+    assert apart.updates_due() == 0  # no robot step yet
+    apart.train(6, offline=True)  # warm-up on the recorded runs
+    assert (apart.updates, apart.offline_updates) == (6, 6)
+    apart.add(_record(0))
+    apart.add(_record(1))
+    assert apart.updates_due() == 2  # the robot's steps get their own updates
+    shares = {id(buffer): count for buffer, count in apart.sampler.shares(8)}
+    # half interventions, half recorded runs: nothing left over for the online buffer
+    assert shares == {id(apart.intervention): 4, id(apart.offline): 4}
+    uneven = ResidualLearner(CONFIG, intervention_fraction=0.25, offline_fraction=0.25)
+    uneven.add(_record(0))
+    uneven.add(_record(1, human=np.ones(2)))
+    uneven.add_offline(_record(5))
+    shares = {id(buffer): count for buffer, count in uneven.sampler.shares(8)}
+    assert shares == {id(uneven.online): 4, id(uneven.intervention): 2, id(uneven.offline): 2}
+
+
 def test_demonstrations_are_relabelled_with_the_base_policy():
     observations = np.arange(10, dtype=np.float32).reshape(5, 2)
     expert = np.full((5, 2), 0.5, np.float32)

@@ -12,11 +12,11 @@ import time
 from typing import Optional
 
 from geometry_msgs.msg import PoseStamped, TwistStamped
-from hilresrl_msgs.msg import StateVector
+from hilresrl_msgs.msg import EpisodeEvent, StateVector
 from hilresrl_msgs.srv import ResetCell
 from hilresrl_policy.conversions import array_to_image, float32_field, ns_to_stamp, stamp_to_ns
 from hilresrl_policy.node_runner import ConfigurationError, run_node
-from hilresrl_policy.qos import COMMAND_QOS, LATCHED_QOS
+from hilresrl_policy.qos import COMMAND_QOS, EVENTS_QOS, LATCHED_QOS
 from hilresrl_teleop.command_interface import TwistInterface
 import numpy as np
 from rcl_interfaces.msg import ParameterDescriptor
@@ -67,6 +67,10 @@ class SimCellNode(Node):
             'republish_after_s', 1.0, 'lockstep: publish the current observation again when no '
                                       'command answered it for this long (s), so a message lost '
                                       'at start-up never stalls the loop')
+        self.idle_between_episodes: bool = parameter(
+            'idle_between_episodes', True,
+            'lockstep: take no step from the end of an episode to the next reset (nothing to '
+            'simulate while the cell waits: the CPU goes to the learner)')
         self.cameras = [camera for camera in self.cameras if camera]
         if self.clock_mode not in CLOCK_MODES:
             raise ConfigurationError(f'clock_mode must be one of {", ".join(CLOCK_MODES)}, '
@@ -93,7 +97,12 @@ class SimCellNode(Node):
         self._twist: Optional[np.ndarray] = None
         self._twist_received_s = 0.0
         self.stale_commands = 0
+        self.idle_commands = 0
         self.steps = 0
+        self._idle = False
+        # Did a reset come after the latest episode start? Then an episode end that arrives
+        # now (its event overtaken by the next reset) belongs to the episode before.
+        self._reset_since_start = False
         self.republished = 0
         self._published_at = time.monotonic()
 
@@ -111,6 +120,9 @@ class SimCellNode(Node):
                                  COMMAND_QOS)
         self.create_subscription(PoseStamped, 'target_pose', self._on_target_pose, COMMAND_QOS)
         self.create_service(ResetCell, 'reset', self._on_reset)
+        if self.clock_mode == 'lockstep' and self.idle_between_episodes:
+            self.create_subscription(EpisodeEvent, 'episode_events', self._on_episode_event,
+                                     EVENTS_QOS)
         if self.clock_mode == 'realtime':
             self.create_timer(1.0 / self.control_rate_hz, self._on_realtime_tick)
         elif self.republish_after_s > 0:
@@ -151,11 +163,20 @@ class SimCellNode(Node):
             self._step(action)
 
     def _is_current(self, message) -> bool:
+        if self._idle:
+            self.idle_commands += 1
+            return False
         # A command answering an older observation (one in flight across a reset) is dropped.
         if stamp_to_ns(message.header.stamp) == self._stamp_ns:
             return True
         self.stale_commands += 1
         return False
+
+    def _on_episode_event(self, event: EpisodeEvent) -> None:
+        if event.event == EpisodeEvent.EPISODE_START:
+            self._reset_since_start = False
+        elif event.event == EpisodeEvent.EPISODE_END and not self._reset_since_start:
+            self._idle = True
 
     def _on_realtime_tick(self) -> None:
         fresh = (self._twist is not None
@@ -169,7 +190,7 @@ class SimCellNode(Node):
         self._step(action, realtime=True)
 
     def _on_lockstep_watch(self) -> None:
-        if time.monotonic() - self._published_at > self.republish_after_s:
+        if not self._idle and time.monotonic() - self._published_at > self.republish_after_s:
             self.republished += 1
             self.get_logger().debug('no command for the current observation: publishing it again')
             self._publish_observation()
@@ -199,6 +220,7 @@ class SimCellNode(Node):
             return response
         self._gripper = 0.0
         self._twist = None
+        self._idle, self._reset_since_start = False, True
         # Time only moves forward: the first observation of the episode is a step later.
         self._stamp_ns = max(self._stamp_ns + self.period_ns, self.get_clock().now().nanoseconds
                              if self.clock_mode == 'realtime' else 0)

@@ -175,6 +175,9 @@ class InterventionArbiterNode(Node):
             self.safety.reset()
         elif event.event == EpisodeEvent.EPISODE_END:
             self._episode_running = False
+            # Between episodes a cell may go quiet (a lockstep simulator idles until its
+            # reset): no alarm for that; the next proposal arms the watchdog again.
+            self._armed = False
 
     # --- one control step ----------------------------------------------------------------
     def _on_proposal(self, proposal: ProposedAction) -> None:
