@@ -103,7 +103,8 @@ def run(task: str, method: str, seed: int, options: dict) -> dict:
     started = time.monotonic()
     base = BCPolicy(options['base_checkpoints'][task])
     full_rl = method == 'full_rl_operator'
-    scale = (1.0,) if full_rl else settings['config']['residual_scale']
+    scale = (1.0,) if full_rl else tuple(options['residual_scale']
+                                         or settings['config']['residual_scale'])
     with_operator = method in ('residual_operator', 'full_rl_operator')
     operator = OperatorConfig(**settings['operator']) if with_operator else None
     cell = HeadlessCell(task, ZeroPolicy(base.action_dim) if full_rl else base, operator,
@@ -262,6 +263,9 @@ def main(argv=None) -> int:
     parser.add_argument('--base-dir', type=pathlib.Path, default=None,
                         help='BC base policies (default: $HILRESRL_HOME/base_policies)')
     parser.add_argument('--out', type=pathlib.Path, default=pathlib.Path('learning-results'))
+    parser.add_argument('--residual-scale', nargs='+', type=float, default=None,
+                        help="residual scale per axis for the residual methods (default: the "
+                             "cell profile's), e.g. to compare gripper scales")
     args = parser.parse_args(argv)
     os.environ.setdefault('MUJOCO_GL', 'egl')
 

@@ -176,6 +176,10 @@ class ResidualTD3:
         caller does it only when it reports, and a GPU runs update after update unhindered.
         """
         config = self.config
+        if self.use_compile and self.compile_mode == 'reduce-overhead':
+            # CUDA graphs reuse their output memory from one replay to the next: a new step
+            # begins here, and what is kept (the losses) was cloned out of the graph.
+            torch.compiler.cudagraph_mark_step_begin()
         tensors = self._tensors(batch)
         critic_loss, mean_q = self._critic_step(tensors)
         self.updates += 1
@@ -213,7 +217,7 @@ class ResidualTD3:
         critic_loss.backward()
         nn.utils.clip_grad_norm_(self.critic.parameters(), config.grad_clip, foreach=True)
         self.critic_optimizer.step()
-        return critic_loss.detach(), mean_q
+        return critic_loss.detach().clone(), mean_q.clone()
 
     def _actor_loss(self, tensors: Dict[str, torch.Tensor]):
         config = self.config
@@ -235,7 +239,7 @@ class ResidualTD3:
         loss.backward()
         nn.utils.clip_grad_norm_(self.actor.parameters(), self.config.grad_clip, foreach=True)
         self.actor_optimizer.step()
-        return loss.detach(), guidance
+        return loss.detach().clone(), guidance.clone()
 
     def _compiled(self, name: str, function):
         """Return function, through torch.compile when built with use_compile."""

@@ -69,8 +69,9 @@ class SimCellNode(Node):
                                       'at start-up never stalls the loop')
         self.idle_between_episodes: bool = parameter(
             'idle_between_episodes', True,
-            'lockstep: take no step from the end of an episode to the next reset (nothing to '
-            'simulate while the cell waits: the CPU goes to the learner)')
+            'lockstep: take no step before the first reset and from the end of an episode to '
+            'the next reset (nothing to simulate while the cell waits: the CPU goes to the '
+            'learner)')
         self.cameras = [camera for camera in self.cameras if camera]
         if self.clock_mode not in CLOCK_MODES:
             raise ConfigurationError(f'clock_mode must be one of {", ".join(CLOCK_MODES)}, '
@@ -99,7 +100,7 @@ class SimCellNode(Node):
         self.stale_commands = 0
         self.idle_commands = 0
         self.steps = 0
-        self._idle = False
+        self._idle = self.clock_mode == 'lockstep' and self.idle_between_episodes
         # Did a reset come after the latest episode start? Then an episode end that arrives
         # now (its event overtaken by the next reset) belongs to the episode before.
         self._reset_since_start = False
@@ -130,7 +131,8 @@ class SimCellNode(Node):
 
         self.task.reset(self.seed)
         self._instruction_pub.publish(String(data=self.task.instruction))
-        self._publish_observation()
+        if not self._idle:  # an idle cell speaks first at its reset
+            self._publish_observation()
         self.get_logger().info(
             f'{self.task_name} ({self.clock_mode}, {self.control_rate_hz} Hz): "'
             f'{self.task.instruction}", cameras {self.cameras or "none"}')
