@@ -264,7 +264,7 @@ def main(argv=None) -> int:
                         help='BC base policies (default: $HILRESRL_HOME/base_policies)')
     parser.add_argument('--out', type=pathlib.Path, default=pathlib.Path('learning-results'))
     parser.add_argument('--residual-scale', nargs='+', type=float, default=None,
-                        help="residual scale per axis for the residual methods (default: the "
+                        help='residual scale per axis for the residual methods (default: the '
                              "cell profile's), e.g. to compare gripper scales")
     args = parser.parse_args(argv)
     os.environ.setdefault('MUJOCO_GL', 'egl')
