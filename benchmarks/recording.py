@@ -4,7 +4,7 @@ Recording while training: throughput, CPU share and drops of the recorder, again
 Runs the training graph (simulated cell, simulated operator, learner) on the real-time clock at
 ``--rate`` Hz with two ``--image-size`` RGB cameras, first without recording (the baseline),
 then with ``record:=true``, each for ``--minutes`` of simulated time (real time here), and
-prints per run: the control rate achieved, learner updates per second, and for the recorder:
+prints per run: episode steps and learner updates per second, and for the recorder:
 messages/s, MB/s, its CPU share (of one core) and drops. A drop is a step of an episode whose
 transition, state or either camera image is not in the bag, a gap in the transition sequence,
 or a message the middleware reported lost.
@@ -168,7 +168,7 @@ def main() -> int:
 
     print(f'\n{options.rate:g} Hz, cameras {", ".join(options.cameras)} '
           f'({options.image_size} px), {options.minutes:g} min per run, training')
-    print('| run | control steps/s | learner updates/s | CPU of all nodes (cores) |')
+    print('| run | episode steps/s (transitions) | learner updates/s | CPU of all nodes (cores) |')
     print('|---|---|---|---|')
     for label, run in runs.items():
         steps, updates = learner_rates(run['output'])
@@ -176,7 +176,10 @@ def main() -> int:
               f'{sum(run["cpu_s"].values()) / run["wall_s"]:.2f} |')
     recorder_cpu = runs['recording']['cpu_s'].get('recorder', float('nan'))
     messages = sum(check['counts'].values())
-    print(f'\nrecorder: {messages} messages on {len(check["counts"])} topics in '
+    states = check['counts'].get('/task_state', 0)
+    print(f'\nsimulated cell: {states / check["seconds"]:.1f} observations/s (target '
+          f'{options.rate:g}), each with {len(options.cameras)} images')
+    print(f'recorder: {messages} messages on {len(check["counts"])} topics in '
           f'{check["seconds"]:.0f} s: {messages / check["seconds"]:.0f} messages/s, '
           f'{check["bytes"] / 1e6 / check["seconds"]:.2f} MB/s, CPU '
           f'{100 * recorder_cpu / runs["recording"]["wall_s"]:.1f}% of one core')

@@ -104,6 +104,9 @@ ARGUMENTS: Tuple[Argument, ...] = (
              'cell profile says, else cpu)', jobs=('train',)),
     Argument('offline_bags', '', 'Recorded runs to learn from before and while the robot '
              'trains: bag or run folders, comma-separated', jobs=('train',)),
+    Argument('demonstrations', '', 'Demonstration files (hilresrl demos --out) for the '
+             'intervention buffer, comma-separated; the base policy relabels their base '
+             'action', jobs=('train',)),
     Argument('record', 'false', 'Record the run to a rosbag2 bag in run_dir/bag (transitions, '
              'proposals, commands, interventions, events, observations, images)',
              choices=BOOLEANS),
@@ -391,6 +394,13 @@ def build_graph(job: str, given: Mapping[str, str],
                         for path in split_list(values['offline_bags'])]
         if offline_bags:
             learner_parameters['offline_bags'] = offline_bags
+        demonstrations = [os.path.abspath(os.path.expanduser(path))
+                          for path in split_list(values['demonstrations'])]
+        if demonstrations:
+            learner_parameters.update({'demonstrations': demonstrations,
+                                       'base_policy.kind': kind,
+                                       'base_policy.checkpoint': checkpoint,
+                                       'base_policy.task': task})
         nodes.append(NodeSpec('hilresrl_learner', 'learner_node', 'learner',
                               parameters=learner_parameters, **common))
     if record:

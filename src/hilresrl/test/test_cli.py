@@ -10,6 +10,8 @@ from hilresrl_policy.qos import COMMAND_QOS, LATCHED_QOS, TRANSITIONS_QOS
 import numpy as np
 import pytest
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rosbags.rosbag2 import Reader as RosbagsReader
+from rosbags.typesys import get_types_from_msg, get_typestore, Stores
 from std_msgs.msg import Empty
 import yaml
 
@@ -27,7 +29,7 @@ def test_unknown_argument_names_the_valid_ones():
                             timeout=60)
     assert result.returncode == 2
     assert 'unknown argument celll' in result.stderr
-    assert 'valid arguments: bag_storage, base_checkpoint, base_policy, cell, clock,' in \
+    assert 'valid arguments: bag_storage, base_checkpoint, base_policy, cell, clock, demonst' in \
         result.stderr
 
 
@@ -103,6 +105,18 @@ def test_a_recorded_eval_run_holds_every_transition_as_published(
     recorded = [data for _, _, data in reader.messages(['/cell6/transitions'])]
     assert counts['/cell6/transitions'] == len(transitions) > 20
     assert [deserialize_message(data, Transition) for data in recorded] == transitions
+    with RosbagsReader(tmp_path / 'run' / 'bag') as rosbags_reader:  # an independent reader
+        assert {c.topic: c.msgcount for c in rosbags_reader.connections} == counts
+        connection = next(c for c in rosbags_reader.connections
+                          if c.topic == '/cell6/transitions')
+        store = get_typestore(Stores.ROS2_KILTED)
+        store.register(get_types_from_msg(connection.msgdef.data, connection.msgtype))
+        decoded = [store.deserialize_cdr(raw, connection.msgtype)
+                   for _, _, raw in rosbags_reader.messages(connections=[connection])]
+    assert [(d.sequence, d.episode_id, d.step, d.reward) for d in decoded] == [
+        (t.sequence, t.episode_id, t.step, t.reward) for t in transitions]
+    assert all(np.array_equal(d.executed_action, np.asarray(t.executed_action, np.float32))
+               for d, t in zip(decoded, transitions))
     assert counts['/cell6/episode_events'] == len(events)
     for topic in ('executed_action', 'proposed_action', 'task_state', 'ee_pose',
                   'joint_states', 'base_action_chunk', 'intervention_state'):

@@ -172,6 +172,13 @@ def test_offline_bags_reach_the_learner_as_absolute_paths(config_dir, tmp_path, 
     nodes = build_graph('train', {'offline_bags': '[runs/a, /data/b/bag]'}, config_dir)
     learner = {n.executable: n.parameters for n in nodes}['learner_node']
     assert learner['offline_bags'] == [str(tmp_path / 'runs' / 'a'), '/data/b/bag']
+    assert 'demonstrations' not in learner
+    nodes = build_graph('train', {'demonstrations': 'demos.npz'}, config_dir)
+    learner = {n.executable: n.parameters for n in nodes}['learner_node']
+    assert learner['demonstrations'] == [str(tmp_path / 'demos.npz')]
+    # the base policy that relabels them is the base policy node's
+    assert learner['base_policy.kind'] == 'bc' and learner['base_policy.task'] == 'pick-place-v3'
+    assert learner['base_policy.checkpoint'].endswith('base_policies/pick-place-v3')
 
 
 def test_eval_graph_has_no_learner_and_no_exploration(config_dir):

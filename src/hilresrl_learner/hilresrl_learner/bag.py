@@ -356,12 +356,19 @@ class BagWriter:
         reader = BagReader(self.path)
         if reader.storage != self.storage:
             raise BagError(f'{self.path} is a {reader.storage} bag: cannot append {self.storage}')
-        counts = reader.count_messages()
-        for name, topic in reader.topics.items():
-            topic.message_count = counts.get(name, 0)
-            self.topics[name] = topic
+        for topic in reader.topics.values():
+            topic.message_count = 0  # counted below: what can be read, not what metadata says
+            self.topics[topic.name] = topic
         for path in reader.files:
-            self._files.append(_FileRecord(path.name, *reader.file_span(path)))
+            record = _FileRecord(path.name)
+            read = _mcap_messages if self.storage == 'mcap' else _sqlite_messages
+            for name, stamp_ns, _ in read(path, None, []):
+                if not record.message_count or stamp_ns < record.start_ns:
+                    record.start_ns = stamp_ns
+                record.end_ns = max(record.end_ns, stamp_ns)
+                record.message_count += 1
+                self.topics[name].message_count += 1
+            self._files.append(record)
         self.custom_data = dict(reader.custom_data, **self.custom_data)
 
     def _metadata(self) -> dict:
@@ -506,16 +513,6 @@ class BagReader:
         for topic, _, _ in self.messages():
             counts[topic] = counts.get(topic, 0) + 1
         return counts
-
-    def file_span(self, path: pathlib.Path) -> Tuple[int, int, int]:
-        """Return (first, last receive time, messages) of one file of the bag."""
-        first, last, count = 0, 0, 0
-        reader = _mcap_messages if self.storage == 'mcap' else _sqlite_messages
-        for _, stamp_ns, _ in reader(path, None, []):
-            first = stamp_ns if not count else min(first, stamp_ns)
-            last = max(last, stamp_ns)
-            count += 1
-        return first, last, count
 
     def topics_of_type(self, type_name: str) -> List[str]:
         """Return the topics that carry a type ('pkg/msg/Type')."""

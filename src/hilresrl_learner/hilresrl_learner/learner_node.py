@@ -40,7 +40,7 @@ from .message_definitions import ros2msg_definition, type_hash
 from .progress import LearningCurve
 from .residual_td3 import LearnerConfig
 from .sequence_tracker import SequenceTracker
-from .training import ResidualLearner
+from .training import demonstration_records, ResidualLearner
 from .transition_data import bag_folder, step_record, TRANSITION_TYPE
 
 
@@ -103,8 +103,20 @@ class LearnerNode(Node):
                                      "recorded runs' own steps (0: they join the online "
                                      'buffer); their human steps join the intervention buffer')
         self.offline_warmup_updates: int = parameter(
-            'offline_warmup_updates', 0, 'Updates on the recorded runs before the robot moves '
-                                         '(critic first, as warmup_updates says)')
+            'offline_warmup_updates', 0, 'Updates on the recorded runs (and demonstrations) '
+                                         'before the robot moves (critic first, as '
+                                         'warmup_updates says)')
+        self.demonstrations = [path for path in parameter(
+            'demonstrations', [''],
+            'Demonstration files (.npz of hilresrl demos) for the intervention buffer, their '
+            "base action relabelled by the base policy below; ['']: none") if path]
+        self.base_policy_config = {
+            'kind': parameter('base_policy.kind', 'bc', 'Base policy that relabels the '
+                                                        'demonstrations: a registered adapter'),
+            'checkpoint': parameter('base_policy.checkpoint', '',
+                                    "Its checkpoint (the base policy node's)"),
+            'task': parameter('base_policy.task', '', 'Its task, for task-specific adapters'),
+        }
         self.min_steps: int = parameter('min_steps', 256, 'Transitions before updates begin')
         self.seed: int = parameter('seed', 0, 'Seed of networks and sampling')
         self.weights_period_updates: int = parameter(
@@ -168,10 +180,13 @@ class LearnerNode(Node):
         self._offline_updates_left = 0
         self._offline_sources: List[str] = []
         self._log: Optional[BagWriter] = None
+        self._log_topic = ''
         self._publish_status()
         if self.resume:
             self._restore()
         loaded = [self._load_offline(path, 0).transitions for path in self.offline_bags]
+        loaded += [self._load_demonstrations(index, path)
+                   for index, path in enumerate(self.demonstrations)]
         # A resumed run did its warm-up before: its checkpoint holds the result.
         if any(loaded) and not self.learner.offline_updates:
             self._offline_updates_left = self.offline_warmup_updates
@@ -227,10 +242,11 @@ class LearnerNode(Node):
 
     def _open_replay_bag(self) -> BagWriter:
         """Open the run's replay bag: one more file in it for every start of the learner."""
+        self._log_topic = self.resolve_topic_name('transitions')
         try:
             log = BagWriter(self.run_dir / 'replay', 'mcap', append=True)
-            log.add_topic(self.resolve_topic_name('transitions'), TRANSITION_TYPE,
-                          ros2msg_definition(TRANSITION_TYPE), type_hash(TRANSITION_TYPE),
+            log.add_topic(self._log_topic, TRANSITION_TYPE, ros2msg_definition(TRANSITION_TYPE),
+                          type_hash(TRANSITION_TYPE),
                           [qos_profile_dict(depth=TRANSITIONS_QOS.depth)])
         except (BagError, OSError) as error:
             raise ConfigurationError(f'cannot write the replay bag in {self.run_dir}: '
@@ -254,10 +270,6 @@ class LearnerNode(Node):
         self._log.write(self._log_topic, self.get_clock().now().nanoseconds, data)
         self._log.flush(metadata=False)
         self._store(transition)
-
-    @property
-    def _log_topic(self) -> str:
-        return next(iter(self._log.topics))
 
     def _record(self, transition: Transition, episode):
         try:
@@ -419,19 +431,22 @@ class LearnerNode(Node):
                                f'{", ".join(sorted(reader.topics)) or "none"})'
                                + ''.join(f'; {problem}' for problem in reader.problems))
             source = len(self._offline_sources)
-            self._offline_sources.append(str(reader.path))
+            records = []  # all converted before any is stored: a run is loaded whole or not
             for _, _, data in reader.messages(topics):
                 transition = deserialize_message(data, Transition)
                 # Episodes keyed apart from this run's own, which restart their ids.
-                record = self._record(transition, ('offline', source, transition.robot_id,
-                                                   transition.episode_id))
-                self.learner.add_offline(record)
-                response.transitions += 1
-                response.intervention_transitions += int(record.human_action is not None)
+                records.append(self._record(transition, ('offline', source,
+                                                         transition.robot_id,
+                                                         transition.episode_id)))
         except (BagError, OSError, ConfigurationError) as error:
             response.success, response.message = False, str(error)
             self.get_logger().error(f'offline data not loaded: {error}')
             return response
+        self._offline_sources.append(str(reader.path))
+        for record in records:
+            self.learner.add_offline(record)
+        response.transitions = len(records)
+        response.intervention_transitions = sum(r.human_action is not None for r in records)
         for problem in reader.problems:
             self.get_logger().warning(problem)
         if response.transitions and warmup_updates:
@@ -445,6 +460,34 @@ class LearnerNode(Node):
             f'; {self._offline_updates_left} warm-up updates before the robot moves'
             if self._offline_updates_left else ''))
         return response
+
+    def _load_demonstrations(self, index: int, path: str) -> int:
+        """Put a demonstration file into the intervention buffer; return its steps (0: none)."""
+        from hilresrl_policy.adapters import BasePolicyError, load_base_policy
+        try:
+            from hilresrl_sim.demos import Demonstrations
+            demos = Demonstrations.load(path)
+            if self.policy_inputs != ['task_state']:
+                raise ValueError(f'demonstrations hold the task state alone; the actor reads '
+                                 f'{", ".join(self.policy_inputs)}')
+            base = load_base_policy(self.base_policy_config['kind'], self.base_policy_config)
+            records = list(demonstration_records(
+                demos.observations, demos.expert_actions, demos.episode_index,
+                demos.episode_success,
+                base_policy=lambda state: base.act({'task_state': state})[0]))
+            base.close()
+        except (ImportError, ValueError, BasePolicyError) as error:
+            self.get_logger().error(f'demonstrations {path} not loaded: {error}')
+            return 0
+        if self.learner is None:
+            self._create_learner(demos.observations.shape[1])
+        for record in records:
+            record.episode = ('demonstration', index, record.episode[1])
+            self.learner.add(record, demonstration=True)
+        self.get_logger().info(
+            f'demonstrations: {len(records)} steps of {demos.episodes} episodes from {path}, '
+            f'base action relabelled by {self.base_policy_config["kind"]}')
+        return len(records)
 
     # --- services ------------------------------------------------------------------------
     def _on_save(self, request: SaveCheckpoint.Request, response: SaveCheckpoint.Response):

@@ -299,3 +299,36 @@ def test_recorded_runs_fill_the_buffers_and_warm_up_before_the_robot_moves(
     assert 'at byte' in refused.message
     status = cell.status(lambda s: s.offline_buffer_size == 150, 'the loaded run')
     assert status.state == 'training'
+
+
+def test_demonstrations_fill_the_intervention_buffer_relabelled_by_the_base_policy(
+        in_process_learner, probe, tmp_path):
+    from hilresrl_policy.bc import BCConfig, BCNetwork, save_checkpoint
+    from hilresrl_sim.demos import Demonstrations
+    network = BCNetwork(BCConfig(state_dim=OBS_DIM, action_dim=ACTION_DIM, hidden_sizes=(8,),
+                                 task='test'))
+    network.set_normalization(np.random.default_rng(0).normal(size=(10, OBS_DIM)))
+    save_checkpoint(tmp_path / 'base', network)
+    rng = np.random.default_rng(1)
+    Demonstrations(observations=rng.normal(size=(30, OBS_DIM)),
+                   actions=rng.uniform(-1, 1, (30, ACTION_DIM)),
+                   expert_actions=rng.uniform(-1, 1, (30, ACTION_DIM)),
+                   episode_index=np.repeat([0, 1, 2], 10),
+                   episode_success=[True, False, True]).save(tmp_path / 'demos.npz')
+    learner = in_process_learner(demonstrations=[str(tmp_path / 'demos.npz'),
+                                                 str(tmp_path / 'missing.npz')],
+                                 **{'base_policy.kind': 'bc',
+                                    'base_policy.checkpoint': str(tmp_path / 'base')})
+    cell = Cell(probe)
+    cell.wait_for_learner()
+    status = cell.status(lambda s: s.intervention_buffer_size == 30, 'the demonstrations')
+    assert status.online_buffer_size == 0 and status.env_steps == 0
+    batch = learner.learner.intervention.gather(np.arange(30))
+    assert batch.intervened.all()
+    from hilresrl_policy.adapters.bc_policy import BCPolicy
+    base = BCPolicy(str(tmp_path / 'base'))
+    expected = np.stack([base.act({'task_state': o})[0] for o in batch.observation])
+    assert np.allclose(batch.base_action, expected, atol=1e-6)  # relabelled, not recorded
+    one_step = learner.learner.intervention.gather(np.arange(30), n_step=1)
+    assert one_step.n_step_return.sum() == 2.0  # the two successful episodes' last steps
+    assert (one_step.bootstrap_discount == 0).sum() == 2
