@@ -126,7 +126,8 @@ def run(task: str, method: str, seed: int, options: dict) -> dict:
         return result
 
     config = LearnerConfig(obs_dim=cell.task.state_dim, action_dim=base.action_dim,
-                           **dict(settings['config'], residual_scale=scale))
+                           **dict(settings['config'], residual_scale=scale,
+                                  algorithm=options['algorithm']))
     learner = ResidualLearner(config, settings['update_to_data'],
                               settings['intervention_fraction'], seed=seed)
     if full_rl:
@@ -263,6 +264,8 @@ def main(argv=None) -> int:
     parser.add_argument('--base-dir', type=pathlib.Path, default=None,
                         help='BC base policies (default: $HILRESRL_HOME/base_policies)')
     parser.add_argument('--out', type=pathlib.Path, default=pathlib.Path('learning-results'))
+    parser.add_argument('--algorithm', choices=('td3', 'sac'), default='td3',
+                        help='residual TD3 (what the learner node runs) or residual SAC')
     parser.add_argument('--residual-scale', nargs='+', type=float, default=None,
                         help='residual scale per axis for the residual methods (default: the '
                              "cell profile's), e.g. to compare gripper scales")

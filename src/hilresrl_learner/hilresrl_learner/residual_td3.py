@@ -47,12 +47,16 @@ class LearnerConfig:
     warmup_updates: int = 500
     grad_clip: float = 10.0
     bc_weight: float = 1.0
+    # td3 (what the learner node runs) or sac (residual_sac: kept to measure the choice)
+    algorithm: str = 'td3'
 
     def __post_init__(self):
         for name in ('residual_scale', 'actor_hidden', 'critic_hidden'):
             object.__setattr__(self, name, tuple(getattr(self, name)))
         if self.critic_heads < 2:
             raise ValueError('the critic needs at least 2 heads (the target takes a pair)')
+        if self.algorithm not in ('td3', 'sac'):
+            raise ValueError(f'algorithm must be td3 or sac, not {self.algorithm!r}')
         if len(self.residual_scale) not in (1, self.action_dim):
             raise ValueError(f'residual_scale has {len(self.residual_scale)} values; give 1 or '
                              f'{self.action_dim}')

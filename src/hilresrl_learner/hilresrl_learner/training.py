@@ -51,7 +51,11 @@ class ResidualLearner:
                         if offline_fraction > 0 else None)
         self.sampler = MixedSampler(self.online, self.intervention, intervention_fraction,
                                     self.offline, offline_fraction)
-        self.agent = ResidualTD3(config, device, seed, use_compile)
+        if config.algorithm == 'sac':
+            from .residual_sac import ResidualSAC
+            self.agent = ResidualSAC(config, device, seed, use_compile)
+        else:
+            self.agent = ResidualTD3(config, device, seed, use_compile)
         self.rng = np.random.default_rng(seed)
         self.env_steps = 0
         self.demo_steps = 0

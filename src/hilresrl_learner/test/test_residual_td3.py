@@ -54,3 +54,22 @@ def test_config_differences_are_named():
     assert set(CONFIG.differences(other)) == {'critic_heads: 4 != 10', 'n_step: 3 != 1'}
     with pytest.raises(ValueError, match='at least 2 heads'):
         LearnerConfig(obs_dim=1, action_dim=1, critic_heads=1)
+
+
+def test_residual_sac_starts_at_the_base_policy_and_learns_its_temperature():
+    from hilresrl_learner.residual_sac import ResidualSAC
+    config = LearnerConfig(**{**CONFIG.__dict__, 'algorithm': 'sac', 'warmup_updates': 0,
+                              'actor_delay': 1})
+    agent = ResidualSAC(config)
+    observation, base = np.zeros(config.obs_dim, np.float32), np.full(2, 0.3, np.float32)
+    assert np.array_equal(agent.residual(observation, base), np.zeros(2))  # the mean: zero
+    rng = np.random.default_rng(0)
+    samples = np.stack([agent.residual(observation, base, 0.1, rng) for _ in range(200)])
+    assert 0.05 < samples.std() < 0.2  # exploration near TD3's 0.1 from the start
+    alpha = float(agent.alpha)
+    for _ in range(20):
+        metrics = agent.update(_batch())
+    assert np.isfinite(float(metrics['critic_loss'])) and 'actor_loss' in metrics
+    assert float(agent.alpha) != alpha and agent.actor_updates == 20
+    with pytest.raises(ValueError, match='algorithm must be td3 or sac'):
+        LearnerConfig(obs_dim=3, action_dim=2, algorithm='ppo')
