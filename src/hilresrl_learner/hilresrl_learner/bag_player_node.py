@@ -13,6 +13,7 @@ import time
 from typing import List, Optional
 
 import rclpy
+from rclpy.duration import Duration
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
@@ -23,6 +24,7 @@ from .playback import PlaybackOptions, schedule, select_topics
 from .transition_data import bag_folder
 
 PROGRESS_PERIOD_S = 10.0
+ACK_TIMEOUT_S = 10.0
 
 
 class BagPlayerNode(Node):
@@ -48,6 +50,15 @@ class BagPlayerNode(Node):
             if not lonely or time.monotonic() > deadline:
                 return lonely
             time.sleep(0.05)
+
+    def wait_for_acknowledgements(self, timeout_s: float) -> None:
+        """Wait until reliable subscribers have every message: exiting would drop the rest."""
+        deadline = time.monotonic() + timeout_s
+        for name, publisher in self._topic_publishers.items():
+            left = max(0.0, deadline - time.monotonic())
+            if not publisher.wait_for_all_acked(Duration(nanoseconds=int(left * 1e9))):
+                self.get_logger().warning(f'{name}: not every subscriber acknowledged every '
+                                          f'message within {timeout_s:g} s')
 
     def play(self, options: PlaybackOptions) -> None:
         """Publish the bag's messages when they are due; once, or again and again."""
@@ -137,6 +148,7 @@ def main(args: Optional[List[str]] = None) -> int:
         node.get_logger().info(f'playing {len(topics)} topics of {reader.path} at '
                                f'{playback.rate:g}x')
         node.play(playback)
+        node.wait_for_acknowledgements(ACK_TIMEOUT_S)
         node.get_logger().info(f'done: {node.published} messages published')
     except KeyboardInterrupt:
         node.get_logger().info(f'stopped: {node.published} messages published')

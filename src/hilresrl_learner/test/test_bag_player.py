@@ -6,6 +6,7 @@ from hilresrl_learner.bag import BagWriter, qos_profile_dict
 from hilresrl_learner.message_definitions import ros2msg_definition
 from hilresrl_learner.playback import PlaybackOptions, schedule, select_topics
 from hilresrl_policy.qos import LATCHED_QOS
+import numpy as np
 import pytest
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.serialization import serialize_message
@@ -61,9 +62,11 @@ def test_replay_keeps_the_recorded_timing(probe, launch_process, tmp_path, rate)
     assert player.wait() == 0, player.output
     probe.wait_for(lambda: len(arrivals) == 20, 10, 'every message')
     assert [data for _, data in arrivals] == [str(index) for index in range(20)]
-    span = arrivals[-1][0] - arrivals[0][0]
-    recorded = 19 * PERIOD_NS / 1e9 / rate
-    assert abs(span - recorded) <= 0.1 * recorded, (span, recorded)
+    # The mean period (least squares over all arrivals, so that one message the scheduler
+    # held up on a busy machine does not decide) is the recorded one, scaled, within 10%.
+    period = np.polyfit(np.arange(20), [t for t, _ in arrivals], 1)[0]
+    recorded = PERIOD_NS / 1e9 / rate
+    assert abs(period - recorded) <= 0.1 * recorded, (period, recorded)
     assert 'done: 21 messages published' in player.output
 
 

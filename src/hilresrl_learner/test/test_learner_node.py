@@ -17,6 +17,7 @@ from hilresrl_policy.residual_policy_node import ResidualPolicyNode
 import numpy as np
 import pytest
 from rclpy.parameter import Parameter
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.serialization import serialize_message
 
 OBS_DIM, ACTION_DIM = 3, 2
@@ -269,15 +270,22 @@ def test_recorded_runs_fill_the_buffers_and_warm_up_before_the_robot_moves(
     damaged = tmp_path / 'damaged' / 'damaged_0.mcap'
     damaged.parent.mkdir()
     damaged.write_bytes(b'\x89MCAP0\r\n\x01' + b'\xff' * 64)
+    every_status = []  # all of them, in order: subscribed before the learner starts
+    probe.node.create_subscription(LearnerStatus, 'learner_status', every_status.append,
+                                   QoSProfile(history=HistoryPolicy.KEEP_ALL,
+                                              reliability=ReliabilityPolicy.RELIABLE))
     learner = in_process_learner(offline_bags=[str(mcap_bag), str(humble_bag),
                                                str(tmp_path / 'missing'), str(damaged.parent)],
                                  offline_fraction=0.25, offline_warmup_updates=60)
     cell = Cell(probe)
-    statuses = cell.statuses
     cell.wait_for_learner()
     status = cell.status(lambda s: s.updates == 60 and s.state == 'training',
                          'the end of the warm-up')
-    assert statuses[0].state in ('loading', 'offline_warmup')  # what the episode manager sees
+    # What the episode manager sees: loading, then warm-up, and only then may the robot move.
+    states = [s.state for s in every_status]
+    assert states[0] == 'loading' and 'training' in states
+    assert all(s.updates == 0 for s in every_status if s.state == 'loading')
+    assert all(s.env_steps == 0 for s in every_status)
     # every recorded step, routed: all to the offline buffer, a person's also to interventions
     assert (status.offline_buffer_size, status.intervention_buffer_size,
             status.online_buffer_size) == (140, 28, 0)
