@@ -63,6 +63,9 @@ class SimCellNode(Node):
             'command_timeout_s', 0.3, 'realtime: stop the arm when no twist came for this '
                                       'long (as MoveIt Servo does)')
         self.frame_id: str = parameter('frame_id', 'world', 'Frame of poses and twists')
+        self.tool_frame_id: str = parameter('tool_frame_id', 'tool0',
+                                            'The hand frame: twists with this frame_id are '
+                                            'turned into the base frame, as MoveIt Servo does')
         self.republish_after_s: float = parameter(
             'republish_after_s', 1.0, 'lockstep: publish the current observation again when no '
                                       'command answered it for this long (s), so a message lost '
@@ -143,9 +146,15 @@ class SimCellNode(Node):
             self._gripper = float(message.data[0])
 
     def _on_twist(self, message: TwistStamped) -> None:
-        linear, angular = message.twist.linear, message.twist.angular
-        action = self.interface.to_action((linear.x, linear.y, linear.z),
-                                          (angular.x, angular.y, angular.z), self._gripper)
+        linear = np.array([message.twist.linear.x, message.twist.linear.y,
+                           message.twist.linear.z])
+        angular = np.array([message.twist.angular.x, message.twist.angular.y,
+                            message.twist.angular.z])
+        if message.header.frame_id == self.tool_frame_id:
+            from scipy.spatial.transform import Rotation
+            hand = Rotation.from_quat(self.task.ee_pose()[1])
+            linear, angular = hand.apply(linear), hand.apply(angular)
+        action = self.interface.to_action(linear, angular, self._gripper)
         if self.clock_mode == 'realtime':
             self._twist, self._twist_received_s = action, time.monotonic()
         elif self._is_current(message):

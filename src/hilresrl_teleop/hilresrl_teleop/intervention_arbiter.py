@@ -10,7 +10,7 @@ holds the robot when proposals or observations stop, and a latched e-stop.
 import time
 from typing import Optional
 
-from geometry_msgs.msg import PoseStamped, Twist, TwistStamped
+from geometry_msgs.msg import PoseStamped, Twist
 from hilresrl_msgs.msg import (EpisodeEvent, ExecutedAction, InterventionState, Mode,
                                ProposedAction)
 from hilresrl_policy.conversions import (bool_field, float32_field, ns_to_stamp,
@@ -21,18 +21,25 @@ import numpy as np
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import Joy
-from std_msgs.msg import Bool, Float64MultiArray
+from sensor_msgs.msg import JointState, Joy
+from std_msgs.msg import Bool
 from std_srvs.srv import Trigger
 
 from .arbitration import ArbitrationResult, InterventionArbiter
 from .command_interface import TwistInterface
+from .command_output import CommandOutput, CommandSettings
 from .safety import EStop, SafetyFilter, SafetyLimits, Watchdog
 from .spacemouse import SpaceMouseConfig, SpaceMouseMapper
 
 # The spacenav driver and most devices publish reliable; best effort receives from either.
 DEVICE_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10,
                         reliability=ReliabilityPolicy.BEST_EFFORT)
+
+
+def _optional(values):
+    """Return a list parameter, or None for the one-zero 'not set' value."""
+    values = list(values)
+    return None if values == [0.0] else values
 
 
 class InterventionArbiterNode(Node):
@@ -57,7 +64,54 @@ class InterventionArbiterNode(Node):
                                      'Seconds per control step (end-effector motion per step '
                                      'for the workspace check)')
         self.frame_id: str = parameter('command_frame_id', 'world',
-                                       'frame_id of the twist commands (base or tool frame)')
+                                       'Base frame of the commands and Cartesian targets')
+        command = CommandSettings(
+            interface=parameter('command_interface', 'servo_twist',
+                                'What the robot takes: servo_twist (TwistStamped, MoveIt '
+                                'Servo), cartesian_pose (PoseStamped target), '
+                                'joint_trajectory (JointTrajectory), joint_forward '
+                                '(Float64MultiArray positions)'),
+            frame=parameter('command_frame', 'base',
+                            'Frame the Cartesian action axes are in: base or tool'),
+            base_frame_id=self.frame_id,
+            tool_frame_id=parameter('tool_frame_id', 'tool0',
+                                    'The tool (end-effector) frame, for command_frame tool'),
+            period_s=control_period_s,
+            joint_names=[n for n in parameter('joint_names', [''],
+                                              'Joints of the joint-target interfaces, in the '
+                                              "controller's order") if n],
+            joint_speed_scale_rps=parameter('joint_speed_scale_rps', 0.5,
+                                            'Joint speed (rad/s) of a joint axis at action 1'),
+            joint_lower=_optional(parameter('joint_lower', [0.0],
+                                            'Lower joint limits (one 0: none)')),
+            joint_upper=_optional(parameter('joint_upper', [0.0],
+                                            'Upper joint limits (one 0: none)')),
+            gripper_interface=parameter('gripper.interface', 'float64_array',
+                                        'Gripper command: float64_array (gripper/command), '
+                                        'joint_trajectory, or none'),
+            gripper_joint_names=[n for n in parameter(
+                'gripper.joint_names', [''], 'Gripper joints, for gripper.interface '
+                                             'joint_trajectory') if n],
+            gripper_open_position=parameter('gripper.open_position', -1.0,
+                                            'Gripper command for an open gripper (action -1)'),
+            gripper_closed_position=parameter('gripper.closed_position', 1.0,
+                                              'Gripper command for a closed gripper (action '
+                                              '+1)'),
+            ik_group=parameter('ik.group', 'manipulator', 'MoveIt planning group, for IK'),
+            ik_tip_link=parameter('ik.tip_link', '', 'Link whose pose IK solves for'),
+            ik_service=parameter('ik.service', '/compute_ik',
+                                 "move_group's IK service, where moveit_py is missing"),
+            ik_wait_s=parameter('ik.wait_s', 5.0, 'Seconds to wait for the IK service'))
+        servo_start: str = parameter(
+            'servo.start_service', '', "MoveIt Servo's start service to call at start-up "
+                                       '(Humble: <servo>/start_servo, std_srvs/Trigger; empty: '
+                                       'none)')
+        servo_command_type: str = parameter(
+            'servo.command_type_service', '', "MoveIt Servo's command-type switch (Jazzy and "
+                                              'later: <servo>/switch_command_type, set to '
+                                              'twist; empty: none)')
+        servo_wait_s: float = parameter('servo.wait_s', 5.0,
+                                        'Seconds to wait for the servo services at start-up')
         self.device_name: str = parameter('device_name', 'spacemouse',
                                           'Name of the human input device in the records')
         deadband = parameter('spacemouse.deadband', 0.1, 'Device deadband, on channel values')
@@ -89,8 +143,13 @@ class InterventionArbiterNode(Node):
                                         'QoS reliability of the ee_pose subscription')
 
         try:
-            self.interface = TwistInterface(self.action_names, linear_speed, angular_speed)
+            self.interface = TwistInterface(self.action_names, linear_speed, angular_speed,
+                                            command.joint_names)
             gripper_axis = self.interface.gripper_axis
+            cartesian = all(axis in self.action_names for axis in ('x', 'y', 'z'))
+            if (workspace_min != [0.0] or workspace_max != [0.0]) and not cartesian:
+                raise ValueError('the workspace box needs x, y, z action axes; with '
+                                 'joint-space actions use joint_lower and joint_upper')
             self.mapper = SpaceMouseMapper(SpaceMouseConfig(
                 deadband=deadband, channels=tuple(channels), scales=tuple(scales),
                 gripper_axis=gripper_axis, gripper_button=gripper_button,
@@ -105,7 +164,8 @@ class InterventionArbiterNode(Node):
                 else (max_change[0] if len(max_change) == 1 else tuple(max_change)),
                 workspace_min=None if workspace_min == [0.0] else tuple(workspace_min),
                 workspace_max=None if workspace_max == [0.0] else tuple(workspace_max),
-                translation_axes=tuple(self.action_names.index(a) for a in ('x', 'y', 'z')),
+                translation_axes=tuple(self.action_names.index(a) for a in ('x', 'y', 'z'))
+                if cartesian else None,
                 translation_step_m=linear_speed * control_period_s,
                 gripper_axis=gripper_axis))
         except ValueError as error:
@@ -122,10 +182,17 @@ class InterventionArbiterNode(Node):
         self._armed = False
         self.device_messages = 0
 
-        self._twist_pub = self.create_publisher(TwistStamped, 'servo/delta_twist_cmds',
-                                                COMMAND_QOS)
-        self._gripper_pub = self.create_publisher(Float64MultiArray, 'gripper/command',
-                                                  COMMAND_QOS)
+        command.workspace_min = None if workspace_min == [0.0] else workspace_min
+        command.workspace_max = None if workspace_max == [0.0] else workspace_max
+        self.command_frame = command.frame
+        self._ee_orientation: Optional[np.ndarray] = None
+        self.output = CommandOutput(self, command, self.interface, self.action_names)
+        if self.output.needs_joint_states:
+            self.create_subscription(JointState, 'joint_states', self._on_joint_states,
+                                     QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE
+                                                if ee_pose_reliability == 'reliable'
+                                                else ReliabilityPolicy.BEST_EFFORT))
+        self._start_servo(servo_start, servo_command_type, servo_wait_s)
         self._executed_pub = self.create_publisher(ExecutedAction, 'executed_action',
                                                    COMMAND_QOS)
         self._state_pub = self.create_publisher(InterventionState, 'intervention_state',
@@ -161,9 +228,14 @@ class InterventionArbiterNode(Node):
         self.mapper.update_buttons(list(message.buttons))
 
     def _on_ee_pose(self, message: PoseStamped) -> None:
-        self._ee_position = pose_to_array(message)[:3].astype(np.float64)
+        pose = pose_to_array(message).astype(np.float64)
+        self._ee_position, self._ee_orientation = pose[:3], pose[3:]
+        self.output.update_pose(pose[:3], pose[3:])
         self._latest_stamp_ns = max(self._latest_stamp_ns, stamp_to_ns(message.header.stamp))
         self.watchdog.feed('ee_pose', time.monotonic())
+
+    def _on_joint_states(self, message: JointState) -> None:
+        self.output.update_joints(message.name, message.position)
 
     def _on_mode(self, message: Mode) -> None:
         self._mode = message.value
@@ -202,7 +274,9 @@ class InterventionArbiterNode(Node):
             self._publish_event(EpisodeEvent.INTERVENTION_START if decision.started
                                 else EpisodeEvent.INTERVENTION_END,
                                 f'segment {decision.segment_id}')
-        verdict = self.safety.filter(decision.executed, self._ee_position)
+        verdict = self.safety.filter(decision.executed, self._ee_position,
+                                     self._ee_orientation if self.command_frame == 'tool'
+                                     else None)
         if verdict.rejected:
             self._reject(stamp_ns, verdict.reason, proposal)
             return
@@ -233,17 +307,41 @@ class InterventionArbiterNode(Node):
 
     # --- outputs -------------------------------------------------------------------------
     def _send(self, stamp_ns: int, command: np.ndarray) -> None:
-        twist = self.interface.to_twist(command)
-        if twist.gripper is not None:  # first, so a lockstep cell steps with it
-            self._gripper_pub.publish(Float64MultiArray(data=[twist.gripper]))
-        message = TwistStamped()
-        message.header.stamp = ns_to_stamp(stamp_ns)
-        message.header.frame_id = self.frame_id
-        message.twist.linear.x, message.twist.linear.y, message.twist.linear.z = (
-            float(v) for v in twist.linear)
-        message.twist.angular.x, message.twist.angular.y, message.twist.angular.z = (
-            float(v) for v in twist.angular)
-        self._twist_pub.publish(message)
+        problem = self.output.send(stamp_ns, command)
+        if problem:
+            self.get_logger().warning(f'no command sent: {problem}', throttle_duration_sec=5.0)
+
+    def _start_servo(self, start_service: str, command_type_service: str, wait_s: float) -> None:
+        """Start MoveIt Servo where its services are configured; refuse if it is not there."""
+        if start_service:  # Humble: a std_srvs/Trigger
+            client = self.create_client(Trigger, start_service)
+            if not client.wait_for_service(timeout_sec=wait_s):
+                raise ConfigurationError(f'MoveIt Servo is not there: no {start_service} '
+                                         f'service after {wait_s:g} s (is servo_node running? '
+                                         'empty servo.start_service: do not start it)')
+            client.call_async(Trigger.Request()).add_done_callback(
+                lambda done: self._servo_started(start_service, done.result()))
+        if command_type_service:  # Jazzy and later: moveit_msgs/srv/ServoCommandType
+            try:
+                from moveit_msgs.srv import ServoCommandType
+            except ImportError:
+                raise ConfigurationError(
+                    'servo.command_type_service needs moveit_msgs (ServoCommandType), which '
+                    'is not installed: install MoveIt 2 or leave the parameter empty') from None
+            client = self.create_client(ServoCommandType, command_type_service)
+            if not client.wait_for_service(timeout_sec=wait_s):
+                raise ConfigurationError(f'MoveIt Servo is not there: no '
+                                         f'{command_type_service} service after {wait_s:g} s')
+            request = ServoCommandType.Request(command_type=ServoCommandType.Request.TWIST)
+            client.call_async(request).add_done_callback(
+                lambda done: self._servo_started(command_type_service, done.result()))
+
+    def _servo_started(self, service: str, response) -> None:
+        if response is not None and response.success:
+            self.get_logger().info(f'MoveIt Servo ready ({service})')
+        else:
+            self.get_logger().error(f'MoveIt Servo refused {service}: '
+                                    f'{getattr(response, "message", "no response")}')
 
     def _hold(self, stamp_ns: int, reason: str, proposal: ProposedAction = None) -> None:
         command = self.safety.hold_command()

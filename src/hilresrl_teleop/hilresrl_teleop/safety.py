@@ -29,7 +29,7 @@ class SafetyLimits:
     max_action_change: Optional[AxisLimit] = None
     workspace_min: Optional[Sequence[float]] = None
     workspace_max: Optional[Sequence[float]] = None
-    translation_axes: Tuple[int, int, int] = (0, 1, 2)
+    translation_axes: Optional[Tuple[int, int, int]] = (0, 1, 2)  # None: joint-space actions
     translation_step_m: Optional[float] = None
     gripper_axis: Optional[int] = 3
 
@@ -94,8 +94,11 @@ class SafetyFilter:
                 and np.any(self._workspace_min > self._workspace_max)):
             raise ValueError('workspace_min must not exceed workspace_max')
         self._has_workspace = self._workspace_min is not None or self._workspace_max is not None
-        axes = tuple(limits.translation_axes)
-        if len(axes) != 3 or len(set(axes)) != 3 or not all(0 <= a < dim for a in axes):
+        axes = tuple(limits.translation_axes or ())
+        if limits.translation_axes is None and self._has_workspace:
+            raise ValueError('a workspace box needs translation_axes (x, y, z in the action)')
+        if limits.translation_axes is not None and (
+                len(axes) != 3 or len(set(axes)) != 3 or not all(0 <= a < dim for a in axes)):
             raise ValueError(f'translation_axes must be 3 distinct action axes, got {axes}')
         if self._has_workspace and not (limits.translation_step_m or 0.0) > 0.0:
             raise ValueError('a workspace needs translation_step_m, the metres moved per step at '
@@ -117,8 +120,14 @@ class SafetyFilter:
         return command
 
     def filter(self, action: np.ndarray,  # noqa: A003 (a method, never the builtin)
-               ee_position: Optional[np.ndarray]) -> SafetyResult:
-        """Return the command to send for ``action``, given the measured end-effector xyz (m)."""
+               ee_position: Optional[np.ndarray],
+               tool_orientation: Optional[np.ndarray] = None) -> SafetyResult:
+        """
+        Return the command to send for ``action``, given the measured end-effector xyz (m).
+
+        With ``tool_orientation`` (the end effector's quaternion x y z w), the translation axes
+        are in the tool frame: the workspace check turns them into the base frame first.
+        """
         dim = self.limits.action_dim
         command = np.array(action, dtype=float)
         if command.ndim != 1 or command.shape[0] != dim:
@@ -152,11 +161,35 @@ class SafetyFilter:
             applied += [f'max_action_change axis {axis}'
                         for axis in np.flatnonzero(limited != command)]
             command = limited
-        if self._has_workspace:
+        if self._has_workspace and tool_orientation is not None:
+            applied += self._limit_tool_motion(command, ee_position, tool_orientation)
+        elif self._has_workspace:
             applied += self._limit_to_workspace(command, ee_position)
 
         self._previous = command.copy()
         return SafetyResult(command, limits_applied=applied)
+
+    def _limit_tool_motion(self, command: np.ndarray, ee_position: np.ndarray,
+                           orientation: np.ndarray) -> List[str]:
+        # In the tool frame one action axis moves several base coordinates: shorten the whole
+        # translation until the predicted position stays in the box (or stop at its wall).
+        from scipy.spatial.transform import Rotation
+        axes = list(self.limits.translation_axes)
+        step_m = self.limits.translation_step_m
+        offset = Rotation.from_quat(orientation).apply(command[axes] * step_m)
+        position = np.asarray(ee_position, dtype=float)
+        fraction = 1.0
+        for low_or_high, outward in ((self._workspace_min, offset < 0),
+                                     (self._workspace_max, offset > 0)):
+            if low_or_high is None:
+                continue
+            for coordinate in np.flatnonzero(outward):
+                room = low_or_high[coordinate] - position[coordinate]
+                fraction = min(fraction, max(room / offset[coordinate], 0.0))
+        if fraction >= 1.0:
+            return []
+        command[axes] *= fraction
+        return ['workspace (tool frame)']
 
     def _limit_to_workspace(self, command: np.ndarray, ee_position: np.ndarray) -> List[str]:
         step_m = self.limits.translation_step_m

@@ -29,3 +29,38 @@ def test_unknown_or_repeated_axes_are_refused():
         TwistInterface(['x', 'x'], 0.1)
     with pytest.raises(ValueError, match='positive'):
         TwistInterface(['x'], 0.0)
+
+
+def test_cartesian_targets_integrate_against_the_measured_pose_and_stay_in_the_box():
+    from hilresrl_teleop.command_interface import CartesianPoseIntegrator
+    from scipy.spatial.transform import Rotation
+    interface = TwistInterface(['x', 'y', 'z', 'yaw', 'gripper'], 0.1, 0.5)
+    base = CartesianPoseIntegrator(interface, 0.1, 'base', [-1, -1, 0.2], [1, 1, 1])
+    quarter_turn = Rotation.from_euler('z', 90, degrees=True).as_quat()
+    position, orientation = base.target(np.array([1.0, 0, -0.5, 1.0, 0]), [0.2, 0, 0.5],
+                                        quarter_turn)
+    assert position.tolist() == pytest.approx([0.21, 0.0, 0.495])  # 0.1 m/s x 0.1 s
+    turned = Rotation.from_quat(orientation).as_euler('xyz', degrees=True)
+    assert turned[2] == pytest.approx(90 + np.degrees(0.05))  # 0.5 rad/s x 0.1 s about z
+    tool = CartesianPoseIntegrator(interface, 0.1, 'tool')
+    position, _ = tool.target(np.array([1.0, 0, 0, 0, 0]), [0.2, 0, 0.5], quarter_turn)
+    assert position.tolist() == pytest.approx([0.2, 0.01, 0.5])  # tool x is base y here
+    low, _ = base.target(np.array([0, 0, -1.0, 0, 0]), [0.0, 0.0, 0.2], [0, 0, 0, 1])
+    assert low[2] == pytest.approx(0.2)  # the floor of the box holds
+    with pytest.raises(ValueError, match='one of base, tool'):
+        CartesianPoseIntegrator(interface, 0.1, 'world')
+
+
+def test_joint_targets_follow_joint_space_actions_within_the_limits():
+    from hilresrl_teleop.command_interface import gripper_position, JointTargetIntegrator
+    joints = JointTargetIntegrator(['j1', 'j2', 'gripper'], ['j1', 'j2'], 1.0, 0.1,
+                                   lower=[-1.0, -1.0], upper=[1.0, 0.45])
+    targets = joints.targets(np.array([0.5, 1.0, 1.0]), {'j2': 0.4, 'j1': 0.0, 'other': 9})
+    assert targets.tolist() == pytest.approx([0.05, 0.45])  # j2 stops at its upper limit
+    with pytest.raises(ValueError, match='no measured position for joint'):
+        joints.targets(np.zeros(3), {'j1': 0.0})
+    with pytest.raises(ValueError, match='missing: j3'):
+        JointTargetIntegrator(['j1', 'j2'], ['j1', 'j3'], 1.0, 0.1)
+    assert gripper_position(-1.0, 0.04, 0.0) == pytest.approx(0.04)  # open
+    assert gripper_position(1.0, 0.04, 0.0) == pytest.approx(0.0)  # closed
+    assert gripper_position(0.0, 0.04, 0.0) == pytest.approx(0.02)

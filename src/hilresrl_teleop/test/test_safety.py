@@ -134,3 +134,18 @@ def test_estop_latches_until_released():
     assert estop.release()
     assert (estop.active, estop.reason) == (False, '')
     assert not estop.release()
+
+
+def test_tool_frame_motion_is_shortened_to_stay_in_the_box():
+    from scipy.spatial.transform import Rotation
+    safety = SafetyFilter(SafetyLimits(action_dim=3, workspace_min=(-1, -1, 0.0),
+                                       workspace_max=(1, 1, 0.5), translation_step_m=0.1,
+                                       gripper_axis=None))
+    # the tool points down: its +z is base -z; 0.2 m above the floor, action 1 on tool z
+    # would go 0.1 m down (fine), action 1 on tool -z 0.1 m up past the 0.25 m ceiling
+    down = Rotation.from_euler('x', 180, degrees=True).as_quat()
+    free = safety.filter(np.array([0.0, 0.0, 1.0]), np.array([0, 0, 0.2]), down)
+    assert free.command.tolist() == pytest.approx([0.0, 0.0, 1.0]) and not free.limited
+    capped = safety.filter(np.array([0.0, 0.0, -1.0]), np.array([0, 0, 0.45]), down)
+    assert capped.command.tolist() == pytest.approx([0.0, 0.0, -0.5])  # lands on z = 0.5
+    assert capped.limits_applied == ['workspace (tool frame)']

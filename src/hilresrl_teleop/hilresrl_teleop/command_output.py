@@ -1,0 +1,282 @@
+"""
+The robot side of the arbiter: the publishers of one command interface, and what they send.
+
+servo_twist: TwistStamped on servo/delta_twist_cmds (MoveIt Servo); cartesian_pose: a
+PoseStamped target on target_pose (FZI cartesian controllers' target_frame, Franka equilibrium
+poses), integrated from the action against the measured pose; joint_trajectory: a one-point
+JointTrajectory (joint_trajectory_controller); joint_forward: Float64MultiArray positions
+(forward command controllers). Joint targets come from joint-space actions, or from Cartesian
+actions through inverse kinematics (moveit_py, else move_group's /compute_ik), refused at start-up
+where neither exists. Gripper: Float64MultiArray or a gripper JointTrajectory.
+"""
+
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence
+
+from builtin_interfaces.msg import Duration as DurationMsg
+from geometry_msgs.msg import PoseStamped, TwistStamped
+from hilresrl_policy.conversions import ns_to_stamp
+from hilresrl_policy.node_runner import ConfigurationError
+from hilresrl_policy.qos import COMMAND_QOS
+import numpy as np
+from rclpy.node import Node
+from std_msgs.msg import Float64MultiArray
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+from .command_interface import (CartesianPoseIntegrator, COMMAND_FRAMES, COMMAND_INTERFACES,
+                                gripper_position, JointTargetIntegrator, LINEAR_AXES,
+                                TwistInterface)
+
+GRIPPER_INTERFACES = ('float64_array', 'joint_trajectory', 'none')
+
+
+@dataclass
+class CommandSettings:
+    """What the command interface parameters say."""
+
+    interface: str = 'servo_twist'
+    frame: str = 'base'
+    base_frame_id: str = 'world'
+    tool_frame_id: str = 'tool0'
+    period_s: float = 0.1
+    joint_names: List[str] = field(default_factory=list)
+    joint_speed_scale_rps: float = 0.5
+    joint_lower: Optional[List[float]] = None
+    joint_upper: Optional[List[float]] = None
+    workspace_min: Optional[List[float]] = None
+    workspace_max: Optional[List[float]] = None
+    gripper_interface: str = 'float64_array'
+    gripper_joint_names: List[str] = field(default_factory=list)
+    gripper_open_position: float = -1.0
+    gripper_closed_position: float = 1.0
+    ik_group: str = 'manipulator'
+    ik_tip_link: str = ''
+    ik_service: str = '/compute_ik'
+    ik_wait_s: float = 5.0
+
+    def validate(self, action_names: Sequence[str]) -> None:
+        """Refuse settings that cannot work, naming the parameter."""
+        if self.interface not in COMMAND_INTERFACES:
+            raise ConfigurationError(f'command_interface must be one of '
+                                     f'{", ".join(COMMAND_INTERFACES)}, not {self.interface!r}')
+        if self.frame not in COMMAND_FRAMES:
+            raise ConfigurationError(f'command_frame must be base or tool, not {self.frame!r}')
+        if self.gripper_interface not in GRIPPER_INTERFACES:
+            raise ConfigurationError(f'gripper.interface must be one of '
+                                     f'{", ".join(GRIPPER_INTERFACES)}')
+        if self.gripper_interface == 'joint_trajectory' and not self.gripper_joint_names:
+            raise ConfigurationError('gripper.interface joint_trajectory needs '
+                                     'gripper.joint_names')
+
+
+class CommandOutput:
+    """Publish an executed action the way the configured controller expects it."""
+
+    def __init__(self, node: Node, settings: CommandSettings, interface: TwistInterface,
+                 action_names: Sequence[str]):
+        settings.validate(action_names)
+        self.node, self.settings, self.interface = node, settings, interface
+        self.action_names = list(action_names)
+        self._pose: Optional[tuple] = None
+        self._joints: Dict[str, float] = {}
+        self._ik = None
+        self._joint_integrator: Optional[JointTargetIntegrator] = None
+        self._pose_integrator: Optional[CartesianPoseIntegrator] = None
+        kind = settings.interface
+        try:
+            if kind in ('cartesian_pose', 'joint_trajectory', 'joint_forward'):
+                self._pose_integrator = CartesianPoseIntegrator(
+                    interface, settings.period_s, settings.frame, settings.workspace_min,
+                    settings.workspace_max)
+            cartesian = any(name in LINEAR_AXES for name in action_names)
+            if kind in ('joint_trajectory', 'joint_forward') and not cartesian:
+                self._joint_integrator = JointTargetIntegrator(
+                    action_names, settings.joint_names, settings.joint_speed_scale_rps,
+                    settings.period_s, settings.joint_lower, settings.joint_upper)
+            elif kind in ('joint_trajectory', 'joint_forward'):
+                if not settings.joint_names:
+                    raise ValueError('joint targets need joint_names')
+                self._ik = inverse_kinematics(node, settings)
+        except ValueError as error:
+            raise ConfigurationError(str(error)) from error
+        if kind == 'servo_twist':
+            self._publisher = node.create_publisher(TwistStamped, 'servo/delta_twist_cmds',
+                                                    COMMAND_QOS)
+        elif kind == 'cartesian_pose':
+            self._publisher = node.create_publisher(PoseStamped, 'target_pose', COMMAND_QOS)
+        elif kind == 'joint_trajectory':
+            self._publisher = node.create_publisher(
+                JointTrajectory, 'joint_trajectory_controller/joint_trajectory', COMMAND_QOS)
+        else:
+            self._publisher = node.create_publisher(
+                Float64MultiArray, 'forward_position_controller/commands', COMMAND_QOS)
+        self._gripper_publisher = None
+        if interface.gripper_axis is not None and settings.gripper_interface == 'float64_array':
+            self._gripper_publisher = node.create_publisher(Float64MultiArray, 'gripper/command',
+                                                            COMMAND_QOS)
+        elif interface.gripper_axis is not None and \
+                settings.gripper_interface == 'joint_trajectory':
+            self._gripper_publisher = node.create_publisher(
+                JointTrajectory, 'gripper_controller/joint_trajectory', COMMAND_QOS)
+
+    @property
+    def needs_joint_states(self) -> bool:
+        """Whether the interface needs the measured joint positions."""
+        return self.settings.interface in ('joint_trajectory', 'joint_forward')
+
+    def update_pose(self, position: np.ndarray, quaternion_xyzw: np.ndarray) -> None:
+        """Take the measured end-effector pose (base frame)."""
+        self._pose = (np.asarray(position, dtype=float), np.asarray(quaternion_xyzw, float))
+
+    def update_joints(self, names: Sequence[str], positions: Sequence[float]) -> None:
+        """Take measured joint positions (a JointState may carry only some joints)."""
+        self._joints.update(zip(names, (float(p) for p in positions)))
+
+    def send(self, stamp_ns: int, command: np.ndarray) -> Optional[str]:
+        """Publish one command; return why it could not be sent (None: sent)."""
+        kind = self.settings.interface
+        self._send_gripper(stamp_ns, command)  # first, so a lockstep cell steps with it
+        if kind == 'servo_twist':
+            self._publisher.publish(self._twist(stamp_ns, command))
+            return None
+        if self._pose is None and (kind == 'cartesian_pose' or self._ik is not None):
+            return 'no end-effector pose yet'
+        if kind == 'cartesian_pose':
+            position, orientation = self._pose_integrator.target(command, *self._pose)
+            self._publisher.publish(self._pose_message(stamp_ns, position, orientation))
+            return None
+        if self._joint_integrator is not None:
+            try:
+                targets = self._joint_integrator.targets(command, self._joints)
+            except ValueError as error:
+                return str(error)
+            self._publish_joints(stamp_ns, self.settings.joint_names, targets)
+            return None
+        position, orientation = self._pose_integrator.target(command, *self._pose)
+        pose = self._pose_message(stamp_ns, position, orientation)
+        self._ik.solve(pose, self._joints, lambda targets: self._publish_joints(
+            stamp_ns, self.settings.joint_names, targets))
+        return None
+
+    # --- messages --------------------------------------------------------------------------
+    def _twist(self, stamp_ns: int, command: np.ndarray) -> TwistStamped:
+        twist = self.interface.to_twist(command)
+        message = TwistStamped()
+        message.header.stamp = ns_to_stamp(stamp_ns)
+        message.header.frame_id = (self.settings.tool_frame_id if self.settings.frame == 'tool'
+                                   else self.settings.base_frame_id)
+        message.twist.linear.x, message.twist.linear.y, message.twist.linear.z = (
+            float(v) for v in twist.linear)
+        message.twist.angular.x, message.twist.angular.y, message.twist.angular.z = (
+            float(v) for v in twist.angular)
+        return message
+
+    def _pose_message(self, stamp_ns: int, position, orientation) -> PoseStamped:
+        message = PoseStamped()
+        message.header.stamp = ns_to_stamp(stamp_ns)
+        message.header.frame_id = self.settings.base_frame_id  # targets are in the base frame
+        message.pose.position.x, message.pose.position.y, message.pose.position.z = (
+            float(v) for v in position)
+        (message.pose.orientation.x, message.pose.orientation.y, message.pose.orientation.z,
+         message.pose.orientation.w) = (float(v) for v in orientation)
+        return message
+
+    def _publish_joints(self, stamp_ns: int, names: Sequence[str],
+                        positions: Sequence[float]) -> None:
+        if self.settings.interface == 'joint_forward':
+            self._publisher.publish(Float64MultiArray(data=[float(p) for p in positions]))
+        else:
+            self._publisher.publish(self._trajectory(stamp_ns, names, positions))
+
+    def _trajectory(self, stamp_ns: int, names: Sequence[str],
+                    positions: Sequence[float]) -> JointTrajectory:
+        # The point is reached one control period from now; a zero stamp means "start at once"
+        # to joint_trajectory_controller, which a stamp from another clock would delay.
+        message = JointTrajectory(joint_names=list(names))
+        period_ns = int(round(self.settings.period_s * 1e9))
+        message.points = [JointTrajectoryPoint(
+            positions=[float(p) for p in positions],
+            time_from_start=DurationMsg(sec=period_ns // 10**9, nanosec=period_ns % 10**9))]
+        return message
+
+    def _send_gripper(self, stamp_ns: int, command: np.ndarray) -> None:
+        axis = self.interface.gripper_axis
+        if axis is None or self._gripper_publisher is None:
+            return
+        position = gripper_position(command[axis], self.settings.gripper_open_position,
+                                    self.settings.gripper_closed_position)
+        if self.settings.gripper_interface == 'float64_array':
+            self._gripper_publisher.publish(Float64MultiArray(data=[position]))
+        else:
+            names = self.settings.gripper_joint_names
+            self._gripper_publisher.publish(self._trajectory(stamp_ns, names,
+                                                             [position] * len(names)))
+
+
+class _ComputeIK:
+    """Inverse kinematics through move_group's /compute_ik service (moveit_msgs)."""
+
+    def __init__(self, node: Node, settings: CommandSettings, service_type):
+        self.node, self.settings, self.service_type = node, settings, service_type
+        self.client = node.create_client(service_type, settings.ik_service)
+        if not self.client.wait_for_service(timeout_sec=settings.ik_wait_s):
+            raise ValueError(f'no {settings.ik_service} service after {settings.ik_wait_s:g} s: '
+                             'start move_group (MoveIt 2), install moveit_py, or give '
+                             'joint-space actions (action_names = joint names)')
+
+    def solve(self, pose: PoseStamped, seed: Dict[str, float], publish) -> None:
+        request = self.service_type.Request()
+        request.ik_request.group_name = self.settings.ik_group
+        request.ik_request.pose_stamped = pose
+        request.ik_request.ik_link_name = self.settings.ik_tip_link
+        request.ik_request.robot_state.joint_state.name = list(seed)
+        request.ik_request.robot_state.joint_state.position = list(seed.values())
+        request.ik_request.timeout.nanosec = int(0.5 * self.settings.period_s * 1e9)
+        future = self.client.call_async(request)
+
+        def done(result):
+            response = result.result()
+            if response is None or response.error_code.val != 1:  # MoveItErrorCodes.SUCCESS
+                self.node.get_logger().warning('no inverse kinematics solution: holding',
+                                               throttle_duration_sec=2.0)
+                return
+            solution = dict(zip(response.solution.joint_state.name,
+                                response.solution.joint_state.position))
+            publish([solution[name] for name in self.settings.joint_names])
+        future.add_done_callback(done)
+
+
+class _MoveItPyIK:
+    """Inverse kinematics through moveit_py's RobotState (MoveIt 2's Python API)."""
+
+    def __init__(self, node: Node, settings: CommandSettings, moveit_py):
+        from moveit.core.robot_state import RobotState
+        self.settings = settings
+        self._moveit = moveit_py(node_name=node.get_name() + '_moveit_py')
+        self._state = RobotState(self._moveit.get_robot_model())
+
+    def solve(self, pose: PoseStamped, seed: Dict[str, float], publish) -> None:
+        self._state.joint_positions = dict(seed)
+        if self._state.set_from_ik(self.settings.ik_group, pose.pose,
+                                   self.settings.ik_tip_link, 0.5 * self.settings.period_s):
+            positions = self._state.joint_positions
+            publish([positions[name] for name in self.settings.joint_names])
+
+
+def inverse_kinematics(node: Node, settings: CommandSettings):
+    """Return an IK backend: moveit_py where installed, else /compute_ik; else refuse."""
+    try:
+        from moveit.planning import MoveItPy
+        return _MoveItPyIK(node, settings, MoveItPy)
+    except ImportError:
+        pass
+    try:
+        from moveit_msgs.srv import GetPositionIK
+    except ImportError:
+        raise ValueError('joint targets from Cartesian actions need inverse kinematics, and '
+                         'neither moveit_py nor moveit_msgs (for move_group\'s /compute_ik) is '
+                         'installed: install MoveIt 2 (ros-<distro>-moveit-py or '
+                         'ros-<distro>-moveit), or give joint-space actions (action_names = '
+                         'joint names), or use command_interface servo_twist or '
+                         'cartesian_pose') from None
+    return _ComputeIK(node, settings, GetPositionIK)
