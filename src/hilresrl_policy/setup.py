@@ -12,7 +12,8 @@ setup(
     ],
     install_requires=['setuptools'],
     zip_safe=True,
-    extras_require={'test': ['pytest']},
+    # LeRobot policies: an optional extra with its own torch (0.4.x pins torch<2.11)
+    extras_require={'test': ['pytest'], 'lerobot': ['lerobot==0.4.4']},
     maintainer='hilresrl maintainers',
     maintainer_email='maintainers@hilresrl.dev',
     description=('Base-policy node with adapters to any model (scripted, behaviour cloning, VLA '
@@ -22,9 +23,13 @@ setup(
         'console_scripts': [
             'base_policy_node = hilresrl_policy.base_policy_node:main',
             'residual_policy_node = hilresrl_policy.residual_policy_node:main',
+            'policy_server = hilresrl_policy.policy_server:main',
         ],
         'hilresrl.base_policies': [
             'bc = hilresrl_policy.adapters.bc_policy:make_bc_policy',
+            'openpi = hilresrl_policy.adapters.openpi_client:make_openpi_policy',
+            'torch_module = hilresrl_policy.adapters.torch_module:make_torch_module_policy',
+            'lerobot = hilresrl_policy.adapters.lerobot_policy:make_lerobot_policy',
         ],
     },
 )

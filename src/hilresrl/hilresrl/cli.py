@@ -44,6 +44,10 @@ def _parser() -> argparse.ArgumentParser:
         help='write the transitions of a recorded run as npz or a LeRobotDataset; see '
              'hilresrl export --help')
     commands.add_parser(
+        'serve-policy', add_help=False,
+        help='serve a base policy over the openpi websocket protocol (as a pi0 server would); '
+             'see hilresrl serve-policy --help')
+    commands.add_parser(
         'bag-info', add_help=False,
         help='print the topics, counts and any damage of a bag (as ros2 bag info)')
     return parser
@@ -89,6 +93,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     if argv[:1] == ['export']:
         from hilresrl_learner.export import main as export_main
         return export_main(argv[1:])
+    if argv[:1] == ['serve-policy']:
+        from hilresrl_policy.policy_server import main as serve_main
+        return serve_main(argv[1:])
     if argv[:1] == ['bag-info']:
         from hilresrl_learner.bag import main as info_main
         return info_main(argv[1:])

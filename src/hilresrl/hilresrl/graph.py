@@ -79,6 +79,10 @@ ARGUMENTS: Tuple[Argument, ...] = (
     Argument('base_policy', '',
              'Base-policy adapter: bc, scripted, or any registered in hilresrl.base_policies '
              "(empty: the cell profile's)"),
+    Argument('base_policy_config', '',
+             'Further settings of the base-policy adapter as a JSON object, e.g. '
+             '{"host": "gpu-box", "port": 8000, "action_dim": 4} for openpi (empty: the cell '
+             "profile's)"),
     Argument('base_checkpoint', '',
              'Checkpoint directory of the base policy (empty with bc in a simulated cell: '
              '$HILRESRL_HOME/base_policies/<task>, built on first use)'),
@@ -338,6 +342,12 @@ def build_graph(job: str, given: Mapping[str, str],
     residual_timing = {} if lockstep is None else dict(timing, wait_for_chunk=lockstep)
 
     base_parameters = dict(timing, **{'base_policy.kind': kind, 'seed': seed})
+    if values['base_policy_config']:
+        try:
+            json.loads(values['base_policy_config'])
+        except ValueError as error:
+            raise GraphError(f'base_policy_config is not a JSON object: {error}') from error
+        base_parameters['base_policy.config_json'] = values['base_policy_config']
     if checkpoint:
         base_parameters['base_policy.checkpoint'] = checkpoint
     if task:

@@ -167,6 +167,18 @@ def test_ros2_bag_record_is_refused_without_a_distribution(config_dir, monkeypat
     assert '/robot3/transitions' in pattern and '/robot3/camera/.*/image_raw' in pattern
 
 
+def test_base_policy_config_reaches_the_base_policy_node_as_json(config_dir):
+    nodes = build_graph('eval', {'base_policy': 'openpi',
+                                 'base_policy_config': '{"port": 8001, "action_dim": 4}'},
+                        config_dir)
+    base = {n.executable: n.parameters for n in nodes}['base_policy_node']
+    assert base['base_policy.kind'] == 'openpi'
+    assert json.loads(base['base_policy.config_json']) == {'port': 8001, 'action_dim': 4}
+    assert 'base_policy.checkpoint' not in base  # a server needs no local checkpoint
+    with pytest.raises(GraphError, match='base_policy_config is not a JSON object'):
+        build_graph('eval', {'base_policy_config': '{port: 8001'}, config_dir)
+
+
 def test_offline_bags_reach_the_learner_as_absolute_paths(config_dir, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     nodes = build_graph('train', {'offline_bags': '[runs/a, /data/b/bag]'}, config_dir)

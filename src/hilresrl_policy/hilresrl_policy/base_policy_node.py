@@ -73,6 +73,7 @@ class BasePolicyNode(Node):
         self._assembler = ObservationAssembler(observation.sources, observation.sync)
         self._chunks = ChunkBuffer(self.execute_steps or None)
         self._chunk_id = 0
+        self.failures = 0
         self._last_chunk: Optional[ActionChunk] = None
         self._instruction = ''
         self._chunks_pub = self.create_publisher(ActionChunk, 'base_action_chunk', COMMAND_QOS)
@@ -102,8 +103,20 @@ class BasePolicyNode(Node):
 
     def _plan(self, observation: Observation) -> None:
         started = time.perf_counter()
-        actions = np.asarray(self.policy.act(observation.arrays), dtype=np.float32)
+        try:
+            actions = np.asarray(self.policy.act(observation.arrays), dtype=np.float32)
+        except BasePolicyError as error:
+            # A model server that is slow, down or wrong: no chunk now (the loop holds on the
+            # last one, then the arbiter's watchdog holds the robot), try again next time.
+            self.failures += 1
+            self.get_logger().error(f'{self.policy.source_model}: {error}',
+                                    throttle_duration_sec=5.0)
+            return
         latency_s = time.perf_counter() - started
+        if self.failures:
+            self.get_logger().info(f'{self.policy.source_model} answers again after '
+                                   f'{self.failures} failed plan(s)')
+            self.failures = 0
         if actions.ndim != 2 or actions.shape[1] != self.policy.action_dim:
             self.get_logger().error(f'{self.policy.source_model} returned shape {actions.shape}, '
                                     f'not (horizon, {self.policy.action_dim}): no chunk',
@@ -127,6 +140,12 @@ class BasePolicyNode(Node):
             self.policy.reset(self._instruction)
             self._chunks.clear()
             self._assembler.reset()
+        elif event.event == EpisodeEvent.INTERVENTION_END:
+            # A person moved the robot: the plan made before is stale. Plan from where the
+            # robot is now (at once on a timer; on the next observation in lockstep).
+            self._chunks.clear()
+            if self.trigger == 'timer':
+                self._on_timer()
 
     def _on_instruction(self, message: String) -> None:
         self._instruction = message.data

@@ -2,11 +2,13 @@
 Index base-policy action chunks by time, so every control step has a base action to correct.
 
 Row i of a chunk is the action for ``stamp + i * step_period``; a slow base policy (a VLA at
-3-10 Hz) hands over chunks that the fast control loop reads row by row.
+3-10 Hz) hands over chunks that the fast control loop reads row by row: the newest chunk's row
+(receding horizon), or a weighted mean of the rows every recent chunk has for that time
+(temporal ensembling, as ACT executes its chunks).
 """
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import List, Optional
 
 import numpy as np
 
@@ -45,14 +47,20 @@ class ChunkBuffer:
     control loop an action, as a zero-order hold would.
     """
 
-    def __init__(self, execute_steps: Optional[int] = None, hold_steps: int = 0):
+    def __init__(self, execute_steps: Optional[int] = None, hold_steps: int = 0,
+                 ensemble_decay: Optional[float] = None):
         if execute_steps is not None and execute_steps < 1:
             raise ValueError('execute_steps must be at least 1')
         if hold_steps < 0:
             raise ValueError('hold_steps must not be negative')
+        if ensemble_decay is not None and ensemble_decay < 0:
+            raise ValueError('ensemble_decay must not be negative')
         self._execute_steps = execute_steps
         self._hold_steps = hold_steps
+        # Temporal ensembling: the row of chunk i (0 the oldest) weighs exp(-decay * i).
+        self._ensemble_decay = ensemble_decay
         self._chunk: Optional[Chunk] = None
+        self._recent: List[Chunk] = []  # oldest first, only kept when ensembling
 
     @property
     def chunk(self) -> Optional[Chunk]:
@@ -67,6 +75,10 @@ class ChunkBuffer:
             raise ValueError('a chunk needs a positive step period')
         if self._chunk is None or chunk.stamp_ns > self._chunk.stamp_ns:
             self._chunk = chunk
+            if self._ensemble_decay is not None:
+                # Chunks that end before the newest one begins can no longer take part.
+                self._recent = [kept for kept in self._recent
+                                if _row(kept, chunk.stamp_ns) < kept.horizon] + [chunk]
 
     def row_at(self, stamp_ns: int) -> Optional[int]:
         """Return the chunk row for a time (None before the chunk or after its last row)."""
@@ -87,8 +99,15 @@ class ChunkBuffer:
             return None
         if fresh_only and self._execute_steps is not None and row >= self._execute_steps:
             return None
-        return BaseAction(self._chunk.actions[min(row, self._chunk.horizon - 1)], self._chunk,
-                          row)
+        action = self._chunk.actions[min(row, self._chunk.horizon - 1)]
+        if self._ensemble_decay is not None:
+            rows = [(chunk, _row(chunk, stamp_ns)) for chunk in self._recent]
+            rows = [chunk.actions[index] for chunk, index in rows if 0 <= index < chunk.horizon]
+            if len(rows) > 1:
+                weights = np.exp(-self._ensemble_decay * np.arange(len(rows)))
+                action = (np.average(np.stack(rows), axis=0, weights=weights)
+                          .astype(np.float32))
+        return BaseAction(action, self._chunk, row)
 
     def needs_replan(self, stamp_ns: int) -> bool:
         """Return whether a new chunk should be computed at this time."""
@@ -96,6 +115,16 @@ class ChunkBuffer:
         limit = self._execute_steps or (self._chunk.horizon if self._chunk else 1)
         return row is None or row >= min(limit, self._chunk.horizon)
 
+    def keep_newest(self) -> None:
+        """Forget the chunks before the newest (their plans predate a person's correction)."""
+        self._recent = self._recent[-1:]
+
     def clear(self) -> None:
-        """Drop the chunk (a new episode, or a person took over and the plan is stale)."""
+        """Drop the chunks (a new episode, or a person took over and the plan is stale)."""
         self._chunk = None
+        self._recent = []
+
+
+def _row(chunk: Chunk, stamp_ns: int) -> int:
+    """Return the (possibly negative or too large) row of a chunk for a time."""
+    return int(round((stamp_ns - chunk.stamp_ns) * 1e-9 / chunk.step_period_s))

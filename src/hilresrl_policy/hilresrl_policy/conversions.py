@@ -13,7 +13,7 @@ from builtin_interfaces.msg import Time
 from geometry_msgs.msg import PoseStamped, WrenchStamped
 from hilresrl_msgs.msg import NamedArray, StateVector
 import numpy as np
-from sensor_msgs.msg import Image, JointState
+from sensor_msgs.msg import CompressedImage, Image, JointState
 
 SOURCE_KINDS = {
     'joint_state': JointState,
@@ -21,6 +21,7 @@ SOURCE_KINDS = {
     'wrench': WrenchStamped,
     'state': StateVector,
     'image': Image,
+    'compressed_image': CompressedImage,
 }
 
 
@@ -45,6 +46,8 @@ def parse_source(source: str) -> Tuple[str, str]:
             kind = 'pose'
         elif leaf.endswith('wrench'):
             kind = 'wrench'
+        elif leaf == 'compressed':
+            kind = 'compressed_image'
         elif topic.startswith('camera/') or leaf.startswith('image'):
             kind = 'image'
         else:
@@ -68,6 +71,9 @@ def source_arrays(topic: str, kind: str, message) -> Dict[str, np.ndarray]:
                                 dtype=np.float32)}
     if kind == 'image':
         return {f'image/{topic}': image_to_array(message)}
+    if kind == 'compressed_image':  # named as the raw topic it compresses
+        return {f'image/{topic[:-len("/compressed")] if topic.endswith("/compressed") else topic}':
+                compressed_image_to_array(message)}
     return {topic: np.asarray(message.data, dtype=np.float32)}
 
 
@@ -92,6 +98,24 @@ def image_to_array(message: Image) -> np.ndarray:
     elif depth == 1:
         pixels = np.repeat(pixels, 3, axis=2)
     return np.ascontiguousarray(pixels[..., :3])
+
+
+def compressed_image_to_array(message: CompressedImage) -> np.ndarray:
+    """Return a JPEG or PNG CompressedImage as H x W x 3 uint8 RGB (OpenCV, else Pillow)."""
+    data = np.frombuffer(bytes(message.data), dtype=np.uint8)
+    try:
+        import cv2
+        pixels = cv2.imdecode(data, cv2.IMREAD_COLOR)
+        if pixels is None:
+            raise ValueError(f'cannot decode a {message.format!r} image')
+        return np.ascontiguousarray(pixels[..., ::-1])  # OpenCV decodes to BGR
+    except ImportError:
+        import io
+        from PIL import Image as PilImage
+        try:
+            return np.asarray(PilImage.open(io.BytesIO(data.tobytes())).convert('RGB'))
+        except OSError as error:
+            raise ValueError(f'cannot decode a {message.format!r} image: {error}') from error
 
 
 def array_to_image(pixels: np.ndarray, stamp: Time, frame_id: str) -> Image:

@@ -10,7 +10,7 @@ keep acting, as they do when the learner is down.
 
 from typing import Optional
 
-from hilresrl_msgs.msg import ActionChunk, Mode, PolicyWeights, ProposedAction
+from hilresrl_msgs.msg import ActionChunk, EpisodeEvent, Mode, PolicyWeights, ProposedAction
 import numpy as np
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
@@ -21,7 +21,7 @@ from .conversions import float32_field, ns_to_stamp, stamp_to_ns
 from .node_runner import ConfigurationError, run_node
 from .observation import Observation, ObservationAssembler
 from .observation_topics import declare_observation_parameters, subscribe_observations
-from .qos import COMMAND_QOS, LATCHED_QOS
+from .qos import COMMAND_QOS, EVENTS_QOS, LATCHED_QOS
 from .residual import (compose, load_actor_weights, residual_scale_vector, ResidualActor,
                        ResidualConfig, WeightsError)
 
@@ -68,6 +68,13 @@ class ResidualPolicyNode(Node):
         hold_steps: int = parameter('chunk_hold_steps', 2,
                                     'Periods the last row of a chunk stands past its end when '
                                     'the next chunk is late')
+        chunk_execution: str = parameter(
+            'chunk_execution', 'receding', 'receding: the newest chunk row by row; ensemble: '
+                                           'a weighted mean of the rows every recent chunk has '
+                                           'for the time (temporal ensembling, as ACT)')
+        ensemble_decay: float = parameter('ensemble_decay', 0.01,
+                                          'Temporal ensembling: chunk i (0 the oldest) weighs '
+                                          'exp(-ensemble_decay * i)')
         seed: int = parameter('seed', 0, 'Seed of the exploration noise')
         observation = declare_observation_parameters(self)
         if self.trigger not in TRIGGERS:
@@ -81,8 +88,12 @@ class ResidualPolicyNode(Node):
 
         self._rng = np.random.default_rng(seed)
         self._assembler = ObservationAssembler(observation.sources, observation.sync)
+        if chunk_execution not in ('receding', 'ensemble'):
+            raise ConfigurationError(f'chunk_execution must be receding or ensemble, not '
+                                     f'{chunk_execution!r}')
         self._chunks = ChunkBuffer(execute_steps or None,
-                                   0 if self.wait_for_chunk else hold_steps)
+                                   0 if self.wait_for_chunk else hold_steps,
+                                   ensemble_decay if chunk_execution == 'ensemble' else None)
         self._actor: Optional[ResidualActor] = None
         self._weights_version = 0
         self.refused_weights = 0
@@ -98,6 +109,7 @@ class ResidualPolicyNode(Node):
         self.create_subscription(ActionChunk, 'base_action_chunk', self._on_chunk, COMMAND_QOS)
         self.create_subscription(PolicyWeights, 'policy_weights', self._on_weights, LATCHED_QOS)
         self.create_subscription(Mode, 'mode', self._on_mode, LATCHED_QOS)
+        self.create_subscription(EpisodeEvent, 'episode_events', self._on_event, EVENTS_QOS)
         if self.trigger == 'timer':
             self.create_timer(1.0 / self.control_rate_hz, self._on_timer)
 
@@ -210,6 +222,10 @@ class ResidualPolicyNode(Node):
             return
         self._weights_version = message.version
         self.get_logger().info(f'residual weights version {message.version} in use')
+
+    def _on_event(self, event: EpisodeEvent) -> None:
+        if event.event == EpisodeEvent.INTERVENTION_END:
+            self._chunks.keep_newest()  # plans made before the correction no longer count
 
     def _on_mode(self, message: Mode) -> None:
         self._mode = message.value

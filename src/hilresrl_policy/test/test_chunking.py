@@ -58,3 +58,24 @@ def test_malformed_chunks_are_refused():
         buffer.add(Chunk(0, 0.1, np.zeros(3, dtype=np.float32)))
     with pytest.raises(ValueError, match='positive step period'):
         buffer.add(Chunk(0, 0.0, np.zeros((1, 3), dtype=np.float32)))
+
+
+def test_temporal_ensembling_weighs_the_rows_every_recent_chunk_has_for_a_time():
+    buffer = ChunkBuffer(ensemble_decay=0.5)
+    first = Chunk(0, 0.1, np.array([[0.0], [1.0], [2.0], [3.0]], np.float32))
+    second = Chunk(100 * MS, 0.1, np.array([[10.0], [11.0], [12.0], [13.0]], np.float32))
+    third = Chunk(500 * MS, 0.1, np.array([[20.0], [21.0]], np.float32))
+    buffer.add(first)
+    assert buffer.action_at(100 * MS).action.tolist() == [1.0]  # one chunk: its row
+    buffer.add(second)
+    # at 200 ms: first's row 2 (2.0, weight 1) and second's row 1 (11.0, weight e^-0.5)
+    expected = (2.0 + 11.0 * np.exp(-0.5)) / (1 + np.exp(-0.5))
+    base = buffer.action_at(200 * MS)
+    assert base.action.tolist() == pytest.approx([expected]) and base.chunk is second
+    buffer.add(third)  # both earlier chunks end before 500 ms: only the newest is left
+    assert buffer.action_at(500 * MS).action.tolist() == [20.0]
+    buffer.clear()
+    buffer.add(second)
+    assert buffer.action_at(200 * MS).action.tolist() == [11.0]  # nothing from before
+    with pytest.raises(ValueError, match='must not be negative'):
+        ChunkBuffer(ensemble_decay=-1.0)

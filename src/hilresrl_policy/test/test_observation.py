@@ -49,3 +49,23 @@ def test_bad_configuration_is_refused():
         ObservationAssembler([])
     with pytest.raises(ValueError, match='sync must be one of exact, latest'):
         ObservationAssembler(['a'], 'approximate')
+
+
+def test_compressed_camera_images_decode_to_the_raw_topic_name():
+    import io
+
+    from hilresrl_policy.conversions import parse_source, source_arrays
+    from PIL import Image as PilImage
+    from sensor_msgs.msg import CompressedImage
+    pixels = np.zeros((8, 12, 3), np.uint8)
+    pixels[:, :6] = (255, 0, 0)  # left half red, right half black
+    stream = io.BytesIO()
+    PilImage.fromarray(pixels).save(stream, format='PNG')
+    message = CompressedImage(format='png', data=stream.getvalue())
+    topic, kind = parse_source('camera/front/image_raw/compressed')
+    assert kind == 'compressed_image'
+    arrays = source_arrays(topic, kind, message)
+    assert list(arrays) == ['image/camera/front/image_raw']
+    assert np.array_equal(arrays['image/camera/front/image_raw'], pixels)  # lossless, RGB
+    with pytest.raises(ValueError, match='cannot decode'):
+        source_arrays(topic, kind, CompressedImage(format='jpeg', data=b'not an image'))

@@ -101,7 +101,7 @@ class CartesianPoseIntegrator:
 
     def target(self, action: np.ndarray, position: Sequence[float],
                quaternion_xyzw: Sequence[float]) -> Tuple[np.ndarray, np.ndarray]:
-        """Return the target (position, quaternion x y z w) one period of ``action`` ahead."""
+        """Return the target position and quaternion (x y z w), one period of the action ahead."""
         from scipy.spatial.transform import Rotation
         twist = self.interface.to_twist(action)
         rotation = Rotation.from_quat(np.asarray(quaternion_xyzw, dtype=float))
@@ -149,7 +149,7 @@ class JointTargetIntegrator:
                 raise ValueError(f'{name} needs one value per joint ({len(joint_names)})')
 
     def targets(self, action: np.ndarray, measured: Mapping[str, float]) -> np.ndarray:
-        """Return the joint position targets (rad or m), in joint_names order."""
+        """Return the joint position targets, in rad or m, in the order of the joint names."""
         missing = [name for name in self.joint_names if name not in measured]
         if missing:
             raise ValueError(f'no measured position for joint(s) {", ".join(missing)}')

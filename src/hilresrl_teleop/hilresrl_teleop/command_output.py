@@ -274,8 +274,8 @@ def inverse_kinematics(node: Node, settings: CommandSettings):
         from moveit_msgs.srv import GetPositionIK
     except ImportError:
         raise ValueError('joint targets from Cartesian actions need inverse kinematics, and '
-                         'neither moveit_py nor moveit_msgs (for move_group\'s /compute_ik) is '
-                         'installed: install MoveIt 2 (ros-<distro>-moveit-py or '
+                         'neither moveit_py nor moveit_msgs (for the /compute_ik service of '
+                         'move_group) is installed: install MoveIt 2 (ros-<distro>-moveit-py or '
                          'ros-<distro>-moveit), or give joint-space actions (action_names = '
                          'joint names), or use command_interface servo_twist or '
                          'cartesian_pose') from None

@@ -83,9 +83,9 @@ class Controller:
 
 
 def test_servo_twist_in_the_tool_frame_carries_its_frame_and_units(make_arbiter, probe):
-    arbiter = make_arbiter(**{'command_interface': 'servo_twist', 'command_frame': 'tool',
-                              'tool_frame_id': 'panda_hand',
-                              'action_names': ['x', 'y', 'z', 'yaw', 'gripper']})
+    make_arbiter(**{'command_interface': 'servo_twist', 'command_frame': 'tool',
+                    'tool_frame_id': 'panda_hand',
+                    'action_names': ['x', 'y', 'z', 'yaw', 'gripper']})
     controller = Controller(probe, TwistStamped, 'servo/delta_twist_cmds')
     twist = controller.step(1, [0.5, 0.0, -1.0, 1.0, -1.0])
     assert twist.header.frame_id == 'panda_hand'
@@ -123,8 +123,8 @@ def test_cartesian_pose_targets_follow_the_measured_pose_inside_the_box(make_arb
     assert [target.pose.position.x, target.pose.position.z] == pytest.approx([0.5, 0.1])
 
 
-def test_joint_trajectory_from_joint_space_actions_and_a_gripper_trajectory(make_arbiter,
-                                                                           probe):
+def test_joint_trajectory_from_joint_space_actions_and_a_gripper_trajectory(
+        make_arbiter, probe):
     arbiter = make_arbiter(**{'command_interface': 'joint_trajectory',
                               'action_names': ['shoulder', 'elbow', 'gripper'],
                               'joint_names': ['shoulder', 'elbow'],
@@ -133,7 +133,8 @@ def test_joint_trajectory_from_joint_space_actions_and_a_gripper_trajectory(make
                               'gripper.interface': 'joint_trajectory',
                               'gripper.joint_names': ['finger_joint'],
                               'gripper.open_position': 0.0, 'gripper.closed_position': 0.8})
-    controller = Controller(probe, JointTrajectory, 'joint_trajectory_controller/joint_trajectory')
+    controller = Controller(probe, JointTrajectory,
+                            'joint_trajectory_controller/joint_trajectory')
     fingers = []
     probe.node.create_subscription(JointTrajectory, 'gripper_controller/joint_trajectory',
                                    fingers.append, CONTROLLER_QOS)
