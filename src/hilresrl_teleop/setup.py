@@ -23,6 +23,7 @@ setup(
             'episode_manager = hilresrl_teleop.episode_manager:main',
             'intervention_arbiter = hilresrl_teleop.intervention_arbiter:main',
             'keyboard = hilresrl_teleop.keyboard_node:main',
+            'spacemouse = hilresrl_teleop.spacemouse_node:main',
         ],
     },
 )

@@ -73,6 +73,9 @@ ARGUMENTS: Tuple[Argument, ...] = (
              'Identifier of this cell in transitions and episode events'),
     Argument('params_file', '',
              'Extra ROS parameter file, applied after the cell profile so that it overrides it'),
+    Argument('remap', '',
+             'Topic remappings for every node, comma-separated from:=to, e.g. '
+             "'ee_pose:=/franka/current_pose,joint_states:=/franka/joint_states'"),
     Argument('task', '',
              'Simulated task, e.g. pick-place-v3, peg-insert-side-v3, PandaPickCube (empty: the '
              "cell profile's)"),
@@ -92,6 +95,9 @@ ARGUMENTS: Tuple[Argument, ...] = (
     Argument('operator', 'false', 'Run the simulated operator; with true, episodes allow '
              'interventions and report the intervention rate (simulated cells only)',
              choices=BOOLEANS, jobs=('eval',)),
+    Argument('spacemouse', 'none', "Read a SpaceMouse through spacenavd with the suite's "
+             'spacenav node (none: the ROS spacenav driver or nothing publishes spacenav/*)',
+             choices=('none', 'spacenavd')),
     Argument('episodes', '50', 'Episodes to run, then print the success rate and exit',
              jobs=('eval',)),
     Argument('episodes', '0', 'Episodes to run before stopping (0: until Ctrl-C)',
@@ -262,6 +268,17 @@ def run_folder(job: str, values: Mapping[str, str]) -> str:
     return os.path.join(runs, stamp + ('-eval' if job == 'eval' else ''))
 
 
+def parse_remappings(value: str) -> Tuple[Tuple[str, str], ...]:
+    """Return the remappings of a remap argument ('a:=b,c:=d'); refuse a malformed one."""
+    remappings = []
+    for item in split_list(value):
+        source, separator, target = item.partition(':=')
+        if not separator or not source.strip() or not target.strip():
+            raise GraphError(f'remap item {item!r} is not of the form from:=to')
+        remappings.append((source.strip(), target.strip()))
+    return tuple(remappings)
+
+
 def split_list(value: str) -> List[str]:
     """Return the items of a comma-separated launch argument (also '[a, b]')."""
     return [item.strip() for item in value.strip().strip('[]').split(',') if item.strip()]
@@ -271,13 +288,16 @@ def recording_nodes(job: str, values: Mapping[str, str], run_dir: str,
                     common: Mapping[str, object], run_info: Mapping[str, object]
                     ) -> List[NodeSpec]:
     """Return the node (or ros2 bag process) that records the run into run_dir/bag."""
+    from hilresrl_learner.recording import DEFAULT_TOPICS
     bag_path = os.path.join(run_dir, 'bag')
     topics = split_list(values['record_topics'])
+    remapped = dict(common['remappings'])
+    if remapped:  # a remapped topic is recorded under the name it really has
+        topics = [remapped.get(topic, topic) for topic in topics or DEFAULT_TOPICS]
     if values['record_with'] == 'ros2bag':
         if shutil.which('ros2') is None:
             raise GraphError('record_with:=ros2bag needs the ros2 command of a sourced ROS 2 '
                              'distribution; record_with:=recorder works everywhere')
-        from hilresrl_learner.recording import DEFAULT_TOPICS
         namespace = str(common['namespace']).rstrip('/')
         names = [topic if topic.startswith('/') else f'{namespace}/{topic}'
                  for topic in topics or DEFAULT_TOPICS]
@@ -330,6 +350,7 @@ def build_graph(job: str, given: Mapping[str, str],
                          'person at the SpaceMouse)')
     common = {'namespace': normalize_namespace(values['namespace']),
               'parameter_files': tuple(parameter_files),
+              'remappings': parse_remappings(values['remap']),
               'log_level': values['log_level']}
     kind, checkpoint, task = base_policy_settings(values, profile)
     seed = int(values['seed']) if values['seed'].lstrip('-').isdigit() else None
@@ -389,6 +410,10 @@ def build_graph(job: str, given: Mapping[str, str],
         NodeSpec('hilresrl_teleop', 'episode_manager', 'episode_manager',
                  parameters=manager_parameters, **common),
     ]
+    if values['spacemouse'] == 'spacenavd':
+        # Not required: without a device it says so and the cell runs policy-only.
+        nodes.append(NodeSpec('hilresrl_teleop', 'spacemouse', 'spacenav', required=False,
+                              **common))
     if operator:
         operator_parameters = {'seed': seed}
         if task:

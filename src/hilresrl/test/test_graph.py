@@ -167,6 +167,29 @@ def test_ros2_bag_record_is_refused_without_a_distribution(config_dir, monkeypat
     assert '/robot3/transitions' in pattern and '/robot3/camera/.*/image_raw' in pattern
 
 
+def test_remappings_reach_every_node_and_the_recorder_records_the_real_names(config_dir):
+    nodes = build_graph('eval', {'remap': 'ee_pose:=/franka/current_pose, '
+                                          'joint_states:=/franka/joint_states',
+                                 'record': 'true'}, config_dir)
+    assert all(node.remappings == (('ee_pose', '/franka/current_pose'),
+                                   ('joint_states', '/franka/joint_states')) for node in nodes)
+    topics = {n.executable: n.parameters for n in nodes}['recorder']['topics']
+    assert '/franka/current_pose' in topics and 'ee_pose' not in topics
+    assert 'transitions' in topics
+    command = node_command(nodes[0], '/bin/true', None)
+    assert command[-4:] == ['-r', 'ee_pose:=/franka/current_pose', '-r',
+                            'joint_states:=/franka/joint_states']
+    with pytest.raises(GraphError, match="remap item 'ee_pose' is not of the form from:=to"):
+        build_graph('eval', {'remap': 'ee_pose'}, config_dir)
+
+
+def test_a_spacemouse_through_spacenavd_is_an_optional_node(config_dir):
+    nodes = build_graph('eval', {'cell': 'franka', 'spacemouse': 'spacenavd'}, config_dir)
+    spacenav = next(n for n in nodes if n.executable == 'spacemouse')
+    assert spacenav.name == 'spacenav' and not spacenav.required
+    assert 'spacemouse' not in _executables(build_graph('eval', {}, config_dir))
+
+
 def test_base_policy_config_reaches_the_base_policy_node_as_json(config_dir):
     nodes = build_graph('eval', {'base_policy': 'openpi',
                                  'base_policy_config': '{"port": 8001, "action_dim": 4}'},

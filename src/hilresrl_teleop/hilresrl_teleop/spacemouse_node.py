@@ -1,0 +1,153 @@
+"""
+spacenav: a SpaceMouse read through spacenavd, published as the ROS spacenav driver publishes it.
+
+For cells without the driver (ros-drivers/joystick_drivers, package spacenav): the same node name,
+topics (spacenav/twist, spacenav/joy, spacenav/offset, spacenav/rot_offset) and parameters, read
+through libspnav or through spacenavd's socket with no library at all. Without the daemon it says
+once what to install or start and keeps trying, while the rest of the cell runs policy-only.
+"""
+
+import time
+
+from geometry_msgs.msg import Twist, TwistStamped, Vector3
+from hilresrl_policy.node_runner import ConfigurationError, run_node
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.node import Node
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Joy
+
+from .spacenav_protocol import (BACKENDS, DEFAULT_SOCKET_PATH, DeviceLink, DeviceOutputs,
+                                DeviceState, LinkNotice, open_event_source, SpacenavSettings)
+
+# The driver's publishers (rclcpp's depth 10: reliable, keep last). Reliable reaches both the
+# arbiter's best-effort DEVICE_QOS and readers that ask for reliable, as the driver does.
+DRIVER_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10,
+                        reliability=ReliabilityPolicy.RELIABLE)
+
+
+class SpaceMouseNode(Node):
+    """spacenavd events -> the spacenav driver's twist, offsets and Joy."""
+
+    def __init__(self, **kwargs):
+        super().__init__('spacenav', **kwargs)
+
+        def parameter(name, default, description):
+            return self.declare_parameter(name, default, ParameterDescriptor(
+                description=description, read_only=True)).value
+
+        full_scale = parameter('full_scale', 512.0,
+                               'Raw device value that normalises to 1 (as in the spacenav driver)')
+        linear_scale = tuple(parameter(f'linear_scale/{axis}', 1.0,
+                                       f'Factor of twist linear.{axis} (the Joy axes are not '
+                                       'scaled)') for axis in 'xyz')
+        angular_scale = tuple(parameter(f'angular_scale/{axis}', 1.0,
+                                        f'Factor of twist angular.{axis} (the Joy axes are not '
+                                        'scaled)') for axis in 'xyz')
+        static_count_threshold = parameter(
+            'static_count_threshold', 30, "Polls of the driver's 1 ms loop (so milliseconds) "
+                                          'without motion before the device counts as static')
+        zero_when_static = parameter('zero_when_static', True,
+                                     'Zero the twist when the device is static (else only the '
+                                     'parts within the static deadbands)')
+        trans_deadband = parameter('static_trans_deadband', 0.1,
+                                   'When static, zero the translation if every normalised '
+                                   'component is below this')
+        rot_deadband = parameter('static_rot_deadband', 0.1,
+                                 'When static, zero the rotation if every normalised component '
+                                 'is below this')
+        self.use_twist_stamped: bool = parameter(
+            'use_twist_stamped', False,
+            'Publish geometry_msgs/TwistStamped on spacenav/twist_stamped instead of Twist on '
+            'spacenav/twist')
+        backend = parameter('backend', 'auto',
+                            'How to reach spacenavd: libspnav, socket (its UNIX socket, no '
+                            'library needed) or auto (libspnav if installed, else socket)')
+        socket_path = parameter('socket_path', DEFAULT_SOCKET_PATH, "spacenavd's UNIX socket")
+        publish_rate_hz = parameter('publish_rate_hz', 100.0,
+                                    'Device polls per second: once the device is live the Joy '
+                                    'goes out on every poll, the twist on motion and when static')
+        retry_period_s = parameter('retry_period_s', 1.0,
+                                   'Seconds between attempts to reach spacenavd while it is '
+                                   'absent')
+
+        if backend not in BACKENDS:
+            raise ConfigurationError(f"backend '{backend}' is not one of {', '.join(BACKENDS)}")
+        if not publish_rate_hz > 0.0:
+            raise ConfigurationError(f'publish_rate_hz must be positive, got {publish_rate_hz}')
+        try:
+            self.state = DeviceState(SpacenavSettings(
+                full_scale=full_scale, linear_scale=linear_scale, angular_scale=angular_scale,
+                static_count_threshold=static_count_threshold, zero_when_static=zero_when_static,
+                static_trans_deadband=trans_deadband, static_rot_deadband=rot_deadband))
+            self.link = DeviceLink(lambda: open_event_source(backend, socket_path),
+                                   retry_period_s)
+        except ValueError as error:
+            raise ConfigurationError(str(error)) from error
+
+        self._offset_pub = self.create_publisher(Vector3, 'spacenav/offset', DRIVER_QOS)
+        self._rot_offset_pub = self.create_publisher(Vector3, 'spacenav/rot_offset', DRIVER_QOS)
+        if self.use_twist_stamped:
+            self._twist_pub = self.create_publisher(TwistStamped, 'spacenav/twist_stamped',
+                                                    DRIVER_QOS)
+        else:
+            self._twist_pub = self.create_publisher(Twist, 'spacenav/twist', DRIVER_QOS)
+        self._joy_pub = self.create_publisher(Joy, 'spacenav/joy', DRIVER_QOS)
+        self._last_poll_s = time.monotonic()
+        self.create_timer(1.0 / publish_rate_hz, self._on_poll)
+
+    def _on_poll(self) -> None:
+        was_connected = self.link.connected
+        events, notices = self.link.poll()
+        for notice in notices:
+            self._log(notice)
+        now = time.monotonic()
+        elapsed_s, self._last_poll_s = now - self._last_poll_s, now
+        if not self.link.connected:
+            if was_connected:
+                # The driver never notices a lost daemon; readers would hold its last deflection.
+                self._publish(True, self.state.release())
+            return
+        for publication in self.state.poll(events, elapsed_s):
+            self._publish(publication.twist, publication.outputs)
+
+    def _publish(self, twist: bool, outputs: DeviceOutputs) -> None:
+        stamp = self.get_clock().now().to_msg()
+        if twist:
+            linear = Vector3(x=outputs.linear[0], y=outputs.linear[1], z=outputs.linear[2])
+            angular = Vector3(x=outputs.angular[0], y=outputs.angular[1], z=outputs.angular[2])
+            self._offset_pub.publish(linear)
+            self._rot_offset_pub.publish(angular)
+            if self.use_twist_stamped:
+                message = TwistStamped(twist=Twist(linear=linear, angular=angular))
+                message.header.stamp = stamp
+                self._twist_pub.publish(message)
+            else:
+                self._twist_pub.publish(Twist(linear=linear, angular=angular))
+        joy = Joy(axes=outputs.axes, buttons=outputs.buttons)
+        joy.header.stamp = stamp
+        self._joy_pub.publish(joy)
+
+    def _log(self, notice: LinkNotice) -> None:
+        # One call per severity: rclpy refuses two severities from one line of code.
+        if notice.level == 'info':
+            self.get_logger().info(notice.text)
+        elif notice.level == 'warning':
+            self.get_logger().warning(notice.text)
+        else:
+            self.get_logger().error(notice.text)
+
+    def destroy_node(self):
+        """Publish a released device (as a lost one), close the connection, destroy the node."""
+        if self.link.connected and self.context.ok():
+            self._publish(True, self.state.release())
+        self.link.close()
+        return super().destroy_node()
+
+
+def main(args=None):
+    """Run the spacenav node until shutdown."""
+    return run_node(SpaceMouseNode, args)
+
+
+if __name__ == '__main__':
+    main()
