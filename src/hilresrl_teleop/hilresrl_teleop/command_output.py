@@ -78,6 +78,11 @@ class CommandOutput:
         self.node, self.settings, self.interface = node, settings, interface
         self.action_names = list(action_names)
         self._pose: Optional[tuple] = None
+        self._pose_stamp_ns = -1
+        # A pose target waits for the pose measured at its own step (in lockstep the pose of
+        # a step can come after its proposal): integrating from an older pose would add the
+        # last step's motion again.
+        self._pending: Optional[tuple] = None
         self._joints: Dict[str, float] = {}
         self._ik = None
         self._joint_integrator: Optional[JointTargetIntegrator] = None
@@ -124,9 +129,14 @@ class CommandOutput:
         """Whether the interface needs the measured joint positions."""
         return self.settings.interface in ('joint_trajectory', 'joint_forward')
 
-    def update_pose(self, position: np.ndarray, quaternion_xyzw: np.ndarray) -> None:
-        """Take the measured end-effector pose (base frame)."""
+    def update_pose(self, position: np.ndarray, quaternion_xyzw: np.ndarray,
+                    stamp_ns: int = 0) -> None:
+        """Take the measured end-effector pose (base frame); send a target waiting for it."""
         self._pose = (np.asarray(position, dtype=float), np.asarray(quaternion_xyzw, float))
+        self._pose_stamp_ns = stamp_ns
+        if self._pending is not None and stamp_ns >= self._pending[0]:
+            pending, self._pending = self._pending, None
+            self.send(*pending)
 
     def update_joints(self, names: Sequence[str], positions: Sequence[float]) -> None:
         """Take measured joint positions (a JointState may carry only some joints)."""
@@ -141,6 +151,10 @@ class CommandOutput:
             return None
         if self._pose is None and (kind == 'cartesian_pose' or self._ik is not None):
             return 'no end-effector pose yet'
+        if (kind == 'cartesian_pose' or self._ik is not None) and \
+                self._pose_stamp_ns < stamp_ns:
+            self._pending = (stamp_ns, np.array(command))  # sent when its pose arrives
+            return None
         if kind == 'cartesian_pose':
             position, orientation = self._pose_integrator.target(command, *self._pose)
             self._publisher.publish(self._pose_message(stamp_ns, position, orientation))

@@ -230,7 +230,7 @@ class InterventionArbiterNode(Node):
     def _on_ee_pose(self, message: PoseStamped) -> None:
         pose = pose_to_array(message).astype(np.float64)
         self._ee_position, self._ee_orientation = pose[:3], pose[3:]
-        self.output.update_pose(pose[:3], pose[3:])
+        self.output.update_pose(pose[:3], pose[3:], stamp_to_ns(message.header.stamp))
         self._latest_stamp_ns = max(self._latest_stamp_ns, stamp_to_ns(message.header.stamp))
         self.watchdog.feed('ee_pose', time.monotonic())
 

@@ -60,8 +60,9 @@ class Controller:
         probe.wait_for(lambda: self.proposals.get_subscription_count() == 1
                        and probe.node.count_publishers(topic) >= 1, message='the arbiter')
 
-    def pose(self, arbiter, position, quaternion=(0.0, 0.0, 0.0, 1.0)):
+    def pose(self, arbiter, position, quaternion=(0.0, 0.0, 0.0, 1.0), stamp_ns=10**10):
         message = PoseStamped()
+        message.header.stamp = ns_to_stamp(stamp_ns)
         message.pose.position.x, message.pose.position.y, message.pose.position.z = position
         (message.pose.orientation.x, message.pose.orientation.y, message.pose.orientation.z,
          message.pose.orientation.w) = quaternion
@@ -121,6 +122,17 @@ def test_cartesian_pose_targets_follow_the_measured_pose_inside_the_box(make_arb
     controller.pose(arbiter, [0.5, 0.0, 0.1])
     target = controller.step(2, [1.0, 0.0, -1.0, 0.0, 1.0])
     assert [target.pose.position.x, target.pose.position.z] == pytest.approx([0.5, 0.1])
+    # a proposal newer than the last pose waits for the pose of its own step (lockstep)
+    count = len(controller.received)
+    message = ProposedAction(step=3, composed_action=float32_field([0.0, 1.0, 0, 0, 1.0]))
+    message.header.stamp = ns_to_stamp(2 * 10**10)
+    controller.proposals.publish(message)
+    probe.wait_for(lambda: arbiter.output._pending is not None, message='the waiting target')
+    assert len(controller.received) == count
+    controller.pose(arbiter, [0.2, 0.1, 0.3], stamp_ns=2 * 10**10)
+    probe.wait_for(lambda: len(controller.received) > count, message='the target')
+    target = controller.received[-1]
+    assert [target.pose.position.x, target.pose.position.y] == pytest.approx([0.2, 0.11])
 
 
 def test_joint_trajectory_from_joint_space_actions_and_a_gripper_trajectory(
