@@ -161,6 +161,7 @@ class LearnerNode(Node):
         self._eval_rounds: List[Dict[str, float]] = []
         self._train_steps = 0
         self._train_intervention_steps = 0
+        self.malformed = 0
         self.learner: Optional[ResidualLearner] = None
         self.weights_version = self._read_weights_version()
         self._last_broadcast_updates = 0
@@ -281,6 +282,17 @@ class LearnerNode(Node):
         return record
 
     def _store(self, transition: Transition) -> None:
+        lengths = (len(transition.base_action), len(transition.executed_action))
+        if lengths != (self.action_dim, self.action_dim):
+            # Kept in the replay bag, left out of the buffers: one malformed step must not
+            # stop the learning.
+            self.malformed += 1
+            self.get_logger().warning(
+                f'transition {transition.sequence} from {transition.robot_id} has base and '
+                f'executed actions of {lengths[0]} and {lengths[1]} values, not '
+                f'{self.action_dim}: left out ({self.malformed} so far)',
+                throttle_duration_sec=5.0)
+            return
         record = self._record(transition, (transition.robot_id, transition.episode_id))
         self.learner.add(record)  # (the first record creates the learner)
         if not transition.evaluation:
@@ -432,8 +444,13 @@ class LearnerNode(Node):
                                + ''.join(f'; {problem}' for problem in reader.problems))
             source = len(self._offline_sources)
             records = []  # all converted before any is stored: a run is loaded whole or not
+            skipped = 0
             for _, _, data in reader.messages(topics):
                 transition = deserialize_message(data, Transition)
+                if (len(transition.base_action), len(transition.executed_action)) != (
+                        self.action_dim, self.action_dim):
+                    skipped += 1  # a malformed step: the rest of the run is still good
+                    continue
                 # Episodes keyed apart from this run's own, which restart their ids.
                 records.append(self._record(transition, ('offline', source,
                                                          transition.robot_id,
@@ -454,6 +471,8 @@ class LearnerNode(Node):
         response.success = True
         problems = (f'; {len(reader.problems)} problem(s): ' + '; '.join(reader.problems)
                     if reader.problems else '')
+        if skipped:
+            problems += f'; {skipped} malformed transition(s) left out'
         response.message = (f'{response.transitions} transitions from {reader.path} '
                             f'({response.intervention_transitions} by a person){problems}')
         self.get_logger().info('offline data: ' + response.message + (

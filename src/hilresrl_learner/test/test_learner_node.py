@@ -66,7 +66,7 @@ class Cell:
 
     def wait_for_learner(self, timeout_s: float = 60.0) -> None:
         self.probe.wait_for(lambda: self.transitions.get_subscription_count() == 1
-                            and self.events.get_subscription_count() == 1, timeout_s,
+                            and self.events.get_subscription_count() >= 1, timeout_s,
                             'the learner')
 
     def status(self, predicate, message: str, timeout_s: float = 60.0) -> LearnerStatus:

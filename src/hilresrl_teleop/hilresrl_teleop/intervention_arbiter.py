@@ -180,6 +180,7 @@ class InterventionArbiterNode(Node):
         self._latest_stamp_ns = 0
         self._robot_id = ''
         self._armed = False
+        self._last_proposal: Optional[ProposedAction] = None
         self.device_messages = 0
 
         command.workspace_min = None if workspace_min == [0.0] else workspace_min
@@ -254,6 +255,7 @@ class InterventionArbiterNode(Node):
     # --- one control step ----------------------------------------------------------------
     def _on_proposal(self, proposal: ProposedAction) -> None:
         self.watchdog.feed('proposal', time.monotonic())
+        self._last_proposal = proposal
         self._armed = True
         stamp_ns = stamp_to_ns(proposal.header.stamp)
         self._latest_stamp_ns = max(self._latest_stamp_ns, stamp_ns)
@@ -346,7 +348,10 @@ class InterventionArbiterNode(Node):
     def _hold(self, stamp_ns: int, reason: str, proposal: ProposedAction = None) -> None:
         command = self.safety.hold_command()
         self._send(stamp_ns, command)
-        self._publish_executed(stamp_ns, command, proposal, None, held=True, reason=reason)
+        # A hold the policy did not ask for (watchdog, e-stop) still records what the policy
+        # last proposed, so that the step it becomes has a base action to learn from.
+        self._publish_executed(stamp_ns, command, proposal or self._last_proposal, None,
+                               held=True, reason=reason)
 
     def _reject(self, stamp_ns: int, reason: str, proposal: ProposedAction) -> None:
         self.get_logger().error(f'command rejected ({reason}): holding the robot',
