@@ -24,6 +24,7 @@ setup(
             'intervention_arbiter = hilresrl_teleop.intervention_arbiter:main',
             'keyboard = hilresrl_teleop.keyboard_node:main',
             'spacemouse = hilresrl_teleop.spacemouse_node:main',
+            'ee_pose = hilresrl_teleop.ee_pose_node:main',
         ],
     },
 )

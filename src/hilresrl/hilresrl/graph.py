@@ -98,6 +98,9 @@ ARGUMENTS: Tuple[Argument, ...] = (
     Argument('spacemouse', 'none', "Read a SpaceMouse through spacenavd with the suite's "
              'spacenav node (none: the ROS spacenav driver or nothing publishes spacenav/*)',
              choices=('none', 'spacenavd')),
+    Argument('ee_pose', 'topic', 'Where the end-effector pose comes from: a topic of the driver '
+             '(remap ee_pose to it), or tf (the ee_pose node looks up command_frame_id -> '
+             'tool_frame_id; needs tf2_ros)', choices=('topic', 'tf')),
     Argument('episodes', '50', 'Episodes to run, then print the success rate and exit',
              jobs=('eval',)),
     Argument('episodes', '0', 'Episodes to run before stopping (0: until Ctrl-C)',
@@ -410,6 +413,8 @@ def build_graph(job: str, given: Mapping[str, str],
         NodeSpec('hilresrl_teleop', 'episode_manager', 'episode_manager',
                  parameters=manager_parameters, **common),
     ]
+    if values['ee_pose'] == 'tf':
+        nodes.append(NodeSpec('hilresrl_teleop', 'ee_pose', 'ee_pose', **common))
     if values['spacemouse'] == 'spacenavd':
         # Not required: without a device it says so and the cell runs policy-only.
         nodes.append(NodeSpec('hilresrl_teleop', 'spacemouse', 'spacenav', required=False,

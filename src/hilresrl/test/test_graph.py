@@ -188,6 +188,8 @@ def test_a_spacemouse_through_spacenavd_is_an_optional_node(config_dir):
     spacenav = next(n for n in nodes if n.executable == 'spacemouse')
     assert spacenav.name == 'spacenav' and not spacenav.required
     assert 'spacemouse' not in _executables(build_graph('eval', {}, config_dir))
+    with_tf = build_graph('eval', {'cell': 'franka', 'ee_pose': 'tf'}, config_dir)
+    assert 'ee_pose' in _executables(with_tf)
 
 
 def test_base_policy_config_reaches_the_base_policy_node_as_json(config_dir):

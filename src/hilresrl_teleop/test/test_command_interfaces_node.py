@@ -200,3 +200,14 @@ def test_moveit_servo_is_started_and_a_missing_servo_is_refused(make_arbiter, pr
         InterventionArbiterNode(context=ros_context, parameter_overrides=[
             Parameter('servo.start_service', value='elsewhere/start_servo'),
             Parameter('servo.wait_s', value=0.5)])
+
+
+def test_the_tf_pose_node_names_what_it_needs_where_tf2_is_missing(ros_context):
+    try:
+        import tf2_ros  # noqa: F401
+        pytest.skip('tf2_ros is installed here: the node runs (a ROS 2 distribution)')
+    except ImportError:
+        pass
+    from hilresrl_teleop.ee_pose_node import EePoseNode
+    with pytest.raises(ConfigurationError, match='ee_pose needs tf2_ros'):
+        EePoseNode(context=ros_context)
