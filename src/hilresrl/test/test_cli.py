@@ -79,10 +79,8 @@ def test_a_recorded_eval_run_holds_every_transition_as_published(
         probe, launch_process, tmp_path):
     from hilresrl_learner.bag import BagReader
     from rclpy.serialization import deserialize_message
-    transitions, events = [], []
+    transitions = []
     probe.node.create_subscription(Transition, '/cell6/transitions', transitions.append,
-                                   RECEIVE_ALL_QOS)
-    probe.node.create_subscription(EpisodeEvent, '/cell6/episode_events', events.append,
                                    RECEIVE_ALL_QOS)
     params_file = tmp_path / 'wait_for_probe.yaml'
     params_file.write_text('/**/episode_manager:\n  ros__parameters:\n    wait_for_topics: '
@@ -92,12 +90,11 @@ def test_a_recorded_eval_run_holds_every_transition_as_published(
                                         'episodes:=2', 'record:=true',
                                         f'run_dir:={tmp_path / "run"}',
                                         f'params_file:={params_file}'))
-    probe.wait_for(lambda: probe.node.count_publishers('/cell6/episode_events') >= 2, 120,
+    probe.wait_for(lambda: probe.node.count_publishers('/cell6/transitions') == 1, 120,
                    'the episode manager')
     probe.node.create_publisher(Empty, '/cell6/probe_ready', COMMAND_QOS)
     probe.wait_for(lambda: launched.process.poll() is not None, 180, 'the two episodes')
     assert launched.wait() == 0, launched.output
-    probe.wait_for(lambda: len(events) >= 4, 10, 'the episode events')
 
     reader = BagReader(tmp_path / 'run' / 'bag')
     assert reader.problems == []
@@ -117,7 +114,10 @@ def test_a_recorded_eval_run_holds_every_transition_as_published(
         (t.sequence, t.episode_id, t.step, t.reward) for t in transitions]
     assert all(np.array_equal(d.executed_action, np.asarray(t.executed_action, np.float32))
                for d, t in zip(decoded, transitions))
-    assert counts['/cell6/episode_events'] == len(events)
+    recorded_events = [deserialize_message(data, EpisodeEvent).event
+                       for _, _, data in reader.messages(['/cell6/episode_events'])]
+    assert recorded_events.count(EpisodeEvent.EPISODE_START) == 2  # as the manager published
+    assert recorded_events.count(EpisodeEvent.EPISODE_END) == 2
     for topic in ('executed_action', 'proposed_action', 'task_state', 'ee_pose',
                   'joint_states', 'base_action_chunk', 'intervention_state'):
         assert counts[f'/cell6/{topic}'] >= len(transitions), topic
@@ -177,7 +177,7 @@ def test_a_dying_node_stops_the_graph_and_is_named(probe, launch_process):
 @pytest.mark.parametrize('argument,message', [
     ('operator:=maybe', 'operator:=maybe is not one of true, false'),
     ('seed:=one', 'seed:=one is not an integer'),
-    ('cell:=ur5', 'cell:=ur5 is not a known cell profile; known: sim'),
+    ('cell:=ur5', 'cell:=ur5 is not a known cell profile; known: franka_cartesian, '),
 ])
 def test_bad_arguments_are_refused_before_anything_starts(argument, message):
     result = subprocess.run(_hilresrl('eval', argument), capture_output=True, text=True,
