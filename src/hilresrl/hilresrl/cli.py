@@ -9,7 +9,7 @@ import argparse
 import sys
 from typing import List, Optional
 
-from .graph import (arguments, base_policy_to_build, build_graph, GraphError, JOBS,
+from .graph import (arguments, base_policies_to_build, build_graph, GraphError, JOBS,
                     parse_assignments)
 from .process_launcher import GraphProcesses
 
@@ -67,9 +67,7 @@ def launch(job: str, assignments: List[str], show_args: bool = False) -> int:
     if show_args:
         return _show_arguments(job)
     nodes = build_graph(job, parse_assignments(assignments))
-    missing = base_policy_to_build(nodes)
-    if missing:
-        task, checkpoint = missing
+    for task, checkpoint in base_policies_to_build(nodes):
         print(f'[hilresrl] no base policy for {task} at {checkpoint}: building it once '
               '(behaviour cloning from noisy scripted demonstrations)', flush=True)
         from hilresrl_sim.base_policy_builder import build_base_policy

@@ -56,6 +56,9 @@ class NodeSpec:
     command: Tuple[str, ...] = ()
     # Stopped only once the others have stopped (a recorder takes in their last messages).
     stop_last: bool = False
+    # With several robots a cell's node may stop alone (the others go on training); the graph
+    # ends when every node marked ends_run has ended (each cell's episode manager).
+    ends_run: bool = False
 
     @property
     def full_name(self) -> str:
@@ -131,6 +134,11 @@ ARGUMENTS: Tuple[Argument, ...] = (
              'sqlite3 (Humble)', choices=BAG_STORAGES),
     Argument('clock', '', "Simulated cell's clock: lockstep (as fast as the loop) or realtime "
              "(empty: the cell profile's)", choices=('', 'lockstep', 'realtime')),
+    Argument('robots', '1', 'Cells of this graph, each in its own namespace (robot1, robot2, '
+             '...) with one learner for all (simulated cells: one simulator each)'),
+    Argument('tasks', '', 'A task per cell, comma-separated (multi-task training: one '
+             'residual for all, told apart by the task instruction); sets robots to at least '
+             'their number'),
     Argument('seed', '0', 'Seed of the first episode reset (and of exploration noise)'),
     Argument('summary_file', '', 'Write the final episode summary to this JSON file'),
     Argument('log_level', 'info', 'Log level of every node', choices=LOG_LEVELS),
@@ -288,15 +296,20 @@ def split_list(value: str) -> List[str]:
 
 
 def recording_nodes(job: str, values: Mapping[str, str], run_dir: str,
-                    common: Mapping[str, object], run_info: Mapping[str, object]
-                    ) -> List[NodeSpec]:
+                    common: Mapping[str, object], run_info: Mapping[str, object],
+                    robots: int = 1) -> List[NodeSpec]:
     """Return the node (or ros2 bag process) that records the run into run_dir/bag."""
-    from hilresrl_learner.recording import DEFAULT_TOPICS
+    from hilresrl_learner.recording import DEFAULT_REQUIRED_TOPICS, DEFAULT_TOPICS
     bag_path = os.path.join(run_dir, 'bag')
     topics = split_list(values['record_topics'])
     remapped = dict(common['remappings'])
     if remapped:  # a remapped topic is recorded under the name it really has
         topics = [remapped.get(topic, topic) for topic in topics or DEFAULT_TOPICS]
+    if robots > 1:  # every cell's topics, and the one learner's
+        chosen = topics or list(DEFAULT_TOPICS)
+        topics = [topic if topic.startswith('/') else f'robot{index + 1}/{topic}'
+                  for index in range(robots) for topic in chosen]
+        topics += ['policy_weights', 'learner_status']
     if values['record_with'] == 'ros2bag':
         if shutil.which('ros2') is None:
             raise GraphError('record_with:=ros2bag needs the ros2 command of a sourced ROS 2 '
@@ -313,6 +326,9 @@ def recording_nodes(job: str, values: Mapping[str, str], run_dir: str,
                   'run_info': json.dumps(run_info, sort_keys=True)}
     if topics:
         parameters['topics'] = topics
+    if robots > 1:
+        parameters['required_topics'] = [f'robot{index + 1}/{topic}' for index in range(robots)
+                                         for topic in DEFAULT_REQUIRED_TOPICS]
     return [NodeSpec('hilresrl_learner', 'recorder', 'recorder', parameters=parameters,
                      stop_last=True, **common)]
 
@@ -395,41 +411,68 @@ def build_graph(job: str, given: Mapping[str, str],
     if record:
         manager_parameters['wait_for_recorder'] = True  # no step goes unrecorded
 
+    robots = cell_count(values)
+    tasks = split_list(values['tasks']) or [task]
     nodes = []
-    if simulated:
-        sim_parameters = {'seed': seed}
-        if task:
-            sim_parameters['task'] = task
-        if lockstep is not None:
-            sim_parameters['clock_mode'] = values['clock']
-        nodes.append(NodeSpec('hilresrl_sim', 'sim_cell', 'sim_cell',
-                              parameters=sim_parameters, **common))
-    nodes += [
-        NodeSpec('hilresrl_policy', 'base_policy_node', 'base_policy',
-                 parameters=base_parameters, **common),
-        NodeSpec('hilresrl_policy', 'residual_policy_node', 'residual_policy',
-                 parameters=residual_parameters, **common),
-        NodeSpec('hilresrl_teleop', 'intervention_arbiter', 'intervention_arbiter', **common),
-        NodeSpec('hilresrl_teleop', 'episode_manager', 'episode_manager',
-                 parameters=manager_parameters, **common),
-    ]
-    if values['ee_pose'] == 'tf':
-        nodes.append(NodeSpec('hilresrl_teleop', 'ee_pose', 'ee_pose', **common))
-    if values['spacemouse'] == 'spacenavd':
-        # Not required: without a device it says so and the cell runs policy-only.
-        nodes.append(NodeSpec('hilresrl_teleop', 'spacemouse', 'spacenav', required=False,
-                              **common))
-    if operator:
-        operator_parameters = {'seed': seed}
-        if task:
-            operator_parameters['task'] = task
-        nodes.append(NodeSpec('hilresrl_sim', 'simulated_operator', 'simulated_operator',
-                              parameters=operator_parameters, **common))
+    for index in range(robots):
+        # One cell per robot: its own namespace, robot id, seeds and (with tasks:=) task;
+        # every cell takes the one learner's weights and status from the learner's namespace.
+        cell = dict(common, required=robots == 1)
+        cell_task = tasks[index % len(tasks)]
+        cell_seed = seed + 1000 * index
+        overrides = {'seed': cell_seed}
+        if robots > 1:
+            root = common['namespace'].rstrip('/')
+            cell['namespace'] = f'{root}/robot{index + 1}'
+            cell['remappings'] = common['remappings'] + (
+                ('policy_weights', f'{root}/policy_weights'),
+                ('learner_status', f'{root}/learner_status'),
+                ('recorder_status', f'{root}/recorder_status'))
+        robot_id = values['robot_id'] if robots == 1 else f'robot{index + 1}'
+        cell_base = dict(base_parameters, **overrides)
+        if cell_task != task:
+            cell_base['base_policy.task'] = cell_task
+            if kind == 'bc' and simulated and not values['base_checkpoint']:
+                cell_base['base_policy.checkpoint'] = os.path.join(
+                    hilresrl_home(), 'base_policies', cell_task)
+        if simulated:
+            sim_parameters = dict(overrides)
+            if cell_task:
+                sim_parameters['task'] = cell_task
+            if lockstep is not None:
+                sim_parameters['clock_mode'] = values['clock']
+            nodes.append(NodeSpec('hilresrl_sim', 'sim_cell', 'sim_cell',
+                                  parameters=sim_parameters, **cell))
+        nodes += [
+            NodeSpec('hilresrl_policy', 'base_policy_node', 'base_policy',
+                     parameters=cell_base, **cell),
+            NodeSpec('hilresrl_policy', 'residual_policy_node', 'residual_policy',
+                     parameters=dict(residual_parameters, **overrides), **cell),
+            NodeSpec('hilresrl_teleop', 'intervention_arbiter', 'intervention_arbiter',
+                     **cell),
+            NodeSpec('hilresrl_teleop', 'episode_manager', 'episode_manager',
+                     parameters=dict(manager_parameters, robot_id=robot_id, **overrides),
+                     ends_run=robots > 1, **cell),
+        ]
+        if values['ee_pose'] == 'tf':
+            nodes.append(NodeSpec('hilresrl_teleop', 'ee_pose', 'ee_pose', **cell))
+        if values['spacemouse'] == 'spacenavd':
+            # Not required: without a device it says so and the cell runs policy-only.
+            nodes.append(NodeSpec('hilresrl_teleop', 'spacemouse', 'spacenav',
+                                  **dict(cell, required=False)))
+        if operator:
+            operator_parameters = dict(overrides)
+            if cell_task:
+                operator_parameters['task'] = cell_task
+            nodes.append(NodeSpec('hilresrl_sim', 'simulated_operator', 'simulated_operator',
+                                  parameters=operator_parameters, **cell))
     if job == 'train':
         learner_parameters = {'resume': values['resume'] == 'true', 'seed': seed,
                               'run_dir': run_dir}
         if values['learner_device']:
             learner_parameters['device'] = values['learner_device']
+        if robots > 1:
+            learner_parameters['cells'] = [f'robot{index + 1}' for index in range(robots)]
         offline_bags = [os.path.abspath(os.path.expanduser(path))
                         for path in split_list(values['offline_bags'])]
         if offline_bags:
@@ -452,23 +495,32 @@ def build_graph(job: str, given: Mapping[str, str],
                     'parameter_files': list(parameter_files), 'profile': profile,
                     'node_parameters': {node.full_name: dict(node.parameters)
                                         for node in nodes}}
-        nodes += recording_nodes(job, values, run_dir, common, run_info)
+        nodes += recording_nodes(job, values, run_dir, common, run_info, robots)
     return nodes
 
 
-def base_policy_to_build(nodes: List[NodeSpec]) -> Optional[Tuple[str, str]]:
-    """Return (task, checkpoint) when a simulated graph's BC base policy is not built yet."""
+def base_policies_to_build(nodes: List[NodeSpec]) -> List[Tuple[str, str]]:
+    """Return (task, checkpoint) of every simulated cell's BC base policy not built yet."""
     if not any(node.executable == 'sim_cell' for node in nodes):
-        return None
+        return []
+    missing = []
     for node in nodes:
         if (node.executable == 'base_policy_node'
                 and node.parameters.get('base_policy.kind') == 'bc'):
             checkpoint = node.parameters.get('base_policy.checkpoint', '')
             task = node.parameters.get('base_policy.task', '')
-            if checkpoint and task and not os.path.isfile(os.path.join(checkpoint,
-                                                                       'config.json')):
-                return task, checkpoint
-    return None
+            if checkpoint and task and not os.path.isfile(os.path.join(
+                    checkpoint, 'config.json')) and (task, checkpoint) not in missing:
+                missing.append((task, checkpoint))
+    return missing
+
+
+def cell_count(values: Mapping[str, str]) -> int:
+    """Return the number of cells: robots:=N, else one per task of tasks:=a,b."""
+    text = values['robots'].strip()
+    if not text.isdigit() or int(text) < 1:
+        raise GraphError(f'robots:={text} is not a positive integer')
+    return max(int(text), len(split_list(values['tasks'])))
 
 
 def _check_job(job: str) -> None:

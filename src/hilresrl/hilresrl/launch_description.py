@@ -7,7 +7,7 @@ The launch files in launch/ are one line each on top of this, so that ``ros2 lau
 
 import tempfile
 
-from .graph import arguments, base_policy_to_build, build_graph, write_inline_parameters
+from .graph import arguments, base_policies_to_build, build_graph, write_inline_parameters
 
 
 def generate_for(job: str):
@@ -32,10 +32,9 @@ def _nodes(context, job: str):
               for argument in arguments(job)}
     directory = tempfile.mkdtemp(prefix='hilresrl-launch-')
     nodes = build_graph(job, values)
-    missing = base_policy_to_build(nodes)
-    if missing:  # the simulated cell's default base policy, built once
+    for task, checkpoint in base_policies_to_build(nodes):  # the sim's default, built once
         from hilresrl_sim.base_policy_builder import build_base_policy
-        build_base_policy(*missing)
+        build_base_policy(task, checkpoint)
     actions = []
     for spec in nodes:
         on_exit = Shutdown(reason=f'{spec.full_name} exited') if spec.required else None

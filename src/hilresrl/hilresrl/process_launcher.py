@@ -155,6 +155,9 @@ class GraphProcesses:
                 if not node.spec.required:
                     self.say(f'{node.spec.full_name} exited with code {code}')
                     self._nodes.remove(node)
+                    if node.spec.ends_run and not any(n.spec.ends_run for n in self._nodes):
+                        self.say('every cell has finished; stopping the graph')
+                        return self._stop_all(reason=None)
                     break
                 verb = 'finished' if code == 0 else f'died (exit code {code})'
                 self.say(f'node {node.spec.full_name} ({node.spec.package}/'

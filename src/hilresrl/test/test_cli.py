@@ -5,7 +5,8 @@ import os
 import signal
 import subprocess
 
-from hilresrl_msgs.msg import EpisodeEvent, ExecutedAction, LearnerStatus, Transition
+from hilresrl_msgs.msg import (EpisodeEvent, ExecutedAction, LearnerStatus, ProposedAction,
+                               Transition)
 from hilresrl_policy.qos import COMMAND_QOS, LATCHED_QOS, TRANSITIONS_QOS
 import numpy as np
 import pytest
@@ -193,3 +194,42 @@ def test_bad_arguments_are_refused_before_anything_starts(argument, message):
     result = subprocess.run(_hilresrl('eval', argument), capture_output=True, text=True,
                             timeout=60)
     assert result.returncode == 2 and message in result.stderr
+
+
+def test_two_robots_train_one_learner_and_one_robot_can_die(probe, launch_process, tmp_path):
+    params_file = tmp_path / 'small.yaml'
+    params_file.write_text(
+        '/**:\n  ros__parameters:\n    hidden_sizes: [32]\n'
+        '/**/learner:\n  ros__parameters:\n    critic.hidden_sizes: [32]\n    batch_size: 32\n'
+        '    min_steps: 64\n    warmup_updates: 20\n    weights_period_updates: 20\n'
+        '    weights_period_s: 1.0\n    status_period_s: 0.5\n    tensorboard: false\n')
+    statuses = []
+    probe.node.create_subscription(LearnerStatus, '/learner_status', statuses.append,
+                                   LATCHED_QOS)
+    versions = {'robot1': [], 'robot2': []}
+    for robot, seen in versions.items():
+        probe.node.create_subscription(
+            ProposedAction, f'/{robot}/proposed_action',
+            lambda message, seen=seen: seen.append(message.weights_version), COMMAND_QOS)
+    launched = launch_process(_hilresrl('train', 'robots:=2', 'base_policy:=scripted',
+                                        f'run_dir:={tmp_path / "run"}',
+                                        f'params_file:={params_file}'))
+    probe.wait_for(lambda: statuses and statuses[-1].env_steps >= 400
+                   and versions['robot1'] and versions['robot1'][-1] >= 1
+                   and versions['robot2'] and versions['robot2'][-1] >= 1, 240,
+                   'both robots on trained weights')
+    assert statuses[-1].transitions_lost == 0, launched.output  # per robot: no gaps
+    robot1 = [int(line.rsplit('pid ', 1)[1].rstrip(')')) for line in launched.lines
+              if 'started /robot1/' in line]
+    assert len(robot1) == 6
+    for pid in robot1:  # the whole first cell dies at once
+        os.kill(pid, signal.SIGKILL)
+    probe.wait_for(lambda: 'every cell' in launched.output or
+                   launched.output.count('/robot1/') >= 12, 60, 'the launcher to notice')
+    killed_at = statuses[-1]
+    probe.wait_for(lambda: statuses[-1].env_steps >= killed_at.env_steps + 200
+                   and statuses[-1].updates > killed_at.updates, 120,
+                   'the second robot training on')
+    assert launched.process.poll() is None, launched.output
+    assert 'every cell has finished' not in launched.output
+    assert launched.interrupt(timeout_s=60) == 0, launched.output

@@ -2,7 +2,7 @@
 
 import json
 
-from hilresrl.graph import (arguments, base_policy_to_build, build_graph, cell_profile,
+from hilresrl.graph import (arguments, base_policies_to_build, build_graph, cell_profile,
                             GraphError, normalize_namespace, parse_assignments,
                             resolve_arguments, write_inline_parameters)
 from hilresrl.process_launcher import node_command
@@ -276,14 +276,51 @@ def test_inline_parameters_use_the_fully_qualified_node_name(config_dir, tmp_pat
 
 def test_missing_base_policy_is_reported_for_building(config_dir, tmp_path):
     nodes = build_graph('eval', {}, config_dir)
-    assert base_policy_to_build(nodes) == (
-        'pick-place-v3', str(tmp_path / 'home' / 'base_policies' / 'pick-place-v3'))
-    assert base_policy_to_build(build_graph('eval', {'base_policy': 'scripted'},
-                                            config_dir)) is None
+    assert base_policies_to_build(nodes) == [(
+        'pick-place-v3', str(tmp_path / 'home' / 'base_policies' / 'pick-place-v3'))]
+    assert base_policies_to_build(build_graph('eval', {'base_policy': 'scripted'},
+                                              config_dir)) == []
     built = tmp_path / 'home' / 'base_policies' / 'pick-place-v3'
     built.mkdir(parents=True)
     (built / 'config.json').write_text('{}')
-    assert base_policy_to_build(nodes) is None
+    assert base_policies_to_build(nodes) == []
+    two_tasks = build_graph('train', {'tasks': 'pick-place-v3,push-v3'}, config_dir)
+    assert base_policies_to_build(two_tasks) == [(
+        'push-v3', str(tmp_path / 'home' / 'base_policies' / 'push-v3'))]
+
+
+def test_several_robots_share_one_learner(config_dir, tmp_path):
+    nodes = build_graph('train', {'robots': '2', 'run_dir': str(tmp_path / 'r')}, config_dir)
+    by_namespace = {}
+    for node in nodes:
+        by_namespace.setdefault(node.namespace, []).append(node.executable)
+    assert by_namespace['/robot1'] == by_namespace['/robot2'] == [
+        'sim_cell', 'base_policy_node', 'residual_policy_node', 'intervention_arbiter',
+        'episode_manager', 'simulated_operator']
+    assert by_namespace['/'] == ['learner_node']
+    learner = nodes[-1]
+    assert learner.parameters['cells'] == ['robot1', 'robot2']
+    managers = [n for n in nodes if n.executable == 'episode_manager']
+    assert [m.parameters['robot_id'] for m in managers] == ['robot1', 'robot2']
+    assert [m.parameters['seed'] for m in managers] == [0, 1000]  # different episodes
+    residual = next(n for n in nodes if n.full_name == '/robot2/residual_policy')
+    assert ('policy_weights', '/policy_weights') in residual.remappings
+    assert ('learner_status', '/learner_status') in residual.remappings
+    tasks = build_graph('train', {'tasks': 'pick-place-v3, push-v3', 'namespace': 'lab'},
+                        config_dir)
+    sims = {n.namespace: n.parameters for n in tasks if n.executable == 'sim_cell'}
+    assert sims['/lab/robot1']['task'] == 'pick-place-v3'
+    assert sims['/lab/robot2']['task'] == 'push-v3'
+    bases = {n.namespace: n.parameters for n in tasks if n.executable == 'base_policy_node'}
+    assert bases['/lab/robot2']['base_policy.checkpoint'].endswith('base_policies/push-v3')
+    recorded = build_graph('train', {'robots': '2', 'record': 'true',
+                                     'run_dir': str(tmp_path / 'r')}, config_dir)
+    recorder = next(n for n in recorded if n.executable == 'recorder')
+    assert 'robot2/transitions' in recorder.parameters['topics']
+    assert 'robot1/executed_action' in recorder.parameters['required_topics']
+    assert recorder.namespace == '/'
+    with pytest.raises(GraphError, match='robots:=zero is not a positive integer'):
+        build_graph('train', {'robots': 'zero'}, config_dir)
 
 
 def test_node_command_carries_names_parameters_and_remaps(config_dir):

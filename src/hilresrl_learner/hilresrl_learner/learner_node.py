@@ -61,6 +61,11 @@ class LearnerNode(Node):
                                       'Continue the run in run_dir: its checkpoint, its logged '
                                       'transitions and its counters')
         self.device: str = parameter('device', 'cpu', 'Torch device of the learner')
+        # One learner for several cells (robot1, robot2, ...): their transitions and episode
+        # events come from their namespaces; the weights go out on this node's topic.
+        self.cells = list(parameter('cells', [''], 'Namespaces of the cells this learner '
+                                                   "learns from, relative to its own (['']: "
+                                                   'its own namespace)')) or ['']
         self.policy_inputs = list(parameter('policy_inputs', ['task_state'],
                                             'Observation arrays the actor sees, in order (as '
                                             'the residual node has them)'))
@@ -181,7 +186,6 @@ class LearnerNode(Node):
         self._offline_updates_left = 0
         self._offline_sources: List[str] = []
         self._log: Optional[BagWriter] = None
-        self._log_topic = ''
         self._publish_status()
         if self.resume:
             self._restore()
@@ -193,10 +197,15 @@ class LearnerNode(Node):
             self._offline_updates_left = self.offline_warmup_updates
         self._loading = False
         self._log = self._open_replay_bag()
-        self.create_subscription(Transition, 'transitions', self._on_transition,
-                                 TRANSITIONS_QOS, raw=True)
-        self.create_subscription(EpisodeEvent, 'episode_events', self._on_episode_event,
-                                 EVENTS_QOS)
+        for cell in self.cells:
+            prefix = f'{cell.strip("/")}/' if cell.strip('/') else ''
+            topic = self.resolve_topic_name(prefix + 'transitions')
+            self.create_subscription(
+                Transition, prefix + 'transitions',
+                lambda data, topic=topic: self._on_transition(data, topic),
+                TRANSITIONS_QOS, raw=True)
+            self.create_subscription(EpisodeEvent, prefix + 'episode_events',
+                                     self._on_episode_event, EVENTS_QOS)
         self.create_service(SaveCheckpoint, 'save_checkpoint', self._on_save)
         self.create_service(LoadCheckpoint, 'load_checkpoint', self._on_load)
         self.create_service(LoadBag, 'load_bag', self._on_load_bag)
@@ -243,19 +252,20 @@ class LearnerNode(Node):
 
     def _open_replay_bag(self) -> BagWriter:
         """Open the run's replay bag: one more file in it for every start of the learner."""
-        self._log_topic = self.resolve_topic_name('transitions')
         try:
             log = BagWriter(self.run_dir / 'replay', 'mcap', append=True)
-            log.add_topic(self._log_topic, TRANSITION_TYPE, ros2msg_definition(TRANSITION_TYPE),
-                          type_hash(TRANSITION_TYPE),
-                          [qos_profile_dict(depth=TRANSITIONS_QOS.depth)])
+            for cell in self.cells:
+                prefix = f'{cell.strip("/")}/' if cell.strip('/') else ''
+                log.add_topic(self.resolve_topic_name(prefix + 'transitions'), TRANSITION_TYPE,
+                              ros2msg_definition(TRANSITION_TYPE), type_hash(TRANSITION_TYPE),
+                              [qos_profile_dict(depth=TRANSITIONS_QOS.depth)])
         except (BagError, OSError) as error:
             raise ConfigurationError(f'cannot write the replay bag in {self.run_dir}: '
                                      f'{error}') from error
         return log
 
     # --- data in -------------------------------------------------------------------------
-    def _on_transition(self, data: bytes) -> None:
+    def _on_transition(self, data: bytes, topic: str) -> None:
         transition = deserialize_message(data, Transition)
         check = self._sequences.observe(transition.robot_id, transition.sequence)
         if check.duplicate:
@@ -268,7 +278,7 @@ class LearnerNode(Node):
                 f'{check.lost} transition(s) from {transition.robot_id} lost before sequence '
                 f'{transition.sequence} ({self._sequences.lost[transition.robot_id]} in all)')
         # On disk (handed to the system) before it counts.
-        self._log.write(self._log_topic, self.get_clock().now().nanoseconds, data)
+        self._log.write(topic, self.get_clock().now().nanoseconds, data)
         self._log.flush(metadata=False)
         self._store(transition)
 

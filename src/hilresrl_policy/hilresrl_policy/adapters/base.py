@@ -29,12 +29,27 @@ class BasePolicy(abc.ABC):
     #: rows of each chunk returned by act()
     horizon: int = 1
 
+    #: size of the noise/latent a generative policy draws its actions from (0: none)
+    latent_dim: int = 0
+
     def reset(self, instruction: str = '') -> None:
         """Start of an episode: forget any internal state (history, latent, queue)."""
 
     @abc.abstractmethod
     def act(self, observation: Mapping[str, np.ndarray]) -> np.ndarray:
         """Return a float32 array of shape (horizon, action_dim) for this observation."""
+
+    def act_with_latent(self, observation: Mapping[str, np.ndarray],
+                        latent: np.ndarray) -> np.ndarray:
+        """
+        Return the chunk generated from this latent instead of a sampled one (DSRL steering).
+
+        Generative policies (diffusion, flow matching) override this and set ``latent_dim``;
+        the others cannot be steered, which actor_mode latent and dual need.
+        """
+        raise BasePolicyError(f'{self.source_model} takes no latent: actor_mode latent and dual '
+                              'need a generative base policy (e.g. flow_bc, or an adapter '
+                              'with act_with_latent)')
 
     def close(self) -> None:
         """Release what the policy holds (servers, devices)."""
