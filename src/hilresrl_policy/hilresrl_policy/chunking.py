@@ -8,7 +8,7 @@ Row i of a chunk is the action for ``stamp + i * step_period``; a slow base poli
 """
 
 from dataclasses import dataclass
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import numpy as np
 
@@ -22,6 +22,10 @@ class Chunk:
     actions: np.ndarray
     chunk_id: int = 0
     source_model: str = ''
+    # A steered generative policy: the latent it generated from, what chose it, which version.
+    latent: Tuple[float, ...] = ()
+    latent_condition: Tuple[float, ...] = ()
+    latent_weights_version: int = 0
 
     @property
     def horizon(self) -> int:

@@ -25,6 +25,7 @@ from .qos import COMMAND_QOS, EVENTS_QOS, LATCHED_QOS
 from .residual import (compose, load_actor_weights, residual_scale_vector, ResidualActor,
                        ResidualConfig, WeightsError)
 
+ACTOR_MODES = ('residual', 'latent', 'dual')
 TRIGGERS = ('observation', 'timer')
 
 
@@ -68,6 +69,10 @@ class ResidualPolicyNode(Node):
         hold_steps: int = parameter('chunk_hold_steps', 2,
                                     'Periods the last row of a chunk stands past its end when '
                                     'the next chunk is late')
+        self.actor_mode: str = parameter(
+            'actor_mode', 'residual', 'residual: correct the base action; latent: no residual '
+                                      '(the refinement actor steers the base policy); dual: '
+                                      'both')
         chunk_execution: str = parameter(
             'chunk_execution', 'receding', 'receding: the newest chunk row by row; ensemble: '
                                            'a weighted mean of the rows every recent chunk has '
@@ -88,6 +93,9 @@ class ResidualPolicyNode(Node):
 
         self._rng = np.random.default_rng(seed)
         self._assembler = ObservationAssembler(observation.sources, observation.sync)
+        if self.actor_mode not in ACTOR_MODES:
+            raise ConfigurationError(f'actor_mode must be one of {", ".join(ACTOR_MODES)}, '
+                                     f'not {self.actor_mode!r}')
         if chunk_execution not in ('receding', 'ensemble'):
             raise ConfigurationError(f'chunk_execution must be receding or ensemble, not '
                                      f'{chunk_execution!r}')
@@ -146,7 +154,9 @@ class ResidualPolicyNode(Node):
             return
         self._chunks.add(Chunk(stamp_to_ns(message.header.stamp), message.step_period_s,
                                actions.reshape(message.horizon, message.action_dim),
-                               message.chunk_id, message.source_model))
+                               message.chunk_id, message.source_model, tuple(message.latent),
+                               tuple(message.latent_condition),
+                               message.latent_weights_version))
         if self._waiting is not None:
             self._try_step()
 
@@ -169,7 +179,9 @@ class ResidualPolicyNode(Node):
             residual = actor(torch.from_numpy(state).unsqueeze(0).to(self.device),
                              torch.from_numpy(np.asarray(base.action)).unsqueeze(0)
                              .to(self.device))[0].cpu().numpy()
-        if self._mode == Mode.TRAIN and self.exploration_std > 0:
+        if self.actor_mode == 'latent':  # the steered base policy acts alone
+            residual = np.zeros_like(residual)
+        elif self._mode == Mode.TRAIN and self.exploration_std > 0:
             residual = np.clip(residual + self._rng.normal(0.0, self.exploration_std,
                                                            residual.shape), -1.0, 1.0)
         composed = compose(base.action, residual, self.residual_scale)
@@ -179,7 +191,10 @@ class ResidualPolicyNode(Node):
                                  composed_action=float32_field(composed),
                                  weights_version=self._weights_version,
                                  base_chunk_id=base.chunk.chunk_id,
-                                 base_source_model=base.chunk.source_model)
+                                 base_source_model=base.chunk.source_model,
+                                 latent=float32_field(base.chunk.latent),
+                                 latent_condition=float32_field(base.chunk.latent_condition),
+                                 latent_weights_version=base.chunk.latent_weights_version)
         message.header.stamp = ns_to_stamp(observation.stamp_ns)
         message.header.frame_id = self.frame_id
         self._proposals.publish(message)

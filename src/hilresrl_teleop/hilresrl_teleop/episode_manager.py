@@ -117,6 +117,7 @@ class EpisodeManagerNode(Node):
                               for s in observation.sources if parse_source(s)[1] == 'image'}
         self._sequence = 0
         self._instruction = ''
+        self._refinement_command = ''
         self._success_signal = False
         self._reset_in_flight = False
         self._reset_count = 0
@@ -135,6 +136,8 @@ class EpisodeManagerNode(Node):
         self.create_subscription(ExecutedAction, 'executed_action', self._on_executed,
                                  COMMAND_QOS)
         self.create_subscription(String, 'task_instruction', self._on_instruction, LATCHED_QOS)
+        self.create_subscription(String, 'refinement_command', self._on_refinement_command,
+                                 LATCHED_QOS)
         if self.reward_source == 'topic':
             self.create_subscription(Bool, self.reward_name, self._on_success_topic,
                                      COMMAND_QOS)
@@ -289,7 +292,10 @@ class EpisodeManagerNode(Node):
             intervened=action.intervened, intervened_axes=action.intervened_axes,
             reward=reward, terminated=terminated, truncated=truncated,
             evaluation=self._episodes.episode_mode == Mode.EVAL,
-            weights_version=action.weights_version)
+            weights_version=action.weights_version, latent=action.latent,
+            latent_condition=action.latent_condition,
+            latent_weights_version=action.latent_weights_version,
+            correction=action.correction, refinement_command=self._refinement_command)
         message.header.stamp = ns_to_stamp(step.observation.stamp_ns)
         return message
 
@@ -434,6 +440,9 @@ class EpisodeManagerNode(Node):
 
     def _on_instruction(self, message: String) -> None:
         self._instruction = message.data
+
+    def _on_refinement_command(self, message: String) -> None:
+        self._refinement_command = message.data
 
     def _on_success_topic(self, message: Bool) -> None:
         self._success_signal = self._success_signal or message.data

@@ -22,12 +22,13 @@ from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState, Joy
-from std_msgs.msg import Bool
+from std_msgs.msg import Bool, String
 from std_srvs.srv import Trigger
 
 from .arbitration import ArbitrationResult, InterventionArbiter
 from .command_interface import TwistInterface
 from .command_output import CommandOutput, CommandSettings
+from .corrections import CorrectionDescriber
 from .safety import EStop, SafetyFilter, SafetyLimits, Watchdog
 from .spacemouse import SpaceMouseConfig, SpaceMouseMapper
 
@@ -176,6 +177,7 @@ class InterventionArbiterNode(Node):
         self._mode = Mode.TRAIN
         self._episode_id = 0
         self._episode_running = False
+        self._correction = ''
         self._ee_position: Optional[np.ndarray] = None
         self._latest_stamp_ns = 0
         self._robot_id = ''
@@ -188,6 +190,12 @@ class InterventionArbiterNode(Node):
         self.command_frame = command.frame
         self._ee_orientation: Optional[np.ndarray] = None
         self.output = CommandOutput(self, command, self.interface, self.action_names)
+        try:  # talk-and-tweak needs Cartesian axes; joint-space actions have no words here
+            self.corrections: Optional[CorrectionDescriber] = CorrectionDescriber(
+                self.action_names, linear_speed, angular_speed, control_period_s)
+        except ValueError:
+            self.corrections = None
+        self._correction_pub = self.create_publisher(String, 'correction', COMMAND_QOS)
         if self.output.needs_joint_states:
             self.create_subscription(JointState, 'joint_states', self._on_joint_states,
                                      QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE
@@ -272,10 +280,13 @@ class InterventionArbiterNode(Node):
         reading = self.mapper.reading()
         allowed = self._mode == Mode.TRAIN
         decision = self.arbiter.arbitrate(stamp_ns * 1e-9, composed, reading, allowed)
+        self._correction = self._describe_correction(decision, proposal)
         if decision.started or decision.ended:
+            detail = f'segment {decision.segment_id}'
+            if decision.ended and self._correction:
+                detail += f': {self._correction}'
             self._publish_event(EpisodeEvent.INTERVENTION_START if decision.started
-                                else EpisodeEvent.INTERVENTION_END,
-                                f'segment {decision.segment_id}')
+                                else EpisodeEvent.INTERVENTION_END, detail)
         verdict = self.safety.filter(decision.executed, self._ee_position,
                                      self._ee_orientation if self.command_frame == 'tool'
                                      else None)
@@ -289,6 +300,27 @@ class InterventionArbiterNode(Node):
         self._publish_executed(stamp_ns, verdict.command, proposal, decision,
                                limited=verdict.limited)
         self._publish_state(decision)
+
+    def _describe_correction(self, decision: ArbitrationResult,
+                             proposal: ProposedAction) -> str:
+        """Talk-and-tweak: the correction of the segment so far, in words (published live)."""
+        if self.corrections is None:
+            return ''
+        if decision.started:
+            self.corrections.start()
+        if decision.active:
+            # What the person changed: only the axes in their hands (the executed action has
+            # the policy's values on the others).
+            self.corrections.add(decision.executed, np.asarray(proposal.base_action
+                                                               or proposal.composed_action))
+            command = self.corrections.command()
+            self._correction_pub.publish(String(data=command))
+            return command
+        if decision.ended:
+            command = self.corrections.finish()
+            self._correction_pub.publish(String(data=command))
+            return command
+        return ''
 
     def _on_watchdog_timer(self) -> None:
         if not self._armed:
@@ -373,6 +405,11 @@ class InterventionArbiterNode(Node):
             message.residual = proposal.residual
             message.residual_scale = proposal.residual_scale
             message.weights_version = proposal.weights_version
+            message.latent = proposal.latent
+            message.latent_condition = proposal.latent_condition
+            message.latent_weights_version = proposal.latent_weights_version
+        if decision is not None and (decision.active or decision.ended):
+            message.correction = self._correction
         if decision is not None and decision.active:
             message.intervened = True
             message.intervened_axes = bool_field(decision.intervened_axes)
@@ -388,6 +425,7 @@ class InterventionArbiterNode(Node):
             message.axis_mask = bool_field(decision.intervened_axes)
             message.human_action = float32_field(decision.human_action)
             message.device = self.device_name
+            message.correction = self._correction
         self._state_pub.publish(message)
 
     def _publish_event(self, event: int, detail: str) -> None:

@@ -8,7 +8,7 @@ from hilresrl_teleop.intervention_arbiter import InterventionArbiterNode
 import numpy as np
 import pytest
 from rclpy.parameter import Parameter
-from std_msgs.msg import Float64MultiArray
+from std_msgs.msg import Float64MultiArray, String
 from std_srvs.srv import Trigger
 
 POLICY = [0.2, 0.3, -0.1, -1.0]
@@ -117,6 +117,28 @@ def test_takeover_within_one_step_and_hand_back_after_the_quiet_period(make_arbi
     assert _values(back.executed_action) == pytest.approx(POLICY)
     cell.probe.wait_for(lambda: [e.event for e in cell.events] == [
         EpisodeEvent.INTERVENTION_START, EpisodeEvent.INTERVENTION_END], message='events')
+
+
+def test_a_correction_is_put_into_words_while_it_happens(make_arbiter):
+    cell = make_arbiter(per_axis=True)
+    words = []
+    cell.probe.node.create_subscription(String, 'correction', words.append, COMMAND_QOS)
+    cell.hand(y=1.0)  # the policy says y 0.3: the person pushes left, 0.07 m/s faster
+    executed = [cell.propose(k) for k in range(1, 4)]
+    assert [e.correction for e in executed] == ['move left 1 cm', 'move left 1 cm',
+                                                'move left 2 cm']  # 0.7, 1.4, 2.1 cm
+    cell.probe.wait_for(lambda: len(words) >= 3, message='the words on the topic')
+    assert words[-1].data == 'move left 2 cm'
+    assert cell.states[-1].correction == 'move left 2 cm'
+    cell.hand()  # the person lets go: the robot stops where the policy would have moved on
+    for k in range(4, 8):  # quiet period, then the hand-back carries the final words
+        cell.propose(k)
+    cell.probe.wait_for(lambda: any(e.event == EpisodeEvent.INTERVENTION_END
+                                    for e in cell.events), message='the hand-back')
+    end = next(e for e in cell.events if e.event == EpisodeEvent.INTERVENTION_END)
+    # net of what the person did: 2.1 cm left, then 3 still steps 0.3 cm each short of the
+    # policy's motion
+    assert end.detail == 'segment 1: move left 1 cm'
 
 
 def test_per_axis_takeover_mixes_human_and_policy(make_arbiter):
