@@ -30,6 +30,7 @@ setup(
             'openpi = hilresrl_policy.adapters.openpi_client:make_openpi_policy',
             'torch_module = hilresrl_policy.adapters.torch_module:make_torch_module_policy',
             'lerobot = hilresrl_policy.adapters.lerobot_policy:make_lerobot_policy',
+            'flow_bc = hilresrl_policy.adapters.flow_policy:make_flow_policy',
         ],
     },
 )

@@ -10,7 +10,7 @@ import json
 import time
 from typing import Optional
 
-from hilresrl_msgs.msg import ActionChunk, EpisodeEvent
+from hilresrl_msgs.msg import ActionChunk, EpisodeEvent, Mode, PolicyWeights
 import numpy as np
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
@@ -19,10 +19,13 @@ from std_msgs.msg import String
 from .adapters import BasePolicyError, load_base_policy
 from .chunking import Chunk, ChunkBuffer
 from .conversions import float32_field, ns_to_stamp
+from .corrections import command_features, parse_command
 from .node_runner import ConfigurationError, run_node
 from .observation import Observation, ObservationAssembler
 from .observation_topics import declare_observation_parameters, subscribe_observations
 from .qos import COMMAND_QOS, EVENTS_QOS, LATCHED_QOS
+from .refinement import COMMAND_FEATURES, LatentSteering
+from .residual import WeightsError
 
 TRIGGERS = ('observation', 'timer')
 
@@ -60,6 +63,21 @@ class BasePolicyNode(Node):
             'execute_steps', 0, 'Rows of a chunk executed before replanning (receding horizon); '
                                 '0: the whole chunk')
         self.frame_id: str = parameter('frame_id', 'world', 'Frame of the Cartesian action axes')
+        self.actor_mode: str = parameter(
+            'actor_mode', 'residual', 'residual: the base policy samples its own latent; latent '
+                                      'and dual: the refinement actor (latent_weights) '
+                                      'chooses it')
+        latent_scale: float = parameter('latent_scale', 1.5,
+                                        'Latents stay in [-latent_scale, latent_scale]')
+        self.latent_exploration_std: float = parameter(
+            'latent_exploration_std', 0.2, "Exploration noise on the refinement actor's "
+                                           'output in training episodes (its units: 1 = '
+                                           'latent_scale)')
+        self.policy_inputs = list(parameter('policy_inputs', ['task_state'],
+                                            'Observation arrays the refinement actor sees'))
+        self.action_names = list(parameter('action_names', ['x', 'y', 'z', 'gripper'],
+                                           'Action axes, to read refinement commands'))
+        seed: int = parameter('seed', 0, 'Seed of sampled latents and exploration')
         observation = declare_observation_parameters(self)
         if self.trigger not in TRIGGERS:
             raise ConfigurationError(f'trigger must be one of {", ".join(TRIGGERS)}, '
@@ -69,11 +87,25 @@ class BasePolicyNode(Node):
             self.policy = load_base_policy(kind, config)
         except (BasePolicyError, ValueError, OSError) as error:
             raise ConfigurationError(f'base policy {kind!r}: {error}') from error
+        self.steering: Optional[LatentSteering] = None
+        if self.actor_mode not in ('residual', 'latent', 'dual'):
+            raise ConfigurationError(f'actor_mode must be residual, latent or dual, not '
+                                     f'{self.actor_mode!r}')
+        if self.actor_mode != 'residual':
+            if not self.policy.latent_dim:
+                raise ConfigurationError(
+                    f'actor_mode {self.actor_mode}: {self.policy.source_model} takes no latent '
+                    '(a generative base policy such as flow_bc can be steered; this one '
+                    'cannot)')
+            self.steering = LatentSteering(self.policy.latent_dim, latent_scale, seed)
 
         self._assembler = ObservationAssembler(observation.sources, observation.sync)
         self._chunks = ChunkBuffer(self.execute_steps or None)
         self._chunk_id = 0
         self.failures = 0
+        self._condition = np.zeros(COMMAND_FEATURES, np.float32)
+        self._refinement_command = ''
+        self._training = True
         self._last_chunk: Optional[ActionChunk] = None
         self._instruction = ''
         self._chunks_pub = self.create_publisher(ActionChunk, 'base_action_chunk', COMMAND_QOS)
@@ -82,6 +114,12 @@ class BasePolicyNode(Node):
         self.create_subscription(String, 'task_instruction', self._on_instruction, LATCHED_QOS)
         if self.trigger == 'timer':
             self.create_timer(1.0 / self.rate_hz, self._on_timer)
+        if self.steering is not None:
+            self.create_subscription(PolicyWeights, 'latent_weights', self._on_latent_weights,
+                                     LATCHED_QOS)
+            self.create_subscription(String, 'refinement_command', self._on_refinement_command,
+                                     LATCHED_QOS)
+            self.create_subscription(Mode, 'mode', self._on_mode, LATCHED_QOS)
         self.get_logger().info(
             f'base policy {self.policy.source_model}: horizon {self.policy.horizon}, '
             f'{self.policy.action_dim} axes, planning on {self.trigger}')
@@ -103,8 +141,16 @@ class BasePolicyNode(Node):
 
     def _plan(self, observation: Observation) -> None:
         started = time.perf_counter()
+        latent, condition, latent_version = np.zeros(0, np.float32), self._condition, 0
         try:
-            actions = np.asarray(self.policy.act(observation.arrays), dtype=np.float32)
+            if self.steering is not None:
+                latent, latent_version = self.steering.choose(
+                    observation.vector(self.policy_inputs), condition,
+                    self.latent_exploration_std if self._training else 0.0)
+                actions = np.asarray(self.policy.act_with_latent(observation.arrays, latent),
+                                     dtype=np.float32)
+            else:
+                actions = np.asarray(self.policy.act(observation.arrays), dtype=np.float32)
         except BasePolicyError as error:
             # A model server that is slow, down or wrong: no chunk now (the loop holds on the
             # last one, then the arbiter's watchdog holds the robot), try again next time.
@@ -129,7 +175,9 @@ class BasePolicyNode(Node):
         message = ActionChunk(source_model=chunk.source_model, chunk_id=chunk.chunk_id,
                               action_dim=int(actions.shape[1]), horizon=chunk.horizon,
                               step_period_s=chunk.step_period_s, data=float32_field(actions),
-                              inference_latency_s=latency_s)
+                              inference_latency_s=latency_s, latent=float32_field(latent),
+                              latent_condition=float32_field(condition if latent.size else []),
+                              latent_weights_version=latent_version)
         message.header.stamp = ns_to_stamp(observation.stamp_ns)
         message.header.frame_id = self.frame_id
         self._chunks_pub.publish(message)
@@ -149,6 +197,34 @@ class BasePolicyNode(Node):
 
     def _on_instruction(self, message: String) -> None:
         self._instruction = message.data
+
+    def _on_latent_weights(self, message: PolicyWeights) -> None:
+        if message.version <= self.steering.version:
+            return
+        try:
+            self.steering.adopt(bytes(message.blob), message.sha256, message.architecture,
+                                message.format, message.version)
+        except WeightsError as error:
+            self.get_logger().error(f'refinement actor weights {message.version} refused: '
+                                    f'{error}')
+            return
+        self.get_logger().info(f'refinement actor version {message.version} in use',
+                               throttle_duration_sec=30.0)
+
+    def _on_refinement_command(self, message: String) -> None:
+        """Steer the refinement actor by a person's words, from the next plan on."""
+        parsed = parse_command(message.data, self.action_names)
+        self._refinement_command = message.data
+        self._condition = command_features(parsed) if message.data else np.zeros(
+            COMMAND_FEATURES, np.float32)
+        if message.data and not parsed.understood:
+            self.get_logger().warning(f'refinement command {message.data!r} not understood: '
+                                      'the actor goes on unconditioned')
+        else:
+            self.get_logger().info(f'refinement command: {message.data!r}')
+
+    def _on_mode(self, message: Mode) -> None:
+        self._training = message.value == Mode.TRAIN
 
     def destroy_node(self):
         """Release the policy, then the node."""

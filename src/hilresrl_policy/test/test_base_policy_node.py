@@ -11,6 +11,7 @@ from hilresrl_policy.policy_server import PolicyServer
 from hilresrl_policy.qos import COMMAND_QOS
 import numpy as np
 import pytest
+import torch
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 
@@ -137,3 +138,97 @@ def test_without_lerobot_the_adapter_names_the_extra(tmp_path):
     from hilresrl_policy.adapters import BasePolicyError, load_base_policy
     with pytest.raises(BasePolicyError, match="pip install 'lerobot==0.4.4'"):
         load_base_policy('lerobot', {'checkpoint': str(tmp_path)})
+
+
+def _flow_checkpoint(directory):
+    from hilresrl_policy.flow_bc import FlowConfig, FlowPolicy, save_flow_checkpoint
+    torch.manual_seed(0)
+    model = FlowPolicy(FlowConfig(state_dim=2, action_dim=3, hidden_sizes=(16,), steps=2))
+    return save_flow_checkpoint(directory, model, {'note': 'untrained, for the node test'})
+
+
+def _latent_node(ros_context, kind, config, actor_mode='latent'):
+    return BasePolicyNode(context=ros_context, parameter_overrides=[
+        Parameter('base_policy.kind', value=kind),
+        Parameter('base_policy.config_json', value=json.dumps(config)),
+        Parameter('observation_sources', value=['task_state']),
+        Parameter('trigger', value='observation'),
+        Parameter('actor_mode', value=actor_mode),
+        Parameter('latent_scale', value=1.5),
+        Parameter('action_names', value=['x', 'y', 'gripper'])])
+
+
+def test_latent_mode_refuses_a_base_policy_without_a_latent(ros_context, tmp_path):
+    from hilresrl_policy.bc import BCConfig, BCNetwork, save_checkpoint
+    from hilresrl_policy.node_runner import ConfigurationError
+    bc = save_checkpoint(tmp_path / 'bc', BCNetwork(BCConfig(state_dim=2, action_dim=3, hidden_sizes=(8,))), {'note': 'test'})
+    for mode in ('latent', 'dual'):
+        with pytest.raises(ConfigurationError, match='takes no latent'):
+            _latent_node(ros_context, 'bc', {'checkpoint': str(bc)}, mode)
+    with pytest.raises(ConfigurationError, match='actor_mode must be'):
+        _latent_node(ros_context, 'flow_bc', {'checkpoint': str(_flow_checkpoint(
+            tmp_path / 'flow'))}, 'steer')
+
+
+def test_latent_mode_publishes_the_latent_its_command_and_the_actor_version(
+        ros_context, probe, tmp_path):
+    from hilresrl_msgs.msg import Mode, PolicyWeights
+    from hilresrl_policy.corrections import command_features, parse_command
+    from hilresrl_policy.qos import LATCHED_QOS
+    from hilresrl_policy.residual import ResidualActor, ResidualConfig, serialize_actor
+    from std_msgs.msg import String
+    node = _latent_node(ros_context, 'flow_bc',
+                        {'checkpoint': str(_flow_checkpoint(tmp_path / 'flow'))})
+    probe.executor.add_node(node)
+    try:
+        chunks = []
+        probe.node.create_subscription(ActionChunk, 'base_action_chunk', chunks.append,
+                                       COMMAND_QOS)
+        states = probe.node.create_publisher(StateVector, 'task_state', QoSProfile(
+            depth=10, reliability=ReliabilityPolicy.RELIABLE))
+        commands = probe.node.create_publisher(String, 'refinement_command', LATCHED_QOS)
+        weights = probe.node.create_publisher(PolicyWeights, 'latent_weights', LATCHED_QOS)
+        mode = probe.node.create_publisher(Mode, 'mode', LATCHED_QOS)
+        probe.wait_for(lambda: states.get_subscription_count() == 1, message='the node')
+
+        def plan(k):
+            message = StateVector(data=float32_field([0.5, -0.5]))
+            message.header.stamp = ns_to_stamp(k * 10**9)
+            count = len(chunks)
+            states.publish(message)
+            probe.wait_for(lambda: len(chunks) > count, message=f'chunk {k}')
+            return chunks[-1]
+
+        sampled = plan(1)
+        assert len(sampled.latent) == 3 and sampled.latent_weights_version == 0
+        assert np.all(np.abs(np.asarray(sampled.latent)) <= 1.5)
+        assert np.asarray(sampled.latent_condition).tolist() == [0.0] * 8
+
+        commands.publish(String(data='move left 2 cm'))
+        expected = command_features(parse_command('move left 2 cm', ['x', 'y', 'gripper']))
+        assert expected[7] == 1.0
+        probe.wait_for(lambda: node._refinement_command == 'move left 2 cm',
+                       message='the command')
+        assert np.asarray(plan(2).latent_condition).tolist() == pytest.approx(expected.tolist())
+
+        # An actor whose output is +1 on every latent axis: the latent is latent_scale itself.
+        actor = ResidualActor(ResidualConfig(obs_dim=2 + 8, action_dim=3, hidden_sizes=(4,)))
+        with torch.no_grad():
+            actor.net[-1].bias.fill_(10.0)
+        serialized = serialize_actor(actor)
+        mode.publish(Mode(value=Mode.EVAL))
+        weights.publish(PolicyWeights(version=4, format=serialized.format, blob=serialized.blob,
+                                      sha256=serialized.sha256,
+                                      architecture=serialized.architecture))
+        probe.wait_for(lambda: node.steering.version == 4 and not node._training,
+                       message='the refinement actor and EVAL mode')
+        steered = plan(3)
+        assert steered.latent_weights_version == 4
+        assert np.asarray(steered.latent).tolist() == pytest.approx([1.5, 1.5, 1.5])
+        expected_action = node.policy.act_with_latent(
+            {'task_state': np.array([0.5, -0.5], np.float32)}, np.full(3, 1.5, np.float32))
+        assert np.asarray(steered.data).tolist() == pytest.approx(
+            expected_action.ravel().tolist(), abs=1e-6)
+    finally:
+        probe.executor.remove_node(node)
+        node.destroy_node()

@@ -1,7 +1,11 @@
 """Tests of the base-policy builder: a tiny real build, the calibration search, --if-missing."""
 
 from hilresrl_policy.adapters import load_base_policy
-from hilresrl_policy.bc import BCConfig, BCNetwork, load_checkpoint, save_checkpoint
+from hilresrl_policy.adapters.flow_policy import make_flow_policy
+from hilresrl_policy.bc import BCConfig, BCNetwork, CheckpointError, load_checkpoint
+from hilresrl_policy.bc import save_checkpoint
+from hilresrl_policy.flow_bc import FlowConfig, FlowPolicy, load_flow_checkpoint
+from hilresrl_policy.flow_bc import save_flow_checkpoint
 from hilresrl_policy.success_statistics import wilson_interval
 from hilresrl_sim import base_policy_builder as builder
 from hilresrl_sim.demos import Demonstrations
@@ -117,14 +121,14 @@ def test_if_missing_builds_when_there_is_no_valid_checkpoint(monkeypatch, tmp_pa
         _tiny_checkpoint(out, existing)
     calls = []
 
-    def build(task, out_dir, target, eval_episodes, seed, progress):
-        calls.append((task, out_dir, target, eval_episodes, seed))
+    def build(task, out_dir, target, eval_episodes, seed, progress, kind):
+        calls.append((task, out_dir, target, eval_episodes, seed, kind))
         return {'in_band': True, 'success_rate': 0.5}
 
     monkeypatch.setattr(builder, 'build_base_policy', build)
     assert builder.main(['--task', 'pick-place-v3', '--out', str(out), '--if-missing',
                          '--eval-episodes', '7', '--seed', '4']) == 0
-    assert calls == [('pick-place-v3', out, (0.3, 0.7), 7, 4)]
+    assert calls == [('pick-place-v3', out, (0.3, 0.7), 7, 4, 'bc')]
     assert 'building a base policy' in capsys.readouterr().out
 
 
@@ -140,3 +144,92 @@ def test_a_directory_with_other_files_is_refused_before_any_work(monkeypatch, tm
 def test_unknown_task_is_an_error(tmp_path, capsys):
     assert builder.main(['--task', 'no-such-task', '--out', str(tmp_path / 'base')]) == 2
     assert 'unknown task' in capsys.readouterr().err
+
+
+@pytest.fixture
+def tiny_flow_training(monkeypatch):
+    monkeypatch.setattr(builder, 'FLOW_EPOCHS', 5)
+    monkeypatch.setattr(builder, 'FLOW_HIDDEN_SIZES', (64, 64))
+
+
+def test_a_tiny_flow_build_saves_a_steerable_checkpoint(tiny_flow_training, tmp_path):
+    lines = []
+    result = builder.build_base_policy('pick-place-v3', tmp_path / 'flow', target=(0.0, 1.0),
+                                       eval_episodes=2, seed=3, progress=lines.append,
+                                       kind='flow')
+    assert [line.split(' ')[0] for line in lines] == [
+        'demonstrations:', 'training', 'evaluation', 'saved']
+    assert 'flow matching' in lines[1]
+    assert result['in_band'] is True
+    assert result['demonstrations']['episodes'] == 10
+    assert result['success_rate'] == result['evaluation']['successes'] / 2
+    assert result['evaluation']['seeds'] == builder.evaluation_seeds(3, 2)
+    assert result['training']['kind'] == 'flow_mlp'
+    assert result['training']['epochs'] == 5
+    assert result['training']['hidden_sizes'] == [64, 64]
+    assert result['training']['integration_steps'] == builder.FLOW_STEPS
+    loaded = load_flow_checkpoint(tmp_path / 'flow')
+    assert loaded.metadata == {key: value for key, value in result.items()
+                               if key not in ('checkpoint', 'source_model')}
+    assert loaded.model.config.task == 'pick-place-v3'
+    with pytest.raises(CheckpointError):
+        load_checkpoint(tmp_path / 'flow')  # a flow checkpoint is no BC one
+
+    policy = make_flow_policy({'checkpoint': result['checkpoint']})
+    assert policy.source_model == result['source_model']
+    assert policy.source_model.startswith('flow_mlp:pick-place-v3@')
+    observation = {'task_state': np.zeros(39, dtype=np.float32)}
+    latent = np.full(4, 0.5, dtype=np.float32)
+    action = policy.act_with_latent(observation, latent)
+    assert action.shape == (1, 4) and np.all(np.abs(action) <= 1.0)
+    np.testing.assert_array_equal(policy.act_with_latent(observation, latent), action)
+
+    again = builder.build_base_policy('pick-place-v3', tmp_path / 'again', target=(0.0, 1.0),
+                                      eval_episodes=2, seed=3, progress=None, kind='flow')
+    assert again['source_model'] == result['source_model']  # same seed, same weights
+
+
+def test_an_unknown_kind_is_refused_before_any_work(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(builder, 'make_task', pytest.fail)
+    with pytest.raises(ValueError, match='kind must be one of bc, flow'):
+        builder.build_base_policy('pick-place-v3', tmp_path / 'base', kind='diffusion')
+    with pytest.raises(SystemExit):
+        builder.main(['--kind', 'diffusion', '--out', str(tmp_path / 'base')])
+    assert 'invalid choice' in capsys.readouterr().err
+
+
+def test_the_flow_policy_has_its_own_default_directory(monkeypatch, tmp_path):
+    monkeypatch.setenv('HILRESRL_HOME', str(tmp_path))
+    assert builder.default_checkpoint_dir('pick-place-v3') == (
+        tmp_path / 'base_policies' / 'pick-place-v3')
+    assert builder.default_checkpoint_dir('pick-place-v3', 'flow') == (
+        tmp_path / 'base_policies' / 'pick-place-v3-flow')
+
+
+def _tiny_flow_checkpoint(directory, task):
+    save_flow_checkpoint(directory, FlowPolicy(FlowConfig(state_dim=39, task=task)),
+                         {'task': task})
+
+
+def test_if_missing_with_kind_flow_keeps_only_a_flow_checkpoint(monkeypatch, tmp_path,
+                                                                capsys):
+    calls = []
+
+    def build(task, out_dir, target, eval_episodes, seed, progress, kind):
+        calls.append((task, out_dir, kind))
+        return {'in_band': True, 'success_rate': 0.5}
+
+    monkeypatch.setattr(builder, 'build_base_policy', build)
+    flow, bc = tmp_path / 'flow', tmp_path / 'bc'
+    _tiny_flow_checkpoint(flow, 'pick-place-v3')
+    _tiny_checkpoint(bc, 'pick-place-v3')
+    assert builder.main(['--kind', 'flow', '--out', str(flow), '--if-missing']) == 0
+    assert 'nothing to do' in capsys.readouterr().out
+    assert builder.main(['--kind', 'flow', '--out', str(bc), '--if-missing']) == 0
+    assert 'behaviour-cloning' in capsys.readouterr().out  # why it builds
+    assert builder.main(['--out', str(flow), '--if-missing']) == 0  # and the other way round
+    assert calls == [('pick-place-v3', bc, 'flow'), ('pick-place-v3', flow, 'bc')]
+    monkeypatch.setenv('HILRESRL_HOME', str(tmp_path / 'home'))
+    assert builder.main(['--kind', 'flow']) == 0
+    assert calls[-1] == ('pick-place-v3', tmp_path / 'home' / 'base_policies' /
+                         'pick-place-v3-flow', 'flow')

@@ -9,11 +9,8 @@ Joint-space actions name joints instead. Rotations go through scipy; no ROS here
 from dataclasses import dataclass
 from typing import Mapping, Optional, Sequence, Tuple
 
+from hilresrl_policy.action_axes import ANGULAR_AXES, GRIPPER_AXIS, LINEAR_AXES
 import numpy as np
-
-LINEAR_AXES = ('x', 'y', 'z')
-ANGULAR_AXES = ('roll', 'pitch', 'yaw')
-GRIPPER_AXIS = 'gripper'
 
 
 @dataclass(frozen=True)

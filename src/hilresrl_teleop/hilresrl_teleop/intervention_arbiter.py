@@ -15,6 +15,7 @@ from hilresrl_msgs.msg import (EpisodeEvent, ExecutedAction, InterventionState, 
                                ProposedAction)
 from hilresrl_policy.conversions import (bool_field, float32_field, ns_to_stamp,
                                          pose_to_array, stamp_to_ns)
+from hilresrl_policy.corrections import CorrectionDescriber
 from hilresrl_policy.node_runner import ConfigurationError, run_node
 from hilresrl_policy.qos import COMMAND_QOS, EVENTS_QOS, LATCHED_QOS
 import numpy as np
@@ -28,7 +29,6 @@ from std_srvs.srv import Trigger
 from .arbitration import ArbitrationResult, InterventionArbiter
 from .command_interface import TwistInterface
 from .command_output import CommandOutput, CommandSettings
-from .corrections import CorrectionDescriber
 from .safety import EStop, SafetyFilter, SafetyLimits, Watchdog
 from .spacemouse import SpaceMouseConfig, SpaceMouseMapper
 

@@ -2,7 +2,7 @@
 
 import math
 
-from hilresrl_teleop.corrections import (
+from hilresrl_policy.corrections import (
     command_features, Correction, CorrectionDescriber, HOLD_STILL, parse_command)
 import numpy as np
 import pytest

@@ -9,7 +9,7 @@ import math
 import re
 from typing import List, Optional, Sequence, Tuple
 
-from hilresrl_teleop.command_interface import ANGULAR_AXES, GRIPPER_AXIS, LINEAR_AXES
+from hilresrl_policy.action_axes import ANGULAR_AXES, GRIPPER_AXIS, LINEAR_AXES
 import numpy as np
 
 HOLD_STILL = 'hold still'
