@@ -11,9 +11,9 @@ from hilresrl_policy.policy_server import PolicyServer
 from hilresrl_policy.qos import COMMAND_QOS
 import numpy as np
 import pytest
-import torch
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
+import torch
 
 
 class ServedPolicy(BasePolicy):
@@ -161,7 +161,8 @@ def _latent_node(ros_context, kind, config, actor_mode='latent'):
 def test_latent_mode_refuses_a_base_policy_without_a_latent(ros_context, tmp_path):
     from hilresrl_policy.bc import BCConfig, BCNetwork, save_checkpoint
     from hilresrl_policy.node_runner import ConfigurationError
-    bc = save_checkpoint(tmp_path / 'bc', BCNetwork(BCConfig(state_dim=2, action_dim=3, hidden_sizes=(8,))), {'note': 'test'})
+    network = BCNetwork(BCConfig(state_dim=2, action_dim=3, hidden_sizes=(8,)))
+    bc = save_checkpoint(tmp_path / 'bc', network, {'note': 'test'})
     for mode in ('latent', 'dual'):
         with pytest.raises(ConfigurationError, match='takes no latent'):
             _latent_node(ros_context, 'bc', {'checkpoint': str(bc)}, mode)
