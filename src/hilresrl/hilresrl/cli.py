@@ -67,11 +67,12 @@ def launch(job: str, assignments: List[str], show_args: bool = False) -> int:
     if show_args:
         return _show_arguments(job)
     nodes = build_graph(job, parse_assignments(assignments))
-    for task, checkpoint in base_policies_to_build(nodes):
+    for task, checkpoint, kind in base_policies_to_build(nodes):
+        what = 'behaviour cloning' if kind == 'bc' else 'flow-matching behaviour cloning'
         print(f'[hilresrl] no base policy for {task} at {checkpoint}: building it once '
-              '(behaviour cloning from noisy scripted demonstrations)', flush=True)
+              f'({what} from noisy scripted demonstrations)', flush=True)
         from hilresrl_sim.base_policy_builder import build_base_policy
-        build_base_policy(task, checkpoint,
+        build_base_policy(task, checkpoint, kind=kind,
                           progress=lambda line: print(f'[base-policy] {line}', flush=True))
     return GraphProcesses(nodes).run()
 

@@ -20,6 +20,9 @@ JOBS = ('train', 'eval')
 LOG_LEVELS = ('debug', 'info', 'warn', 'error', 'fatal')
 BOOLEANS = ('true', 'false')
 RECORDERS = ('recorder', 'ros2bag')
+ACTOR_MODES = ('residual', 'latent', 'dual')
+# Base-policy adapters that the suite builds for a simulated cell (adapter: builder --kind).
+BUILT_BASE_POLICIES = {'bc': 'bc', 'flow_bc': 'flow'}
 BAG_STORAGES = ('mcap', 'sqlite3')
 
 
@@ -89,6 +92,12 @@ ARGUMENTS: Tuple[Argument, ...] = (
              'Further settings of the base-policy adapter as a JSON object, e.g. '
              '{"host": "gpu-box", "port": 8000, "action_dim": 4} for openpi (empty: the cell '
              "profile's)"),
+    Argument('actor_mode', 'residual',
+             'What learns: residual (a residual on the base action), latent (a refinement '
+             "actor that chooses a generative base policy's latent, conditioned on spoken "
+             'refinement commands) or dual (both: the residual on top of the steered base). '
+             'latent and dual need a base policy with a latent: in simulated cells, the '
+             'default becomes a flow-matching BC policy (flow_bc)', choices=ACTOR_MODES),
     Argument('base_checkpoint', '',
              'Checkpoint directory of the base policy (empty with bc in a simulated cell: '
              '$HILRESRL_HOME/base_policies/<task>, built on first use)'),
@@ -340,9 +349,20 @@ def base_policy_settings(values: Mapping[str, str], profile: dict) -> Tuple[str,
     task = values['task'] or profile_parameter(profile, 'sim_cell', 'task', '')
     checkpoint = values['base_checkpoint'] or profile_parameter(
         profile, 'base_policy', 'base_policy.checkpoint', '')
-    if not checkpoint and kind == 'bc' and is_simulated(profile) and task:
-        checkpoint = os.path.join(hilresrl_home(), 'base_policies', task)
+    if (values.get('actor_mode', 'residual') != 'residual' and not values['base_policy']
+            and kind == 'bc' and is_simulated(profile)):
+        # A latent to steer: the sim's own generative base policy, from the same data.
+        kind, checkpoint = 'flow_bc', values['base_checkpoint']
+    if not checkpoint and kind in BUILT_BASE_POLICIES and is_simulated(profile) and task:
+        checkpoint = default_base_checkpoint(kind, task)
     return kind, checkpoint, task
+
+
+def default_base_checkpoint(kind: str, task: str) -> str:
+    """Return where a simulated cell's base policy of ``kind`` is built on first use."""
+    # As hilresrl_sim.base_policy_builder.default_checkpoint_dir puts it.
+    suffix = '' if kind == 'bc' else f'-{BUILT_BASE_POLICIES[kind]}'
+    return os.path.join(hilresrl_home(), 'base_policies', task + suffix)
 
 
 def build_graph(job: str, given: Mapping[str, str],
@@ -382,6 +402,9 @@ def build_graph(job: str, given: Mapping[str, str],
     residual_timing = {} if lockstep is None else dict(timing, wait_for_chunk=lockstep)
 
     base_parameters = dict(timing, **{'base_policy.kind': kind, 'seed': seed})
+    actor_mode = values['actor_mode']
+    if actor_mode != 'residual':
+        base_parameters['actor_mode'] = actor_mode
     if values['base_policy_config']:
         try:
             json.loads(values['base_policy_config'])
@@ -393,6 +416,8 @@ def build_graph(job: str, given: Mapping[str, str],
     if task:
         base_parameters['base_policy.task'] = task
     residual_parameters = dict(residual_timing, seed=seed)
+    if actor_mode != 'residual':
+        residual_parameters['actor_mode'] = actor_mode
     manager_parameters = {'robot_id': values['robot_id'], 'seed': seed,
                           'episodes': int(values['episodes'] or 0)}
     if lockstep is not None:
@@ -426,15 +451,15 @@ def build_graph(job: str, given: Mapping[str, str],
             cell['namespace'] = f'{root}/robot{index + 1}'
             cell['remappings'] = common['remappings'] + (
                 ('policy_weights', f'{root}/policy_weights'),
+                ('latent_weights', f'{root}/latent_weights'),
                 ('learner_status', f'{root}/learner_status'),
                 ('recorder_status', f'{root}/recorder_status'))
         robot_id = values['robot_id'] if robots == 1 else f'robot{index + 1}'
         cell_base = dict(base_parameters, **overrides)
         if cell_task != task:
             cell_base['base_policy.task'] = cell_task
-            if kind == 'bc' and simulated and not values['base_checkpoint']:
-                cell_base['base_policy.checkpoint'] = os.path.join(
-                    hilresrl_home(), 'base_policies', cell_task)
+            if kind in BUILT_BASE_POLICIES and simulated and not values['base_checkpoint']:
+                cell_base['base_policy.checkpoint'] = default_base_checkpoint(kind, cell_task)
         if simulated:
             sim_parameters = dict(overrides)
             if cell_task:
@@ -469,6 +494,8 @@ def build_graph(job: str, given: Mapping[str, str],
     if job == 'train':
         learner_parameters = {'resume': values['resume'] == 'true', 'seed': seed,
                               'run_dir': run_dir}
+        if actor_mode != 'residual':
+            learner_parameters['actor_mode'] = actor_mode
         if values['learner_device']:
             learner_parameters['device'] = values['learner_device']
         if robots > 1:
@@ -499,19 +526,24 @@ def build_graph(job: str, given: Mapping[str, str],
     return nodes
 
 
-def base_policies_to_build(nodes: List[NodeSpec]) -> List[Tuple[str, str]]:
-    """Return (task, checkpoint) of every simulated cell's BC base policy not built yet."""
+def base_policies_to_build(nodes: List[NodeSpec]) -> List[Tuple[str, str, str]]:
+    """
+    Return (task, checkpoint, builder kind) of each simulated cell's base policy not built yet.
+
+    The builder kind is base_policy_builder's --kind: bc, or flow for the flow_bc adapter.
+    """
     if not any(node.executable == 'sim_cell' for node in nodes):
         return []
     missing = []
     for node in nodes:
-        if (node.executable == 'base_policy_node'
-                and node.parameters.get('base_policy.kind') == 'bc'):
+        kind = node.parameters.get('base_policy.kind')
+        if node.executable == 'base_policy_node' and kind in BUILT_BASE_POLICIES:
             checkpoint = node.parameters.get('base_policy.checkpoint', '')
             task = node.parameters.get('base_policy.task', '')
+            entry = (task, checkpoint, BUILT_BASE_POLICIES[kind])
             if checkpoint and task and not os.path.isfile(os.path.join(
-                    checkpoint, 'config.json')) and (task, checkpoint) not in missing:
-                missing.append((task, checkpoint))
+                    checkpoint, 'config.json')) and entry not in missing:
+                missing.append(entry)
     return missing
 
 

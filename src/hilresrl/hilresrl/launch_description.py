@@ -32,9 +32,9 @@ def _nodes(context, job: str):
               for argument in arguments(job)}
     directory = tempfile.mkdtemp(prefix='hilresrl-launch-')
     nodes = build_graph(job, values)
-    for task, checkpoint in base_policies_to_build(nodes):  # the sim's default, built once
+    for task, checkpoint, kind in base_policies_to_build(nodes):  # the sim's, built once
         from hilresrl_sim.base_policy_builder import build_base_policy
-        build_base_policy(task, checkpoint)
+        build_base_policy(task, checkpoint, kind=kind)
     actions = []
     for spec in nodes:
         on_exit = Shutdown(reason=f'{spec.full_name} exited') if spec.required else None

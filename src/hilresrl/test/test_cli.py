@@ -30,7 +30,7 @@ def test_unknown_argument_names_the_valid_ones():
                             timeout=60)
     assert result.returncode == 2
     assert 'unknown argument celll' in result.stderr
-    assert 'valid arguments: bag_storage, base_checkpoint, base_policy, base_policy_config, ' in \
+    assert 'valid arguments: actor_mode, bag_storage, base_checkpoint, base_policy, ' in \
         result.stderr
 
 

@@ -277,7 +277,7 @@ def test_inline_parameters_use_the_fully_qualified_node_name(config_dir, tmp_pat
 def test_missing_base_policy_is_reported_for_building(config_dir, tmp_path):
     nodes = build_graph('eval', {}, config_dir)
     assert base_policies_to_build(nodes) == [(
-        'pick-place-v3', str(tmp_path / 'home' / 'base_policies' / 'pick-place-v3'))]
+        'pick-place-v3', str(tmp_path / 'home' / 'base_policies' / 'pick-place-v3'), 'bc')]
     assert base_policies_to_build(build_graph('eval', {'base_policy': 'scripted'},
                                               config_dir)) == []
     built = tmp_path / 'home' / 'base_policies' / 'pick-place-v3'
@@ -286,7 +286,7 @@ def test_missing_base_policy_is_reported_for_building(config_dir, tmp_path):
     assert base_policies_to_build(nodes) == []
     two_tasks = build_graph('train', {'tasks': 'pick-place-v3,push-v3'}, config_dir)
     assert base_policies_to_build(two_tasks) == [(
-        'push-v3', str(tmp_path / 'home' / 'base_policies' / 'push-v3'))]
+        'push-v3', str(tmp_path / 'home' / 'base_policies' / 'push-v3'), 'bc')]
 
 
 def test_several_robots_share_one_learner(config_dir, tmp_path):
@@ -321,6 +321,29 @@ def test_several_robots_share_one_learner(config_dir, tmp_path):
     assert recorder.namespace == '/'
     with pytest.raises(GraphError, match='robots:=zero is not a positive integer'):
         build_graph('train', {'robots': 'zero'}, config_dir)
+
+
+def test_dual_actor_mode_steers_a_flow_base_policy_in_every_cell(config_dir, tmp_path):
+    nodes = build_graph('train', {'robots': '2', 'actor_mode': 'dual',
+                                  'run_dir': str(tmp_path / 'r')}, config_dir)
+    flow = str(tmp_path / 'home' / 'base_policies' / 'pick-place-v3-flow')
+    for node in nodes:
+        if node.executable in ('base_policy_node', 'residual_policy_node', 'learner_node'):
+            assert node.parameters['actor_mode'] == 'dual', node.full_name
+        if node.executable == 'base_policy_node':
+            assert node.parameters['base_policy.kind'] == 'flow_bc'
+            assert node.parameters['base_policy.checkpoint'] == flow
+            assert ('latent_weights', '/latent_weights') in node.remappings
+    assert base_policies_to_build(nodes) == [('pick-place-v3', flow, 'flow')]
+    # A base policy the user names stays theirs (and its node refuses if it has no latent).
+    named = build_graph('train', {'actor_mode': 'latent', 'base_policy': 'bc'}, config_dir)
+    base = next(n for n in named if n.executable == 'base_policy_node')
+    assert base.parameters['base_policy.kind'] == 'bc'
+    assert base.parameters['actor_mode'] == 'latent'
+    residual_only = build_graph('train', {}, config_dir)
+    assert all('actor_mode' not in n.parameters for n in residual_only)
+    with pytest.raises(GraphError, match='actor_mode'):
+        build_graph('train', {'actor_mode': 'both'}, config_dir)
 
 
 def test_node_command_carries_names_parameters_and_remaps(config_dir):

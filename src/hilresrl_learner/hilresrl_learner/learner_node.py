@@ -36,12 +36,16 @@ import torch
 from .bag import BagError, BagReader, BagWriter, qos_profile_dict
 from .checkpoint import (CheckpointError, latest_checkpoint, load_checkpoint, read_config,
                          save_checkpoint)
+from .latent_steps import latent_step_record
 from .message_definitions import ros2msg_definition, type_hash
 from .progress import LearningCurve
 from .residual_td3 import LearnerConfig
 from .sequence_tracker import SequenceTracker
 from .training import demonstration_records, ResidualLearner
 from .transition_data import bag_folder, step_record, TRANSITION_TYPE
+
+
+ACTOR_MODES = ('residual', 'latent', 'dual')
 
 
 class LearnerNode(Node):
@@ -96,6 +100,23 @@ class LearnerNode(Node):
         }
         self.update_to_data: float = parameter('update_to_data', 1.0,
                                                'Gradient updates per received transition')
+        self.actor_mode: str = parameter(
+            'actor_mode', 'residual', 'What is learned: residual (the residual actor), latent '
+                                      '(the refinement actor that steers a generative base '
+                                      "policy's latent, on latent_weights) or dual (both)")
+        if self.actor_mode not in ACTOR_MODES:
+            raise ConfigurationError(f'actor_mode must be one of {", ".join(ACTOR_MODES)}, '
+                                     f'not {self.actor_mode!r}')
+        self.latent_dim: int = parameter('latent.dim', 0, "Values of the base policy's latent "
+                                                          '(0: one per action axis)') \
+            or self.action_dim
+        self.latent_scale: float = parameter('latent.scale', 1.5,
+                                             "The base policy node's latent_scale")
+        self.latent_update_to_data: float = parameter(
+            'latent.update_to_data', 1.0, 'Refinement-actor updates per steered transition')
+        self.latent_actor_lr: float = parameter(
+            'latent.actor_lr', 3e-4, 'Refinement actor learning rate (it picks a latent, '
+                                     'which the frozen base policy keeps on its data)')
         self.intervention_fraction: float = parameter(
             'intervention_fraction', 0.5, 'Share of each batch drawn from the intervention '
                                           'and demonstration buffer')
@@ -169,6 +190,11 @@ class LearnerNode(Node):
         self.malformed = 0
         self.learner: Optional[ResidualLearner] = None
         self.weights_version = self._read_weights_version()
+        # The refinement actor's own learner, run folder part and weights versions.
+        self.latent_learner: Optional[ResidualLearner] = None
+        self.latent_dir = self.run_dir / 'latent'
+        self.latent_weights_version = self._read_weights_version(self.latent_dir)
+        self._last_latent_broadcast = (0, time.monotonic())
         self._last_broadcast_updates = 0
         self._last_broadcast_s = time.monotonic()
         self._last_checkpoint_s = time.monotonic()
@@ -182,6 +208,9 @@ class LearnerNode(Node):
 
         self._status = self.create_publisher(LearnerStatus, 'learner_status', LATCHED_QOS)
         self._weights = self.create_publisher(PolicyWeights, 'policy_weights', LATCHED_QOS)
+        self._latent_weights = (
+            self.create_publisher(PolicyWeights, 'latent_weights', LATCHED_QOS)
+            if self.actor_mode != 'residual' else None)
         self._loading = True  # the episode manager holds the robot until this is over
         self._offline_updates_left = 0
         self._offline_sources: List[str] = []
@@ -233,9 +262,9 @@ class LearnerNode(Node):
         path.mkdir(parents=True, exist_ok=True)
         return path
 
-    def _read_weights_version(self) -> int:
+    def _read_weights_version(self, folder: Optional[pathlib.Path] = None) -> int:
         try:
-            return int((self.run_dir / 'weights_version').read_text())
+            return int(((folder or self.run_dir) / 'weights_version').read_text())
         except (OSError, ValueError):
             return 0
 
@@ -303,13 +332,40 @@ class LearnerNode(Node):
                 f'{self.action_dim}: left out ({self.malformed} so far)',
                 throttle_duration_sec=5.0)
             return
-        record = self._record(transition, (transition.robot_id, transition.episode_id))
+        episode = (transition.robot_id, transition.episode_id)
+        record = self._record(transition, episode)
         self.learner.add(record)  # (the first record creates the learner)
+        steered = self._latent_record(transition, episode)
+        if steered is not None:
+            self.latent_learner.add(steered)
         if not transition.evaluation:
             self._train_steps += 1
             self._train_intervention_steps += int(transition.intervened)
         if self.max_env_steps and self.learner.env_steps >= self.max_env_steps:
             self._finish(f'step budget of {self.max_env_steps} transitions reached')
+
+    def _latent_record(self, transition: Transition, episode):
+        """Return the refinement actor's step of a transition (None: not learned from)."""
+        if self.actor_mode == 'residual':
+            return None
+        try:
+            record = latent_step_record(transition, self.policy_inputs, self.latent_dim,
+                                        self.latent_scale, episode)
+        except ValueError as error:
+            raise ConfigurationError(str(error)) from error
+        if record is not None and self.latent_learner is None:
+            config = LearnerConfig(
+                obs_dim=record.observation.size, action_dim=self.latent_dim,
+                **{**self.settings, 'residual_scale': (1.0,), 'bc_weight': 0.0,
+                   'actor_lr': self.latent_actor_lr})
+            self.latent_learner = ResidualLearner(config, self.latent_update_to_data, 0.0,
+                                                  self.min_steps, self.device, self.seed + 1)
+            self.get_logger().info(
+                f'refinement actor (TD3 on the latent): {config.obs_dim} observation values '
+                f'(with the command features), latent of {self.latent_dim} in '
+                f'[-{self.latent_scale}, {self.latent_scale}], update-to-data '
+                f'{self.latent_update_to_data}')
+        return record
 
     def _create_learner(self, obs_dim: int) -> None:
         config = LearnerConfig(obs_dim=obs_dim, action_dim=self.action_dim, **self.settings)
@@ -369,16 +425,32 @@ class LearnerNode(Node):
                 self.get_logger().info(f'offline warm-up done: {self.learner.offline_updates} '
                                        'updates on recorded runs; the robot may move')
                 self._publish_status()
-        due = self.learner.updates_due() if not self._offline_updates_left else 0
-        while due > 0 and time.monotonic() < deadline:
-            self.learner.train(1)
-            due -= 1
+        learners = [learner for learner in (
+            self.learner if self.actor_mode != 'latent' else None, self.latent_learner)
+            if learner is not None]
+        due = [learner.updates_due() if not self._offline_updates_left else 0
+               for learner in learners]
+        # Taking turns, so that each keeps its update-to-data ratio when time is short.
+        while any(due) and time.monotonic() < deadline:
+            for index, learner in enumerate(learners):
+                if due[index] > 0:
+                    learner.train(1)
+                    due[index] -= 1
         updates = self.learner.updates
         actor_moved = self.learner.agent.actor_updates > 0
-        if actor_moved and updates > self._last_broadcast_updates and (
-                updates - self._last_broadcast_updates >= self.weights_period_updates
-                or time.monotonic() - self._last_broadcast_s >= self.weights_period_s):
+        if self.actor_mode != 'latent' and actor_moved and \
+                updates > self._last_broadcast_updates and (
+                    updates - self._last_broadcast_updates >= self.weights_period_updates
+                    or time.monotonic() - self._last_broadcast_s >= self.weights_period_s):
             self._broadcast()
+        latent = self.latent_learner
+        if latent is not None and latent.agent.actor_updates > 0 and \
+                latent.updates > self._last_latent_broadcast[0] and (
+                    latent.updates - self._last_latent_broadcast[0]
+                    >= self.weights_period_updates
+                    or time.monotonic() - self._last_latent_broadcast[1]
+                    >= self.weights_period_s):
+            self._broadcast_latent()
         if time.monotonic() - self._last_checkpoint_s >= self.checkpoint_period_s:
             self._checkpoint()
 
@@ -398,6 +470,22 @@ class LearnerNode(Node):
         self._last_broadcast_updates = self.learner.updates
         self._last_broadcast_s = time.monotonic()
 
+    def _broadcast_latent(self) -> None:
+        weights = serialize_actor(self.latent_learner.agent.actor)
+        self.latent_weights_version += 1
+        message = PolicyWeights(version=self.latent_weights_version, format=weights.format,
+                                architecture=weights.architecture, blob=weights.blob,
+                                sha256=weights.sha256,
+                                learner_updates=self.latent_learner.updates,
+                                env_steps=self.latent_learner.env_steps)
+        message.header.stamp = self.get_clock().now().to_msg()
+        self._latent_weights.publish(message)
+        self.latent_dir.mkdir(exist_ok=True)
+        path = self.latent_dir / 'weights_version'
+        path.with_suffix('.tmp').write_text(str(self.latent_weights_version))
+        os.replace(path.with_suffix('.tmp'), path)
+        self._last_latent_broadcast = (self.latent_learner.updates, time.monotonic())
+
     def _checkpoint(self) -> Optional[pathlib.Path]:
         self._last_checkpoint_s = time.monotonic()
         if self.learner is None:
@@ -406,6 +494,10 @@ class LearnerNode(Node):
                     self.learner.env_steps, 'eval_rounds': self._eval_rounds,
                     'eval_results': self._eval_results,
                     'offline_updates': self.learner.offline_updates}
+        if self.latent_learner is not None:
+            save_checkpoint(self.latent_dir, self.latent_learner.agent, self.latent_learner.rng,
+                            {'weights_version': self.latent_weights_version,
+                             'env_steps': self.latent_learner.env_steps})
         return save_checkpoint(self.run_dir, self.learner.agent, self.learner.rng, counters)
 
     # --- resume and recorded runs ---------------------------------------------------------
@@ -434,6 +526,16 @@ class LearnerNode(Node):
             self._eval_rounds = counters.get('eval_rounds', [])
             self._eval_results = counters.get('eval_results', [])
             self.learner.offline_updates = counters.get('offline_updates', 0)
+        latent_checkpoint = latest_checkpoint(self.latent_dir)
+        if latent_checkpoint is not None and self.latent_learner is not None:
+            try:
+                counters = load_checkpoint(latent_checkpoint, self.latent_learner.agent,
+                                           self.latent_learner.rng)
+            except CheckpointError as error:
+                raise ConfigurationError(f'cannot resume the refinement actor: '
+                                         f'{error}') from error
+            self.latent_weights_version = max(self.latent_weights_version,
+                                              counters['weights_version'])
         self.get_logger().info(
             f'resumed: {records} logged transitions back in the buffers, '
             f'{self.learner.updates if self.learner else 0} updates from '
@@ -441,6 +543,8 @@ class LearnerNode(Node):
             f'{self.weights_version}')
         if self.learner is not None and self.learner.agent.actor_updates:
             self._broadcast()
+        if self.latent_learner is not None and self.latent_learner.agent.actor_updates:
+            self._broadcast_latent()
 
     def _load_offline(self, path: str, warmup_updates: int) -> LoadBag.Response:
         """Put the transitions of a recorded run into the buffers; never fail the run."""
@@ -462,18 +566,21 @@ class LearnerNode(Node):
                     skipped += 1  # a malformed step: the rest of the run is still good
                     continue
                 # Episodes keyed apart from this run's own, which restart their ids.
-                records.append(self._record(transition, ('offline', source,
-                                                         transition.robot_id,
-                                                         transition.episode_id)))
+                episode = ('offline', source, transition.robot_id, transition.episode_id)
+                records.append((self._record(transition, episode),
+                                self._latent_record(transition, episode)))
         except (BagError, OSError, ConfigurationError) as error:
             response.success, response.message = False, str(error)
             self.get_logger().error(f'offline data not loaded: {error}')
             return response
         self._offline_sources.append(str(reader.path))
-        for record in records:
+        for record, steered in records:
             self.learner.add_offline(record)
+            if steered is not None:
+                self.latent_learner.add_offline(steered)
         response.transitions = len(records)
-        response.intervention_transitions = sum(r.human_action is not None for r in records)
+        response.intervention_transitions = sum(record.human_action is not None
+                                                for record, _ in records)
         for problem in reader.problems:
             self.get_logger().warning(problem)
         if response.transitions and warmup_updates:
@@ -578,6 +685,9 @@ class LearnerNode(Node):
             status.mean_q = metrics.get('mean_q', math.nan)
             status.update_to_data_ratio = updates / env_steps if env_steps else 0.0
         status.updates_per_s = self._rate[0]
+        status.actor_mode = self.actor_mode
+        status.latent_weights_version = self.latent_weights_version
+        status.latent_updates = self.latent_learner.updates if self.latent_learner else 0
         status.train_episodes = self._train_success.episodes
         status.train_success_rate = self._train_success.rate
         status.intervention_rate = (self._train_intervention_steps / self._train_steps
@@ -600,9 +710,10 @@ class LearnerNode(Node):
             return 'loading'
         if self._offline_updates_left:
             return 'offline_warmup'
-        if self.learner is None or self.learner.updates == 0:
+        learner = self.latent_learner if self.actor_mode == 'latent' else self.learner
+        if learner is None or learner.updates == 0:
             return 'waiting_for_data'
-        if self.learner.agent.actor_updates == 0:
+        if learner.agent.actor_updates == 0:
             return 'warmup'
         return 'training'
 
@@ -620,7 +731,9 @@ class LearnerNode(Node):
             f'% | eval {evaluation} | human {100 * intervention:.0f}% | Q '
             f'{metrics.get("mean_q", math.nan):.3f} critic '
             f'{metrics.get("critic_loss", math.nan):.4f}'
-            f' | weights v{self.weights_version}')
+            f' | weights v{self.weights_version}' + (
+                f' | refinement actor {self.latent_learner.updates} updates, '
+                f'v{self.latent_weights_version}' if self.latent_learner else ''))
         step = learner.env_steps
         self._scalar('train/success_rate', np.nan_to_num(self._train_success.rate), step)
         self._scalar('train/intervention_rate', intervention, step)
@@ -646,6 +759,9 @@ class LearnerNode(Node):
         env_steps = self.learner.env_steps if self.learner else 0
         summary = {'reason': reason, 'env_steps': env_steps,
                    'updates': self.learner.updates if self.learner else 0,
+                   'actor_mode': self.actor_mode,
+                   'latent_updates': self.latent_learner.updates if self.latent_learner else 0,
+                   'latent_weights_version': self.latent_weights_version,
                    'weights_version': self.weights_version,
                    'wall_s': time.monotonic() - self._started_s,
                    'eval_rounds': self._eval_rounds, 'checkpoint': str(path)}

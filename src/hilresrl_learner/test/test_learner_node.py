@@ -340,3 +340,56 @@ def test_demonstrations_fill_the_intervention_buffer_relabelled_by_the_base_poli
     one_step = learner.learner.intervention.gather(np.arange(30), n_step=1)
     assert one_step.n_step_return.sum() == 2.0  # the two successful episodes' last steps
     assert (one_step.bootstrap_discount == 0).sum() == 2
+
+
+def _steered_transition(sequence: int) -> Transition:
+    """Return a transition whose base action came from a latent the refinement actor chose."""
+    message = _transition(sequence)
+    rng = np.random.default_rng(10_000 + sequence)
+    if not message.intervened:
+        message.latent = float32_field(rng.uniform(-1.5, 1.5, ACTION_DIM))
+        message.latent_condition = float32_field(np.r_[rng.uniform(-1, 1, 7), 1.0])
+        message.refinement_command = 'move left'
+    return message
+
+
+def test_dual_mode_learns_and_broadcasts_the_refinement_actor_too(
+        in_process_learner, probe, tmp_path):
+    from hilresrl_policy.residual import ResidualConfig
+    learner = in_process_learner(actor_mode='dual', weights_period_updates=20)
+    cell = Cell(probe)
+    latent_weights, residual_weights = [], []
+    probe.node.create_subscription(PolicyWeights, 'latent_weights', latent_weights.append,
+                                   LATCHED_QOS)
+    probe.node.create_subscription(PolicyWeights, 'policy_weights', residual_weights.append,
+                                   LATCHED_QOS)
+    cell.wait_for_learner()
+    for sequence in range(1, 201):
+        cell.transitions.publish(_steered_transition(sequence))
+    status = cell.status(lambda s: s.env_steps == 200 and s.latent_weights_version >= 1
+                         and s.weights_version >= 1, 'both actors broadcast')
+    assert status.actor_mode == 'dual'
+    # Steps under a person's control (every fifth) are not the refinement actor's.
+    assert learner.latent_learner.env_steps == 160
+    assert 0 < status.latent_updates <= 160 and status.updates > 0
+    probe.wait_for(lambda: latent_weights and residual_weights, message='both weights')
+    architecture = ResidualConfig.from_json(latent_weights[-1].architecture)
+    assert (architecture.obs_dim, architecture.action_dim) == (OBS_DIM + 8, ACTION_DIM)
+    assert ResidualConfig.from_json(residual_weights[-1].architecture).obs_dim == OBS_DIM
+    learner._checkpoint()
+    assert (tmp_path / 'run' / 'latent' / 'checkpoints' / 'latest').exists()
+    assert (tmp_path / 'run' / 'latent' / 'weights_version').read_text() == str(
+        status.latent_weights_version)
+
+
+def test_latent_mode_trains_the_refinement_actor_alone(in_process_learner, probe):
+    learner = in_process_learner(actor_mode='latent', weights_period_updates=20)
+    cell = Cell(probe)
+    cell.wait_for_learner()
+    for sequence in range(1, 201):
+        cell.transitions.publish(_steered_transition(sequence))
+    status = cell.status(lambda s: s.env_steps == 200 and s.latent_weights_version >= 1,
+                         'the refinement actor broadcast')
+    assert status.state == 'training' and status.actor_mode == 'latent'
+    assert (status.updates, status.weights_version) == (0, 0)  # no residual is learned
+    assert learner.latent_learner.updates == status.latent_updates > 0

@@ -1,0 +1,52 @@
+"""
+Steps as the refinement actor learns them: the latent is its action, the command its context.
+
+The refinement actor (hilresrl_policy.refinement) picks the latent a generative base policy acts
+from. To the learner that is an MDP of its own: the observation is the policy inputs followed by
+the features of the refinement command in force, the action is latent / latent_scale in
+[-1, 1], and the reward is the cell's. It is learned by the same residual TD3 with a base
+action of zeros and a residual scale of 1, so that its "residual" is the latent itself. Steps a
+person controlled are left out: their outcome did not come from the latent. No ROS here.
+"""
+
+from typing import Hashable, Optional, Sequence
+
+from hilresrl_policy.refinement import COMMAND_FEATURES
+import numpy as np
+
+from .training import StepRecord
+from .transition_data import observation_vector
+
+
+def condition_vector(values: Sequence[float]) -> np.ndarray:
+    """Return a transition's latent condition as COMMAND_FEATURES values (zeros when none)."""
+    condition = np.asarray(values, np.float32).ravel()
+    if condition.size == 0:
+        return np.zeros(COMMAND_FEATURES, np.float32)
+    if condition.size != COMMAND_FEATURES:
+        raise ValueError(f'a latent condition has {COMMAND_FEATURES} values, not '
+                         f'{condition.size}')
+    return condition
+
+
+def latent_step_record(transition, policy_inputs: Sequence[str], latent_dim: int,
+                       latent_scale: float, episode: Hashable) -> Optional[StepRecord]:
+    """
+    Return a Transition as a step of the refinement actor, or None when it holds none.
+
+    None for steps under a person's control and for steps without a latent of ``latent_dim``
+    values (a base policy that was not steered, or another one). The condition is held for the
+    next observation too: a command stays in force until a person changes it.
+    """
+    latent = np.asarray(transition.latent, np.float32).ravel()
+    if transition.intervened or latent.size != latent_dim:
+        return None
+    condition = condition_vector(transition.latent_condition)
+    observation = np.concatenate([observation_vector(transition.observation, policy_inputs),
+                                  condition])
+    next_observation = np.concatenate([
+        observation_vector(transition.next_observation, policy_inputs), condition])
+    return StepRecord(episode, transition.step, observation, np.zeros(latent_dim, np.float32),
+                      np.clip(latent / latent_scale, -1.0, 1.0).astype(np.float32),
+                      transition.reward, next_observation, transition.terminated,
+                      transition.truncated)
