@@ -25,6 +25,7 @@ setup(
             'keyboard = hilresrl_teleop.keyboard_node:main',
             'spacemouse = hilresrl_teleop.spacemouse_node:main',
             'ee_pose = hilresrl_teleop.ee_pose_node:main',
+            'say = hilresrl_teleop.say_node:main',
         ],
     },
 )

@@ -50,6 +50,10 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser(
         'bag-info', add_help=False,
         help='print the topics, counts and any damage of a bag (as ros2 bag info)')
+    commands.add_parser(
+        'say', add_help=False,
+        help='send a refinement command ("move left 2 cm") to a cell\'s refinement actor and '
+             'transitions; see hilresrl say --help')
     return parser
 
 
@@ -95,6 +99,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     if argv[:1] == ['serve-policy']:
         from hilresrl_policy.policy_server import main as serve_main
         return serve_main(argv[1:])
+    if argv[:1] == ['say']:
+        from hilresrl_teleop.say_node import main as say_main
+        return say_main(argv[1:])
     if argv[:1] == ['bag-info']:
         from hilresrl_learner.bag import main as info_main
         return info_main(argv[1:])

@@ -4,8 +4,11 @@ Export the transitions of a recorded run as arrays (npz) or as a LeRobotDataset.
 ``hilresrl export BAG --format npz|lerobot --out PATH``: every transition of the bag, in order,
 with its observation arrays, the camera images it refers to, the base, residual, executed and
 human actions, reward and flags; ``--only-interventions`` keeps the steps a person controlled,
-the corrections with which to fine-tune the base model itself. The core here works on decoded
-messages; only main() deserializes with rclpy. LeRobot is an optional extra, imported lazily.
+the corrections with which to fine-tune the base model itself; ``--corrections`` keeps those too
+and words each one as the task instruction plus the command that describes it (talk-and-tweak:
+"pick up the cube; move left 2 cm"), the (observation, instruction + command, corrected action)
+dataset. The core here works on decoded messages; only main() deserializes with rclpy. LeRobot
+is an optional extra, imported lazily.
 """
 
 import argparse
@@ -14,6 +17,7 @@ import sys
 from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
 from hilresrl_policy.conversions import image_to_array
+from hilresrl_policy.corrections import COMMAND_FEATURE_SIZE as COMMAND_FEATURES
 import numpy as np
 
 from .bag import BagError, BagReader
@@ -71,7 +75,25 @@ def transition_arrays(transitions: List[object],
         'evaluation': np.array([t.evaluation for t in transitions], bool),
         'intervened': np.array([t.intervened for t in transitions], bool),
         'weights_version': np.array([t.weights_version for t in transitions], np.int64),
+        'correction': np.array([t.correction for t in transitions], dtype=np.str_),
+        'refinement_command': np.array([t.refinement_command for t in transitions],
+                                       dtype=np.str_),
     }
+    arrays['command'] = np.array([command_of(t) for t in transitions], dtype=np.str_)
+    arrays['prompt'] = np.array([prompt(t.instruction, command_of(t)) for t in transitions],
+                                dtype=np.str_)
+    latents = [np.asarray(t.latent, np.float32) for t in transitions]
+    latent_dim = max(latent.size for latent in latents)
+    if latent_dim:  # NaN where the base policy sampled its own latent
+        arrays['latent'] = np.full((count, latent_dim), np.nan, np.float32)
+        arrays['latent_condition'] = np.zeros((count, COMMAND_FEATURES), np.float32)
+        for index, transition in enumerate(transitions):
+            if latents[index].size == latent_dim:
+                arrays['latent'][index] = latents[index]
+            if len(transition.latent_condition) == COMMAND_FEATURES:
+                arrays['latent_condition'][index] = transition.latent_condition
+        arrays['latent_weights_version'] = np.array(
+            [t.latent_weights_version for t in transitions], np.int64)
     for field in ('base_action', 'residual', 'executed_action', 'residual_scale'):
         arrays[field] = _stack(field, [np.asarray(getattr(t, field), np.float32)
                                        for t in transitions])
@@ -106,6 +128,16 @@ def transition_arrays(transitions: List[object],
     return arrays
 
 
+def command_of(transition) -> str:
+    """Return the words of a step: its correction when a person made one, else the command."""
+    return transition.correction or transition.refinement_command
+
+
+def prompt(instruction: str, command: str) -> str:
+    """Return the instruction and the command as one text ('pick up the cube; move left')."""
+    return '; '.join(part for part in (instruction.strip(), command.strip()) if part)
+
+
 def _stack(name: str, rows: List[np.ndarray]) -> np.ndarray:
     shapes = {row.shape for row in rows}
     if len(shapes) > 1:
@@ -122,8 +154,13 @@ def write_npz(arrays: Dict[str, np.ndarray], out: pathlib.Path) -> pathlib.Path:
 
 
 def write_lerobot(arrays: Dict[str, np.ndarray], out: pathlib.Path, fps: float,
-                  repo_id: str) -> pathlib.Path:
-    """Write the transitions as a LeRobotDataset (v3) in out: one episode per episode."""
+                  repo_id: str, task_key: str = 'instruction') -> pathlib.Path:
+    """
+    Write the transitions as a LeRobotDataset (v3) in out: one episode per episode.
+
+    Each frame's task is its ``task_key`` array: the instruction, or the prompt (instruction
+    and command) for the corrections dataset.
+    """
     try:
         from lerobot.datasets.lerobot_dataset import LeRobotDataset
     except ImportError as error:
@@ -157,7 +194,7 @@ def write_lerobot(arrays: Dict[str, np.ndarray], out: pathlib.Path, fps: float,
                  'intervened': arrays['intervened'][index:index + 1],
                  'next.reward': arrays['reward'][index:index + 1],
                  'next.done': (arrays['terminated'] | arrays['truncated'])[index:index + 1],
-                 'task': str(arrays['instruction'][index]) or 'task'}
+                 'task': str(arrays[task_key][index]) or 'task'}
         for name in cameras:
             frame['observation.images.' + name.split('/', 1)[1].replace('/', '_')] = \
                 arrays[name][index]
@@ -177,6 +214,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument('--out', required=True, help='npz file, or LeRobotDataset folder')
     parser.add_argument('--only-interventions', action='store_true',
                         help='only the steps a person controlled')
+    parser.add_argument('--corrections', action='store_true',
+                        help='the talk-and-tweak dataset: only the steps a person controlled, '
+                             'each task worded as instruction + command ("pick up the cube; '
+                             'move left 2 cm"); npz has it as prompt in any case')
     parser.add_argument('--fps', type=float, default=10.0,
                         help='control rate, for LeRobot timestamps (default 10)')
     parser.add_argument('--repo-id', default='hilresrl/run', help='LeRobot repository id')
@@ -195,11 +236,13 @@ def main(args: Optional[Iterable[str]] = None) -> int:
 
     try:
         reader = BagReader(bag_folder(options.bag))
-        transitions, images = read_transitions(reader, decode, options.only_interventions)
+        transitions, images = read_transitions(
+            reader, decode, options.only_interventions or options.corrections)
         arrays = transition_arrays(transitions, images)
         out = pathlib.Path(options.out).expanduser()
         written = (write_npz(arrays, out) if options.format == 'npz'
-                   else write_lerobot(arrays, out, options.fps, options.repo_id))
+                   else write_lerobot(arrays, out, options.fps, options.repo_id,
+                                      'prompt' if options.corrections else 'instruction'))
     except (BagError, ExportError, LookupError, OSError, ValueError) as error:
         print(f'hilresrl export: {error}', file=sys.stderr)
         return 2

@@ -11,7 +11,7 @@ person controlled are left out: their outcome did not come from the latent. No R
 
 from typing import Hashable, Optional, Sequence
 
-from hilresrl_policy.refinement import COMMAND_FEATURES
+from hilresrl_policy.corrections import COMMAND_FEATURE_SIZE as COMMAND_FEATURES
 import numpy as np
 
 from .training import StepRecord

@@ -49,6 +49,12 @@ def _recorded_run(path, episodes=3, steps=4):
                 intervened=step == 1, evaluation=episode == 3, weights_version=episode)
             if message.intervened:
                 message.human_action = message.executed_action
+                message.correction = f'move left {step + episode} cm'
+            if episode == 3:  # a person said something, and the actor steered by it
+                message.refinement_command = 'lower the gripper'
+                message.latent = float32_field(rng.normal(size=4))
+                message.latent_condition = float32_field(np.r_[np.zeros(7), 1.0])
+                message.latent_weights_version = 5
             message.header.stamp = ns_to_stamp(stamp_ns)
             bag.write('/cell/transitions', stamp_ns + 1, serialize_message(message))
             sent.append((message, pixels))
@@ -143,3 +149,39 @@ def test_without_lerobot_the_message_names_the_extra(tmp_path):
     result = _export(tmp_path / 'bag', '--format', 'lerobot', '--out', tmp_path / 'dataset')
     assert result.returncode == 2 and 'pip install' in result.stderr and 'lerobot' in \
         result.stderr
+
+
+def test_the_corrections_dataset_words_each_step_as_instruction_and_command(tmp_path):
+    sent = _recorded_run(tmp_path / 'bag')
+    result = _export(tmp_path / 'bag', '--corrections', '--out', tmp_path / 'corrections')
+    assert result.returncode == 0, result.stderr
+    arrays = np.load(tmp_path / 'corrections.npz')
+    corrected = [message for message, _ in sent if message.intervened]
+    assert arrays['sequence'].tolist() == [message.sequence for message in corrected]
+    # the correction a person made wins over the command in force
+    assert arrays['prompt'].tolist() == [
+        'pick up the cube; move left 2 cm', 'pick up the cube; move left 3 cm',
+        'pick up the cube; move left 4 cm']
+    assert arrays['correction'].tolist() == ['move left 2 cm', 'move left 3 cm',
+                                             'move left 4 cm']
+    assert arrays['refinement_command'].tolist() == ['', '', 'lower the gripper']
+    assert np.array_equal(arrays['human_action'],
+                          np.stack([np.asarray(m.human_action) for m in corrected]))
+
+
+def test_commands_and_latents_of_every_step_are_exported(tmp_path):
+    sent = _recorded_run(tmp_path / 'bag')
+    assert _export(tmp_path / 'bag', '--out', tmp_path / 'all').returncode == 0
+    arrays = np.load(tmp_path / 'all.npz')
+    for index, (message, _) in enumerate(sent):
+        command = message.correction or message.refinement_command
+        assert arrays['command'][index] == command
+        assert arrays['prompt'][index] == ('pick up the cube; ' + command if command
+                                           else 'pick up the cube')
+        if len(message.latent):
+            assert np.array_equal(arrays['latent'][index], np.asarray(message.latent))
+            assert arrays['latent_condition'][index].tolist() == [0.0] * 7 + [1.0]
+            assert arrays['latent_weights_version'][index] == 5
+        else:
+            assert np.isnan(arrays['latent'][index]).all()
+            assert arrays['latent_condition'][index].tolist() == [0.0] * 8

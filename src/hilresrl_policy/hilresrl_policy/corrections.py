@@ -36,6 +36,8 @@ _ROTATION_CLAUSES = {(0, 1): 'tilt the wrist right', (0, -1): 'tilt the wrist le
 _MOVE_DIRECTIONS = {'forward': (0, 1), 'forwards': (0, 1), 'back': (0, -1),
                     'backward': (0, -1), 'backwards': (0, -1), 'left': (1, 1),
                     'right': (1, -1), 'up': (2, 1), 'down': (2, -1)}
+# 'lower the gripper' and its opposites: moves along z.
+_VERTICAL_VERBS = {'lower': 'down', 'raise': 'up', 'lift': 'up'}
 _ROTATE_DIRECTIONS = {'counterclockwise': (2, 1), 'clockwise': (2, -1)}
 _TILT_DIRECTIONS = {'right': (0, 1), 'left': (0, -1), 'forward': (1, 1), 'forwards': (1, 1),
                     'back': (1, -1), 'backward': (1, -1), 'backwards': (1, -1)}
@@ -320,6 +322,7 @@ def parse_command(text: str, action_names: Sequence[str], default_translation_m:
     they turn ``default_rotation_rad``. Clauses are separated by ',', 'and', 'then' in any mix; a
     clause without a verb continues the one before ('move left 2 cm and down 1 cm', 'tilt the
     wrist forward and left'); motions along one axis add up and the last gripper clause counts.
+    'lower the gripper' moves down, 'raise' or 'lift the gripper' up (by a length, if given).
     Text that does not parse, or that needs an axis the action lacks, is not understood.
     Invalid ``action_names`` raise ValueError (a configuration error, not a text one).
     """
@@ -341,7 +344,13 @@ def parse_command(text: str, action_names: Sequence[str], default_translation_m:
                 return _not_understood(text)
             gripper, verb = (1 if clause[0] == 'close' else -1), None
             continue
-        if clause[0] == 'move':
+        if clause[0] in _VERTICAL_VERBS:
+            # 'lower the gripper (by 2 cm)': a move down (up for raise and lift).
+            gripper_words = 2 if clause[1:2] == ['the'] else 1
+            if clause[gripper_words:gripper_words + 1] != ['gripper']:
+                return _not_understood(text)
+            verb, clause = 'move', [_VERTICAL_VERBS[clause[0]]] + clause[gripper_words + 1:]
+        elif clause[0] == 'move':
             verb, clause = 'move', clause[1:]
         elif clause[0] in ('rotate', 'turn', 'tilt'):
             wrist = 2 if clause[1:2] == ['the'] else 1

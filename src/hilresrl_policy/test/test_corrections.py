@@ -221,7 +221,11 @@ def test_parse_canonical_forms(text, translation_m, rotation_rad, gripper):
     ('rotate the wrist clockwise by 0.3 rad', [0, 0, 0], [0, 0, -0.3], 0),
     ('tilt the wrist forward and left', [0, 0, 0], [-0.2, 0.2, 0], 0),
     ('close the gripper, then open the gripper', [0, 0, 0], [0, 0, 0], -1),
-    ('HOLD STILL!', [0, 0, 0], [0, 0, 0], 0)])
+    ('HOLD STILL!', [0, 0, 0], [0, 0, 0], 0),
+    ('lower the gripper', [0, 0, -0.01], [0, 0, 0], 0),
+    ('lower the gripper by 2 cm and move left', [0, 0.01, -0.02], [0, 0, 0], 0),
+    ('raise gripper 5 mm', [0, 0, 0.005], [0, 0, 0], 0),
+    ('lift the gripper, then close the gripper', [0, 0, 0.01], [0, 0, 0], 1)])
 def test_parse_variants(text, translation_m, rotation_rad, gripper):
     parsed = parse_command(text, CARTESIAN)
     assert parsed.understood
@@ -241,7 +245,8 @@ def test_parse_defaults_are_settable():
     '', '   ', ',', 'and then', 'hello robot', 'move', 'move sideways 2 cm', 'move left 2',
     'move left 2 cm please', 'move left -2 cm', 'move left 2 cm 3 cm', 'move left right',
     'rotate the wrist forward', 'tilt the wrist clockwise', 'rotate the elbow clockwise',
-    'close the door', 'lower the gripper', 'left 2 cm', 'close the gripper and left 2 cm',
+    'close the door', 'lower the arm', 'lower the gripper left', 'left 2 cm',
+    'close the gripper and left 2 cm',
     'move left 2 cm; close the gripper', 'move left ' + '9' * 400 + ' cm',
     'move left 2 cm and hello'])
 def test_unknown_text_is_not_understood(text):

@@ -1,6 +1,7 @@
 """episode_manager over DDS: services, events, the latched mode, transitions and summaries."""
 
 import json
+import subprocess
 
 from hilresrl_msgs.msg import (EpisodeEvent, EpisodeOutcome, ExecutedAction, Mode,
                                StateVector, Transition)
@@ -160,3 +161,56 @@ def test_time_limit_truncates_and_the_summary_ends_the_run(make_manager, probe, 
     summary = json.loads(summary_file.read_text())
     assert (summary['episodes'], summary['successes'], summary['success_rate']) == (1, 0, 0.0)
     assert summary['mean_episode_steps'] == 2.0 and summary['modes'] == ['eval']
+
+
+def test_a_spoken_command_and_the_corrections_land_in_the_transitions(make_manager, probe):
+    manager = make_manager()
+    cell = Cell(probe)
+    assert probe.call(StartEpisode, 'start_episode', StartEpisode.Request()).success
+    said = subprocess.run(['hilresrl', 'say', 'lower the gripper and move left 2 cm'],
+                          capture_output=True, text=True, timeout=60)
+    assert said.returncode == 0, said.stderr
+    assert "'lower the gripper and move left 2 cm' (y +2.0 cm, z -1.0 cm) -> " \
+           '/refinement_command: 1 listener(s)' in said.stdout
+    probe.wait_for(lambda: manager._refinement_command != '', message='the command')
+
+    cell.observe(1)
+    steered = ExecutedAction(executed_action=float32_field([0.1, 0, 0, 1]),
+                             base_action=float32_field([0.1, 0, 0, 1]),
+                             latent=float32_field([0.5, -0.5, 1.0, 0.0]),
+                             latent_condition=float32_field([0, 0.4, -0.2, 0, 0, 0, 0, 1]),
+                             latent_weights_version=7)
+    steered.header.stamp = ns_to_stamp(100_000_000)
+    cell.executed.publish(steered)
+    corrected = ExecutedAction(executed_action=float32_field([0.0, 0.3, 0, 1]),
+                               base_action=float32_field([0.1, 0, 0, 1]),
+                               human_action=float32_field([0.0, 0.3, 0, 1]), intervened=True,
+                               intervened_axes=[True] * 4, correction='move left 1 cm')
+    corrected.header.stamp = ns_to_stamp(200_000_000)
+    cell.observe(2)
+    cell.executed.publish(corrected)
+    cell.observe(3)
+    probe.wait_for(lambda: len(cell.transitions) == 2, message='two transitions')
+    first, second = cell.transitions
+    assert first.refinement_command == second.refinement_command == \
+        'lower the gripper and move left 2 cm'
+    assert list(first.latent) == [0.5, -0.5, 1.0, 0.0]
+    assert list(first.latent_condition) == pytest.approx([0, 0.4, -0.2, 0, 0, 0, 0, 1])
+    assert (first.latent_weights_version, first.correction) == (7, '')
+    assert second.correction == 'move left 1 cm' and second.intervened
+
+    cleared = subprocess.run(['hilresrl', 'say', '--clear'], capture_output=True, text=True,
+                             timeout=60)
+    assert cleared.returncode == 0, cleared.stderr
+    probe.wait_for(lambda: manager._refinement_command == '', message='the command withdrawn')
+
+
+def test_say_refuses_what_the_cell_would_not_understand_and_a_cell_nobody_runs():
+    unknown = subprocess.run(['hilresrl', 'say', 'do a little dance'], capture_output=True,
+                             text=True, timeout=60)
+    assert unknown.returncode == 2
+    assert "'do a little dance' is not a command the cell understands" in unknown.stderr
+    nobody = subprocess.run(['hilresrl', 'say', 'move up', '--robot', 'robot7', '--wait',
+                             '0.5'], capture_output=True, text=True, timeout=60)
+    assert nobody.returncode == 1
+    assert 'nobody listens on /robot7/refinement_command' in nobody.stderr
