@@ -438,6 +438,13 @@ def build_graph(job: str, given: Mapping[str, str],
 
     robots = cell_count(values)
     tasks = split_list(values['tasks']) or [task]
+    if len(set(tasks)) > 1:
+        # One actor for several tasks: it tells them apart by the instruction's features.
+        inputs = list(profile_parameter(profile, 'residual_policy', 'policy_inputs',
+                                        ['task_state']))
+        inputs += [] if 'instruction' in inputs else ['instruction']
+        for parameters in (base_parameters, residual_parameters):
+            parameters['policy_inputs'] = inputs
     nodes = []
     for index in range(robots):
         # One cell per robot: its own namespace, robot id, seeds and (with tasks:=) task;
@@ -500,6 +507,8 @@ def build_graph(job: str, given: Mapping[str, str],
             learner_parameters['device'] = values['learner_device']
         if robots > 1:
             learner_parameters['cells'] = [f'robot{index + 1}' for index in range(robots)]
+        if 'policy_inputs' in residual_parameters:
+            learner_parameters['policy_inputs'] = residual_parameters['policy_inputs']
         offline_bags = [os.path.abspath(os.path.expanduser(path))
                         for path in split_list(values['offline_bags'])]
         if offline_bags:

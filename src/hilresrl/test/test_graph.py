@@ -313,6 +313,11 @@ def test_several_robots_share_one_learner(config_dir, tmp_path):
     assert sims['/lab/robot2']['task'] == 'push-v3'
     bases = {n.namespace: n.parameters for n in tasks if n.executable == 'base_policy_node'}
     assert bases['/lab/robot2']['base_policy.checkpoint'].endswith('base_policies/push-v3')
+    # One actor for both tasks: it reads the instruction, wherever it runs.
+    for node in tasks:
+        if node.executable in ('base_policy_node', 'residual_policy_node', 'learner_node'):
+            assert node.parameters['policy_inputs'] == ['task_state', 'instruction']
+    assert all('policy_inputs' not in n.parameters for n in nodes)  # one task: as profiled
     recorded = build_graph('train', {'robots': '2', 'record': 'true',
                                      'run_dir': str(tmp_path / 'r')}, config_dir)
     recorder = next(n for n in recorded if n.executable == 'recorder')

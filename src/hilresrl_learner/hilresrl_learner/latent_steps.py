@@ -42,10 +42,11 @@ def latent_step_record(transition, policy_inputs: Sequence[str], latent_dim: int
     if transition.intervened or latent.size != latent_dim:
         return None
     condition = condition_vector(transition.latent_condition)
-    observation = np.concatenate([observation_vector(transition.observation, policy_inputs),
-                                  condition])
+    instruction = transition.instruction
+    observation = np.concatenate([
+        observation_vector(transition.observation, policy_inputs, instruction), condition])
     next_observation = np.concatenate([
-        observation_vector(transition.next_observation, policy_inputs), condition])
+        observation_vector(transition.next_observation, policy_inputs, instruction), condition])
     return StepRecord(episode, transition.step, observation, np.zeros(latent_dim, np.float32),
                       np.clip(latent / latent_scale, -1.0, 1.0).astype(np.float32),
                       transition.reward, next_observation, transition.terminated,

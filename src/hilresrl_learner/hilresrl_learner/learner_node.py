@@ -72,7 +72,8 @@ class LearnerNode(Node):
                                                    'its own namespace)')) or ['']
         self.policy_inputs = list(parameter('policy_inputs', ['task_state'],
                                             'Observation arrays the actor sees, in order (as '
-                                            'the residual node has them)'))
+                                            'the residual node has them; instruction: the '
+                                            "features of the transition's instruction)"))
         self.action_dim: int = parameter('action_dim', 4, 'Number of action axes')
         self.settings = {
             'residual_scale': tuple(parameter('residual_scale', [0.5],

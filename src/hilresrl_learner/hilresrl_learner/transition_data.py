@@ -10,6 +10,7 @@ import pathlib
 from typing import Hashable, Sequence
 
 from hilresrl_policy.conversions import from_named_arrays
+from hilresrl_policy.instruction_features import policy_vector
 import numpy as np
 
 from .bag import BagError
@@ -34,14 +35,13 @@ def bag_folder(path) -> pathlib.Path:
                    f'{RUN_REPLAY}/ in it)')
 
 
-def observation_vector(named, policy_inputs: Sequence[str]) -> np.ndarray:
-    """Return the policy's input arrays of an observation, concatenated in order."""
+def observation_vector(named, policy_inputs: Sequence[str], instruction: str = '') -> np.ndarray:
+    """Return the policy's inputs of an observation in order ('instruction': its features)."""
     arrays = from_named_arrays(named)
-    missing = [name for name in policy_inputs if name not in arrays]
-    if missing:
-        raise ValueError(f'transitions carry no {", ".join(missing)} (they have '
-                         f'{", ".join(sorted(arrays))}): check policy_inputs')
-    return np.concatenate([arrays[name] for name in policy_inputs])
+    try:
+        return policy_vector(arrays, policy_inputs, instruction)
+    except KeyError as error:
+        raise ValueError(f'transitions carry {error.args[0]}: check policy_inputs') from None
 
 
 def step_record(transition, policy_inputs: Sequence[str], action_dim: int,
@@ -49,9 +49,10 @@ def step_record(transition, policy_inputs: Sequence[str], action_dim: int,
     """Return a Transition message as the learner's StepRecord."""
     intervened = transition.intervened and len(transition.human_action) == action_dim
     return StepRecord(
-        episode, transition.step, observation_vector(transition.observation, policy_inputs),
+        episode, transition.step,
+        observation_vector(transition.observation, policy_inputs, transition.instruction),
         np.asarray(transition.base_action, np.float32),
         np.asarray(transition.executed_action, np.float32), transition.reward,
-        observation_vector(transition.next_observation, policy_inputs),
+        observation_vector(transition.next_observation, policy_inputs, transition.instruction),
         transition.terminated, transition.truncated,
         np.asarray(transition.human_action, np.float32) if intervened else None)

@@ -43,3 +43,19 @@ def test_no_command_is_zero_features_and_a_wrong_size_is_refused():
     assert record.observation.tolist() == [1.0, 2.0] + [0.0] * 8
     with pytest.raises(ValueError, match='8 values, not 3'):
         condition_vector(np.ones(3))
+
+
+def test_the_instruction_input_is_the_transitions_own_instruction():
+    from hilresrl_learner.transition_data import step_record
+    from hilresrl_policy.instruction_features import instruction_features
+    message = _transition([0.0, 0.0])
+    message.instruction = 'push the puck to the goal'
+    features = instruction_features('push the puck to the goal')
+    record = step_record(message, ['task_state', 'instruction'], 2, 'e')
+    assert record.observation.tolist() == pytest.approx([1.0, 2.0] + features.tolist())
+    assert record.next_observation.tolist() == pytest.approx([3.0, 4.0] + features.tolist())
+    steered = latent_step_record(message, ['instruction', 'task_state'], 2, 1.5, 'e')
+    assert steered.observation.tolist() == pytest.approx(features.tolist() + [1.0, 2.0]
+                                                         + [0.0] * 8)
+    with pytest.raises(ValueError, match='check policy_inputs'):
+        step_record(message, ['task_state', 'wrench'], 2, 'e')

@@ -20,6 +20,7 @@ from .adapters import BasePolicyError, load_base_policy
 from .chunking import Chunk, ChunkBuffer
 from .conversions import float32_field, ns_to_stamp
 from .corrections import command_features, parse_command
+from .instruction_features import policy_vector
 from .node_runner import ConfigurationError, run_node
 from .observation import Observation, ObservationAssembler
 from .observation_topics import declare_observation_parameters, subscribe_observations
@@ -74,7 +75,8 @@ class BasePolicyNode(Node):
                                            'output in training episodes (its units: 1 = '
                                            'latent_scale)')
         self.policy_inputs = list(parameter('policy_inputs', ['task_state'],
-                                            'Observation arrays the refinement actor sees'))
+                                            'Observation arrays the refinement actor sees '
+                                            "(instruction: the task instruction's features)"))
         self.action_names = list(parameter('action_names', ['x', 'y', 'z', 'gripper'],
                                            'Action axes, to read refinement commands'))
         seed: int = parameter('seed', 0, 'Seed of sampled latents and exploration')
@@ -145,7 +147,8 @@ class BasePolicyNode(Node):
         try:
             if self.steering is not None:
                 latent, latent_version = self.steering.choose(
-                    observation.vector(self.policy_inputs), condition,
+                    policy_vector(observation.arrays, self.policy_inputs, self._instruction),
+                    condition,
                     self.latent_exploration_std if self._training else 0.0)
                 actions = np.asarray(self.policy.act_with_latent(observation.arrays, latent),
                                      dtype=np.float32)

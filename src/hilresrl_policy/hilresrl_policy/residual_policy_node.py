@@ -14,10 +14,12 @@ from hilresrl_msgs.msg import ActionChunk, EpisodeEvent, Mode, PolicyWeights, Pr
 import numpy as np
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
+from std_msgs.msg import String
 import torch
 
 from .chunking import Chunk, ChunkBuffer
 from .conversions import float32_field, ns_to_stamp, stamp_to_ns
+from .instruction_features import INSTRUCTION_INPUT, policy_vector
 from .node_runner import ConfigurationError, run_node
 from .observation import Observation, ObservationAssembler
 from .observation_topics import declare_observation_parameters, subscribe_observations
@@ -42,7 +44,8 @@ class ResidualPolicyNode(Node):
         self.action_dim: int = parameter('action_dim', 4, 'Number of action axes')
         self.policy_inputs = list(parameter(
             'policy_inputs', ['task_state'],
-            'Observation arrays the actor sees, concatenated in this order'))
+            'Observation arrays the actor sees, concatenated in this order '
+            '(instruction: the features of the task instruction in force)'))
         self.residual_scale = residual_scale_vector(parameter(
             'residual_scale', [0.3], 'Residual scale: one value, or one per action axis'),
             self.action_dim)
@@ -111,6 +114,7 @@ class ResidualPolicyNode(Node):
         self._last_proposal: Optional[ProposedAction] = None
         self._step = 0
         self._mode = Mode.TRAIN
+        self._instruction = ''
 
         self._proposals = self.create_publisher(ProposedAction, 'proposed_action', COMMAND_QOS)
         subscribe_observations(self, observation, self._on_observation_message)
@@ -118,6 +122,9 @@ class ResidualPolicyNode(Node):
         self.create_subscription(PolicyWeights, 'policy_weights', self._on_weights, LATCHED_QOS)
         self.create_subscription(Mode, 'mode', self._on_mode, LATCHED_QOS)
         self.create_subscription(EpisodeEvent, 'episode_events', self._on_event, EVENTS_QOS)
+        if INSTRUCTION_INPUT in self.policy_inputs:  # one actor for several tasks
+            self.create_subscription(String, 'task_instruction', self._on_instruction,
+                                     LATCHED_QOS)
         if self.trigger == 'timer':
             self.create_timer(1.0 / self.control_rate_hz, self._on_timer)
 
@@ -173,7 +180,7 @@ class ResidualPolicyNode(Node):
         self._waiting = None
         self._last_stamp_ns = observation.stamp_ns
         self._step += 1
-        state = observation.vector(self.policy_inputs)
+        state = policy_vector(observation.arrays, self.policy_inputs, self._instruction)
         actor = self._actor_for(state.size)
         with torch.no_grad():
             residual = actor(torch.from_numpy(state).unsqueeze(0).to(self.device),
@@ -241,6 +248,9 @@ class ResidualPolicyNode(Node):
     def _on_event(self, event: EpisodeEvent) -> None:
         if event.event == EpisodeEvent.INTERVENTION_END:
             self._chunks.keep_newest()  # plans made before the correction no longer count
+
+    def _on_instruction(self, message: String) -> None:
+        self._instruction = message.data
 
     def _on_mode(self, message: Mode) -> None:
         self._mode = message.value

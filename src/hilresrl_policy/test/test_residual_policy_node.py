@@ -102,3 +102,38 @@ def test_new_weights_apply_from_the_next_step_and_bad_ones_are_refused(residual,
     probe.wait_for(lambda: residual.refused_weights == 2, message='mismatched weights refused')
     for k in (3, 4, 5):
         assert cell.step(k, state, base).weights_version == 1
+
+
+def test_one_actor_for_several_tasks_reads_the_task_instruction(ros_context, probe):
+    from hilresrl_policy.instruction_features import INSTRUCTION_FEATURE_SIZE
+    from std_msgs.msg import String
+    node = ResidualPolicyNode(context=ros_context, parameter_overrides=[
+        Parameter('action_dim', value=3), Parameter('hidden_sizes', value=[16, 16]),
+        Parameter('residual_scale', value=SCALE), Parameter('exploration_std', value=0.0),
+        Parameter('observation_sources', value=['task_state']),
+        Parameter('policy_inputs', value=['task_state', 'instruction'])])
+    probe.executor.add_node(node)
+    try:
+        cell = Cell(probe)
+        instructions = probe.node.create_publisher(String, 'task_instruction', LATCHED_QOS)
+        torch.manual_seed(3)
+        actor = ResidualActor(ResidualConfig(obs_dim=5 + INSTRUCTION_FEATURE_SIZE, action_dim=3,
+                                             hidden_sizes=(16, 16)))
+        torch.nn.init.normal_(actor.net[-1].weight)  # not the zero start: it reads its inputs
+        weights = serialize_actor(actor)
+        state, base = np.ones(5, np.float32), np.zeros(3, np.float32)
+        cell.step(1, state, base)  # the actor's size comes with the first observation
+        cell.send_weights(1, weights.blob, weights.sha256, weights.architecture)
+        probe.wait_for(lambda: node.weights_version == 1, message='weights for state + task')
+        residuals = {}
+        for k, text in enumerate(['pick up the puck and place it', 'push the puck to the goal',
+                                  'pick up the puck and place it'], start=2):
+            instructions.publish(String(data=text))
+            probe.wait_for(lambda: node._instruction == text, message=text)
+            residuals.setdefault(text, []).append(np.asarray(cell.step(k, state, base).residual))
+        pick, push = residuals.values()
+        assert np.array_equal(pick[0], pick[1])  # the same task, the same residual
+        assert not np.allclose(pick[0], push[0], atol=1e-4)
+    finally:
+        probe.executor.remove_node(node)
+        node.destroy_node()
