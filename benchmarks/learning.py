@@ -13,6 +13,13 @@ Methods, side by side on the same seeds:
   full_rl_operator   full-action RL from scratch with the same operator plus 20 scripted
                      demonstrations in the intervention buffer (the HIL-SERL recipe)
 
+and with a generative base policy (flow-matching BC, hilresrl_policy.flow_bc, built from the
+same noisy demonstrations), the three actor modes of the learner node, all with the operator:
+  flow_base          the flow base policy alone, latents drawn from N(0, I)
+  flow_residual      actor_mode residual: a residual on the flow policy's action
+  flow_latent        actor_mode latent: the refinement actor chooses the latent, no residual
+  flow_dual          actor_mode dual: the refinement actor steers, the residual corrects
+
 Every ``--screen-every`` env steps a run plays ``--screen-episodes`` evaluation episodes (no
 exploration, no intervention); at 90% or more, and at the end of the budget, it plays the
 ``--eval-episodes`` episodes of the fixed evaluation set. A run reaches the target when that
@@ -34,7 +41,12 @@ import yaml
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 TASKS = ('pick-place-v3', 'peg-insert-side-v3', 'assembly-v3', 'PandaPickCube')
-METHODS = ('base', 'residual_operator', 'residual_no_human', 'full_rl_operator')
+METHODS = ('base', 'residual_operator', 'residual_no_human', 'full_rl_operator',
+           'flow_base', 'flow_residual', 'flow_latent', 'flow_dual')
+FLOW_METHODS = METHODS[4:]
+# As the learner node's and base policy node's defaults (latent.scale, latent.actor_lr,
+# latent_exploration_std).
+LATENT_SCALE, LATENT_ACTOR_LR, LATENT_EXPLORATION_STD = 1.5, 3e-4, 0.2
 PANDA_TASKS = ('PandaPickCube',)
 
 
@@ -66,13 +78,13 @@ def cell_settings(task: str) -> dict:
     }
 
 
-def base_checkpoint(task: str, base_dir: pathlib.Path) -> pathlib.Path:
-    """Return the task's BC base policy, built (as the main job builds it) when missing."""
+def base_checkpoint(task: str, base_dir: pathlib.Path, kind: str = 'bc') -> pathlib.Path:
+    """Return the task's base policy of kind bc or flow, built (as the main job builds it)."""
     from hilresrl_sim.base_policy_builder import build_base_policy
-    path = base_dir / task
+    path = base_dir / (task if kind == 'bc' else f'{task}-{kind}')
     if not (path / 'config.json').is_file():
-        build_base_policy(task, path, progress=lambda line: print(f'[{task}] {line}',
-                                                                  flush=True))
+        build_base_policy(task, path, kind=kind,
+                          progress=lambda line: print(f'[{task} {kind}] {line}', flush=True))
     return path
 
 
@@ -80,10 +92,13 @@ def run(task: str, method: str, seed: int, options: dict) -> dict:
     """Run one (task, method, seed) and return its curve and outcome."""
     import torch
     torch.set_num_threads(1)
+    from hilresrl_learner.latent_steps import refinement_config, steered_step
     from hilresrl_learner.residual_td3 import LearnerConfig
     from hilresrl_learner.training import demonstration_records, ResidualLearner, StepRecord
     from hilresrl_policy.adapters.base import BasePolicy
     from hilresrl_policy.adapters.bc_policy import BCPolicy
+    from hilresrl_policy.adapters.flow_policy import FlowBCPolicy
+    from hilresrl_policy.corrections import COMMAND_FEATURE_SIZE
     from hilresrl_policy.success_statistics import wilson_interval
     from hilresrl_sim.base_policy_builder import evaluation_seeds
     from hilresrl_sim.demos import collect_demonstrations, episode_seed
@@ -101,11 +116,16 @@ def run(task: str, method: str, seed: int, options: dict) -> dict:
 
     settings = cell_settings(task)
     started = time.monotonic()
-    base = BCPolicy(options['base_checkpoints'][task])
+    flow = method in FLOW_METHODS
+    base = (FlowBCPolicy(options['flow_checkpoints'][task], seed=seed) if flow
+            else BCPolicy(options['base_checkpoints'][task]))
     full_rl = method == 'full_rl_operator'
     scale = (1.0,) if full_rl else tuple(options['residual_scale']
                                          or settings['config']['residual_scale'])
-    with_operator = method in ('residual_operator', 'full_rl_operator')
+    with_operator = method in ('residual_operator', 'full_rl_operator', 'flow_residual',
+                               'flow_latent', 'flow_dual')
+    learns_residual = method not in ('base', 'flow_base', 'flow_latent')
+    steers = method in ('flow_latent', 'flow_dual')
     operator = OperatorConfig(**settings['operator']) if with_operator else None
     cell = HeadlessCell(task, ZeroPolicy(base.action_dim) if full_rl else base, operator,
                         residual_scale=scale, seed=seed)
@@ -113,13 +133,15 @@ def run(task: str, method: str, seed: int, options: dict) -> dict:
     result = {'task': task, 'method': method, 'seed': seed, 'curve': [], 'reached_at': None}
 
     def evaluate(seeds, policy):
-        successes = sum(cell.run_episode(s, policy, explore=False,
-                                         allow_intervention=False).success for s in seeds)
+        # (latent: the refinement actor's choice, defined below, when it steers)
+        successes = sum(cell.run_episode(s, policy, explore=False, allow_intervention=False,
+                                         latent=latent if steers else None).success
+                        for s in seeds)
         low, high = wilson_interval(successes, len(seeds))
         return {'success_rate': successes / len(seeds), 'ci_low': low, 'ci_high': high,
                 'episodes': len(seeds)}
 
-    if method == 'base':
+    if method in ('base', 'flow_base'):
         final = evaluate(eval_seeds, None)
         result.update(final=final, env_steps=0, wall_s=time.monotonic() - started)
         cell.close()
@@ -138,44 +160,74 @@ def run(task: str, method: str, seed: int, options: dict) -> dict:
                                             base_policy=lambda observation: zeros):
             learner.add(record, demonstration=True)
 
+    # The refinement actor: TD3 on the latent, as the learner node runs it (no command here:
+    # its condition features are zeros).
+    refiner = ResidualLearner(refinement_config(
+        cell.task.state_dim, base.latent_dim, settings['config'], LATENT_ACTOR_LR),
+        settings['update_to_data'], 0.0, seed=seed + 1) if steers else None
+    no_command = np.zeros(COMMAND_FEATURE_SIZE, np.float32)
+    latent_rng = np.random.default_rng([seed, 77])
+
     def policy(observation, base_action, explore):
+        if not learns_residual:
+            return np.zeros_like(base_action)
         return learner.residual(observation, base_action,
                                 settings['exploration_std'] if explore else 0.0)
 
-    episode, next_screen = 0, options['screen_every']
+    def latent(observation, explore):
+        # Sampled, as the base policy itself would, until the refinement actor has moved.
+        if not refiner.agent.actor_updates:
+            return np.clip(latent_rng.normal(size=base.latent_dim), -LATENT_SCALE,
+                           LATENT_SCALE).astype(np.float32)
+        output = refiner.residual(np.concatenate([observation, no_command]),
+                                  np.zeros(base.latent_dim, np.float32),
+                                  LATENT_EXPLORATION_STD if explore else 0.0)
+        return (LATENT_SCALE * output).astype(np.float32)
+
+    episode, next_screen, env_steps = 0, options['screen_every'], 0
     final = None
-    while learner.env_steps < options['max_steps']:
+    while env_steps < options['max_steps']:
         outcome = cell.run_episode(episode_seed(seed, episode), policy, explore=True,
-                                   allow_intervention=with_operator, keep_transitions=True)
+                                   allow_intervention=with_operator, keep_transitions=True,
+                                   latent=latent if steers else None)
         for step, t in enumerate(outcome.transitions):
             learner.add(StepRecord(episode, step, t.observation, t.base_action,
                                    t.executed_action, t.reward, t.next_observation,
                                    t.terminated, t.truncated, t.human_action))
-        learner.train(learner.updates_due())
+            if steers and t.human_action is None:
+                refiner.add(steered_step(episode, step, t.observation, t.next_observation,
+                                         t.latent, no_command, t.reward, t.terminated,
+                                         t.truncated, LATENT_SCALE))
+        env_steps += len(outcome.transitions)
+        if learns_residual:
+            learner.train(learner.updates_due())
+        if steers:
+            refiner.train(refiner.updates_due())
         episode += 1
-        if learner.env_steps < next_screen and learner.env_steps < options['max_steps']:
+        if env_steps < next_screen and env_steps < options['max_steps']:
             continue
-        next_screen = learner.env_steps + options['screen_every']
+        next_screen = env_steps + options['screen_every']
         screen_seeds = [episode_seed(20_000 + seed, episode * 100 + k)
                         for k in range(options['screen_episodes'])]
-        point = dict(evaluate(screen_seeds, policy), kind='screen', env_steps=learner.env_steps,
+        point = dict(evaluate(screen_seeds, policy), kind='screen', env_steps=env_steps,
                      wall_s=time.monotonic() - started,
                      intervention_rate=outcome.intervention_steps / max(1, outcome.steps))
         result['curve'].append(point)
-        if point['success_rate'] >= 0.9 or learner.env_steps >= options['max_steps']:
+        if point['success_rate'] >= 0.9 or env_steps >= options['max_steps']:
             final = dict(evaluate(eval_seeds, policy), kind='eval',
-                         env_steps=learner.env_steps, wall_s=time.monotonic() - started)
+                         env_steps=env_steps, wall_s=time.monotonic() - started)
             result['curve'].append(final)
             if final['success_rate'] >= options['target']:
-                result['reached_at'] = {'env_steps': learner.env_steps,
+                result['reached_at'] = {'env_steps': env_steps,
                                         'wall_s': final['wall_s']}
                 break
-        print(f'[{task} {method} seed {seed}] {learner.env_steps} steps: screen '
+        print(f'[{task} {method} seed {seed}] {env_steps} steps: screen '
               f'{100 * point["success_rate"]:.0f}%' + (
                   f', eval {100 * final["success_rate"]:.0f}%' if final is not None
-                  and final['env_steps'] == learner.env_steps else ''), flush=True)
-    result.update(final=final, env_steps=learner.env_steps, wall_s=time.monotonic() - started,
-                  updates=learner.updates)
+                  and final['env_steps'] == env_steps else ''), flush=True)
+    result.update(final=final, env_steps=env_steps, wall_s=time.monotonic() - started,
+                  updates=learner.updates,
+                  latent_updates=refiner.updates if refiner is not None else 0)
     cell.close()
     return result
 
@@ -199,11 +251,12 @@ def table(results, tasks, methods, target) -> str:
                             for r in runs)
             episodes = sum(r['final']['episodes'] for r in runs)
             low, high = wilson_interval(successes, episodes)
-            at_target = ('n/a' if method == 'base'
+            fixed = method in ('base', 'flow_base')
+            at_target = ('n/a' if fixed
                          else f'{sum(r is not None for r in reached)}/{len(runs)}')
             lines.append(f'| {task} | {method} | {at_target} | '
-                         f'{"n/a" if method == "base" else steps} | '
-                         f'{"n/a" if method == "base" else wall} | '
+                         f'{"n/a" if fixed else steps} | '
+                         f'{"n/a" if fixed else wall} | '
                          f'{100 * successes / episodes:.1f}% '
                          f'({100 * low:.0f}-{100 * high:.0f}%) |')
     lines.append(f'\nTarget: {100 * target:.0f}% on the fixed evaluation set; final = the last '
@@ -219,13 +272,14 @@ def plot(results, tasks, methods, path: pathlib.Path) -> None:
     from matplotlib import pyplot
     figure, axes = pyplot.subplots(1, len(tasks), figsize=(4.5 * len(tasks), 3.8),
                                    squeeze=False)
-    colours = dict(zip(METHODS, ('0.4', 'tab:blue', 'tab:green', 'tab:red')))
+    colours = dict(zip(METHODS, ('0.4', 'tab:blue', 'tab:green', 'tab:red', '0.7',
+                                 'tab:cyan', 'tab:orange', 'tab:purple')))
     for axis, task in zip(axes[0], tasks):
         for method in methods:
             for index, r in enumerate(r for r in results
                                       if r['task'] == task and r['method'] == method):
                 label = method if index == 0 else None
-                if method == 'base':
+                if method in ('base', 'flow_base'):
                     axis.axhline(r['final']['success_rate'], color=colours[method],
                                  linestyle='--', label=label)
                     continue
@@ -278,12 +332,17 @@ def main(argv=None) -> int:
     started = time.monotonic()
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
         built = {task: pool.submit(base_checkpoint, task, base_dir) for task in args.tasks}
+        flows = {task: pool.submit(base_checkpoint, task, base_dir, 'flow')
+                 for task in args.tasks if set(args.methods) & set(FLOW_METHODS)}
         checkpoints = {task: str(future.result()) for task, future in built.items()}
         options = dict(vars(args), base_checkpoints=checkpoints, out=str(args.out),
-                       base_dir=str(base_dir))
+                       base_dir=str(base_dir),
+                       flow_checkpoints={task: str(future.result())
+                                         for task, future in flows.items()})
         # Longest first: runs that may take the whole budget start before quick ones.
         order = sorted(((t, m, s) for t in args.tasks for m in args.methods for s in args.seeds),
-                       key=lambda job: METHODS.index(job[1]) == 1)
+                       key=lambda job: job[1] in ('residual_operator', 'flow_dual',
+                                                  'flow_residual'))
         futures = {pool.submit(run, *job, options): job for job in order}
         results = []
         for future in as_completed(futures):

@@ -14,6 +14,7 @@ from typing import Hashable, Optional, Sequence
 from hilresrl_policy.corrections import COMMAND_FEATURE_SIZE as COMMAND_FEATURES
 import numpy as np
 
+from .residual_td3 import LearnerConfig
 from .training import StepRecord
 from .transition_data import observation_vector
 
@@ -29,25 +30,47 @@ def condition_vector(values: Sequence[float]) -> np.ndarray:
     return condition
 
 
+def refinement_config(obs_dim: int, latent_dim: int, settings: dict,
+                      actor_lr: float) -> LearnerConfig:
+    """Return the refinement actor's learner config: the residual one's, on the latent."""
+    return LearnerConfig(obs_dim=obs_dim + COMMAND_FEATURES, action_dim=latent_dim,
+                         **{**settings, 'residual_scale': (1.0,), 'bc_weight': 0.0,
+                            'actor_lr': actor_lr})
+
+
+def steered_step(episode: Hashable, step: int, observation: np.ndarray,
+                 next_observation: np.ndarray, latent: np.ndarray, condition: np.ndarray,
+                 reward: float, terminated: bool, truncated: bool,
+                 latent_scale: float) -> StepRecord:
+    """
+    Return one steered step as the refinement actor's record.
+
+    The condition is held for the next observation too: a command stays in force until a
+    person changes it.
+    """
+    condition = condition_vector(condition)
+    latent = np.asarray(latent, np.float32).ravel()
+    return StepRecord(episode, step, np.concatenate([observation, condition]),
+                      np.zeros(latent.size, np.float32),
+                      np.clip(latent / latent_scale, -1.0, 1.0).astype(np.float32), reward,
+                      np.concatenate([next_observation, condition]), terminated, truncated)
+
+
 def latent_step_record(transition, policy_inputs: Sequence[str], latent_dim: int,
                        latent_scale: float, episode: Hashable) -> Optional[StepRecord]:
     """
     Return a Transition as a step of the refinement actor, or None when it holds none.
 
     None for steps under a person's control and for steps without a latent of ``latent_dim``
-    values (a base policy that was not steered, or another one). The condition is held for the
-    next observation too: a command stays in force until a person changes it.
+    values (a base policy that was not steered, or another one).
     """
     latent = np.asarray(transition.latent, np.float32).ravel()
     if transition.intervened or latent.size != latent_dim:
         return None
-    condition = condition_vector(transition.latent_condition)
     instruction = transition.instruction
-    observation = np.concatenate([
-        observation_vector(transition.observation, policy_inputs, instruction), condition])
-    next_observation = np.concatenate([
-        observation_vector(transition.next_observation, policy_inputs, instruction), condition])
-    return StepRecord(episode, transition.step, observation, np.zeros(latent_dim, np.float32),
-                      np.clip(latent / latent_scale, -1.0, 1.0).astype(np.float32),
-                      transition.reward, next_observation, transition.terminated,
-                      transition.truncated)
+    return steered_step(
+        episode, transition.step,
+        observation_vector(transition.observation, policy_inputs, instruction),
+        observation_vector(transition.next_observation, policy_inputs, instruction),
+        latent, transition.latent_condition, transition.reward, transition.terminated,
+        transition.truncated, latent_scale)

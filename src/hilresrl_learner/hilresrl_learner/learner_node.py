@@ -36,7 +36,7 @@ import torch
 from .bag import BagError, BagReader, BagWriter, qos_profile_dict
 from .checkpoint import (CheckpointError, latest_checkpoint, load_checkpoint, read_config,
                          save_checkpoint)
-from .latent_steps import latent_step_record
+from .latent_steps import COMMAND_FEATURES, latent_step_record, refinement_config
 from .message_definitions import ros2msg_definition, type_hash
 from .progress import LearningCurve
 from .residual_td3 import LearnerConfig
@@ -355,10 +355,8 @@ class LearnerNode(Node):
         except ValueError as error:
             raise ConfigurationError(str(error)) from error
         if record is not None and self.latent_learner is None:
-            config = LearnerConfig(
-                obs_dim=record.observation.size, action_dim=self.latent_dim,
-                **{**self.settings, 'residual_scale': (1.0,), 'bc_weight': 0.0,
-                   'actor_lr': self.latent_actor_lr})
+            config = refinement_config(record.observation.size - COMMAND_FEATURES,
+                                       self.latent_dim, self.settings, self.latent_actor_lr)
             self.latent_learner = ResidualLearner(config, self.latent_update_to_data, 0.0,
                                                   self.min_steps, self.device, self.seed + 1)
             self.get_logger().info(

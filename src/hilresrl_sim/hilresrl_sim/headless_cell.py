@@ -23,6 +23,8 @@ from .tasks import make_task
 
 # residual(observation, base_action, explore) -> residual in [-1, 1]
 ResidualFunction = Callable[[np.ndarray, np.ndarray, bool], np.ndarray]
+# latent(observation, explore) -> the latent a generative base policy acts from
+LatentFunction = Callable[[np.ndarray, bool], np.ndarray]
 
 
 @dataclass
@@ -38,6 +40,7 @@ class Step:
     next_observation: np.ndarray
     terminated: bool
     truncated: bool
+    latent: Optional[np.ndarray] = None  # the latent the base action came from, if steered
 
 
 @dataclass
@@ -73,8 +76,14 @@ class HeadlessCell:
 
     def run_episode(self, seed: int, residual: Optional[ResidualFunction] = None,
                     explore: bool = False, allow_intervention: bool = True,
-                    keep_transitions: bool = False) -> EpisodeResult:
-        """Run one episode from a seeded reset and return its result."""
+                    keep_transitions: bool = False,
+                    latent: Optional[LatentFunction] = None) -> EpisodeResult:
+        """
+        Run one episode from a seeded reset and return its result.
+
+        With ``latent``, the base policy acts from the latent it returns (act_with_latent), as
+        the base policy node does in actor_mode latent and dual.
+        """
         task = self.task
         task.reset(seed)
         self.base_policy.reset(task.instruction)
@@ -101,7 +110,10 @@ class HeadlessCell:
                 self.gripper_button.release()
             self.mapper.update_buttons([int(pressed), 0])
 
-            base = self.base_policy.act({'task_state': observation})[0]
+            chosen = latent(observation, explore) if latent is not None else None
+            base = (self.base_policy.act({'task_state': observation})[0] if chosen is None
+                    else self.base_policy.act_with_latent({'task_state': observation},
+                                                          chosen)[0])
             correction = (residual(observation, base, explore) if residual is not None
                           else np.zeros_like(base))
             proposal = compose(base, correction, self.residual_scale)
@@ -122,7 +134,7 @@ class HeadlessCell:
                 result.transitions.append(Step(
                     observation, base, correction, np.asarray(executed, np.float32),
                     decision.human_action if decision.active else None, float(success),
-                    next_observation, success, truncated))
+                    next_observation, success, truncated, chosen))
             observation = next_observation
             if success:
                 result.success = True
