@@ -228,6 +228,13 @@ def run(task: str, method: str, seed: int, options: dict) -> dict:
     result.update(final=final, env_steps=env_steps, wall_s=time.monotonic() - started,
                   updates=learner.updates,
                   latent_updates=refiner.updates if refiner is not None else 0)
+    if options.get('actor_out') and learns_residual:
+        # The fine-tuned residual, for benchmarks that evaluate it further (long_horizon.py).
+        from hilresrl_policy.residual import serialize_actor
+        weights = serialize_actor(learner.agent.actor)
+        pathlib.Path(options['actor_out']).write_bytes(weights.blob)
+        result['actor'] = {'path': options['actor_out'], 'sha256': weights.sha256,
+                           'architecture': weights.architecture}
     cell.close()
     return result
 

@@ -51,6 +51,7 @@ class EpisodeResult:
     steps: int
     intervention_steps: int
     transitions: List[Step] = field(default_factory=list)
+    subtasks_done: int = 0  # sub-tasks reached, of a chained episode
 
 
 class HeadlessCell:
@@ -77,13 +78,19 @@ class HeadlessCell:
     def run_episode(self, seed: int, residual: Optional[ResidualFunction] = None,
                     explore: bool = False, allow_intervention: bool = True,
                     keep_transitions: bool = False,
-                    latent: Optional[LatentFunction] = None) -> EpisodeResult:
+                    latent: Optional[LatentFunction] = None,
+                    subtasks: int = 1) -> EpisodeResult:
         """
         Run one episode from a seeded reset and return its result.
 
         With ``latent``, the base policy acts from the latent it returns (act_with_latent), as
-        the base policy node does in actor_mode latent and dual.
+        the base policy node does in actor_mode latent and dual. With ``subtasks`` > 1 the
+        episode chains them: each success moves the goal (SimTask.retarget) and the next one
+        begins where the last ended, each with the task's step limit; the episode succeeds when
+        all are done.
         """
+        goals = np.random.default_rng([seed, 4242])
+        subtask_start = 0
         task = self.task
         task.reset(seed)
         self.base_policy.reset(task.instruction)
@@ -95,7 +102,9 @@ class HeadlessCell:
         observation = task.task_state()
         last_proposal: Optional[np.ndarray] = None
         last_human: Optional[np.ndarray] = None
-        for step in range(self.max_episode_steps):
+        for step in range(self.max_episode_steps * subtasks):
+            if step - subtask_start >= self.max_episode_steps:
+                break  # this sub-task ran out of time
             now_s = step * self.control_period_s
             hand = None
             if self.operator is not None and allow_intervention:
@@ -126,8 +135,13 @@ class HeadlessCell:
             last_proposal = proposal
             last_human = decision.human_action if decision.active else None
             success = task.success()
+            if success and result.subtasks_done + 1 < subtasks:
+                result.subtasks_done += 1
+                task.retarget(goals)
+                subtask_start = step + 1
+                success = False
             next_observation = task.task_state()
-            truncated = not success and step + 1 >= self.max_episode_steps
+            truncated = not success and step + 1 - subtask_start >= self.max_episode_steps
             result.steps += 1
             result.intervention_steps += int(decision.active)
             if keep_transitions:
@@ -138,6 +152,7 @@ class HeadlessCell:
             observation = next_observation
             if success:
                 result.success = True
+                result.subtasks_done += 1
                 break
         return result
 

@@ -57,6 +57,9 @@ _INSTRUCTIONS = {
     PANDA_PICK_CUBE: 'pick up the cube and lift it',
 }
 
+# A new goal of a chained sub-task is at least this far from the one reached (the goal range
+# of pick-place-v3 is 0.2 x 0.1 x 0.25 m).
+_RETARGET_MIN_DISTANCE_M = 0.1
 _EXAMPLE_TASKS = 'pick-place-v3, peg-insert-side-v3, assembly-v3, ...'
 
 
@@ -122,6 +125,16 @@ class SimTask(abc.ABC):
         With a seed the placement is that seed's (as for a task made with it), and later
         resets without a seed continue from it.
         """
+
+    def retarget(self, rng: np.random.Generator) -> np.ndarray:
+        """
+        Move the goal to a new random place in mid-episode and return it (chained sub-tasks).
+
+        The scene stays as it is (the object where it was put, in the hand or not); the next
+        success is the object at the new goal. Only tasks with a movable goal support it.
+        """
+        raise NotImplementedError(f'task {self.name} cannot move its goal in mid-episode '
+                                  '(Meta-World tasks with a goal can)')
 
     def step(self, action: np.ndarray) -> None:
         """Apply one normalized action for one control period (values clipped to [-1, 1])."""
@@ -227,6 +240,22 @@ class _MetaWorldTask(SimTask):
         observation, _ = self._env.reset()
         self._state = observation.astype(np.float32)
         self._success = False
+
+    def retarget(self, rng: np.random.Generator) -> np.ndarray:
+        # Anywhere in the task's own goal range, far enough from the goal just reached that
+        # the next sub-task means moving the object.
+        space = self._env._random_reset_space
+        low, high = space.low[-3:], space.high[-3:]
+        current = np.array(self._env._target_pos, dtype=np.float64)
+        for _ in range(100):
+            goal = rng.uniform(low, high)
+            if np.linalg.norm(goal - current) >= _RETARGET_MIN_DISTANCE_M:
+                break
+        self._env._target_pos = goal
+        self._env.model.site('goal').pos = goal
+        self._state[-3:] = goal  # the goal as the next observation gives it
+        self._success = False
+        return goal
 
     def _apply(self, action: np.ndarray) -> None:
         observation, _, _, _, info = self._env.step(action)

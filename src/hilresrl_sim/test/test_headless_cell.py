@@ -5,6 +5,7 @@ from hilresrl_sim.headless_cell import HeadlessCell
 from hilresrl_sim.operator_model import OperatorConfig
 from hilresrl_sim.scripted_policy import make_scripted_policy
 import numpy as np
+import pytest
 
 
 class StandStill(BasePolicy):
@@ -49,3 +50,41 @@ def test_a_residual_function_changes_what_is_executed():
     finally:
         cell.close()
     assert np.allclose(result.transitions[0].executed_action, [0.5, 0.5, 0.5, 0.5])
+
+
+def test_chained_sub_tasks_move_the_goal_and_count_each_one_done():
+    cell = HeadlessCell('pick-place-v3', make_scripted_policy({'task': 'pick-place-v3'}))
+    try:
+        chained = cell.run_episode(3, subtasks=5, keep_transitions=True)
+        single = cell.run_episode(3)
+        stuck = HeadlessCell('pick-place-v3', StandStill()).run_episode(3, subtasks=5)
+    finally:
+        cell.close()
+    assert chained.success and chained.subtasks_done == 5
+    assert single.success and single.subtasks_done == 1
+    assert chained.steps > single.steps
+    # Four goal moves: the observed goal (the state's last 3 values) changes four times, and
+    # only the last step of the chain is terminal.
+    goals = np.array([step.observation[-3:] for step in chained.transitions])
+    moves = np.flatnonzero(np.linalg.norm(np.diff(goals, axis=0), axis=1) > 1e-6)
+    assert len(moves) == 4
+    assert [t.terminated for t in chained.transitions].count(True) == 1
+    # A policy that never reaches the first goal gets one sub-task's time limit, not five.
+    assert (stuck.success, stuck.subtasks_done, stuck.steps) == (False, 0, 80)
+
+
+def test_retarget_moves_the_goal_within_its_range_and_away_from_the_last():
+    from hilresrl_sim.tasks import make_task
+    task = make_task('pick-place-v3', 0)
+    try:
+        rng = np.random.default_rng(0)
+        space = task._env._random_reset_space
+        for _ in range(5):
+            before = task.task_state()[-3:].copy()
+            goal = task.retarget(rng)
+            assert np.all(goal >= space.low[-3:]) and np.all(goal <= space.high[-3:])
+            assert np.linalg.norm(goal - before) >= 0.1
+            assert task.task_state()[-3:] == pytest.approx(goal, abs=1e-6)
+            assert not task.success()
+    finally:
+        task.close()
