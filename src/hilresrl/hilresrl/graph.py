@@ -125,6 +125,13 @@ ARGUMENTS: Tuple[Argument, ...] = (
     Argument('resume', 'false', 'Continue the run in run_dir (or the newest run): its '
              'checkpoint, every logged transition and its counters', choices=BOOLEANS,
              jobs=('train',)),
+    Argument('learner', 'true', 'Run the learner in this graph; false: the cells train with a '
+             'learner started elsewhere on the same ROS_DOMAIN_ID (another machine: '
+             'hilresrl launch train learner_only:=true there)', choices=BOOLEANS,
+             jobs=('train',)),
+    Argument('learner_only', 'false', 'Run the learner alone, for cells that run elsewhere '
+             '(with robots:=N it learns from robot1..robotN)', choices=BOOLEANS,
+             jobs=('train',)),
     Argument('learner_device', '', 'Torch device of the learner, e.g. cuda (empty: as the '
              'cell profile says, else cpu)', jobs=('train',)),
     Argument('offline_bags', '', 'Recorded runs to learn from before and while the robot '
@@ -446,7 +453,11 @@ def build_graph(job: str, given: Mapping[str, str],
         for parameters in (base_parameters, residual_parameters):
             parameters['policy_inputs'] = inputs
     nodes = []
-    for index in range(robots):
+    learner_only = job == 'train' and values['learner_only'] == 'true'
+    with_learner = job == 'train' and (values['learner'] == 'true' or learner_only)
+    if learner_only and values['learner'] == 'false':
+        raise GraphError('learner_only:=true with learner:=false leaves nothing to run')
+    for index in range(0 if learner_only else robots):
         # One cell per robot: its own namespace, robot id, seeds and (with tasks:=) task;
         # every cell takes the one learner's weights and status from the learner's namespace.
         cell = dict(common, required=robots == 1)
@@ -498,7 +509,7 @@ def build_graph(job: str, given: Mapping[str, str],
                 operator_parameters['task'] = cell_task
             nodes.append(NodeSpec('hilresrl_sim', 'simulated_operator', 'simulated_operator',
                                   parameters=operator_parameters, **cell))
-    if job == 'train':
+    if with_learner:
         learner_parameters = {'resume': values['resume'] == 'true', 'seed': seed,
                               'run_dir': run_dir}
         if actor_mode != 'residual':

@@ -351,6 +351,19 @@ def test_dual_actor_mode_steers_a_flow_base_policy_in_every_cell(config_dir, tmp
         build_graph('train', {'actor_mode': 'both'}, config_dir)
 
 
+def test_the_learner_can_run_on_another_machine(config_dir, tmp_path):
+    cells = build_graph('train', {'robots': '2', 'learner': 'false'}, config_dir)
+    assert 'learner_node' not in [n.executable for n in cells]
+    managers = [n for n in cells if n.executable == 'episode_manager']
+    assert len(managers) == 2 and all(m.parameters['wait_for_learner'] for m in managers)
+    learner = build_graph('train', {'robots': '2', 'learner_only': 'true',
+                                    'run_dir': str(tmp_path / 'r')}, config_dir)
+    assert [n.executable for n in learner] == ['learner_node']
+    assert learner[0].parameters['cells'] == ['robot1', 'robot2']
+    with pytest.raises(GraphError, match='leaves nothing to run'):
+        build_graph('train', {'learner_only': 'true', 'learner': 'false'}, config_dir)
+
+
 def test_node_command_carries_names_parameters_and_remaps(config_dir):
     spec = build_graph('train', {'namespace': 'robot1', 'log_level': 'debug'}, config_dir)[0]
     spec = type(spec)(**{**spec.__dict__, 'remappings': (('cmd', '/servo/delta_twist'),)})
