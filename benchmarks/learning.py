@@ -202,7 +202,7 @@ def run(task: str, method: str, seed: int, options: dict) -> dict:
         if learns_residual:
             learner.train(learner.updates_due())
         if steers:
-            refiner.train(refiner.updates_due())
+            refiner.train(refiner.updates_due(env_steps))
         episode += 1
         if env_steps < next_screen and env_steps < options['max_steps']:
             continue

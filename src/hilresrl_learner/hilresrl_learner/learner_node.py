@@ -114,7 +114,7 @@ class LearnerNode(Node):
         self.latent_scale: float = parameter('latent.scale', 1.5,
                                              "The base policy node's latent_scale")
         self.latent_update_to_data: float = parameter(
-            'latent.update_to_data', 1.0, 'Refinement-actor updates per steered transition')
+            'latent.update_to_data', 1.0, 'Refinement-actor updates per received transition')
         self.latent_actor_lr: float = parameter(
             'latent.actor_lr', 3e-4, 'Refinement actor learning rate (it picks a latent, '
                                      'which the frozen base policy keeps on its data)')
@@ -427,8 +427,9 @@ class LearnerNode(Node):
         learners = [learner for learner in (
             self.learner if self.actor_mode != 'latent' else None, self.latent_learner)
             if learner is not None]
-        due = [learner.updates_due() if not self._offline_updates_left else 0
-               for learner in learners]
+        # Each at its ratio to every transition received, the refinement actor included.
+        due = [learner.updates_due(self.learner.env_steps) if not self._offline_updates_left
+               else 0 for learner in learners]
         # Taking turns, so that each keeps its update-to-data ratio when time is short.
         while any(due) and time.monotonic() < deadline:
             for index, learner in enumerate(learners):
@@ -655,10 +656,17 @@ class LearnerNode(Node):
         return response
 
     # --- progress ------------------------------------------------------------------------
+    def _paced_updates(self) -> int:
+        """Return the updates the cells pace themselves by: of the slower learned actor."""
+        counts = [learner.updates for learner, learned in (
+            (self.learner, self.actor_mode != 'latent'),
+            (self.latent_learner, self.actor_mode != 'residual')) if learned and learner]
+        return min(counts) if len(counts) == (1 if self.actor_mode != 'dual' else 2) else 0
+
     def _publish_status(self) -> None:
         learner = self.learner
         now = time.monotonic()
-        updates = learner.updates if learner else 0
+        updates = self._paced_updates()
         env_steps = learner.env_steps if learner else 0
         then, previous_updates, previous_steps = self._last_status
         if now - then >= self.progress_period_s:
@@ -723,9 +731,10 @@ class LearnerNode(Node):
                       if self._eval_rounds else 'none yet')
         intervention = (self._train_intervention_steps / self._train_steps
                         if self._train_steps else 0.0)
-        utd = learner.updates / learner.env_steps if learner.env_steps else 0.0
+        updates = self._paced_updates()
+        utd = updates / learner.env_steps if learner.env_steps else 0.0
         self.get_logger().info(
-            f'{learner.env_steps} steps | {learner.updates} updates ({self._rate[0]:.0f}/s, '
+            f'{learner.env_steps} steps | {updates} updates ({self._rate[0]:.0f}/s, '
             f'UTD {utd:.2f}) | train success {100 * np.nan_to_num(self._train_success.rate):.0f}'
             f'% | eval {evaluation} | human {100 * intervention:.0f}% | Q '
             f'{metrics.get("mean_q", math.nan):.3f} critic '

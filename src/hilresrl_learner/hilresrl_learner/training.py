@@ -97,12 +97,18 @@ class ResidualLearner:
         return (len(self.online) + len(self.intervention)
                 + (len(self.offline) if self.offline is not None else 0))
 
-    def updates_due(self) -> int:
-        """Return how many updates would bring the update-to-data ratio to its target."""
+    def updates_due(self, env_steps: Optional[int] = None) -> int:
+        """
+        Return how many updates would bring the update-to-data ratio to its target.
+
+        The ratio is to its own robot steps, or to ``env_steps`` (a refinement actor, which
+        learns from part of the steps, keeps pace with all of them).
+        """
         if self.stored_steps() < self.min_steps:
             return 0
         done = self.agent.updates - self.offline_updates
-        return max(0, int(self.update_to_data * self.env_steps) - done)
+        steps = self.env_steps if env_steps is None else env_steps
+        return max(0, int(self.update_to_data * steps) - done)
 
     def train(self, updates: int, offline: bool = False) -> None:
         """
