@@ -13,7 +13,7 @@ import pytest
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rosbags.rosbag2 import Reader as RosbagsReader
 from rosbags.typesys import get_types_from_msg, get_typestore, Stores
-from std_msgs.msg import Empty
+from std_msgs.msg import Empty, String
 import yaml
 
 # The probe keeps every executed action, however far its spinning falls behind the cell.
@@ -93,8 +93,13 @@ def test_a_recorded_eval_run_holds_every_transition_as_published(
                                         f'run_dir:={tmp_path / "run"}',
                                         f'summary_file:={summary_file}',
                                         f'params_file:={params_file}'))
+    # A person's command, said before the run (latched, as hilresrl say sends it).
+    said = probe.node.create_publisher(String, '/cell6/refinement_command', LATCHED_QOS)
+    said.publish(String(data='move left 2 cm'))
     probe.wait_for(lambda: probe.node.count_publishers('/cell6/transitions') == 1, 120,
                    'the episode manager')
+    probe.wait_for(lambda: said.get_subscription_count() == 2, 60,
+                   'the manager and the recorder on refinement_command')
     probe.node.create_publisher(Empty, '/cell6/probe_ready', COMMAND_QOS)
     probe.wait_for(lambda: launched.process.poll() is not None, 180, 'the two episodes')
     assert launched.wait() == 0, launched.output
@@ -114,7 +119,9 @@ def test_a_recorded_eval_run_holds_every_transition_as_published(
     assert len(transitions) >= published - 5
     assert all(recorded[message.sequence] == message for message in transitions)
     with RosbagsReader(tmp_path / 'run' / 'bag') as rosbags_reader:  # an independent reader
-        assert {c.topic: c.msgcount for c in rosbags_reader.connections} == counts
+        # (a topic subscribed but never published, as correction here, has 0 messages)
+        assert {c.topic: c.msgcount for c in rosbags_reader.connections
+                if c.msgcount} == {topic: n for topic, n in counts.items() if n}
         connection = next(c for c in rosbags_reader.connections
                           if c.topic == '/cell6/transitions')
         store = get_typestore(Stores.ROS2_KILTED)
@@ -133,6 +140,10 @@ def test_a_recorded_eval_run_holds_every_transition_as_published(
                   'joint_states', 'base_action_chunk', 'intervention_state'):
         assert counts[f'/cell6/{topic}'] >= published, topic
     assert counts['/cell6/task_instruction'] == 1  # latched before the recorder came
+    # The command is in the bag, and in the transitions it was in force for.
+    assert counts['/cell6/refinement_command'] == 1
+    second = [t for t in recorded.values() if t.episode_id == 2]
+    assert second and all(t.refinement_command == 'move left 2 cm' for t in second)
     run_info = yaml.safe_load((tmp_path / 'run' / 'bag' / 'hilresrl_run.yaml').read_text())
     assert run_info['base_policy'] == 'scripted' and run_info['job'] == 'eval'
     assert run_info['received']['/cell6/transitions'] == published

@@ -18,6 +18,8 @@ DEFAULT_TOPICS = (
     'task_instruction', 'joint_states', 'ee_pose', 'task_state', 'success', 'wrench',
     'camera/.*/image_raw', 'camera/.*/image_raw/compressed', 'servo/delta_twist_cmds',
     'target_pose', 'gripper/command', 'spacenav/twist', 'spacenav/joy', 'estop',
+    # talk-and-tweak: corrections in words, a person's refinement commands, the refinement actor
+    'correction', 'refinement_command', 'latent_weights',
 )
 # The recorder says it is recording once it takes these in: the episode manager waits for
 # that before the first episode, so no step of a run goes unrecorded.
