@@ -109,8 +109,8 @@ class LearnerNode(Node):
             raise ConfigurationError(f'actor_mode must be one of {", ".join(ACTOR_MODES)}, '
                                      f'not {self.actor_mode!r}')
         self.latent_dim: int = parameter('latent.dim', 0, "Values of the base policy's latent "
-                                                          '(0: one per action axis)') \
-            or self.action_dim
+                                                          '(0: as many as the first steered '
+                                                          'transition carries)')
         self.latent_scale: float = parameter('latent.scale', 1.5,
                                              "The base policy node's latent_scale")
         self.latent_update_to_data: float = parameter(
@@ -349,6 +349,14 @@ class LearnerNode(Node):
         """Return the refinement actor's step of a transition (None: not learned from)."""
         if self.actor_mode == 'residual':
             return None
+        latent_size = len(transition.latent)
+        if not self.latent_dim and latent_size and not transition.intervened:
+            self.latent_dim = latent_size
+        elif self.latent_dim and latent_size and latent_size != self.latent_dim:
+            self.get_logger().warning(
+                f'transitions carry a latent of {latent_size} values; the refinement actor '
+                f'learns {self.latent_dim} (latent.dim): these are left out',
+                throttle_duration_sec=30.0)
         try:
             record = latent_step_record(transition, self.policy_inputs, self.latent_dim,
                                         self.latent_scale, episode)

@@ -342,12 +342,12 @@ def test_demonstrations_fill_the_intervention_buffer_relabelled_by_the_base_poli
     assert (one_step.bootstrap_discount == 0).sum() == 2
 
 
-def _steered_transition(sequence: int) -> Transition:
+def _steered_transition(sequence: int, latent_dim: int = ACTION_DIM) -> Transition:
     """Return a transition whose base action came from a latent the refinement actor chose."""
     message = _transition(sequence)
     rng = np.random.default_rng(10_000 + sequence)
     if not message.intervened:
-        message.latent = float32_field(rng.uniform(-1.5, 1.5, ACTION_DIM))
+        message.latent = float32_field(rng.uniform(-1.5, 1.5, latent_dim))
         message.latent_condition = float32_field(np.r_[rng.uniform(-1, 1, 7), 1.0])
         message.refinement_command = 'move left'
     return message
@@ -388,10 +388,11 @@ def test_latent_mode_trains_the_refinement_actor_alone(in_process_learner, probe
     learner = in_process_learner(actor_mode='latent', weights_period_updates=20)
     cell = Cell(probe)
     cell.wait_for_learner()
-    for sequence in range(1, 201):
-        cell.transitions.publish(_steered_transition(sequence))
+    for sequence in range(1, 201):  # a sampler's noise of 6 values (latent.dim: as received)
+        cell.transitions.publish(_steered_transition(sequence, latent_dim=6))
     status = cell.status(lambda s: s.env_steps == 200 and s.latent_weights_version >= 1,
                          'the refinement actor broadcast')
+    assert learner.latent_dim == 6 and learner.latent_learner.config.action_dim == 6
     assert status.state == 'training' and status.actor_mode == 'latent'
     assert status.weights_version == 0 and learner.learner.updates == 0  # no residual
     # The cells pace themselves by the refinement actor, which keeps its ratio to every

@@ -52,3 +52,57 @@ def test_wrong_shapes_and_missing_files_are_refused(tmp_path):
         make_torch_module_policy({'checkpoint': str(tmp_path / 'none.pt'), 'action_dim': 2})
     with pytest.raises(BasePolicyError, match='needs checkpoint'):
         make_torch_module_policy({'action_dim': 2})
+
+
+class NoisePolicy(torch.nn.Module):
+    """A one-step sampler: state and noise in, one action of 2 axes out (a flow policy's shape)."""
+
+    def __init__(self):
+        super().__init__()
+        self.layer = torch.nn.Linear(4 + 3, 2)
+
+    def forward(self, state: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.layer(torch.cat([state, noise], dim=1)))
+
+
+@pytest.mark.parametrize('suffix', ['.pt', '.pt2'])
+def test_a_module_with_a_noise_input_is_steered_by_the_latent_it_is_given(tmp_path, suffix):
+    torch.manual_seed(0)
+    module = NoisePolicy().eval()
+    example = (torch.zeros(1, 4), torch.zeros(1, 3))
+    path = tmp_path / f'sampler{suffix}'
+    if suffix == '.pt':
+        torch.jit.save(torch.jit.trace(module, example), str(path))
+    else:
+        torch.export.save(torch.export.export(module, example), str(path))
+    policy = make_torch_module_policy({'checkpoint': str(path), 'action_dim': 2,
+                                       'latent_dim': 3, 'seed': 5})
+    observation = {'task_state': np.array([0.1, -0.2, 0.3, 0.4], np.float32)}
+    latent = np.array([1.0, -0.5, 0.25], np.float32)
+    with torch.no_grad():
+        expected = module(torch.from_numpy(observation['task_state'])[None],
+                          torch.from_numpy(latent)[None]).numpy()
+    assert policy.latent_dim == 3
+    assert np.allclose(policy.act_with_latent(observation, latent), expected, atol=1e-6)
+    assert not np.allclose(policy.act_with_latent(observation, -latent), expected, atol=1e-3)
+    # act() samples its own noise, from its own seed: the same sequence in a new adapter.
+    sampled = [policy.act(observation) for _ in range(3)]
+    again = make_torch_module_policy({'checkpoint': str(path), 'action_dim': 2,
+                                      'latent_dim': 3, 'seed': 5})
+    assert all(np.array_equal(a, again.act(observation)) for a in sampled)
+    assert not np.array_equal(sampled[0], sampled[1])
+    with pytest.raises(BasePolicyError, match='finite latent of 3'):
+        policy.act_with_latent(observation, np.zeros(2, np.float32))
+
+
+def test_latents_are_refused_by_a_module_without_a_noise_input(tmp_path):
+    path = tmp_path / 'policy.pt'
+    torch.jit.save(torch.jit.trace(ChunkPolicy().eval(), torch.zeros(1, 4)), str(path))
+    policy = make_torch_module_policy({'checkpoint': str(path), 'action_dim': 2})
+    with pytest.raises(BasePolicyError, match='takes no latent'):
+        policy.act_with_latent({'task_state': np.zeros(4, np.float32)}, np.zeros(3))
+    # Configured with a latent the module does not take: the error says what to change.
+    wrong = make_torch_module_policy({'checkpoint': str(path), 'action_dim': 2,
+                                      'latent_dim': 3})
+    with pytest.raises(BasePolicyError, match='needs latent_dim, one without needs none'):
+        wrong.act({'task_state': np.zeros(4, np.float32)})
