@@ -187,17 +187,21 @@ def run(task: str, method: str, seed: int, options: dict) -> dict:
     episode, next_screen, env_steps = 0, options['screen_every'], 0
     final = None
     while env_steps < options['max_steps']:
+        # (chained scenes: 'subtasks' sub-tasks back to back, each an episode for learning)
         outcome = cell.run_episode(episode_seed(seed, episode), policy, explore=True,
                                    allow_intervention=with_operator, keep_transitions=True,
-                                   latent=latent if steers else None)
-        for step, t in enumerate(outcome.transitions):
-            learner.add(StepRecord(episode, step, t.observation, t.base_action,
+                                   latent=latent if steers else None,
+                                   subtasks=options.get('subtasks', 1))
+        part, step = 0, 0
+        for t in outcome.transitions:
+            learner.add(StepRecord((episode, part), step, t.observation, t.base_action,
                                    t.executed_action, t.reward, t.next_observation,
                                    t.terminated, t.truncated, t.human_action))
             if steers and t.human_action is None:
-                refiner.add(steered_step(episode, step, t.observation, t.next_observation,
-                                         t.latent, no_command, t.reward, t.terminated,
-                                         t.truncated, LATENT_SCALE))
+                refiner.add(steered_step((episode, part), step, t.observation,
+                                         t.next_observation, t.latent, no_command, t.reward,
+                                         t.terminated, t.truncated, LATENT_SCALE))
+            part, step = (part + 1, 0) if t.terminated or t.truncated else (part, step + 1)
         env_steps += len(outcome.transitions)
         if learns_residual:
             learner.train(learner.updates_due())

@@ -10,6 +10,9 @@ all five are done. Measured on the same 100 seeded scenes for:
   fine-tuned  the same base plus the residual that residual RL with the simulated operator
               learned on the single task (benchmarks/learning.py's residual_operator, run until
               it reaches 95% on one placement or its step budget)
+  fine-tuned in chains
+              the same, learned in chained scenes (each sub-task an episode of its own, the
+              scene going on from where the last one ended), for the whole step budget
 
 and, for reference, the scripted expert. Headless, no ROS.
 
@@ -30,8 +33,13 @@ import numpy as np
 SUBTASKS = 5
 
 
-def fine_tune(task: str, seed: int, options: dict) -> dict:
+POLICIES = ('base', 'fine-tuned', 'fine-tuned in chains', 'expert')
+
+
+def fine_tune(task: str, seed: int, options: dict, chained: bool) -> dict:
     """Train the residual as the main job does and save it; return the learning run."""
+    if chained:  # the whole budget: a single placement at 95% says little about chains
+        options = dict(options, subtasks=SUBTASKS, target=1.01)
     return learning_run(task, 'residual_operator', seed, options)
 
 
@@ -102,7 +110,7 @@ def table(rows) -> str:
     lines = ['| policy | 5-sub-task sequences done (95% CI) | sub-tasks done (mean of 5) | '
              'P(sub-task k \\| k-1 done), k = 1..5 | single sub-task |',
              '|---|---|---|---|---|']
-    for policy in ('base', 'fine-tuned', 'expert'):
+    for policy in POLICIES:
         runs = [row for row in rows if row['policy'] == policy]
         if not runs:
             continue
@@ -126,6 +134,9 @@ def main(argv=None) -> int:
     parser.add_argument('--scenes', type=int, default=100, help='chained scenes per seed')
     parser.add_argument('--max-steps', type=int, default=20_000,
                         help='fine-tuning budget in env steps')
+    parser.add_argument('--fine-tune', nargs='+', choices=('single', 'chained'),
+                        default=['single', 'chained'],
+                        help='fine-tune on single placements, in chained scenes, or both')
     parser.add_argument('--workers', type=int, default=os.cpu_count())
     parser.add_argument('--base-dir', type=pathlib.Path, default=None)
     parser.add_argument('--out', type=pathlib.Path, default=pathlib.Path('long-horizon-results'))
@@ -141,23 +152,26 @@ def main(argv=None) -> int:
                'algorithm': 'td3', 'residual_scale': None}
     rows = []
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
-        tuned = {seed: pool.submit(fine_tune, args.task, seed, dict(
-            options, actor_out=str(args.out / f'residual-seed{seed}.safetensors')))
-            for seed in args.seeds}
+        tuned = {('fine-tuned' if mode == 'single' else 'fine-tuned in chains', seed):
+                 pool.submit(fine_tune, args.task, seed, dict(
+                     options, actor_out=str(args.out / f'residual-{mode}-seed{seed}.safetensors')),
+                     mode == 'chained')
+                 for mode in args.fine_tune for seed in args.seeds}
         before = [pool.submit(evaluate_chains, args.task, policy, seed, options)
                   for seed in args.seeds for policy in ('base', 'expert')]
         rows += [future.result() for future in before]
-        learning = {seed: future.result() for seed, future in tuned.items()}
-        for seed, result in learning.items():
-            print(f'fine-tuned seed {seed}: {result["env_steps"]} steps, final '
+        learning = {key: future.result() for key, future in tuned.items()}
+        for (policy, seed), result in learning.items():
+            print(f'{policy} seed {seed}: {result["env_steps"]} steps, final '
                   f'{100 * result["final"]["success_rate"]:.0f}% on one placement', flush=True)
-        after = [pool.submit(evaluate_chains, args.task, 'fine-tuned', seed, options,
-                             learning[seed]['actor']) for seed in args.seeds]
-        rows += [future.result() for future in after]
+        after = {key: pool.submit(evaluate_chains, args.task, key[0], key[1], options,
+                                  learning[key]['actor']) for key in learning}
+        rows += [future.result() for future in after.values()]
     for row in rows:
-        row['fine_tuning'] = ({key: learning[row['seed']][key] for key in
+        key = (row['policy'], row['seed'])
+        row['fine_tuning'] = ({name: learning[key][name] for name in
                                ('env_steps', 'reached_at', 'final')}
-                              if row['policy'] == 'fine-tuned' else None)
+                              if key in learning else None)
     (args.out / 'results.json').write_text(json.dumps(rows, indent=1))
     report = table(rows)
     print(report)

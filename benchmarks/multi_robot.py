@@ -150,6 +150,8 @@ def run(robots: int, options: dict) -> dict:
     context = multiprocessing.get_context('spawn')
     transitions, snapshots, verdicts = context.Queue(), context.Queue(), context.Queue()
     inboxes = [context.Queue() for _ in range(robots)]
+    for outbox in inboxes + [snapshots]:  # weights nobody reads at the end must not block exit
+        outbox.cancel_join_thread()
     stop = context.Event()
     processes = [context.Process(target=robot, args=(index, options, transitions,
                                                      inboxes[index], stop), daemon=True)

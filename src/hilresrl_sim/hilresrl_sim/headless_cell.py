@@ -87,7 +87,9 @@ class HeadlessCell:
         the base policy node does in actor_mode latent and dual. With ``subtasks`` > 1 the
         episode chains them: each success moves the goal (SimTask.retarget) and the next one
         begins where the last ended, each with the task's step limit; the episode succeeds when
-        all are done.
+        all are done. For learning, each sub-task is an episode of its own: the transition that
+        completes one has reward 1 and is terminal (the cell goes on from there, as a real cell
+        does when the next goal is given).
         """
         goals = np.random.default_rng([seed, 4242])
         subtask_start = 0
@@ -135,21 +137,23 @@ class HeadlessCell:
             last_proposal = proposal
             last_human = decision.human_action if decision.active else None
             success = task.success()
+            subtask_done = success
+            next_observation = task.task_state()  # (before a next goal replaces the goal)
             if success and result.subtasks_done + 1 < subtasks:
                 result.subtasks_done += 1
                 task.retarget(goals)
-                subtask_start = step + 1
                 success = False
-            next_observation = task.task_state()
-            truncated = not success and step + 1 - subtask_start >= self.max_episode_steps
+            truncated = not subtask_done and step + 1 - subtask_start >= self.max_episode_steps
+            if subtask_done:
+                subtask_start = step + 1
             result.steps += 1
             result.intervention_steps += int(decision.active)
             if keep_transitions:
                 result.transitions.append(Step(
                     observation, base, correction, np.asarray(executed, np.float32),
-                    decision.human_action if decision.active else None, float(success),
-                    next_observation, success, truncated, chosen))
-            observation = next_observation
+                    decision.human_action if decision.active else None, float(subtask_done),
+                    next_observation, subtask_done, truncated, chosen))
+            observation = task.task_state() if subtask_done and not success else next_observation
             if success:
                 result.success = True
                 result.subtasks_done += 1

@@ -63,12 +63,19 @@ def test_chained_sub_tasks_move_the_goal_and_count_each_one_done():
     assert chained.success and chained.subtasks_done == 5
     assert single.success and single.subtasks_done == 1
     assert chained.steps > single.steps
-    # Four goal moves: the observed goal (the state's last 3 values) changes four times, and
-    # only the last step of the chain is terminal.
+    # Four goal moves: the observed goal (the state's last 3 values) changes four times.
     goals = np.array([step.observation[-3:] for step in chained.transitions])
     moves = np.flatnonzero(np.linalg.norm(np.diff(goals, axis=0), axis=1) > 1e-6)
     assert len(moves) == 4
-    assert [t.terminated for t in chained.transitions].count(True) == 1
+    # For learning each sub-task is an episode: the step that completes it has reward 1, is
+    # terminal and ends on its own goal; the next step sees the new one.
+    ends = [index for index, t in enumerate(chained.transitions) if t.terminated]
+    assert ends == list(moves) + [len(chained.transitions) - 1]
+    assert all(chained.transitions[index].reward == 1.0 for index in ends)
+    assert sum(t.reward for t in chained.transitions) == 5.0
+    for index in ends[:-1]:
+        assert np.array_equal(chained.transitions[index].next_observation[-3:], goals[index])
+        assert not np.array_equal(goals[index + 1], goals[index])
     # A policy that never reaches the first goal gets one sub-task's time limit, not five.
     assert (stuck.success, stuck.subtasks_done, stuck.steps) == (False, 0, 80)
 
