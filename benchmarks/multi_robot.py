@@ -13,9 +13,13 @@ target at the wall-clock time and env step of the first snapshot whose 100 evalu
 reach ``--target``.
 
     source scripts/env.sh && python benchmarks/multi_robot.py --robots 1 2 4 --seeds 0
+    # on the GPU machine (no ROS): the cores on PYTHONPATH, one process per seed and robot count
+    export MUJOCO_GL=disable PYTHONPATH=$(ls -d $PWD/src/hilresrl_* | paste -sd:)
+    python benchmarks/multi_robot.py --robots 2 --seeds 3 --learner-device cuda
 
 The paper's claim (two robots: 2x efficiency) is about wall-clock with robots that run at a
-fixed rate; this measures that on this machine's cores, with the learner on CPU.
+fixed rate; this measures that, with the learner on this machine's CPU or (--learner-device)
+on its GPU.
 """
 
 import argparse
@@ -165,7 +169,8 @@ def run(robots: int, options: dict) -> dict:
     version, last_broadcast = 0, (0, started)
     next_snapshot = started + SNAPSHOT_PERIOD_S
     result = {'robots': robots, 'seed': options['seed'], 'task': options['task'],
-              'rate_hz': options['rate_hz'], 'reached_at': None, 'curve': [], 'episodes': 0,
+              'rate_hz': options['rate_hz'], 'learner_device': options['learner_device'],
+              'reached_at': None, 'curve': [], 'episodes': 0,
               'train_successes': 0}
     last_report = started
     while True:
@@ -181,6 +186,7 @@ def run(robots: int, options: dict) -> dict:
                                                **settings['config'])
                         learner = ResidualLearner(config, settings['update_to_data'],
                                                   settings['intervention_fraction'],
+                                                  device=options['learner_device'],
                                                   seed=options['seed'])
                     learner.add(StepRecord((index, episode), step, *values))
         except queue.Empty:
@@ -237,6 +243,8 @@ def run(robots: int, options: dict) -> dict:
                   updates=learner.updates if learner else 0)
     result['steps_per_s'] = result['env_steps'] / elapsed
     result['update_to_data'] = result['updates'] / max(1, result['env_steps'])
+    if options['learner_device'].startswith('cuda'):
+        result['learner_gpu_peak_mib'] = torch.cuda.max_memory_allocated() / 2 ** 20
     return result
 
 
@@ -272,6 +280,8 @@ def main(argv=None) -> int:
     parser.add_argument('--seeds', nargs='+', type=int, default=[0])
     parser.add_argument('--rate-hz', type=float, default=10.0,
                         help="each robot's control rate (the sim cell's: 10 Hz)")
+    parser.add_argument('--learner-device', default='cpu',
+                        help="the learner's torch device (cuda on the GPU machine)")
     parser.add_argument('--target', type=float, default=0.95)
     parser.add_argument('--screen-episodes', type=int, default=20)
     parser.add_argument('--eval-episodes', type=int, default=100)

@@ -218,10 +218,15 @@ def test_two_robots_train_one_learner_and_one_robot_can_die(probe, launch_proces
     probe.node.create_subscription(LearnerStatus, '/learner_status', statuses.append,
                                    LATCHED_QOS)
     versions = {'robot1': [], 'robot2': []}
+    sequences = {'robot1': [], 'robot2': []}  # (robot_id, sequence) of each robot's transitions
     for robot, seen in versions.items():
         probe.node.create_subscription(
             ProposedAction, f'/{robot}/proposed_action',
             lambda message, seen=seen: seen.append(message.weights_version), COMMAND_QOS)
+        probe.node.create_subscription(
+            Transition, f'/{robot}/transitions',
+            lambda message, robot=robot: sequences[robot].append(
+                (message.robot_id, message.sequence)), RECEIVE_ALL_QOS)
     launched = launch_process(_hilresrl('train', 'robots:=2', 'base_policy:=scripted',
                                         f'run_dir:={tmp_path / "run"}',
                                         f'params_file:={params_file}'))
@@ -230,6 +235,12 @@ def test_two_robots_train_one_learner_and_one_robot_can_die(probe, launch_proces
                    and versions['robot2'] and versions['robot2'][-1] >= 1, 240,
                    'both robots on trained weights')
     assert statuses[-1].transitions_lost == 0, launched.output  # per robot: no gaps
+    probe.wait_for(lambda: all(len(seen) >= 100 for seen in sequences.values()), 60,
+                   'transitions of both robots')
+    for robot, seen in sequences.items():  # both cells send, each with its own sequence
+        assert {robot_id for robot_id, _ in seen} == {robot}
+        numbers = [sequence for _, sequence in seen]
+        assert numbers == list(range(numbers[0], numbers[0] + len(numbers))), robot
     robot1 = [int(line.rsplit('pid ', 1)[1].rstrip(')')) for line in launched.lines
               if 'started /robot1/' in line]
     assert len(robot1) == 6

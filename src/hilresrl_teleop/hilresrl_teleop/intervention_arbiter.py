@@ -177,6 +177,7 @@ class InterventionArbiterNode(Node):
         self._mode = Mode.TRAIN
         self._episode_id = 0
         self._episode_running = False
+        self._episodes_managed = False  # an episode manager has spoken: arm inside episodes only
         self._correction = ''
         self._ee_position: Optional[np.ndarray] = None
         self._latest_stamp_ns = 0
@@ -223,6 +224,11 @@ class InterventionArbiterNode(Node):
             self.create_timer(1.0 / max(1.0 / control_period_s, 10.0), self._on_watchdog_timer)
 
     @property
+    def episode_running(self) -> bool:
+        """Return whether an episode has started and not ended, by the episode events."""
+        return self._episode_running
+
+    @property
     def ee_position(self) -> Optional[np.ndarray]:
         """Return the last measured end-effector position (m), if any."""
         return self._ee_position
@@ -252,19 +258,23 @@ class InterventionArbiterNode(Node):
     def _on_event(self, event: EpisodeEvent) -> None:
         if event.event == EpisodeEvent.EPISODE_START:
             self._episode_id, self._episode_running = event.episode_id, True
+            self._episodes_managed = True
             self._robot_id = event.robot_id
             self.safety.reset()
         elif event.event == EpisodeEvent.EPISODE_END:
-            self._episode_running = False
+            self._episode_running = self._armed = False
+            self._episodes_managed = True
             # Between episodes a cell may go quiet (a lockstep simulator idles until its
-            # reset): no alarm for that; the next proposal arms the watchdog again.
-            self._armed = False
+            # reset, a learner that lags holds the next episode back): no alarm for that; the
+            # next proposal of an episode arms the watchdog again.
 
     # --- one control step ----------------------------------------------------------------
     def _on_proposal(self, proposal: ProposedAction) -> None:
         self.watchdog.feed('proposal', time.monotonic())
         self._last_proposal = proposal
-        self._armed = True
+        # The last proposal of an episode can arrive after its end event (another topic):
+        # where episodes are managed, only a proposal inside one arms the watchdog.
+        self._armed = self._episode_running or not self._episodes_managed
         stamp_ns = stamp_to_ns(proposal.header.stamp)
         self._latest_stamp_ns = max(self._latest_stamp_ns, stamp_ns)
         if self.estop.active:

@@ -1,5 +1,7 @@
 """intervention_arbiter over DDS: takeover and hand-back, safety rejections, watchdog, e-stop."""
 
+import time
+
 from geometry_msgs.msg import PoseStamped, Twist, TwistStamped
 from hilresrl_msgs.msg import EpisodeEvent, ExecutedAction, InterventionState, ProposedAction
 from hilresrl_policy.conversions import float32_field, ns_to_stamp
@@ -178,6 +180,33 @@ def test_watchdog_holds_when_proposals_stop(make_arbiter):
     assert _values(held.executed_action) == [0.0, 0.0, 0.0, -1.0]  # gripper kept
     cell.probe.wait_for(lambda: any(e.event == EpisodeEvent.WATCHDOG_HOLD for e in cell.events),
                         message='watchdog event')
+
+
+def test_a_proposal_after_the_episode_end_raises_no_alarm_while_the_cell_idles(make_arbiter):
+    cell = make_arbiter()
+    events = cell.probe.node.create_publisher(EpisodeEvent, 'episode_events', EVENTS_QOS)
+
+    def announce(kind):
+        events.publish(EpisodeEvent(event=kind, robot_id='robot1', episode_id=3))
+        running = kind == EpisodeEvent.EPISODE_START
+        cell.probe.wait_for(lambda: cell.arbiter.episode_running == running, message='event')
+
+    announce(EpisodeEvent.EPISODE_START)
+    cell.propose(1)
+    announce(EpisodeEvent.EPISODE_END)
+    cell.propose(2)  # the episode's last proposal, delivered after its end event
+    executed, alarms = len(cell.executed), len(cell.events)
+    # The cell idles between episodes for five watchdog timeouts (0.3 s): no hold, no alarm.
+    idle_until = time.monotonic() + 1.5
+    cell.probe.wait_for(lambda: time.monotonic() > idle_until, 10.0, 'the idle period')
+    assert not any(e.held for e in cell.executed[executed:])
+    assert not any(e.event == EpisodeEvent.WATCHDOG_HOLD for e in cell.events[alarms:])
+    announce(EpisodeEvent.EPISODE_START)  # inside an episode the watchdog is armed again
+    cell.propose(3)
+    executed = len(cell.executed)
+    cell.probe.wait_for(lambda: any(e.held and 'watchdog' in e.hold_reason
+                                    for e in cell.executed[executed:]), 5.0,
+                        'a watchdog hold inside the next episode')
 
 
 def test_estop_latches_until_released(make_arbiter):
