@@ -43,6 +43,9 @@ class RecorderNode(Node):
 
     def __init__(self, **kwargs):
         super().__init__('recorder', **kwargs)
+        # Stopped last, after the publishers: what reached this process before the stop request
+        # is still written (run_node spins this long more).
+        self.drain_on_stop_s: float = 0.5
 
         def parameter(name, default, description):
             return self.declare_parameter(name, default, ParameterDescriptor(

@@ -4,17 +4,25 @@ The main() of every hilresrl node: init, spin, and a clean shutdown on Ctrl-C or
 A node whose parameters are invalid raises ``ConfigurationError`` from its constructor; it is
 logged as one fatal line naming the problem and the process exits with status 1. A node that
 has done its job (an evaluation that ran its episodes) sets ``finished`` and the process exits
-with status 0.
+with status 0. Before a node is destroyed, its reliable subscribers get a moment to acknowledge
+what it sent (destroying a publisher drops what has not reached them). A node that records what
+others send sets ``drain_on_stop_s``: asked to stop, it goes on taking messages that have
+already arrived for that long.
 """
 
 import os
 import signal
+import time
 from typing import Callable, Optional
 
 import rclpy
+from rclpy.duration import Duration
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
+
+
+ACKNOWLEDGEMENT_TIMEOUT_S = 2.0
 
 
 class ConfigurationError(ValueError):
@@ -39,6 +47,21 @@ def make_executor(context=None):
     return SingleThreadedExecutor(context=context)
 
 
+def wait_for_acknowledgements(node: Node, timeout_s: float) -> bool:
+    """Wait until reliable subscribers have every message the node published; False: timeout."""
+    deadline = time.monotonic() + timeout_s
+    for publisher in list(node.publishers):
+        left_ns = int(max(0.0, deadline - time.monotonic()) * 1e9)
+        try:
+            if not publisher.wait_for_all_acked(Duration(nanoseconds=left_ns)):
+                node.get_logger().warning(f'{publisher.topic_name}: not every subscriber '
+                                          f'acknowledged every message within {timeout_s:g} s')
+                return False
+        except Exception:  # a middleware without acknowledgements: nothing to wait for
+            return True
+    return True
+
+
 def run_node(make_node: Callable[[], Node], args: Optional[list] = None) -> int:
     """Create a node, spin it until shutdown or until it is finished; return the exit status."""
     # Ctrl-C and SIGTERM only ask the loop below to stop: rclpy's own handler would raise
@@ -58,6 +81,13 @@ def run_node(make_node: Callable[[], Node], args: Optional[list] = None) -> int:
         # neither a stop request nor a finished node would be noticed (measured).
         while not stop_requested and rclpy.ok() and not getattr(node, 'finished', False):
             executor.spin_once(timeout_sec=0.2)
+        # A publisher that has exited may have had its last messages acknowledged by this
+        # node's middleware without their callbacks having run yet: take them now.
+        drain_until = time.monotonic() + getattr(node, 'drain_on_stop_s', 0.0)
+        while stop_requested and rclpy.ok() and time.monotonic() < drain_until:
+            executor.spin_once(timeout_sec=0.05)
+        if rclpy.ok():
+            wait_for_acknowledgements(node, ACKNOWLEDGEMENT_TIMEOUT_S)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except ConfigurationError as error:
