@@ -12,8 +12,8 @@ import sys
 import time
 from typing import List, Optional
 
+from hilresrl_policy.node_runner import wait_for_acknowledgements
 import rclpy
-from rclpy.duration import Duration
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
@@ -50,15 +50,6 @@ class BagPlayerNode(Node):
             if not lonely or time.monotonic() > deadline:
                 return lonely
             time.sleep(0.05)
-
-    def wait_for_acknowledgements(self, timeout_s: float) -> None:
-        """Wait until reliable subscribers have every message: exiting would drop the rest."""
-        deadline = time.monotonic() + timeout_s
-        for name, publisher in self._topic_publishers.items():
-            left = max(0.0, deadline - time.monotonic())
-            if not publisher.wait_for_all_acked(Duration(nanoseconds=int(left * 1e9))):
-                self.get_logger().warning(f'{name}: not every subscriber acknowledged every '
-                                          f'message within {timeout_s:g} s')
 
     def play(self, options: PlaybackOptions) -> None:
         """Publish the bag's messages when they are due; once, or again and again."""
@@ -148,7 +139,8 @@ def main(args: Optional[List[str]] = None) -> int:
         node.get_logger().info(f'playing {len(topics)} topics of {reader.path} at '
                                f'{playback.rate:g}x')
         node.play(playback)
-        node.wait_for_acknowledgements(ACK_TIMEOUT_S)
+        # Reliable subscribers must have every message before the publishers go.
+        wait_for_acknowledgements(node, ACK_TIMEOUT_S)
         node.get_logger().info(f'done: {node.published} messages published')
     except KeyboardInterrupt:
         node.get_logger().info(f'stopped: {node.published} messages published')

@@ -282,6 +282,9 @@ def test_recorded_runs_fill_the_buffers_and_warm_up_before_the_robot_moves(
     status = cell.status(lambda s: s.updates == 60 and s.state == 'training',
                          'the end of the warm-up')
     # What the episode manager sees: loading, then warm-up, and only then may the robot move.
+    # (This subscription is another reader of the same statuses: it may be a message behind.)
+    probe.wait_for(lambda: any(s.state == 'training' for s in every_status), 30,
+                   'the training status on the keep-all subscription')
     states = [s.state for s in every_status]
     assert states[0] == 'loading' and 'training' in states
     assert all(s.updates == 0 for s in every_status if s.state == 'loading')

@@ -50,16 +50,18 @@ def make_executor(context=None):
 def wait_for_acknowledgements(node: Node, timeout_s: float) -> bool:
     """Wait until reliable subscribers have every message the node published; False: timeout."""
     deadline = time.monotonic() + timeout_s
+    acknowledged = True
     for publisher in list(node.publishers):
         left_ns = int(max(0.0, deadline - time.monotonic()) * 1e9)
         try:
-            if not publisher.wait_for_all_acked(Duration(nanoseconds=left_ns)):
-                node.get_logger().warning(f'{publisher.topic_name}: not every subscriber '
-                                          f'acknowledged every message within {timeout_s:g} s')
-                return False
+            done = publisher.wait_for_all_acked(Duration(nanoseconds=left_ns))
         except Exception:  # a middleware without acknowledgements: nothing to wait for
             return True
-    return True
+        if not done:
+            acknowledged = False
+            node.get_logger().warning(f'{publisher.topic_name}: not every subscriber '
+                                      f'acknowledged every message within {timeout_s:g} s')
+    return acknowledged
 
 
 def run_node(make_node: Callable[[], Node], args: Optional[list] = None) -> int:
