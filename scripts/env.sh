@@ -1,5 +1,8 @@
 # Source this file (bash or zsh) to use hilresrl in the current shell: it activates the virtual
 # environment made by scripts/setup.sh and sources the built workspace (install/setup.bash).
+# DDS discovery stays on this machine unless you chose otherwise (see the README's multi-machine
+# section): ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST, and ROS_LOCALHOST_ONLY=1 on Humble, where
+# unset; ROS_LOCALHOST_ONLY=0 or another range leaves both as they are.
 #   source scripts/env.sh
 if [ -n "${BASH_SOURCE[0]:-}" ]; then _hilresrl_here="${BASH_SOURCE[0]}"; else _hilresrl_here="$0"; fi
 _hilresrl_root="$(cd "$(dirname "$_hilresrl_here")/.." && pwd)"
@@ -26,4 +29,12 @@ if [ -n "${ZSH_VERSION:-}" ]; then
 else
   . "$_hilresrl_root/install/setup.bash"
 fi
+# The rule of src/hilresrl/hilresrl/discovery.py (a test keeps the two in step).
+case "${ROS_LOCALHOST_ONLY:-}:${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST}" in
+  0:*) ;;  # the user opened discovery
+  *:LOCALHOST)
+    export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
+    if [ "${ROS_DISTRO:-}" = humble ]; then export ROS_LOCALHOST_ONLY="${ROS_LOCALHOST_ONLY:-1}"; fi
+    ;;
+esac
 unset _hilresrl_here _hilresrl_root _hilresrl_venv

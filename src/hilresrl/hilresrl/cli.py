@@ -2,13 +2,16 @@
 The ``hilresrl`` command line: start the suite's node graphs where ``ros2 launch`` is missing.
 
 ``hilresrl launch train [name:=value ...]`` takes the arguments of train.launch.py;
-``hilresrl launch eval --show-args`` lists the arguments of a job.
+``hilresrl launch eval --show-args`` lists the arguments of a job. Commands that join the ROS
+graph keep DDS discovery on this machine unless the user chose otherwise (hilresrl.discovery).
 """
 
 import argparse
+import os
 import sys
 from typing import List, Optional
 
+from .discovery import apply_localhost_defaults
 from .graph import (arguments, base_policies_to_build, build_graph, GraphError, JOBS,
                     parse_assignments)
 from .process_launcher import GraphProcesses
@@ -71,6 +74,10 @@ def launch(job: str, assignments: List[str], show_args: bool = False) -> int:
     if show_args:
         return _show_arguments(job)
     nodes = build_graph(job, parse_assignments(assignments))
+    # Before any process starts: each inherits this environment.
+    for name, value in apply_localhost_defaults(os.environ).items():
+        print(f'[hilresrl] {name}={value}: DDS discovery stays on this machine (set it, or '
+              'ROS_STATIC_PEERS, for a cell across machines)', flush=True)
     for task, checkpoint, kind in base_policies_to_build(nodes):
         what = 'behaviour cloning' if kind == 'bc' else 'flow-matching behaviour cloning'
         print(f'[hilresrl] no base policy for {task} at {checkpoint}: building it once '
@@ -90,6 +97,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     if argv[:1] == ['demos']:
         from hilresrl_sim.demos import main as demos_main
         return demos_main(argv[1:])
+    if argv[:1] in (['replay'], ['say']):
+        apply_localhost_defaults(os.environ)  # they join the graph, as launch's nodes do
     if argv[:1] == ['replay']:
         from hilresrl_learner.bag_player_node import main as replay_main
         return replay_main(argv[1:])

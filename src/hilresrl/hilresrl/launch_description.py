@@ -2,11 +2,13 @@
 Turn the declared node graph into a launch description (needs ``launch`` and ``launch_ros``).
 
 The launch files in launch/ are one line each on top of this, so that ``ros2 launch`` and
-``hilresrl launch`` start exactly the graph that graph.py declares.
+``hilresrl launch`` start exactly the graph that graph.py declares, with DDS discovery kept on
+this machine unless the user chose otherwise (hilresrl.discovery).
 """
 
 import tempfile
 
+from .discovery import localhost_defaults
 from .graph import arguments, base_policies_to_build, build_graph, write_inline_parameters
 
 
@@ -20,7 +22,24 @@ def generate_for(job: str):
                                       **({'choices': list(argument.choices)}
                                          if argument.choices else {}))
                 for argument in arguments(job)]
-    return LaunchDescription(declared + [OpaqueFunction(function=_nodes, args=[job])])
+    return LaunchDescription(declared + [OpaqueFunction(function=discovery_defaults),
+                                         OpaqueFunction(function=_nodes, args=[job])])
+
+
+def discovery_defaults(context):
+    """Return SetEnvironmentVariable actions for the discovery defaults the user has not set."""
+    from launch.actions import SetEnvironmentVariable
+
+    # context.environment: the launch's own environment, which every process started inherits.
+    return [SetEnvironmentVariable(name, value)
+            for name, value in localhost_defaults(context.environment).items()]
+
+
+def _enclave(spec, context):
+    """Return the node's SROS2 enclave argument where security is on (config/sros2)."""
+    if context.environment.get('ROS_SECURITY_ENABLE', '').lower() != 'true':
+        return []
+    return ['--enclave', f'/hilresrl/{spec.name}']
 
 
 def _nodes(context, job: str):
@@ -50,6 +69,7 @@ def _nodes(context, job: str):
             package=spec.package, executable=spec.executable, name=spec.name,
             namespace=spec.namespace, parameters=parameters,
             remappings=list(spec.remappings),
-            arguments=['--ros-args', '--log-level', spec.log_level], output='screen',
+            arguments=['--ros-args', '--log-level', spec.log_level, *_enclave(spec, context)],
+            output='screen',
             on_exit=on_exit))
     return actions

@@ -58,6 +58,10 @@ def node_command(spec: NodeSpec, executable_path: str,
         command += ['--params-file', inline_parameter_file]
     for source, target in spec.remappings:
         command += ['-r', f'{source}:={target}']
+    if os.environ.get('ROS_SECURITY_ENABLE', '').lower() == 'true':
+        # SROS2: each node in its enclave of config/sros2/hilresrl.policy.xml, as the launch
+        # files do.
+        command += ['--enclave', f'/hilresrl/{spec.name}']
     return command
 
 
@@ -189,12 +193,14 @@ class GraphProcesses:
         if not running:
             return
         self._send(running, signal.SIGINT)
-        running = self._wait(running, self._sigint_timeout_s)
+        running = self._wait(running, self._sigint_timeout_s, patience=1)
         if running:
             self.say('still running after SIGINT, sending SIGTERM: '
                      + ', '.join(node.spec.full_name for node in running))
             self._send(running, signal.SIGTERM)
-            running = self._wait(running, self._sigterm_timeout_s)
+            # A second Ctrl-C still leaves the nodes their SIGTERM time: the arbiter sends the
+            # robot its stop command on the way out. A third one kills at once.
+            running = self._wait(running, self._sigterm_timeout_s, patience=2)
         if running:
             self.say('still running after SIGTERM, killing: '
                      + ', '.join(node.spec.full_name for node in running))
@@ -208,10 +214,11 @@ class GraphProcesses:
             except ProcessLookupError:
                 pass
 
-    def _wait(self, nodes: List[_RunningNode], timeout_s: float) -> List[_RunningNode]:
+    def _wait(self, nodes: List[_RunningNode], timeout_s: float,
+              patience: int = 1) -> List[_RunningNode]:
         deadline = time.monotonic() + timeout_s
         while nodes and time.monotonic() < deadline:
-            if self._signals_received > 1:  # a second Ctrl-C: stop waiting politely
+            if self._signals_received > patience:  # one more Ctrl-C: stop waiting politely
                 break
             nodes = [node for node in nodes if node.process.poll() is None]
             time.sleep(0.05)

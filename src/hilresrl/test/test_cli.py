@@ -184,16 +184,32 @@ def test_train_graph_feeds_the_learner_and_the_operator_steps_in(
 
 
 def test_a_dying_node_stops_the_graph_and_is_named(probe, launch_process):
+    from geometry_msgs.msg import TwistStamped
+    twists = []  # the witness: every command the robot was sent
+    probe.node.create_subscription(TwistStamped, '/cell8/servo/delta_twist_cmds', twists.append,
+                                   RECEIVE_ALL_QOS)
     launched = launch_process(_hilresrl('eval', 'namespace:=cell8', 'base_policy:=scripted',
                                         'episodes:=0'))
     probe.wait_for(lambda: 'started /cell8/residual_policy' in launched.output, 60,
                    'the residual node')
+    probe.wait_for(lambda: any(t.twist.linear.x or t.twist.linear.y or t.twist.linear.z
+                               for t in twists), 120, 'the robot to move')
     pid = int(next(line for line in launched.lines if 'started /cell8/residual_policy' in line)
               .rsplit('pid ', 1)[1].rstrip(')'))
     os.kill(pid, signal.SIGKILL)
     assert launched.wait(timeout_s=60) == 1
     assert ('node /cell8/residual_policy (hilresrl_policy/residual_policy_node) died (exit '
             'code -9)') in launched.output
+    # The graph went down with the robot at rest: the arbiter's last command is a stop.
+    # The arbiter waited for acknowledgements before it exited: what it sent is in the
+    # probe's queue; take it until the queue is empty.
+    quiet_spins = 0
+    while quiet_spins < 3:
+        count = len(twists)
+        probe.spin_once()
+        quiet_spins = quiet_spins + 1 if len(twists) == count else 0
+    last = twists[-1].twist
+    assert (last.linear.x, last.linear.y, last.linear.z) == (0.0, 0.0, 0.0), launched.output
 
 
 @pytest.mark.parametrize('argument,message', [

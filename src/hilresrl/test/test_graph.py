@@ -364,7 +364,8 @@ def test_the_learner_can_run_on_another_machine(config_dir, tmp_path):
         build_graph('train', {'learner_only': 'true', 'learner': 'false'}, config_dir)
 
 
-def test_node_command_carries_names_parameters_and_remaps(config_dir):
+def test_node_command_carries_names_parameters_and_remaps(config_dir, monkeypatch):
+    monkeypatch.delenv('ROS_SECURITY_ENABLE', raising=False)
     spec = build_graph('train', {'namespace': 'robot1', 'log_level': 'debug'}, config_dir)[0]
     spec = type(spec)(**{**spec.__dict__, 'remappings': (('cmd', '/servo/delta_twist'),)})
     command = node_command(spec, '/x/lib/hilresrl_sim/sim_cell', '/tmp/p.yaml')
@@ -375,3 +376,6 @@ def test_node_command_carries_names_parameters_and_remaps(config_dir):
     assert '--log-level debug' in text
     assert f'--params-file {spec.parameter_files[0]} --params-file /tmp/p.yaml' in text
     assert text.endswith('-r cmd:=/servo/delta_twist')
+    monkeypatch.setenv('ROS_SECURITY_ENABLE', 'true')  # SROS2: the node's enclave of the policy
+    command = node_command(spec, '/x/lib/hilresrl_sim/sim_cell', None)
+    assert command[-2:] == ['--enclave', '/hilresrl/sim_cell']

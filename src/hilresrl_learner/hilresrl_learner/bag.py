@@ -6,8 +6,9 @@ writer flushes on request (a finished MCAP chunk, a sqlite3 commit) and rewrites
 each time, so a writer killed at any moment leaves every flushed message readable; it splits
 files by size or duration. The reader takes bags of Humble (metadata version 5, sqlite3 or
 MCAP) to Kilted, complete or cut off by a crash: a damaged file is read up to its last complete
-record and reported with its name and byte offset. MCAP records go through the ``mcap`` library.
-No ROS here.
+record and reported with its name and byte offset. A bag stays in its folder: a metadata.yaml
+naming a file outside it, or a file that links outside it, is refused. MCAP records go through
+the ``mcap`` library. No ROS here.
 """
 
 from dataclasses import dataclass, field
@@ -457,10 +458,11 @@ class BagReader:
                                      'storage files without it')
                 self.metadata = None
         if self.metadata:
-            listed = [self.path / name for name in self.metadata.get('relative_file_paths', [])]
+            listed = [self._inside(name, metadata_path)
+                      for name in self.metadata.get('relative_file_paths') or []]
             self.custom_data = {str(key): str(value) for key, value in
                                 (self.metadata.get('custom_data') or {}).items()}
-        present = sorted((file for file in self.path.iterdir()
+        present = sorted((self._inside(file.name, self.path) for file in self.path.iterdir()
                           if file.suffix in ('.mcap', '.db3')), key=_file_order)
         files = [file for file in listed if file.exists()]
         # A file the metadata does not list yet: written after the last metadata update.
@@ -472,6 +474,18 @@ class BagReader:
                     if compressed else '')
             raise BagError(f'{self.path}: no .mcap or .db3 files: not a rosbag2 bag{hint}')
         return files
+
+    def _inside(self, name, source: pathlib.Path) -> pathlib.Path:
+        """Return the bag's file of that name; refuse one that is, or links, outside the bag."""
+        if not isinstance(name, str) or not name:
+            raise BagError(f'{source}: names {name!r}, not a file of the bag')
+        candidate = self.path / name
+        folder = self.path.resolve()
+        if (pathlib.PurePath(name).is_absolute() or '..' in pathlib.PurePath(name).parts
+                or folder not in candidate.resolve().parents):
+            raise BagError(f'{source}: names {name!r}, which is outside the bag folder '
+                           f'{self.path} (refused)')
+        return candidate
 
     def _read_topics(self) -> None:
         if self.metadata:
@@ -676,8 +690,12 @@ def main(args=None) -> int:
     parser.add_argument('bag', help='bag folder, .mcap or .db3 file')
     options = parser.parse_args(args)
     try:
-        print(describe(BagReader(options.bag)))
+        reader = BagReader(options.bag)
+        print(describe(reader))
     except BagError as error:
         print(f'hilresrl bag-info: {error}', file=sys.stderr)
         return 2
+    if reader.problems and not any(True for _ in reader.messages()):
+        print(f'hilresrl bag-info: nothing in {reader.path} is readable', file=sys.stderr)
+        return 1
     return 0

@@ -5,6 +5,8 @@ bag_player: publishes a recorded bag back onto its topics with the original timi
 hilresrl_learner replay``): each topic gets a publisher of its recorded type and QoS, and every
 message goes out, as serialized in the bag, when it is due, so that a node can be debugged
 against a recorded run. Works on any rosbag2 bag this suite can read, a damaged one included.
+Observation topics only by default: command, device, e-stop and weights topics play only when
+named exactly, with a warning (playback.topic_role has the rule).
 """
 
 import argparse
@@ -20,7 +22,7 @@ from rclpy.signals import SignalHandlerOptions
 
 from .bag import BagError, BagReader, TopicInfo
 from .message_definitions import message_class
-from .playback import PlaybackOptions, schedule, select_topics
+from .playback import choose_topics, PlaybackOptions, ROLE_HELP, schedule
 from .transition_data import bag_folder
 
 PROGRESS_PERIOD_S = 10.0
@@ -98,12 +100,16 @@ def _publisher_qos(info: TopicInfo) -> QoSProfile:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog='hilresrl replay', description='Publish a recorded bag (or the bag of a run '
-        'folder) back onto its topics with the original timing.')
+        'folder) back onto its topics with the original timing. ' + ROLE_HELP)
     parser.add_argument('bag', help='bag folder, .mcap or .db3 file, or run folder')
     parser.add_argument('--rate', type=float, default=1.0,
                         help='playback speed: 2 plays twice as fast (default 1)')
     parser.add_argument('--topics', nargs='+', metavar='TOPIC',
-                        help='only these topics (names or regular expressions)')
+                        help='only these topics (names or regular expressions); a topic that '
+                             'acts on a cell plays only when named exactly')
+    parser.add_argument('--allow-command-topics', action='store_true',
+                        help='let --topics patterns select command, device, e-stop and '
+                             'weights topics too (each played with a warning)')
     parser.add_argument('--start', type=float, default=0.0, metavar='S',
                         help='begin S seconds into the bag')
     parser.add_argument('--loop', action='store_true', help='play again and again')
@@ -121,7 +127,9 @@ def main(args: Optional[List[str]] = None) -> int:
     try:
         playback = PlaybackOptions(options.rate, options.start, options.loop)
         reader = BagReader(bag_folder(options.bag))
-        topics = select_topics(reader.topics, options.topics)
+        topics, left_out, warnings = choose_topics(
+            {name: info.type_name for name, info in reader.topics.items()}, options.topics,
+            options.allow_command_topics)
         for topic in topics:
             message_class(reader.topics[topic].type_name)
     except (BagError, ValueError, LookupError) as error:
@@ -131,6 +139,10 @@ def main(args: Optional[List[str]] = None) -> int:
                signal_handler_options=SignalHandlerOptions.NO)
     node = BagPlayerNode(reader, topics)
     try:
+        if left_out:
+            node.get_logger().info(f'left out: {", ".join(left_out)}')
+        for warning in warnings:
+            node.get_logger().warning(warning)
         if options.wait_for_subscribers > 0:
             lonely = node.wait_for_subscribers(options.wait_for_subscribers)
             if lonely:

@@ -18,7 +18,8 @@ import math
 import os
 import pathlib
 import time
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
+import uuid
 
 from hilresrl_msgs.msg import (EpisodeEvent, EpisodeOutcome, LearnerStatus, PolicyWeights,
                                Transition)
@@ -42,7 +43,7 @@ from .progress import LearningCurve
 from .residual_td3 import LearnerConfig
 from .sequence_tracker import SequenceTracker
 from .training import demonstration_records, ResidualLearner
-from .transition_data import bag_folder, step_record, TRANSITION_TYPE
+from .transition_data import bag_folder, checked_step_record, TRANSITION_TYPE
 
 
 ACTOR_MODES = ('residual', 'latent', 'dual')
@@ -177,12 +178,26 @@ class LearnerNode(Node):
         threads: int = parameter('torch_threads', 1,
                                  'CPU threads for updates (on 2 cores shared with the cell, 2 '
                                  'threads ran 8-14 updates/s against 35 with 1: measured)')
+        self.checkpoint_allow_dirs = [path for path in parameter(
+            'checkpoint_allow_dirs', [''],
+            'Folders besides the run folder whose checkpoints the load_checkpoint service may '
+            "load (symlinks and '..' resolved); ['']: the run folder only") if path]
+        self.load_bag_max_warmup_updates: int = parameter(
+            'load_bag_max_warmup_updates', 2000,
+            'Most warm-up updates one load_bag call may ask for (the robot holds meanwhile)')
+        # Asked to stop, go on taking the transitions that have already arrived, so that what
+        # the cells were acknowledged is in the replay bag.
+        self.drain_on_stop_s: float = parameter(
+            'drain_on_stop_s', 2.0, 'Seconds to store transitions already received after a '
+                                    'stop request (Ctrl-C, SIGTERM)')
         if self.device.startswith('cuda') and not torch.cuda.is_available():
             raise ConfigurationError(f'device {self.device!r}: no CUDA device here')
         torch.set_num_threads(threads)
 
         self.run_dir = self._choose_run_dir(run_dir)
+        self.learner_run_id = self._learner_run_id()
         self._sequences = SequenceTracker()
+        self.held_steps = 0
         self._train_success = SuccessWindow(success_window)
         self._eval_results: List[bool] = []
         self._eval_rounds: List[Dict[str, float]] = []
@@ -200,9 +215,11 @@ class LearnerNode(Node):
         self._last_broadcast_s = time.monotonic()
         self._last_checkpoint_s = time.monotonic()
         self._last_status = (time.monotonic(), 0, 0)
+        self._status_sent_s = 0.0
         self._rate = (0.0, 0.0)
         self._started_s = time.monotonic()
         self.finished = False
+        self._draining = False
         self.outcome = ''
         self.curve = LearningCurve(self.run_dir)
         self._writer = self._tensorboard_writer()
@@ -245,6 +262,10 @@ class LearnerNode(Node):
         self.get_logger().info(f'run folder {self.run_dir}{resumed}')
         self._publish_status()
 
+    def on_stop_requested(self) -> None:
+        """Stop updating once asked to stop: the drain's time goes to storing transitions."""
+        self._draining = True
+
     # --- the run folder ------------------------------------------------------------------
     def _choose_run_dir(self, run_dir: str) -> pathlib.Path:
         home = pathlib.Path(os.environ.get('HILRESRL_HOME')
@@ -262,6 +283,19 @@ class LearnerNode(Node):
             raise ConfigurationError(f'resume: {path} holds no run (no replay bag)')
         path.mkdir(parents=True, exist_ok=True)
         return path
+
+    def _learner_run_id(self) -> str:
+        """Return the id of this run's weights: drawn once per run folder, kept on resume."""
+        path = self.run_dir / 'learner_run_id'
+        try:
+            run_id = path.read_text().strip()
+        except OSError:
+            run_id = ''
+        if not run_id:
+            run_id = uuid.uuid4().hex
+            path.with_suffix('.tmp').write_text(run_id)
+            os.replace(path.with_suffix('.tmp'), path)
+        return run_id
 
     def _read_weights_version(self, folder: Optional[pathlib.Path] = None) -> int:
         try:
@@ -297,46 +331,71 @@ class LearnerNode(Node):
     # --- data in -------------------------------------------------------------------------
     def _on_transition(self, data: bytes, topic: str) -> None:
         transition = deserialize_message(data, Transition)
-        check = self._sequences.observe(transition.robot_id, transition.sequence)
+        check = self._sequences.observe(transition.robot_id, transition.sequence,
+                                        transition.cell_start_id)
         if check.duplicate:
             self.get_logger().warning(
                 f'transition {transition.sequence} from {transition.robot_id} arrived again or '
-                'out of order: ignored')
+                'out of order: ignored', throttle_duration_sec=5.0)
             return
+        if check.restarted:
+            self.get_logger().info(f'cell {transition.robot_id} restarted (sequence '
+                                   f'{transition.sequence})')
         if check.lost:
             self.get_logger().warning(
                 f'{check.lost} transition(s) from {transition.robot_id} lost before sequence '
                 f'{transition.sequence} ({self._sequences.lost[transition.robot_id]} in all)')
-        # On disk (handed to the system) before it counts.
-        self._log.write(topic, self.get_clock().now().nanoseconds, data)
-        self._log.flush(metadata=False)
-        self._store(transition)
+        # Checked before it is written: a record that cannot be learned from must never
+        # reach the replay bag, where every resume would meet it again.
+        try:
+            records = self._admit(transition)
+        except ValueError as error:
+            self._refuse(f'transition {transition.sequence} from {transition.robot_id}',
+                         str(error))
+        else:
+            # On disk (handed to the system) before it counts.
+            self._log.write(topic, self.get_clock().now().nanoseconds, data)
+            self._log.flush(metadata=False)
+            if records is not None:
+                self._store(transition, *records)
+        self._status_if_due()
+
+    def _admit(self, transition: Transition) -> Optional[Tuple[object, object]]:
+        """
+        Return the learner's and the refinement actor's records of a transition.
+
+        None: a held step (recorded, never trained on). ValueError: unfit to learn from.
+        """
+        if transition.held:
+            self.held_steps += 1
+            self.get_logger().info(
+                f'held steps are recorded but not trained on: {self.held_steps} so far '
+                f'(latest: {transition.hold_reason or "no reason given"})',
+                throttle_duration_sec=10.0)
+            return None
+        episode = (transition.robot_id, transition.episode_id)
+        return (self._record(transition, episode),
+                self._latent_record(transition, episode))
+
+    def _refuse(self, what: str, reason: str) -> None:
+        self.malformed += 1
+        self.get_logger().error(f'{what} refused: {reason} ({self.malformed} refused so far)',
+                                throttle_duration_sec=5.0)
 
     def _record(self, transition: Transition, episode):
+        """Return the StepRecord of a transition (ValueError: unfit); the first builds nets."""
         try:
-            record = step_record(transition, self.policy_inputs, self.action_dim, episode)
-        except ValueError as error:
-            raise ConfigurationError(str(error)) from error
+            record = checked_step_record(
+                transition, self.policy_inputs, self.action_dim, episode,
+                self.learner.config.obs_dim if self.learner is not None else None)
+        except KeyError as error:
+            raise ValueError(f'missing {error.args[0]}') from None
         if self.learner is None:
             self._create_learner(record.observation.size)
         return record
 
-    def _store(self, transition: Transition) -> None:
-        lengths = (len(transition.base_action), len(transition.executed_action))
-        if lengths != (self.action_dim, self.action_dim):
-            # Kept in the replay bag, left out of the buffers: one malformed step must not
-            # stop the learning.
-            self.malformed += 1
-            self.get_logger().warning(
-                f'transition {transition.sequence} from {transition.robot_id} has base and '
-                f'executed actions of {lengths[0]} and {lengths[1]} values, not '
-                f'{self.action_dim}: left out ({self.malformed} so far)',
-                throttle_duration_sec=5.0)
-            return
-        episode = (transition.robot_id, transition.episode_id)
-        record = self._record(transition, episode)
-        self.learner.add(record)  # (the first record creates the learner)
-        steered = self._latent_record(transition, episode)
+    def _store(self, transition: Transition, record, steered) -> None:
+        self.learner.add(record)
         if steered is not None:
             self.latent_learner.add(steered)
         if not transition.evaluation:
@@ -357,11 +416,15 @@ class LearnerNode(Node):
                 f'transitions carry a latent of {latent_size} values; the refinement actor '
                 f'learns {self.latent_dim} (latent.dim): these are left out',
                 throttle_duration_sec=30.0)
-        try:
-            record = latent_step_record(transition, self.policy_inputs, self.latent_dim,
-                                        self.latent_scale, episode)
-        except ValueError as error:
-            raise ConfigurationError(str(error)) from error
+        record = latent_step_record(transition, self.policy_inputs, self.latent_dim,
+                                    self.latent_scale, episode)
+        if record is not None and not all(np.all(np.isfinite(values)) for values in (
+                record.observation, record.next_observation, record.executed_action)):
+            raise ValueError('non-finite values in the refinement step')
+        if record is not None and self.latent_learner is not None and \
+                record.observation.size != self.latent_learner.config.obs_dim:
+            raise ValueError(f'a refinement step of {record.observation.size} observation '
+                             f'values, not {self.latent_learner.config.obs_dim}')
         if record is not None and self.latent_learner is None:
             config = refinement_config(record.observation.size - COMMAND_FEATURES,
                                        self.latent_dim, self.settings, self.latent_actor_lr)
@@ -422,12 +485,13 @@ class LearnerNode(Node):
 
     # --- learning ------------------------------------------------------------------------
     def _on_update_tick(self) -> None:
-        if self.learner is None or self.finished:
+        if self.learner is None or self.finished or self._draining:
             return
         deadline = time.monotonic() + self.update_budget_s
         while self._offline_updates_left > 0 and time.monotonic() < deadline:
             self.learner.train(1, offline=True)
             self._offline_updates_left -= 1
+            self._status_if_due()
             if not self._offline_updates_left:
                 self.get_logger().info(f'offline warm-up done: {self.learner.offline_updates} '
                                        'updates on recorded runs; the robot may move')
@@ -444,6 +508,7 @@ class LearnerNode(Node):
                 if due[index] > 0:
                     learner.train(1)
                     due[index] -= 1
+            self._status_if_due()
         updates = self.learner.updates
         actor_moved = self.learner.agent.actor_updates > 0
         if self.actor_mode != 'latent' and actor_moved and \
@@ -465,7 +530,8 @@ class LearnerNode(Node):
     def _broadcast(self) -> None:
         weights = serialize_actor(self.learner.agent.actor)
         self.weights_version += 1
-        message = PolicyWeights(version=self.weights_version, format=weights.format,
+        message = PolicyWeights(version=self.weights_version,
+                                learner_run_id=self.learner_run_id, format=weights.format,
                                 architecture=weights.architecture, blob=weights.blob,
                                 sha256=weights.sha256, learner_updates=self.learner.updates,
                                 env_steps=self.learner.env_steps)
@@ -481,7 +547,8 @@ class LearnerNode(Node):
     def _broadcast_latent(self) -> None:
         weights = serialize_actor(self.latent_learner.agent.actor)
         self.latent_weights_version += 1
-        message = PolicyWeights(version=self.latent_weights_version, format=weights.format,
+        message = PolicyWeights(version=self.latent_weights_version,
+                                learner_run_id=self.learner_run_id, format=weights.format,
                                 architecture=weights.architecture, blob=weights.blob,
                                 sha256=weights.sha256,
                                 learner_updates=self.latent_learner.updates,
@@ -515,26 +582,46 @@ class LearnerNode(Node):
             reader = BagReader(self.run_dir / 'replay')
         except BagError as error:
             raise ConfigurationError(f'cannot resume: {error}') from error
-        for _, _, data in reader.messages(reader.topics_of_type(TRANSITION_TYPE)):
-            transition = deserialize_message(data, Transition)
-            self._sequences.observe(transition.robot_id, transition.sequence)
-            self._store(transition)
+        skipped = []
+        for index, (_, _, data) in enumerate(
+                reader.messages(reader.topics_of_type(TRANSITION_TYPE))):
+            # A bad record (written by an older learner) is skipped and named: resume goes on.
+            try:
+                transition = deserialize_message(data, Transition)
+                self._sequences.observe(transition.robot_id, transition.sequence,
+                                        transition.cell_start_id)
+                admitted = self._admit(transition)
+            except Exception as error:  # noqa: B902 (whatever a damaged record raises)
+                skipped.append(index)
+                self.get_logger().error(f'replay bag record {index} skipped: {error}',
+                                        throttle_duration_sec=1.0)
+                continue
+            if admitted is not None:
+                self._store(transition, *admitted)
             records += 1
+            self._status_if_due()
+        if skipped:
+            self.malformed += len(skipped)
+            self.get_logger().warning(
+                f'resume: {len(skipped)} record(s) of the replay bag could not be learned from '
+                f'and were skipped (indices {", ".join(map(str, skipped[:20]))}'
+                f'{", ..." if len(skipped) > 20 else ""})')
         for problem in reader.problems:  # a record cut off by a kill: it was never counted
             self.get_logger().warning(problem)
-        checkpoint = latest_checkpoint(self.run_dir)
+        warn = self.get_logger().warning
+        checkpoint = latest_checkpoint(self.run_dir, warn=warn)
         if checkpoint is not None:
-            if self.learner is None:
-                self._create_learner(read_config(checkpoint).obs_dim)
             try:
+                if self.learner is None:
+                    self._create_learner(read_config(checkpoint).obs_dim)
                 counters = load_checkpoint(checkpoint, self.learner.agent, self.learner.rng)
             except CheckpointError as error:
                 raise ConfigurationError(f'cannot resume: {error}') from error
-            self.weights_version = max(self.weights_version, counters['weights_version'])
+            self.weights_version = max(self.weights_version, counters.get('weights_version', 0))
             self._eval_rounds = counters.get('eval_rounds', [])
             self._eval_results = counters.get('eval_results', [])
             self.learner.offline_updates = counters.get('offline_updates', 0)
-        latent_checkpoint = latest_checkpoint(self.latent_dir)
+        latent_checkpoint = latest_checkpoint(self.latent_dir, warn=warn)
         if latent_checkpoint is not None and self.latent_learner is not None:
             try:
                 counters = load_checkpoint(latent_checkpoint, self.latent_learner.agent,
@@ -543,7 +630,7 @@ class LearnerNode(Node):
                 raise ConfigurationError(f'cannot resume the refinement actor: '
                                          f'{error}') from error
             self.latent_weights_version = max(self.latent_weights_version,
-                                              counters['weights_version'])
+                                              counters.get('weights_version', 0))
         self.get_logger().info(
             f'resumed: {records} logged transitions back in the buffers, '
             f'{self.learner.updates if self.learner else 0} updates from '
@@ -566,18 +653,21 @@ class LearnerNode(Node):
                                + ''.join(f'; {problem}' for problem in reader.problems))
             source = len(self._offline_sources)
             records = []  # all converted before any is stored: a run is loaded whole or not
-            skipped = 0
+            skipped = held = 0
             for _, _, data in reader.messages(topics):
                 transition = deserialize_message(data, Transition)
-                if (len(transition.base_action), len(transition.executed_action)) != (
-                        self.action_dim, self.action_dim):
-                    skipped += 1  # a malformed step: the rest of the run is still good
+                if transition.held:
+                    held += 1  # recorded, never trained on
                     continue
                 # Episodes keyed apart from this run's own, which restart their ids.
                 episode = ('offline', source, transition.robot_id, transition.episode_id)
-                records.append((self._record(transition, episode),
-                                self._latent_record(transition, episode)))
-        except (BagError, OSError, ConfigurationError) as error:
+                try:
+                    records.append((self._record(transition, episode),
+                                    self._latent_record(transition, episode)))
+                except ValueError:
+                    skipped += 1  # a malformed step: the rest of the run is still good
+                self._status_if_due()
+        except (BagError, OSError) as error:
             response.success, response.message = False, str(error)
             self.get_logger().error(f'offline data not loaded: {error}')
             return response
@@ -591,6 +681,11 @@ class LearnerNode(Node):
                                                 for record, _ in records)
         for problem in reader.problems:
             self.get_logger().warning(problem)
+        capped = ''
+        if warmup_updates > self.load_bag_max_warmup_updates:
+            capped = (f'; warm-up capped at {self.load_bag_max_warmup_updates} updates '
+                      f'(load_bag_max_warmup_updates), not {warmup_updates}')
+            warmup_updates = self.load_bag_max_warmup_updates
         if response.transitions and warmup_updates:
             self._offline_updates_left += warmup_updates
         response.success = True
@@ -598,8 +693,11 @@ class LearnerNode(Node):
                     if reader.problems else '')
         if skipped:
             problems += f'; {skipped} malformed transition(s) left out'
+        if held:
+            problems += f'; {held} held step(s) left out'
         response.message = (f'{response.transitions} transitions from {reader.path} '
-                            f'({response.intervention_transitions} by a person){problems}')
+                            f'({response.intervention_transitions} by a person){problems}'
+                            f'{capped}')
         self.get_logger().info('offline data: ' + response.message + (
             f'; {self._offline_updates_left} warm-up updates before the robot moves'
             if self._offline_updates_left else ''))
@@ -653,6 +751,11 @@ class LearnerNode(Node):
             response.success, response.message = False, 'no data yet: the networks are not ' \
                                                         'built'
             return response
+        refusal = self._checkpoint_refusal(request.path)
+        if refusal:
+            self.get_logger().error(f'load_checkpoint refused: {refusal}')
+            response.success, response.message = False, refusal
+            return response
         try:
             load_checkpoint(request.path, self.learner.agent, self.learner.rng)
         except CheckpointError as error:
@@ -663,6 +766,21 @@ class LearnerNode(Node):
         response.weights_version, response.updates = self.weights_version, self.learner.updates
         return response
 
+    def _checkpoint_refusal(self, path: str) -> str:
+        """Return why a checkpoint may not be loaded over the service ('': it may)."""
+        try:
+            resolved = pathlib.Path(path).expanduser().resolve()
+            roots = [self.run_dir.resolve()] + [pathlib.Path(folder).expanduser().resolve()
+                                                for folder in self.checkpoint_allow_dirs]
+        except (OSError, RuntimeError, ValueError) as error:
+            return f'{path}: {error}'
+        if any(resolved == root or root in resolved.parents for root in roots):
+            return ''
+        return (f'{path} (resolved: {resolved}) is outside the run folder {roots[0]}'
+                + ''.join(f' and {root}' for root in roots[1:])
+                + ': only checkpoints there may be loaded (add its folder to '
+                  'checkpoint_allow_dirs to allow it)')
+
     # --- progress ------------------------------------------------------------------------
     def _paced_updates(self) -> int:
         """Return the updates the cells pace themselves by: of the slower learned actor."""
@@ -671,9 +789,15 @@ class LearnerNode(Node):
             (self.latent_learner, self.actor_mode != 'residual')) if learned and learner]
         return min(counts) if len(counts) == (1 if self.actor_mode != 'dual' else 2) else 0
 
+    def _status_if_due(self) -> None:
+        """Publish the status when a period has passed, from inside long work too."""
+        if time.monotonic() - self._status_sent_s >= self.status_period_s:
+            self._publish_status()
+
     def _publish_status(self) -> None:
         learner = self.learner
         now = time.monotonic()
+        self._status_sent_s = now
         updates = self._paced_updates()
         env_steps = learner.env_steps if learner else 0
         then, previous_updates, previous_steps = self._last_status

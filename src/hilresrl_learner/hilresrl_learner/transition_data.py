@@ -7,7 +7,7 @@ offline loading and export all turn a hilresrl_msgs/Transition into arrays here.
 """
 
 import pathlib
-from typing import Hashable, Sequence
+from typing import Hashable, Optional, Sequence
 
 from hilresrl_policy.conversions import from_named_arrays
 from hilresrl_policy.instruction_features import policy_vector
@@ -56,3 +56,31 @@ def step_record(transition, policy_inputs: Sequence[str], action_dim: int,
         observation_vector(transition.next_observation, policy_inputs, transition.instruction),
         transition.terminated, transition.truncated,
         np.asarray(transition.human_action, np.float32) if intervened else None)
+
+
+def checked_step_record(transition, policy_inputs: Sequence[str], action_dim: int,
+                        episode: Hashable, obs_dim: Optional[int] = None) -> StepRecord:
+    """
+    Return a Transition as a StepRecord once it is fit to learn from; else raise ValueError.
+
+    Fit: base and executed actions of ``action_dim`` values, every policy input in both
+    observations (of ``obs_dim`` values when given), all of it and the reward finite.
+    """
+    lengths = (len(transition.base_action), len(transition.executed_action))
+    if lengths != (action_dim, action_dim):
+        raise ValueError(f'base and executed actions of {lengths[0]} and {lengths[1]} values, '
+                         f'not {action_dim}')
+    record = step_record(transition, policy_inputs, action_dim, episode)
+    if obs_dim is not None and (record.observation.size, record.next_observation.size) != (
+            obs_dim, obs_dim):
+        raise ValueError(f'observations of {record.observation.size} and '
+                         f'{record.next_observation.size} values, not {obs_dim}')
+    parts = {'observation': record.observation, 'next_observation': record.next_observation,
+             'base_action': record.base_action, 'executed_action': record.executed_action,
+             'reward': np.asarray([record.reward], np.float64)}
+    if record.human_action is not None:
+        parts['human_action'] = record.human_action
+    bad = [name for name, values in parts.items() if not np.all(np.isfinite(values))]
+    if bad:
+        raise ValueError(f'non-finite values in {", ".join(bad)}')
+    return record

@@ -188,3 +188,36 @@ def test_appending_continues_a_bag_with_a_new_file(tmp_path):
     with pytest.raises(BagError, match='is a mcap bag'):
         BagWriter(tmp_path / 'run', 'sqlite3', append=True)
     assert '/robot1/transitions | hilresrl_msgs/msg/Transition | 5 messages' in describe(reader)
+
+
+@pytest.mark.parametrize('name', ['../outside/outside_0.mcap', '../../x', '/etc/passwd',
+                                  'link_0.mcap'])
+def test_a_bag_that_names_files_outside_its_folder_is_refused(tmp_path, name):
+    outside = _writer(tmp_path / 'outside')
+    _write(outside, 0, 3)
+    outside.close()  # a readable bag next door: following the path would read it
+    bag = _writer(tmp_path / 'bag')
+    _write(bag, 0, 2)
+    bag.close()
+    metadata_path = tmp_path / 'bag' / 'metadata.yaml'
+    metadata = yaml.safe_load(metadata_path.read_text())
+    if name == 'link_0.mcap':
+        (tmp_path / 'bag' / name).symlink_to(tmp_path / 'outside' / 'outside_0.mcap')
+    metadata['rosbag2_bagfile_information']['relative_file_paths'].append(name)
+    metadata_path.write_text(yaml.safe_dump(metadata))
+    with pytest.raises(BagError, match='outside the bag folder') as refused:
+        BagReader(tmp_path / 'bag')
+    assert name in str(refused.value)
+
+
+def test_bag_info_fails_when_nothing_is_readable(tmp_path, capsys):
+    from hilresrl_learner.bag import main as bag_info
+    bag = _writer(tmp_path / 'good')
+    _write(bag, 0, 2)
+    bag.close()
+    assert bag_info([str(tmp_path / 'good')]) == 0
+    damaged = tmp_path / 'damaged'
+    damaged.mkdir()
+    (damaged / 'damaged_0.mcap').write_bytes(b'\x89MCAP0\r\n' + b'\x01' + os.urandom(200))
+    assert bag_info([str(damaged)]) != 0
+    assert 'nothing in' in capsys.readouterr().err

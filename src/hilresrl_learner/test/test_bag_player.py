@@ -106,3 +106,58 @@ def test_a_missing_bag_or_topic_is_refused_with_the_reason(tmp_path):
     result = subprocess.run(['hilresrl', 'replay', str(tmp_path / 'bag'), '--topics', '/nope'],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and 'no topic of the bag matches /nope' in result.stderr
+
+
+def _cell_bag(path):
+    """Write a run's bag: an observation topic and topics that would act on a live cell."""
+    from geometry_msgs.msg import Twist, TwistStamped
+    from hilresrl_msgs.msg import PolicyWeights, StateVector
+    from std_msgs.msg import Bool
+    bag = BagWriter(path)
+    topics = {'/cell/task_state': StateVector(data=[0.5]),
+              '/cell/servo/delta_twist_cmds': TwistStamped(),
+              '/cell/spacenav/twist': Twist(), '/cell/estop': Bool(data=False),
+              '/cell/policy_weights': PolicyWeights(version=7, learner_run_id='r')}
+    for name, message in topics.items():
+        type_name = type(message).__module__.split('.')[0] + '/msg/' + type(message).__name__
+        bag.add_topic(name, type_name, ros2msg_definition(type_name), '', [qos_profile_dict()])
+    for index in range(5):
+        for name, message in topics.items():
+            bag.write(name, 10**18 + index * PERIOD_NS, serialize_message(message))
+    bag.close()
+    return path, {name: type(message) for name, message in topics.items()}
+
+
+def test_replay_sends_no_command_device_estop_or_weights_topic_by_default(
+        probe, launch_process, tmp_path):
+    bag, types = _cell_bag(tmp_path / 'bag')
+    received = {name: [] for name in types}
+    for name, message_type in types.items():
+        probe.node.create_subscription(message_type, name, received[name].append, KEEP_ALL)
+    player = launch_process(['hilresrl', 'replay', str(bag), *WAIT])
+    probe.wait_for(lambda: player.process.poll() is not None, 90, 'the replay')
+    assert player.wait() == 0, player.output
+    probe.wait_for(lambda: len(received['/cell/task_state']) == 5, 10, 'the observations')
+    assert {name: len(messages) for name, messages in received.items()} == {
+        '/cell/task_state': 5, '/cell/servo/delta_twist_cmds': 0, '/cell/spacenav/twist': 0,
+        '/cell/estop': 0, '/cell/policy_weights': 0}
+    assert 'left out: /cell/estop' in player.output
+
+
+def test_an_acting_topic_plays_only_when_named_exactly_with_a_warning():
+    from hilresrl_learner.playback import choose_topics
+    types = {'/c/task_state': 'hilresrl_msgs/msg/StateVector',
+             '/c/servo/delta_twist_cmds': 'geometry_msgs/msg/TwistStamped',
+             '/c/gripper/command': 'std_msgs/msg/Float64MultiArray',
+             '/c/target_pose': 'geometry_msgs/msg/PoseStamped',
+             '/c/ee_pose': 'geometry_msgs/msg/PoseStamped',
+             '/c/transitions': 'hilresrl_msgs/msg/Transition'}
+    chosen, left_out, warnings = choose_topics(types, None)
+    assert chosen == ['/c/ee_pose', '/c/task_state'] and len(left_out) == 4 and not warnings
+    chosen, left_out, warnings = choose_topics(types, ['/c/.*'])
+    assert chosen == ['/c/ee_pose', '/c/task_state', '/c/transitions']
+    chosen, _, warnings = choose_topics(types, ['/c/target_pose', '/c/task_state'])
+    assert chosen == ['/c/target_pose', '/c/task_state']
+    assert len(warnings) == 1 and 'target_pose' in warnings[0]
+    chosen, _, warnings = choose_topics(types, ['/c/.*'], allow_acting=True)
+    assert len(chosen) == 6 and len(warnings) == 3

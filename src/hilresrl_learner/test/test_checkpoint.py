@@ -85,3 +85,92 @@ def test_old_checkpoints_are_pruned(tmp_path):
         save_checkpoint(tmp_path, learner.agent, learner.rng, {}, keep=2)
     kept = sorted(p.name for p in (tmp_path / 'checkpoints').glob('update-*'))
     assert kept == ['update-0000000003', 'update-0000000004']
+
+
+def test_a_dangling_latest_falls_back_to_the_newest_readable_checkpoint(tmp_path):
+    learner = _learner()
+    learner.train(2)
+    older = save_checkpoint(tmp_path, learner.agent, learner.rng, {'weights_version': 1})
+    learner.train(2)
+    newer = save_checkpoint(tmp_path, learner.agent, learner.rng, {'weights_version': 2})
+    import shutil
+    shutil.rmtree(newer)  # latest now dangles
+    warnings = []
+    found = latest_checkpoint(tmp_path, warn=warnings.append)
+    assert found == older.resolve()
+    assert len(warnings) == 1 and newer.name in warnings[0] and older.name in warnings[0]
+    resumed = _learner(seed=5)
+    assert load_checkpoint(found, resumed.agent, resumed.rng) == {'weights_version': 1}
+    assert resumed.updates == 2
+
+
+def test_a_damaged_latest_falls_back_and_nothing_readable_names_the_damage(tmp_path):
+    learner = _learner()
+    older = save_checkpoint(tmp_path, learner.agent, learner.rng, {})
+    learner.train(2)
+    newer = save_checkpoint(tmp_path, learner.agent, learner.rng, {})
+    (newer / 'networks.safetensors').write_bytes(b'garbage')
+    assert latest_checkpoint(tmp_path, warn=lambda _: None) == older.resolve()
+    (older / 'state.json').unlink()
+    assert latest_checkpoint(tmp_path, warn=lambda _: None) == newer.resolve()
+    with pytest.raises(CheckpointError, match='unreadable checkpoint file'):
+        load_checkpoint(newer, _learner().agent, np.random.default_rng())
+
+
+def test_a_checkpoint_with_nan_tensors_is_refused_naming_the_tensor(tmp_path):
+    from safetensors.torch import load_file, save_file
+    learner = _learner()
+    path = save_checkpoint(tmp_path, learner.agent, learner.rng, {})
+    networks = load_file(str(path / 'networks.safetensors'))
+    name = sorted(networks)[0]
+    networks[name] = networks[name].clone()
+    networks[name].view(-1)[0] = float('nan')
+    save_file(networks, str(path / 'networks.safetensors'))
+    target = _learner(seed=3)
+    before = _parameters(target)
+    with pytest.raises(CheckpointError, match=f'tensor {name} holds 1 NaN or infinite'):
+        load_checkpoint(path, target.agent, target.rng)
+    assert all(torch.equal(tensor, before[key]) for key, tensor in _parameters(target).items())
+
+
+@pytest.mark.parametrize('damage, expected', [
+    ('state', 'missing updates, numpy_rng'),
+    ('optimizers', 'missing optimizers.critic'),
+    ('generator', 'optimizers.safetensors: missing torch_generator'),
+    ('file', 'missing optimizers.safetensors'),
+])
+def test_missing_keys_and_files_are_reported_as_messages(tmp_path, damage, expected):
+    from safetensors.torch import load_file, save_file
+    learner = _learner()
+    path = save_checkpoint(tmp_path, learner.agent, learner.rng, {})
+    state = json.loads((path / 'state.json').read_text())
+    if damage == 'state':
+        del state['updates'], state['numpy_rng']
+    elif damage == 'optimizers':
+        del state['optimizers']['critic']
+    (path / 'state.json').write_text(json.dumps(state))
+    if damage == 'generator':
+        tensors = load_file(str(path / 'optimizers.safetensors'))
+        del tensors['torch_generator']
+        save_file(tensors, str(path / 'optimizers.safetensors'))
+    if damage == 'file':
+        (path / 'optimizers.safetensors').unlink()
+    with pytest.raises(CheckpointError, match=expected):
+        load_checkpoint(path, _learner().agent, np.random.default_rng())
+
+
+def test_the_checkpoint_folder_is_fsynced_after_the_renames(tmp_path, monkeypatch):
+    import os
+    import stat
+    synced = []
+    original = os.fsync
+
+    def recording(descriptor):
+        if stat.S_ISDIR(os.fstat(descriptor).st_mode):
+            synced.append(os.readlink(f'/proc/self/fd/{descriptor}'))
+        return original(descriptor)
+
+    monkeypatch.setattr(os, 'fsync', recording)
+    learner = _learner()
+    save_checkpoint(tmp_path, learner.agent, learner.rng, {})
+    assert str(tmp_path / 'checkpoints') in synced

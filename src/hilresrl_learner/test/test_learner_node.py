@@ -4,21 +4,23 @@ import json
 import os
 import sys
 
-from hilresrl_learner.bag import BagWriter
+from hilresrl_learner.bag import BagReader, BagWriter
+from hilresrl_learner.checkpoint import save_checkpoint
 from hilresrl_learner.learner_node import LearnerNode
 from hilresrl_learner.message_definitions import ros2msg_definition
 from hilresrl_learner.transition_data import TRANSITION_TYPE
 from hilresrl_msgs.msg import (ActionChunk, EpisodeEvent, EpisodeOutcome, LearnerStatus, Mode,
                                PolicyWeights, ProposedAction, StateVector, Transition)
-from hilresrl_msgs.srv import LoadBag
+from hilresrl_msgs.srv import LoadBag, LoadCheckpoint
 from hilresrl_policy.conversions import float32_field, ns_to_stamp, to_named_arrays
 from hilresrl_policy.qos import COMMAND_QOS, LATCHED_QOS, TRANSITIONS_QOS
 from hilresrl_policy.residual_policy_node import ResidualPolicyNode
 import numpy as np
 import pytest
+from rclpy.duration import Duration
 from rclpy.parameter import Parameter
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
-from rclpy.serialization import serialize_message
+from rclpy.serialization import deserialize_message, serialize_message
 
 OBS_DIM, ACTION_DIM = 3, 2
 SMALL_NETWORKS = {'hidden_sizes': [16], 'critic.hidden_sizes': [16], 'batch_size': 16,
@@ -68,6 +70,11 @@ class Cell:
         self.probe.wait_for(lambda: self.transitions.get_subscription_count() == 1
                             and self.events.get_subscription_count() >= 1, timeout_s,
                             'the learner')
+
+    def transition_readers(self) -> set:
+        """Return the endpoint ids of the subscriptions matched to the transitions."""
+        return {bytes(info.endpoint_gid) for info in
+                self.probe.node.get_subscriptions_info_by_topic(self.transitions.topic_name)}
 
     def status(self, predicate, message: str, timeout_s: float = 60.0) -> LearnerStatus:
         self.probe.wait_for(lambda: self.statuses and predicate(self.statuses[-1]), timeout_s,
@@ -195,6 +202,9 @@ def test_the_residual_node_adopts_each_broadcast_version(in_process_learner, ros
                        message='weights of all 200 updates')
         versions = [message.version for message in broadcasts]
         assert len(versions) >= 3 and versions == sorted(set(versions))
+        # every broadcast names the run that produced it (one id per run folder)
+        run_id = (learner.run_dir / 'learner_run_id').read_text()
+        assert len(run_id) == 32 and {m.learner_run_id for m in broadcasts} == {run_id}
         assert learner.weights_version == versions[-1]
         probe.wait_for(lambda: residual.weights_version == learner.weights_version,
                        message='the residual node on the newest weights')
@@ -210,13 +220,13 @@ def test_the_residual_node_adopts_each_broadcast_version(in_process_learner, ros
         residual.destroy_node()
 
 
-def _learner_process(launch_process, run_dir, resume: bool):
+def _learner_process(launch_process, run_dir, resume: bool, env=None, **extra):
     overrides = dict(SMALL_NETWORKS, run_dir=str(run_dir), resume=resume,
-                     checkpoint_period_s=1.0, weights_period_updates=20)
+                     checkpoint_period_s=1.0, weights_period_updates=20, **extra)
     command = [sys.executable, '-m', 'hilresrl_learner.learner_node', '--ros-args']
     for name, value in overrides.items():
         command += ['-p', f'{name}:={json.dumps(value)}']
-    return launch_process(command, env=dict(os.environ))
+    return launch_process(command, env=dict(os.environ, **(env or {})))
 
 
 def test_a_killed_learner_resumes_with_every_acknowledged_transition(launch_process, probe,
@@ -232,13 +242,17 @@ def test_a_killed_learner_resumes_with_every_acknowledged_transition(launch_proc
     probe.wait_for(lambda: any((run_dir / 'checkpoints').glob('update-*')),
                    message='a checkpoint')
     cell.send(range(301, 341))  # in flight while the learner dies
+    # A killed reader stays matched until its lease runs out: the restarted learner is the
+    # reader that was not there before.
+    killed_readers = cell.transition_readers()
     first.kill()  # SIGKILL: no chance to clean up
 
     checkpointed = json.loads(max((run_dir / 'checkpoints').glob('update-*'))
                               .joinpath('state.json').read_text())['updates']
     cell.statuses.clear()
     second = _learner_process(launch_process, run_dir, resume=True)
-    cell.wait_for_learner()
+    probe.wait_for(lambda: cell.transition_readers() - killed_readers, 60,
+                   'the restarted learner')
     resumed = cell.status(lambda s: s.env_steps >= 300, 'the resumed status')
     restored = resumed.env_steps
     # Everything acknowledged before the kill is back; what was in flight is there or not.
@@ -252,6 +266,26 @@ def test_a_killed_learner_resumes_with_every_acknowledged_transition(launch_proc
     # The sequence check carries on too: the only gap is what never reached the log.
     assert after.transitions_lost == 340 - restored
     assert second.process.poll() is None
+
+
+def test_the_status_keeps_its_period_while_updates_run_long(launch_process, probe, tmp_path):
+    import time
+    received = []  # (receive time, status): every one, in order
+    probe.node.create_subscription(
+        LearnerStatus, 'learner_status', lambda status: received.append((time.monotonic(),
+                                                                         status)),
+        QoSProfile(history=HistoryPolicy.KEEP_ALL, reliability=ReliabilityPolicy.RELIABLE))
+    # Stretches of updates of up to 5 s between message handling: the status must not wait.
+    _learner_process(launch_process, tmp_path / 'run', resume=False, update_budget_s=5.0,
+                     update_to_data=20.0, status_period_s=0.25)
+    cell = Cell(probe)
+    cell.wait_for_learner()
+    cell.send(range(1, 301))
+    probe.wait_for(lambda: received and received[-1][1].updates >= 2000, 120,
+                   '2,000 updates')
+    training = [when for when, status in received if status.updates > 0]
+    assert len(training) >= 5
+    assert max(np.diff(training)) < 2.0, np.diff(training)
 
 
 def _bag_of_transitions(path, sequences, storage='mcap', topic='/robot9/transitions'):
@@ -403,3 +437,160 @@ def test_latent_mode_trains_the_refinement_actor_alone(in_process_learner, probe
     status = cell.status(lambda s: s.latent_updates >= 160, 'the ratio to all transitions')
     assert learner.latent_learner.env_steps == 160
     assert status.updates == status.latent_updates
+
+
+# --- faults: what the learner is fed ------------------------------------------------------
+def _replay_bag_transitions(run_dir):
+    reader = BagReader(run_dir / 'replay')
+    return [deserialize_message(data, Transition)
+            for _, _, data in reader.messages(reader.topics_of_type(TRANSITION_TYPE))]
+
+
+def test_held_steps_are_recorded_but_never_reach_the_buffers(in_process_learner, probe):
+    learner = in_process_learner()
+    cell = Cell(probe)
+    cell.wait_for_learner()
+    for sequence in range(1, 41):
+        message = _transition(sequence)
+        message.held = 20 < sequence <= 30
+        message.hold_reason = 'e-stop' if message.held else ''
+        cell.transitions.publish(message)
+    status = cell.status(lambda s: s.env_steps == 30, '30 trained-on steps')
+    cell.status(lambda s: s.updates >= 30, 'updates on them')
+    status = cell.statuses[-1]
+    assert status.env_steps == 30 and status.online_buffer_size == 30
+    # sequences 5, 10, ..., 40 were by a person; 25 and 30 were held
+    assert status.intervention_buffer_size == 6
+    assert status.intervention_rate == pytest.approx(6 / 30)
+    assert learner.held_steps == 10 and learner.malformed == 0
+
+
+def test_a_malformed_transition_is_refused_and_a_resume_over_one_succeeds(
+        in_process_learner, probe, tmp_path):
+    learner = in_process_learner()
+    cell = Cell(probe)
+    cell.wait_for_learner()
+    cell.send(range(1, 6))
+    no_state = _transition(6)
+    no_state.observation = to_named_arrays({'gripper': np.zeros(1)})  # no task_state
+    cell.transitions.publish(no_state)
+    short = _transition(7)
+    short.base_action = float32_field([0.1])  # one value, not two
+    cell.transitions.publish(short)
+    infinite = _transition(8)
+    infinite.reward = float('inf')
+    cell.transitions.publish(infinite)
+    cell.send(range(9, 41))
+    status = cell.status(lambda s: s.env_steps == 37 and s.updates >= 37,
+                         'the learner going on after three bad transitions')
+    assert status.state in ('warmup', 'training') and learner.malformed == 3
+    # none of them reached the replay bag: a resume never meets them
+    in_bag = [t.sequence for t in _replay_bag_transitions(tmp_path / 'run')]
+    assert in_bag == [s for s in range(1, 41) if s not in (6, 7, 8)]
+
+
+def test_a_resume_skips_a_bad_record_of_an_older_replay_bag(in_process_learner, probe,
+                                                            tmp_path):
+    # A replay bag as the learner wrote it before it checked transitions: one without
+    # task_state among good ones.
+    replay = BagWriter(tmp_path / 'run' / 'replay', 'mcap')
+    replay.add_topic('/transitions', TRANSITION_TYPE, ros2msg_definition(TRANSITION_TYPE))
+    for sequence in range(1, 51):
+        message = _transition(sequence)
+        if sequence == 17:
+            message.observation = to_named_arrays({'gripper': np.zeros(1)})
+        replay.write('/transitions', sequence * 10**8, serialize_message(message))
+    replay.close()
+    learner = in_process_learner(resume=True)
+    cell = Cell(probe)
+    cell.wait_for_learner()
+    status = cell.status(lambda s: s.env_steps == 49, 'the resumed buffers')
+    assert status.online_buffer_size == 49 and learner.malformed == 1
+    cell.send(range(51, 61))
+    cell.status(lambda s: s.env_steps == 59 and s.transitions_lost == 0, 'training going on')
+
+
+def test_transitions_published_before_ctrl_c_are_all_in_the_replay_bag(launch_process, probe,
+                                                                       tmp_path):
+    run_dir = tmp_path / 'run'
+    # A learner that lags: long stretches of updates, many per transition, leave a backlog.
+    # The executor of Humble and Jazzy, which takes one message per turn: the EventsExecutor
+    # happened to empty its queue on the way out, but nothing promises it.
+    learner = _learner_process(launch_process, run_dir, resume=False, update_to_data=20.0,
+                               update_budget_s=0.5, batch_size=256,
+                               env={'HILRESRL_EXECUTOR': 'single'})
+    cell = Cell(probe)
+    cell.wait_for_learner()
+    cell.send(range(1, 101))
+    cell.status(lambda s: s.env_steps == 100 and s.updates > 0, 'the learner busy updating')
+    cell.send(range(101, 701))
+    # Every one is in the learner's middleware (acknowledged) before Ctrl-C.
+    assert cell.transitions.wait_for_all_acked(Duration(seconds=30))
+    assert learner.interrupt(60) == 0, learner.output
+    stored = [t.sequence for t in _replay_bag_transitions(run_dir)]
+    assert stored == list(range(1, 701)), f'{len(stored)} of 700 stored'
+
+
+def test_a_lost_first_transition_after_a_cell_restart_drops_nothing_else(in_process_learner,
+                                                                         probe):
+    in_process_learner()
+    cell = Cell(probe)
+    cell.wait_for_learner()
+    for sequence in range(1, 51):
+        message = _transition(sequence)
+        message.cell_start_id = 'first-start'
+        cell.transitions.publish(message)
+    cell.status(lambda s: s.env_steps == 50, 'the first start of the cell')
+    for sequence in range(2, 101):  # the restarted cell's sequence 1 is lost on the way
+        message = _transition(sequence)
+        message.cell_start_id = 'second-start'
+        cell.transitions.publish(message)
+    status = cell.status(lambda s: s.env_steps == 50 + 99, 'all 99 after the restart')
+    assert status.transitions_lost == 1 and status.online_buffer_size == 149
+
+
+def test_load_checkpoint_refuses_paths_outside_the_run_folder(in_process_learner, probe,
+                                                              tmp_path):
+    learner = in_process_learner()
+    cell = Cell(probe)
+    cell.wait_for_learner()
+    cell.send(range(1, 3))
+    cell.status(lambda s: s.env_steps == 2, 'the networks built')
+    elsewhere = save_checkpoint(tmp_path / 'elsewhere', learner.learner.agent,
+                                learner.learner.rng, {'weights_version': 0})
+    (tmp_path / 'run' / 'link').symlink_to(elsewhere)
+    for path in (elsewhere, tmp_path / 'run' / '..' / 'elsewhere' / 'checkpoints' / 'latest',
+                 tmp_path / 'run' / 'link'):
+        refused = probe.call(LoadCheckpoint, 'load_checkpoint',
+                             LoadCheckpoint.Request(path=str(path)))
+        assert not refused.success and 'outside the run folder' in refused.message
+    own = learner._checkpoint()
+    loaded = probe.call(LoadCheckpoint, 'load_checkpoint', LoadCheckpoint.Request(path=str(own)))
+    assert loaded.success, loaded.message
+
+
+def test_load_checkpoint_allows_the_listed_folders(in_process_learner, probe, tmp_path):
+    learner = in_process_learner(checkpoint_allow_dirs=[str(tmp_path / 'shared')])
+    cell = Cell(probe)
+    cell.wait_for_learner()
+    cell.send(range(1, 3))
+    cell.status(lambda s: s.env_steps == 2, 'the networks built')
+    shared = save_checkpoint(tmp_path / 'shared', learner.learner.agent, learner.learner.rng,
+                             {'weights_version': 0})
+    loaded = probe.call(LoadCheckpoint, 'load_checkpoint',
+                        LoadCheckpoint.Request(path=str(shared)))
+    assert loaded.success, loaded.message
+
+
+def test_load_bag_warm_up_is_capped(in_process_learner, probe, tmp_path):
+    in_process_learner(load_bag_max_warmup_updates=25)
+    cell = Cell(probe)
+    cell.wait_for_learner()
+    bag = _bag_of_transitions(tmp_path / 'recorded', range(1, 41))
+    response = probe.call(LoadBag, 'load_bag', LoadBag.Request(path=str(bag),
+                                                               warmup_updates=100_000))
+    assert response.success and response.transitions == 40
+    assert 'capped at 25' in response.message
+    status = cell.status(lambda s: s.updates == 25 and s.state != 'offline_warmup',
+                         'the capped warm-up done')
+    assert status.updates == 25

@@ -3,7 +3,8 @@ base_policy_node: runs the frozen base policy (any adapter) and publishes its ac
 
 It runs at its own pace, apart from the control loop: on a timer (a real cell, where a VLA may
 take 100-300 ms) or when a new observation needs a new plan (a lockstep simulator). Adapters are
-found by name in the hilresrl.base_policies entry-point group.
+found by name in the hilresrl.base_policies entry-point group. A plan with non-finite values is
+refused (no chunk); refinement-actor weights pass the same checks as the residual node's.
 """
 
 import json
@@ -14,6 +15,7 @@ from hilresrl_msgs.msg import ActionChunk, EpisodeEvent, Mode, PolicyWeights
 import numpy as np
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
+from rclpy.serialization import deserialize_message
 from std_msgs.msg import String
 
 from .adapters import BasePolicyError, load_base_policy
@@ -26,7 +28,7 @@ from .observation import Observation, ObservationAssembler
 from .observation_topics import declare_observation_parameters, subscribe_observations
 from .qos import COMMAND_QOS, EVENTS_QOS, LATCHED_QOS
 from .refinement import COMMAND_FEATURES, LatentSteering
-from .residual import WeightsError
+from .weights_acceptance import DEFAULT_MAX_WEIGHTS_BYTES, WeightsGate
 
 TRIGGERS = ('observation', 'timer')
 
@@ -80,6 +82,14 @@ class BasePolicyNode(Node):
         self.action_names = list(parameter('action_names', ['x', 'y', 'z', 'gripper'],
                                            'Action axes, to read refinement commands'))
         seed: int = parameter('seed', 0, 'Seed of sampled latents and exploration')
+        max_weights_bytes: int = parameter(
+            'max_weights_bytes', DEFAULT_MAX_WEIGHTS_BYTES,
+            'Largest latent_weights message taken, in bytes; a larger one is refused before '
+            'it is decoded')
+        learner_run_id: str = parameter(
+            'learner_run_id', '', 'Take refinement-actor weights of this learner run only; '
+                                  'empty: any run (a new run id starts a new version '
+                                  'ordering, and the run it replaces is refused from then on)')
         observation = declare_observation_parameters(self)
         if self.trigger not in TRIGGERS:
             raise ConfigurationError(f'trigger must be one of {", ".join(TRIGGERS)}, '
@@ -90,6 +100,10 @@ class BasePolicyNode(Node):
         except (BasePolicyError, ValueError, OSError) as error:
             raise ConfigurationError(f'base policy {kind!r}: {error}') from error
         self.steering: Optional[LatentSteering] = None
+        try:
+            self._weights_gate = WeightsGate(max_weights_bytes, learner_run_id)
+        except ValueError as error:
+            raise ConfigurationError(str(error)) from error
         if self.actor_mode not in ('residual', 'latent', 'dual'):
             raise ConfigurationError(f'actor_mode must be residual, latent or dual, not '
                                      f'{self.actor_mode!r}')
@@ -105,6 +119,8 @@ class BasePolicyNode(Node):
         self._chunks = ChunkBuffer(self.execute_steps or None)
         self._chunk_id = 0
         self.failures = 0
+        self.refused_plans = 0
+        self.refused_weights = 0
         self._condition = np.zeros(COMMAND_FEATURES, np.float32)
         self._refinement_command = ''
         self._training = True
@@ -118,7 +134,7 @@ class BasePolicyNode(Node):
             self.create_timer(1.0 / self.rate_hz, self._on_timer)
         if self.steering is not None:
             self.create_subscription(PolicyWeights, 'latent_weights', self._on_latent_weights,
-                                     LATCHED_QOS)
+                                     LATCHED_QOS, raw=True)  # raw: size checked first
             self.create_subscription(String, 'refinement_command', self._on_refinement_command,
                                      LATCHED_QOS)
             self.create_subscription(Mode, 'mode', self._on_mode, LATCHED_QOS)
@@ -171,6 +187,13 @@ class BasePolicyNode(Node):
                                     f'not (horizon, {self.policy.action_dim}): no chunk',
                                     throttle_duration_sec=5.0)
             return
+        if not np.all(np.isfinite(actions)):
+            self.refused_plans += 1
+            self.get_logger().error(
+                f'{self.policy.source_model} planned {int(np.sum(~np.isfinite(actions)))} NaN '
+                f'or infinite value(s): no chunk ({self.refused_plans} refused so far)',
+                throttle_duration_sec=5.0)
+            return
         self._chunk_id += 1
         chunk = Chunk(observation.stamp_ns, self.step_period_s, actions, self._chunk_id,
                       self.policy.source_model)
@@ -201,16 +224,24 @@ class BasePolicyNode(Node):
     def _on_instruction(self, message: String) -> None:
         self._instruction = message.data
 
-    def _on_latent_weights(self, message: PolicyWeights) -> None:
-        if message.version <= self.steering.version:
-            return
+    def _on_latent_weights(self, data: bytes) -> None:
+        what = 'refinement actor weights'
         try:
+            self._weights_gate.check_size(len(data))
+            message = deserialize_message(data, PolicyWeights)
+            what = (f'refinement actor weights {message.version} of run '
+                    f'{message.learner_run_id or "(none)"!r}')
+            note = self._weights_gate.check_order(message.learner_run_id, message.version)
             self.steering.adopt(bytes(message.blob), message.sha256, message.architecture,
                                 message.format, message.version)
-        except WeightsError as error:
-            self.get_logger().error(f'refinement actor weights {message.version} refused: '
-                                    f'{error}')
+        except Exception as error:  # noqa: B902 - WeightsError, or undecodable: never fatal
+            self.refused_weights += 1
+            self.get_logger().error(f'{what} refused, keeping version {self.steering.version}: '
+                                    f'{error} ({self.refused_weights} refused so far)')
             return
+        self._weights_gate.accepted(message.learner_run_id, message.version)
+        if note:
+            self.get_logger().info(note)
         self.get_logger().info(f'refinement actor version {message.version} in use',
                                throttle_duration_sec=30.0)
 

@@ -7,7 +7,7 @@ has done its job (an evaluation that ran its episodes) sets ``finished`` and the
 with status 0. Before a node is destroyed, its reliable subscribers get a moment to acknowledge
 what it sent (destroying a publisher drops what has not reached them). A node that records what
 others send sets ``drain_on_stop_s``: asked to stop, it goes on taking messages that have
-already arrived for that long.
+already arrived for that long, and may define ``on_stop_requested()``, called once before that.
 """
 
 import os
@@ -83,6 +83,8 @@ def run_node(make_node: Callable[[], Node], args: Optional[list] = None) -> int:
         # neither a stop request nor a finished node would be noticed (measured).
         while not stop_requested and rclpy.ok() and not getattr(node, 'finished', False):
             executor.spin_once(timeout_sec=0.2)
+        if stop_requested and hasattr(node, 'on_stop_requested'):
+            node.on_stop_requested()  # e.g. the learner stops updating to store what came in
         # A publisher that has exited may have had its last messages acknowledged by this
         # node's middleware without their callbacks having run yet: take them now.
         drain_until = time.monotonic() + getattr(node, 'drain_on_stop_s', 0.0)

@@ -7,17 +7,34 @@ adapter by any registered base policy: ``python -m hilresrl_policy.policy_server
 
 import argparse
 import json
+import logging
+import re
 import sys
 import threading
 import time
-import traceback
 from typing import Any, Dict, List, Mapping, Optional
 
 from hilresrl_policy.adapters.base import BasePolicy, BasePolicyError, load_base_policy
 from hilresrl_policy.msgpack_arrays import packb, unpackb
 import numpy as np
 from websockets.exceptions import ConnectionClosed
+from websockets.frames import CloseCode
 from websockets.sync.server import serve, ServerConnection
+
+# The largest request taken: room for a few camera images at full resolution (a 640x480 RGB
+# frame is 0.9 MiB), refused by the websocket library before it is buffered, let alone decoded.
+DEFAULT_MAX_MESSAGE_BYTES = 16 * 2 ** 20
+
+# Absolute file paths in an error's text (POSIX and Windows): not for a client's eyes.
+_PATH = re.compile(r"(?<![\w.~:/\\-])(?:[A-Za-z]:)?[/\\][^\s'\",;:()\[\]{}<>]*")
+
+_LOGGER = logging.getLogger(__name__)
+
+
+def error_reply(error: BaseException) -> str:
+    """Return what a client is told of a failure: the exception's type and message, no paths."""
+    text = _PATH.sub('<path>', str(error)).strip()
+    return f'{type(error).__name__}: {text}' if text else type(error).__name__
 
 
 class PolicyServer:
@@ -25,14 +42,21 @@ class PolicyServer:
 
     def __init__(self, policy: BasePolicy, host: str = 'localhost', port: int = 0,
                  metadata: Optional[Dict[str, Any]] = None,
-                 observation_map: Optional[Mapping[str, str]] = None):
+                 observation_map: Optional[Mapping[str, str]] = None,
+                 max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES):
         """
         Serve ``policy`` on ``host``:``port`` (0: a free port, see ``.port`` after start()).
 
         ``metadata`` is the first message of every connection (default: the policy's
         source_model as 'name', its action_dim and horizon); ``observation_map`` is the
         adapter's (openpi key -> observation name): received keys are renamed by it, others kept.
+        A request larger than ``max_message_bytes`` closes its connection (code 1009, message
+        too big) before it is read into memory; the server goes on serving.
         """
+        if not int(max_message_bytes) > 0:
+            raise ValueError(f'max_message_bytes must be positive, got {max_message_bytes}')
+        self.max_message_bytes = int(max_message_bytes)
+        self.refused_messages = 0  # requests over max_message_bytes, since the start
         self.policy = policy
         self.host = host
         self.port = port
@@ -54,9 +78,9 @@ class PolicyServer:
         """Listen, and serve in a background thread; return self."""
         if self._server is not None:
             raise RuntimeError(f'{self.uri} is already serving')
-        # No compression and no size limit: what the openpi client asks for.
+        # No compression, as the openpi client asks; a size limit, unlike openpi's server.
         self._server = serve(self._handle, self.host, self.port, compression=None,
-                             max_size=None)
+                             max_size=self.max_message_bytes)
         self.port = self._server.socket.getsockname()[1]
         self._thread = threading.Thread(target=self._server.serve_forever,
                                         name=f'policy-server-{self.port}', daemon=True)
@@ -87,11 +111,22 @@ class PolicyServer:
 
     def _handle(self, connection: ServerConnection) -> None:
         try:
+            peer = connection.remote_address
+        except OSError:  # gone already
+            return
+        try:
             connection.send(packb(self.metadata))
             for message in connection:
                 connection.send(self._answer(message))
-        except ConnectionClosed:
-            pass  # the client went away, possibly before its answer: nothing to tell it
+        except ConnectionClosed as closed:
+            # The client went away, possibly before its answer: nothing to tell it. Or the
+            # library refused a message over the size limit and closed the connection.
+            sent = closed.sent
+            if sent is not None and sent.code == CloseCode.MESSAGE_TOO_BIG:
+                self.refused_messages += 1
+                _LOGGER.warning('refused a request from %s over the size limit of %d bytes '
+                                '(max_message_bytes): closed its connection',
+                                peer, self.max_message_bytes)
 
     def _answer(self, message: Any) -> Any:
         """Return the packed reply to one request, or the error text if it failed."""
@@ -109,8 +144,10 @@ class PolicyServer:
                 infer_ms = 1000.0 * (time.perf_counter() - started)
             return packb({'actions': np.asarray(actions, dtype=np.float32),
                           'server_timing': {'infer_ms': infer_ms}})
-        except Exception:  # whatever failed, the client is told, and serving goes on
-            return traceback.format_exc()
+        except Exception as error:  # whatever failed, the client is told, and serving goes on
+            # The traceback stays here: a client learns what failed, not where files are.
+            _LOGGER.exception('request failed')
+            return error_reply(error)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -129,7 +166,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('--host', default='localhost',
                         help='address to listen on (0.0.0.0: every interface)')
     parser.add_argument('--port', type=int, default=8000, help='port to listen on')
+    parser.add_argument('--max-message-bytes', type=int, default=DEFAULT_MAX_MESSAGE_BYTES,
+                        help='largest request taken, in bytes; a larger one closes its '
+                             'connection before it is read (default: %(default)s, 16 MiB)')
     args = parser.parse_args(argv)
+    if args.max_message_bytes <= 0:
+        parser.error('--max-message-bytes must be positive')
+    logging.basicConfig(level=logging.INFO, format='policy_server: %(levelname)s: %(message)s')
     try:
         config = {'checkpoint': args.checkpoint, 'task': args.task}
         config.update(json.loads(args.config_json))
@@ -140,7 +183,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     except (BasePolicyError, ValueError, OSError) as error:
         print(f'policy_server: {error}', file=sys.stderr)
         return 2
-    server = PolicyServer(policy, args.host, args.port, observation_map=observation_map)
+    server = PolicyServer(policy, args.host, args.port, observation_map=observation_map,
+                          max_message_bytes=args.max_message_bytes)
     try:
         server.start()
     except OSError as error:

@@ -80,10 +80,17 @@ class ResidualActor(nn.Module):
 
 def compose(base_action: np.ndarray, residual: np.ndarray, residual_scale: np.ndarray,
             low: float = -1.0, high: float = 1.0) -> np.ndarray:
-    """Return clip(base + residual_scale * residual) as float32."""
-    return np.clip(np.asarray(base_action, dtype=np.float32)
-                   + np.asarray(residual_scale, dtype=np.float32)
-                   * np.asarray(residual, dtype=np.float32), low, high).astype(np.float32)
+    """
+    Return clip(base + residual_scale * residual) as float32.
+
+    A non-finite sum stays NaN rather than being clipped to full speed, so that the arbiter
+    rejects it (an infinite base action is a fault, not a command to go as fast as allowed).
+    """
+    with np.errstate(invalid='ignore', over='ignore'):
+        raw = (np.asarray(base_action, dtype=np.float32)
+               + np.asarray(residual_scale, dtype=np.float32)
+               * np.asarray(residual, dtype=np.float32))
+    return np.where(np.isfinite(raw), np.clip(raw, low, high), np.nan).astype(np.float32)
 
 
 def residual_scale_vector(scale: Sequence[float], action_dim: int) -> np.ndarray:
@@ -142,4 +149,14 @@ def load_actor_weights(actor: ResidualActor, blob: bytes, sha256: str, architect
         if tensor.shape != expected[name].shape:
             raise WeightsError(f'{name}: shape {tuple(tensor.shape)} != '
                                f'{tuple(expected[name].shape)}')
+    check_finite(state)
     actor.load_state_dict(state)
+
+
+def check_finite(tensors: Dict[str, torch.Tensor]) -> None:
+    """Raise WeightsError naming the first tensor that holds NaN or infinite values."""
+    for name, tensor in tensors.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            bad = int((~torch.isfinite(tensor)).sum())
+            raise WeightsError(f'{name} holds {bad} NaN or infinite value(s) of '
+                               f'{tensor.numel()}')

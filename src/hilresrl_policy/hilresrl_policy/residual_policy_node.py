@@ -4,8 +4,9 @@ residual_policy_node: corrects the base action at the control rate and proposes 
 Each control step: the latest observation and the base action for its time (a row of the newest
 chunk) go through the residual actor; composed = clip(base + residual_scale * residual) is
 published with the version of the weights that produced it. New weights from the learner's
-latched topic are checked and swapped in between steps; bad ones are refused and the old ones
-keep acting, as they do when the learner is down.
+latched topic are checked (size before decoding, learner run and version, hash, architecture,
+finite values) and swapped in between steps; bad ones are refused and counted, and the old ones
+keep acting, as they do when the learner is down. Base chunks with non-finite values are refused.
 """
 
 from typing import Optional
@@ -14,6 +15,7 @@ from hilresrl_msgs.msg import ActionChunk, EpisodeEvent, Mode, PolicyWeights, Pr
 import numpy as np
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
+from rclpy.serialization import deserialize_message
 from std_msgs.msg import String
 import torch
 
@@ -26,6 +28,7 @@ from .observation_topics import declare_observation_parameters, subscribe_observ
 from .qos import COMMAND_QOS, EVENTS_QOS, LATCHED_QOS
 from .residual import (compose, load_actor_weights, residual_scale_vector, ResidualActor,
                        ResidualConfig, WeightsError)
+from .weights_acceptance import DEFAULT_MAX_WEIGHTS_BYTES, WeightsGate
 
 ACTOR_MODES = ('residual', 'latent', 'dual')
 TRIGGERS = ('observation', 'timer')
@@ -84,12 +87,24 @@ class ResidualPolicyNode(Node):
                                           'Temporal ensembling: chunk i (0 the oldest) weighs '
                                           'exp(-ensemble_decay * i)')
         seed: int = parameter('seed', 0, 'Seed of the exploration noise')
+        max_weights_bytes: int = parameter(
+            'max_weights_bytes', DEFAULT_MAX_WEIGHTS_BYTES,
+            'Largest policy_weights message taken, in bytes; a larger one is refused before '
+            'it is decoded')
+        learner_run_id: str = parameter(
+            'learner_run_id', '', 'Take weights of this learner run only; empty: any run (a '
+                                  'new run id starts a new version ordering, and the run it '
+                                  'replaces is refused from then on)')
         observation = declare_observation_parameters(self)
         if self.trigger not in TRIGGERS:
             raise ConfigurationError(f'trigger must be one of {", ".join(TRIGGERS)}, '
                                      f'not {self.trigger!r}')
         try:
             residual_scale_vector(self.residual_scale, self.action_dim)
+        except ValueError as error:
+            raise ConfigurationError(str(error)) from error
+        try:
+            self._weights_gate = WeightsGate(max_weights_bytes, learner_run_id)
         except ValueError as error:
             raise ConfigurationError(str(error)) from error
         torch.set_num_threads(1)  # a small MLP per step; threads only contend with the cell
@@ -108,6 +123,7 @@ class ResidualPolicyNode(Node):
         self._actor: Optional[ResidualActor] = None
         self._weights_version = 0
         self.refused_weights = 0
+        self.refused_chunks = 0
         self._pending_weights: Optional[PolicyWeights] = None
         self._waiting: Optional[Observation] = None
         self._last_stamp_ns = -1
@@ -119,7 +135,9 @@ class ResidualPolicyNode(Node):
         self._proposals = self.create_publisher(ProposedAction, 'proposed_action', COMMAND_QOS)
         subscribe_observations(self, observation, self._on_observation_message)
         self.create_subscription(ActionChunk, 'base_action_chunk', self._on_chunk, COMMAND_QOS)
-        self.create_subscription(PolicyWeights, 'policy_weights', self._on_weights, LATCHED_QOS)
+        # Raw: the size is checked before anything is decoded.
+        self.create_subscription(PolicyWeights, 'policy_weights', self._on_weights, LATCHED_QOS,
+                                 raw=True)
         self.create_subscription(Mode, 'mode', self._on_mode, LATCHED_QOS)
         self.create_subscription(EpisodeEvent, 'episode_events', self._on_event, EVENTS_QOS)
         if INSTRUCTION_INPUT in self.policy_inputs:  # one actor for several tasks
@@ -158,6 +176,13 @@ class ResidualPolicyNode(Node):
                 f'chunk {message.chunk_id} from {message.source_model} has {message.horizon} x '
                 f'{message.action_dim} shape for {actions.size} values; this cell has '
                 f'{self.action_dim} axes: ignored', throttle_duration_sec=5.0)
+            return
+        if not np.all(np.isfinite(actions)):
+            self.refused_chunks += 1
+            self.get_logger().error(
+                f'chunk {message.chunk_id} from {message.source_model} holds '
+                f'{int(np.sum(~np.isfinite(actions)))} NaN or infinite value(s): refused '
+                f'({self.refused_chunks} so far)', throttle_duration_sec=5.0)
             return
         self._chunks.add(Chunk(stamp_to_ns(message.header.stamp), message.step_period_s,
                                actions.reshape(message.horizon, message.action_dim),
@@ -222,12 +247,22 @@ class ResidualPolicyNode(Node):
                                      f'{self._actor.config.obs_dim} to {obs_dim} values')
         return self._actor
 
-    def _on_weights(self, message: PolicyWeights) -> None:
-        if message.version <= self._weights_version:
-            self.get_logger().warning(f'weights version {message.version} is not newer than '
-                                      f'{self._weights_version}: ignored')
+    def _on_weights(self, data: bytes) -> None:
+        try:
+            self._weights_gate.check_size(len(data))
+            message = deserialize_message(data, PolicyWeights)
+        except WeightsError as error:
+            self._refuse('weights', error)
+            return
+        except Exception as error:  # noqa: B902 - undecodable bytes: refused, never fatal
+            self._refuse('weights', f'undecodable message ({type(error).__name__}: {error})')
             return
         if self._actor is None:
+            try:
+                self._weights_gate.check_order(message.learner_run_id, message.version)
+            except WeightsError as error:
+                self._refuse(_describe(message), error)
+                return
             self._pending_weights = message  # adopted with the first observation
             return
         self._adopt(message)
@@ -235,15 +270,22 @@ class ResidualPolicyNode(Node):
     def _adopt(self, message: PolicyWeights) -> None:
         self._pending_weights = None
         try:
+            note = self._weights_gate.check_order(message.learner_run_id, message.version)
             load_actor_weights(self._actor, bytes(message.blob), message.sha256,
                                message.architecture, message.format)
         except WeightsError as error:
-            self.refused_weights += 1
-            self.get_logger().error(f'weights version {message.version} refused, keeping '
-                                    f'version {self._weights_version}: {error}')
+            self._refuse(_describe(message), error)
             return
+        self._weights_gate.accepted(message.learner_run_id, message.version)
+        if note:
+            self.get_logger().info(note)
         self._weights_version = message.version
         self.get_logger().info(f'residual weights version {message.version} in use')
+
+    def _refuse(self, what: str, reason) -> None:
+        self.refused_weights += 1
+        self.get_logger().error(f'{what} refused, keeping version {self._weights_version}: '
+                                f'{reason} ({self.refused_weights} refused so far)')
 
     def _on_event(self, event: EpisodeEvent) -> None:
         if event.event == EpisodeEvent.INTERVENTION_END:
@@ -254,6 +296,11 @@ class ResidualPolicyNode(Node):
 
     def _on_mode(self, message: Mode) -> None:
         self._mode = message.value
+
+
+def _describe(message: PolicyWeights) -> str:
+    return (f'weights version {message.version} of run '
+            f'{message.learner_run_id or "(none)"!r}')
 
 
 def main(args=None):

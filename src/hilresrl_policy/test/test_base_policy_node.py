@@ -102,6 +102,53 @@ def test_the_loop_holds_on_a_failing_model_server_and_recovers(served, probe):
     assert np.allclose(chunk_for(6, 4.0).data, 0.4)
 
 
+class InfinitePolicy(ServedPolicy):
+    """A model in the node's own process whose output is not checked on the way."""
+
+    source_model = 'infinite:test'
+
+    def act(self, observation):
+        """Return infinite rows in mode 'infinite', else as ServedPolicy."""
+        if self.mode == 'infinite':
+            return np.full((3, 2), np.inf, np.float32)
+        return super().act(observation)
+
+
+def test_a_plan_with_non_finite_values_is_refused(ros_context, probe, monkeypatch):
+    from hilresrl_policy import base_policy_node
+    policy = InfinitePolicy()
+    monkeypatch.setattr(base_policy_node, 'load_base_policy', lambda kind, config: policy)
+    node = BasePolicyNode(context=ros_context, parameter_overrides=[
+        Parameter('observation_sources', value=['task_state']),
+        Parameter('trigger', value='observation')])
+    probe.executor.add_node(node)
+    try:
+        chunks = []
+        probe.node.create_subscription(ActionChunk, 'base_action_chunk', chunks.append,
+                                       COMMAND_QOS)
+        states = probe.node.create_publisher(StateVector, 'task_state', QoSProfile(
+            depth=10, reliability=ReliabilityPolicy.RELIABLE))
+        probe.wait_for(lambda: states.get_subscription_count() == 1, message='the node')
+
+        def observe(k):
+            message = StateVector(data=float32_field([3.0, 0.0]))
+            message.header.stamp = ns_to_stamp(k * 10**9)
+            states.publish(message)
+
+        policy.mode = 'infinite'
+        observe(1)
+        probe.wait_for(lambda: getattr(node, 'refused_plans', 0) == 1 or chunks,
+                       message='the infinite plan')
+        policy.mode = 'ok'
+        observe(2)
+        probe.wait_for(lambda: chunks, message='a chunk')
+        assert [chunk.header.stamp.sec for chunk in chunks] == [2]  # none from the bad plan
+        assert np.allclose(chunks[0].data, 0.3)
+    finally:
+        probe.executor.remove_node(node)
+        node.destroy_node()
+
+
 def test_a_lerobot_act_policy_from_its_config_runs_through_the_node(ros_context, probe,
                                                                     tmp_path):
     pytest.importorskip('lerobot', reason='LeRobot is an optional extra (pip install '
@@ -220,7 +267,8 @@ def test_latent_mode_publishes_the_latent_its_command_and_the_actor_version(
         mode.publish(Mode(value=Mode.EVAL))
         weights.publish(PolicyWeights(version=4, format=serialized.format, blob=serialized.blob,
                                       sha256=serialized.sha256,
-                                      architecture=serialized.architecture))
+                                      architecture=serialized.architecture,
+                                      learner_run_id='run-a'))
         probe.wait_for(lambda: node.steering.version == 4 and not node._training,
                        message='the refinement actor and EVAL mode')
         steered = plan(3)

@@ -13,6 +13,8 @@ from hilresrl_policy.policy_server import main as server_main, PolicyServer
 import msgpack
 import numpy as np
 import pytest
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
 from websockets.sync.server import serve
 
 CHUNK = np.array([[0.1, -0.2, 0.3], [0.4, 0.5, -0.6], [0.7, -0.8, 0.9], [-1.0, 0.0, 0.25]],
@@ -44,6 +46,16 @@ class ChunkPolicy(BasePolicy):
         if self.slow:
             self.release.wait(timeout=5.0)
         return self.chunk.copy()
+
+
+class PathFailingPolicy(BasePolicy):
+    """Fail with an error that names a file, as a model loading its weights lazily would."""
+
+    action_dim = 3
+
+    def act(self, observation):
+        """Raise an error naming an absolute path."""
+        raise FileNotFoundError(2, 'No such file or directory', '/srv/secret/run7/model.pt')
 
 
 class FailingPolicy(BasePolicy):
@@ -236,6 +248,42 @@ def test_a_server_exception_arrives_with_its_message(clients):
             message = str(error.value)
             assert message.startswith(f'policy server error at ws://localhost:{server.port}')
             assert 'RuntimeError: camera front gave an empty frame' in message
+
+
+def test_an_error_reply_holds_no_traceback_and_no_path():
+    with PolicyServer(PathFailingPolicy()) as server:
+        with connect(server.uri, compression=None, max_size=None, open_timeout=5.0) as raw:
+            raw.recv(timeout=5.0)  # the metadata
+            raw.send(packb({'task_state': np.zeros(4, np.float32)}))
+            reply = raw.recv(timeout=5.0)
+            raw.send('not msgpack')  # a text frame: refused, and said why
+            text_reply = raw.recv(timeout=5.0)
+    assert isinstance(reply, str)
+    assert reply == "FileNotFoundError: [Errno 2] No such file or directory: '<path>'"
+    for answer in (reply, text_reply):
+        assert 'Traceback' not in answer and '/' not in answer and '.py' not in answer
+    assert text_reply == 'ValueError: expected a binary msgpack observation, got a text message'
+
+
+def test_a_message_over_the_size_limit_is_refused_and_serving_goes_on(policy, clients):
+    limit = 64 * 1024
+    with PolicyServer(policy, max_message_bytes=limit) as server:
+        with connect(server.uri, compression=None, max_size=None, open_timeout=5.0) as raw:
+            raw.recv(timeout=5.0)
+            raw.send(b'\0' * (limit + 1))
+            with pytest.raises(ConnectionClosed) as closed:
+                raw.recv(timeout=5.0)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009  # too big
+        deadline = time.monotonic() + 30.0  # the server's handler counts it after closing
+        while server.refused_messages != 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert server.refused_messages == 1
+        assert policy.observations == []  # nothing of it reached the policy
+        # The server goes on serving, a new connection and a request within the limit alike.
+        np.testing.assert_array_equal(clients(server.port).act(OBSERVATION), CHUNK)
+    assert PolicyServer(policy).max_message_bytes == 16 * 2 ** 20  # the default: images fit
+    with pytest.raises(ValueError, match='max_message_bytes must be positive'):
+        PolicyServer(policy, max_message_bytes=0)
 
 
 def test_an_unreachable_server_asks_whether_it_runs(clients):

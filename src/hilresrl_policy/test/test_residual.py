@@ -81,3 +81,39 @@ def test_architecture_json_round_trip():
     assert ResidualConfig.from_json(CONFIG.to_json()) == CONFIG
     with pytest.raises(WeightsError, match='unreadable architecture'):
         ResidualConfig.from_json('{"obs_dim": 1}')
+
+
+def test_weights_with_nan_or_inf_are_refused_naming_the_tensor():
+    target = ResidualActor(CONFIG)
+    before = {k: v.clone() for k, v in target.state_dict().items()}
+    poisoned = _trained_actor(4)
+    with torch.no_grad():
+        poisoned.net[0].bias[1] = float('inf')
+    weights = serialize_actor(poisoned)
+    with pytest.raises(WeightsError, match=r'net\.0\.bias holds 1 NaN or infinite'):
+        load_actor_weights(target, weights.blob, weights.sha256, weights.architecture)
+    assert all(torch.equal(v, before[k]) for k, v in target.state_dict().items())
+
+
+def test_a_non_finite_sum_is_not_clipped_into_full_speed():
+    composed = compose([np.inf, 0.5, -np.inf], [0.0, 0.0, 0.0], [0.3, 0.3, 0.3])
+    assert np.isnan(composed[0]) and np.isnan(composed[2]) and composed[1] == 0.5
+
+
+def test_the_weights_gate_orders_versions_within_a_run():
+    from hilresrl_policy.weights_acceptance import WeightsGate
+    gate = WeightsGate(max_bytes=1000)
+    with pytest.raises(WeightsError, match='1001 bytes, over the limit of 1000'):
+        gate.check_size(1001)
+    with pytest.raises(WeightsError, match='unknown run'):
+        gate.check_order('', 1)
+    gate.accepted('stray', 10**9)
+    assert 'new learner run' in gate.check_order('real', 1)
+    gate.accepted('real', 1)
+    with pytest.raises(WeightsError, match='stale run'):
+        gate.check_order('stray', 10**9 + 1)
+    with pytest.raises(WeightsError, match='not newer'):
+        gate.check_order('real', 1)
+    pinned = WeightsGate(pinned_run_id='real')
+    with pytest.raises(WeightsError, match='parameter learner_run_id'):
+        pinned.check_order('other', 1)

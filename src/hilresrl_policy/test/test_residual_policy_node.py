@@ -55,9 +55,15 @@ class Cell:
         self.probe.wait_for(lambda: len(self.proposals) > count, message=f'proposal {k}')
         return self.proposals[-1]
 
-    def send_weights(self, version: int, blob: bytes, sha256: str, architecture: str):
+    def send_weights(self, version: int, blob: bytes, sha256: str, architecture: str,
+                     run_id: str = 'run-a'):
         self.weights.publish(PolicyWeights(version=version, format='safetensors', blob=blob,
-                                           sha256=sha256, architecture=architecture))
+                                           sha256=sha256, architecture=architecture,
+                                           learner_run_id=run_id))
+
+    def send_actor(self, version: int, actor: ResidualActor, run_id: str = 'run-a'):
+        weights = serialize_actor(actor)
+        self.send_weights(version, weights.blob, weights.sha256, weights.architecture, run_id)
 
 
 def test_untrained_residual_proposes_the_base_action(residual, probe):
@@ -137,3 +143,134 @@ def test_one_actor_for_several_tasks_reads_the_task_instruction(ros_context, pro
     finally:
         probe.executor.remove_node(node)
         node.destroy_node()
+
+
+def _actor(seed: int) -> ResidualActor:
+    torch.manual_seed(seed)
+    actor = ResidualActor(CONFIG)
+    with torch.no_grad():
+        for parameter in actor.parameters():
+            parameter.normal_(0.0, 0.3)
+    return actor
+
+
+def _node(ros_context, probe, *overrides):
+    node = ResidualPolicyNode(context=ros_context, parameter_overrides=[
+        Parameter('action_dim', value=3), Parameter('hidden_sizes', value=[16, 16]),
+        Parameter('residual_scale', value=SCALE), Parameter('exploration_std', value=0.0),
+        Parameter('observation_sources', value=['task_state']),
+        Parameter('policy_inputs', value=['task_state']), *overrides])
+    probe.executor.add_node(node)
+    return node
+
+
+def _drop(probe, node):
+    probe.executor.remove_node(node)
+    node.destroy_node()
+
+
+STATE, BASE = np.linspace(-1, 1, 5).astype(np.float32), np.zeros(3, dtype=np.float32)
+
+
+def test_nan_weights_are_refused_and_the_old_ones_keep_acting(residual, probe):
+    cell = Cell(probe)
+    cell.step(1, STATE, BASE)
+    cell.send_actor(1, _actor(1))
+    probe.wait_for(lambda: residual.weights_version == 1, message='weights version 1')
+    poisoned = _actor(2)
+    with torch.no_grad():
+        poisoned.net[0].weight[0, 0] = float('nan')
+    cell.send_actor(2, poisoned)  # a valid hash and architecture: only the values are wrong
+    probe.wait_for(lambda: residual.refused_weights == 1, message='NaN weights refused')
+    for k in (2, 3):
+        proposal = cell.step(k, STATE, BASE)
+        assert proposal.weights_version == 1
+        assert np.all(np.isfinite(np.asarray(proposal.composed_action)))
+
+
+def test_versions_are_ordered_within_a_learner_run(residual, probe):
+    cell = Cell(probe)
+    cell.step(1, STATE, BASE)
+    cell.send_actor(1, _actor(1), run_id='')  # no run id: an unknown run
+    probe.wait_for(lambda: residual.refused_weights == 1, message='weights without a run')
+    assert cell.step(2, STATE, BASE).weights_version == 0
+    cell.send_actor(10**9, _actor(2), run_id='stray')  # a stray message with a huge version
+    probe.wait_for(lambda: residual.weights_version == 10**9, message='the stray weights')
+    for version in (1, 2):  # the real learner's run: a new ordering, not locked out
+        cell.send_actor(version, _actor(2 + version), run_id='learner')
+        probe.wait_for(lambda: residual.weights_version == version,
+                       message=f'the learner version {version}')
+        assert cell.step(2 + version, STATE, BASE).weights_version == version
+    cell.send_actor(10**9 + 1, _actor(9), run_id='stray')  # the replaced run is stale
+    probe.wait_for(lambda: residual.refused_weights == 2, message='the stale run refused')
+    cell.send_actor(2, _actor(9), run_id='learner')  # not newer within the run
+    probe.wait_for(lambda: residual.refused_weights == 3, message='an old version refused')
+    assert cell.step(5, STATE, BASE).weights_version == 2
+
+
+def test_a_pinned_learner_run_refuses_every_other_run(ros_context, probe):
+    node = _node(ros_context, probe, Parameter('learner_run_id', value='learner'))
+    try:
+        cell = Cell(probe)
+        cell.step(1, STATE, BASE)
+        cell.send_actor(5, _actor(1), run_id='foreign')
+        probe.wait_for(lambda: node.refused_weights == 1, message='the foreign run refused')
+        assert cell.step(2, STATE, BASE).weights_version == 0
+        cell.send_actor(1, _actor(2), run_id='learner')
+        probe.wait_for(lambda: node.weights_version == 1, message='the pinned run')
+        assert cell.step(3, STATE, BASE).weights_version == 1
+    finally:
+        _drop(probe, node)
+
+
+def test_weights_over_the_size_limit_are_refused_before_decoding(ros_context, probe,
+                                                                 monkeypatch):
+    import hashlib
+    from hilresrl_policy import residual_policy_node
+    from safetensors.torch import save as save_tensors
+    from rclpy.serialization import deserialize_message
+    decoded = [0]
+
+    def counting(data, message_type):
+        decoded.append(len(data))
+        return deserialize_message(data, message_type)
+
+    monkeypatch.setattr(residual_policy_node, 'deserialize_message', counting, raising=False)
+    node = _node(ros_context, probe, Parameter('max_weights_bytes', value=100_000))
+    try:
+        cell = Cell(probe)
+        cell.step(1, STATE, BASE)
+        cell.send_actor(1, _actor(1))
+        probe.wait_for(lambda: node.weights_version == 1, message='weights version 1')
+        # Valid weights, padded past the limit (a blob anyone could send in any size).
+        actor = _actor(2)
+        blob = save_tensors({name: tensor.contiguous() for name, tensor in
+                             actor.state_dict().items()}, metadata={'pad': 'x' * 300_000})
+        cell.send_weights(2, blob, hashlib.sha256(blob).hexdigest(), CONFIG.to_json())
+        probe.wait_for(lambda: node.refused_weights == 1, message='the large blob refused')
+        assert max(decoded) < 100_000  # never decoded
+        assert cell.step(2, STATE, BASE).weights_version == 1
+    finally:
+        _drop(probe, node)
+
+
+def test_a_base_chunk_with_non_finite_values_is_refused(residual, probe):
+    cell = Cell(probe)
+    cell.step(1, STATE, BASE)
+    stamp = ns_to_stamp(1_000_000_000 + 2 * 100_000_000)
+    bad = ActionChunk(action_dim=3, horizon=1, step_period_s=0.1, chunk_id=2,
+                      source_model='test', data=float32_field([float('inf'), 0.0, 0.0]))
+    bad.header.stamp = stamp
+    cell.chunks.publish(bad)
+    probe.wait_for(lambda: residual.refused_chunks == 1, message='the infinite chunk refused')
+    message = StateVector(data=float32_field(STATE))
+    message.header.stamp = stamp
+    cell.states.publish(message)  # waits for a usable chunk: none proposed from the bad one
+    good = ActionChunk(action_dim=3, horizon=1, step_period_s=0.1, chunk_id=3,
+                       source_model='test', data=float32_field([0.25, 0.0, 0.0]))
+    good.header.stamp = stamp
+    cell.chunks.publish(good)
+    probe.wait_for(lambda: len(cell.proposals) == 2, message='the proposal')
+    proposal = cell.proposals[-1]
+    assert proposal.base_chunk_id == 3
+    assert np.asarray(proposal.composed_action).tolist() == pytest.approx([0.25, 0.0, 0.0])

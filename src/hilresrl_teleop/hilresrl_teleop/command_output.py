@@ -172,6 +172,36 @@ class CommandOutput:
             stamp_ns, self.settings.joint_names, targets))
         return None
 
+    def stop(self, stamp_ns: int, command: np.ndarray) -> Optional[str]:
+        """
+        Publish the stop command now (a hold: no motion, the gripper as ``command`` says).
+
+        For shutdown: nothing waits for a newer pose. A twist goes out as zeros; a pose target
+        is the measured pose; joint targets are the measured joints. Return why it could not be
+        sent (None: sent).
+        """
+        self._pending = None
+        kind = self.settings.interface
+        if kind == 'servo_twist':
+            return self.send(stamp_ns, command)
+        self._send_gripper(stamp_ns, command)
+        if kind == 'cartesian_pose':
+            if self._pose is None:
+                return 'no end-effector pose to hold'
+            self._publisher.publish(self._pose_message(stamp_ns, *self._pose))
+            return None
+        missing = [name for name in self.settings.joint_names if name not in self._joints]
+        if missing or not self.settings.joint_names:
+            return 'no measured position for joint(s) ' + ', '.join(missing)
+        self._publish_joints(stamp_ns, self.settings.joint_names,
+                             [self._joints[name] for name in self.settings.joint_names])
+        return None
+
+    @property
+    def publishers(self) -> list:
+        """Return the publishers of the robot's commands (arm and gripper)."""
+        return [p for p in (self._publisher, self._gripper_publisher) if p is not None]
+
     # --- messages --------------------------------------------------------------------------
     def _twist(self, stamp_ns: int, command: np.ndarray) -> TwistStamped:
         twist = self.interface.to_twist(command)

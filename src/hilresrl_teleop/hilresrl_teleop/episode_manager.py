@@ -10,6 +10,7 @@ set it runs that many, prints the success rate with its 95% interval, and exits.
 import json
 import time
 from typing import List, Optional
+import uuid
 
 from hilresrl_msgs.msg import (EpisodeEvent, EpisodeOutcome, ExecutedAction, ImageRef,
                                LearnerStatus, Transition)
@@ -93,6 +94,11 @@ class EpisodeManagerNode(Node):
         self.wait_for_learner: bool = parameter(
             'wait_for_learner', False, 'Start training episodes only once the learner is up '
                                        'and done loading and warming up on recorded runs')
+        self.learner_timeout_s: float = parameter(
+            'learner_timeout_s', 10.0, 'Where the cell waits on the learner (wait_for_learner or '
+                                       'learner_pace): seconds without a learner_status before '
+                                       'the running training episode is aborted and the robot '
+                                       'paused until the learner is back (0: never)')
         if parameter('wait_for_recorder', False, 'Start the first episode only once the '
                                                  'recorder records (recorder_status)'):
             self.wait_for_topics.append('recorder_status')
@@ -125,6 +131,12 @@ class EpisodeManagerNode(Node):
         self._train_since_eval = 0
         self._eval_left = 0
         self._learner: Optional[LearnerStatus] = None
+        self._learner_heard_s: Optional[float] = None  # when the last learner_status arrived
+        self._learner_silent = False
+        self._estopped = False
+        # Drawn afresh at each start, carried in every transition: the learner tells a restart
+        # of this cell (sequence from 1 again) from a duplicate by it.
+        self.cell_start_id = uuid.uuid4().hex
         self.finished = False
         self._episode_limit = self.max_episode_steps
         self._started_at = time.monotonic()
@@ -146,6 +158,9 @@ class EpisodeManagerNode(Node):
         if self.learner_pace > 0 or self.wait_for_learner:
             self.create_subscription(LearnerStatus, 'learner_status', self._on_learner_status,
                                      LATCHED_QOS)
+        # The arbiter's e-stop events (this node's own events on the topic are ignored).
+        self.create_subscription(EpisodeEvent, 'episode_events', self._on_cell_event,
+                                 EVENTS_QOS)
         self._reset_client = (self.create_client(ResetCell, self.reset_service)
                               if self.reset_service else None)
         self.create_service(StartEpisode, 'start_episode', self._on_start)
@@ -158,6 +173,9 @@ class EpisodeManagerNode(Node):
 
     # --- starting episodes ---------------------------------------------------------------
     def _on_tick(self) -> None:
+        self._watch_learner()
+        if self._estopped or self._learner_silent:
+            return
         if (self.auto_start and not self._episodes.running and not self._reset_in_flight
                 and self._episodes.mode != Mode.PAUSE and self._more_episodes()
                 and self._graph_ready()):
@@ -193,6 +211,39 @@ class EpisodeManagerNode(Node):
 
     def _on_learner_status(self, status: LearnerStatus) -> None:
         self._learner = status
+        self._learner_heard_s = time.monotonic()
+        if self._learner_silent:
+            self._learner_silent = False
+            self._mode.publish(ModeMsg(value=int(self._episodes.mode)))
+            self.get_logger().info(f'the learner is back ({status.state}): mode '
+                                   f'{self._episodes.mode.name} again')
+
+    def _watch_learner(self) -> None:
+        """Abort and pause when a learner the cell waits on has stopped publishing status."""
+        if (self.learner_timeout_s <= 0 or self._learner_silent
+                or self._learner_heard_s is None
+                or time.monotonic() - self._learner_heard_s < self.learner_timeout_s):
+            return
+        self._learner_silent = True
+        self.get_logger().error(
+            f'no learner_status for {self.learner_timeout_s:g} s: the learner has stopped or '
+            'is unreachable; the robot is paused (mode PAUSE) until it is back')
+        if self._episodes.running and self._episodes.episode_mode == Mode.TRAIN:
+            self._finish_episode(Outcome.ABORT, 'learner silent')
+        self._mode.publish(ModeMsg(value=int(Mode.PAUSE)))
+
+    def _on_cell_event(self, event: EpisodeEvent) -> None:
+        if event.robot_id not in ('', self.robot_id):
+            return
+        if event.event == EpisodeEvent.SAFETY_STOP and not self._estopped:
+            self._estopped = True
+            self.get_logger().warning(f'e-stop ({event.detail or "no detail"}): no episode '
+                                      'starts until it is released')
+            if self._episodes.running:
+                self._finish_episode(Outcome.ABORT, 'e-stop')
+        elif event.event == EpisodeEvent.SAFETY_RELEASE and self._estopped:
+            self._estopped = False
+            self.get_logger().info('e-stop released: episodes may start again')
 
     def _graph_ready(self) -> bool:
         missing = [f'publishers on {topic}' for topic in self.wait_for_topics
@@ -231,6 +282,8 @@ class EpisodeManagerNode(Node):
             return
         if response.instruction:
             self._instruction = response.instruction
+        if self._estopped or self._learner_silent:
+            return  # stopped while the cell was reset: the next tick starts over
         self._episode_limit = self.max_episode_steps or response.max_episode_steps
         self._open_episode(mode, stamp_to_ns(response.observation_stamp))
 
@@ -295,7 +348,9 @@ class EpisodeManagerNode(Node):
             weights_version=action.weights_version, latent=action.latent,
             latent_condition=action.latent_condition,
             latent_weights_version=action.latent_weights_version,
-            correction=action.correction, refinement_command=self._refinement_command)
+            correction=action.correction, refinement_command=self._refinement_command,
+            held=bool(action.held), hold_reason=action.hold_reason,
+            cell_start_id=self.cell_start_id)
         message.header.stamp = ns_to_stamp(step.observation.stamp_ns)
         return message
 
@@ -383,6 +438,11 @@ class EpisodeManagerNode(Node):
 
     # --- services and other inputs -------------------------------------------------------
     def _on_start(self, request: StartEpisode.Request, response: StartEpisode.Response):
+        if self._estopped or self._learner_silent:
+            response.success = False
+            response.message = ('the e-stop is latched: release it first' if self._estopped
+                                else 'the learner is silent: no episode until it is back')
+            return response
         if self._episodes.running or self._reset_in_flight:
             response.success = False
             response.message = (f'episode {self._episodes.episode_id} is still running; end it '

@@ -4,11 +4,13 @@ intervention_arbiter: decides who commands the robot each step, and filters ever
 The policy's proposal goes to the robot unless a person takes over with the SpaceMouse (all axes
 or per axis, handed back after a quiet period). Every outgoing command passes the safety filter:
 length and NaN/inf rejection, per-axis and per-step limits, the workspace box, a watchdog that
-holds the robot when proposals or observations stop, and a latched e-stop.
+holds the robot when proposals or observations stop, and a latched e-stop. No input can take it
+down: a bad message is rejected, counted and logged, and every shutdown ends with a stop command.
 """
 
+from collections import Counter
 import time
-from typing import Optional
+from typing import Callable, Optional
 
 from geometry_msgs.msg import PoseStamped, Twist
 from hilresrl_msgs.msg import (EpisodeEvent, ExecutedAction, InterventionState, Mode,
@@ -20,6 +22,7 @@ from hilresrl_policy.node_runner import ConfigurationError, run_node
 from hilresrl_policy.qos import COMMAND_QOS, EVENTS_QOS, LATCHED_QOS
 import numpy as np
 from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.duration import Duration
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState, Joy
@@ -29,12 +32,18 @@ from std_srvs.srv import Trigger
 from .arbitration import ArbitrationResult, InterventionArbiter
 from .command_interface import TwistInterface
 from .command_output import CommandOutput, CommandSettings
-from .safety import EStop, SafetyFilter, SafetyLimits, Watchdog
-from .spacemouse import SpaceMouseConfig, SpaceMouseMapper
+from .safety import check_proposal, EStop, SafetyFilter, SafetyLimits, Watchdog
+from .spacemouse import DeviceReading, SpaceMouseConfig, SpaceMouseMapper
 
 # The spacenav driver and most devices publish reliable; best effort receives from either.
 DEVICE_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10,
                         reliability=ReliabilityPolicy.BEST_EFFORT)
+# A best-effort e-stop publisher matches no reliable subscription: the e-stop has one of each.
+ESTOP_BEST_EFFORT_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10,
+                                   reliability=ReliabilityPolicy.BEST_EFFORT)
+# How long the stop command sent at shutdown may wait for the robot side to acknowledge it.
+STOP_ACKNOWLEDGEMENT_TIMEOUT_S = 1.0
+MODES = (Mode.TRAIN, Mode.EVAL, Mode.PAUSE)
 
 
 def _optional(values):
@@ -128,6 +137,14 @@ class InterventionArbiterNode(Node):
                              'Take over only the axes the person moves (else all axes)')
         quiet_period_s = parameter('quiet_period_s', 0.5,
                                    'Seconds of device rest before control returns to the policy')
+        self.device_timeout_s: float = parameter(
+            'spacemouse.timeout_s', 0.5, 'A device that published before and then sent nothing '
+                                         'for this long (s, wall clock) is let go: its command '
+                                         'goes to zero and control returns to the policy (0: off)')
+        action_bound: float = parameter(
+            'safety.action_bound', 1.0, 'Largest |value| of a proposed base or composed action; '
+                                        'beyond it (or non-finite) the proposal is rejected and '
+                                        'the robot holds, never clipped to full speed')
         max_abs_action = list(parameter('safety.max_abs_action', [1.0],
                                         'Largest |action| per axis (one value or one per axis)'))
         max_change = list(parameter('safety.max_action_change', [0.0],
@@ -171,8 +188,12 @@ class InterventionArbiterNode(Node):
                 gripper_axis=gripper_axis))
         except ValueError as error:
             raise ConfigurationError(str(error)) from error
+        if not action_bound > 0.0:
+            raise ConfigurationError(f'safety.action_bound must be positive, got {action_bound}')
+        self.action_bound = float(action_bound)
 
-        self.watchdog = Watchdog(self.watchdog_timeout_s, ('proposal', 'ee_pose'))
+        self.watchdog = (Watchdog(self.watchdog_timeout_s, ('proposal', 'ee_pose'))
+                         if self.watchdog_timeout_s > 0 else None)  # 0: off
         self.estop = EStop()
         self._mode = Mode.TRAIN
         self._episode_id = 0
@@ -185,6 +206,14 @@ class InterventionArbiterNode(Node):
         self._armed = False
         self._last_proposal: Optional[ProposedAction] = None
         self.device_messages = 0
+        self.pose_messages = 0
+        self._started_s = time.monotonic()
+        self._ee_pose_s: Optional[float] = None  # when the last valid pose arrived (monotonic)
+        self._device_seen_s = {}  # device topic -> when its last valid sample arrived
+        self._device_stale = False
+        self.rejected_inputs: Counter = Counter()  # topic -> messages refused
+        self.callback_errors: Counter = Counter()  # callback -> unexpected exceptions
+        self._stopped = False
 
         command.workspace_min = None if workspace_min == [0.0] else workspace_min
         command.workspace_max = None if workspace_max == [0.0] else workspace_max
@@ -196,9 +225,13 @@ class InterventionArbiterNode(Node):
                 self.action_names, linear_speed, angular_speed, control_period_s)
         except ValueError:
             self.corrections = None
+        self._needs_orientation = (command.interface != 'servo_twist'
+                                   or self.command_frame == 'tool')
         self._correction_pub = self.create_publisher(String, 'correction', COMMAND_QOS)
+        guard = self._guarded
         if self.output.needs_joint_states:
-            self.create_subscription(JointState, 'joint_states', self._on_joint_states,
+            self.create_subscription(JointState, 'joint_states',
+                                     guard('joint_states', self._on_joint_states),
                                      QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE
                                                 if ee_pose_reliability == 'reliable'
                                                 else ReliabilityPolicy.BEST_EFFORT))
@@ -208,20 +241,29 @@ class InterventionArbiterNode(Node):
         self._state_pub = self.create_publisher(InterventionState, 'intervention_state',
                                                 COMMAND_QOS)
         self._events_pub = self.create_publisher(EpisodeEvent, 'episode_events', EVENTS_QOS)
-        self.create_subscription(ProposedAction, 'proposed_action', self._on_proposal,
-                                 COMMAND_QOS)
-        self.create_subscription(Twist, 'spacenav/twist', self._on_device_twist, DEVICE_QOS)
-        self.create_subscription(Joy, 'spacenav/joy', self._on_device_joy, DEVICE_QOS)
-        self.create_subscription(PoseStamped, 'ee_pose', self._on_ee_pose, QoSProfile(
-            depth=10, reliability=ReliabilityPolicy.RELIABLE if ee_pose_reliability ==
-            'reliable' else ReliabilityPolicy.BEST_EFFORT))
-        self.create_subscription(Mode, 'mode', self._on_mode, LATCHED_QOS)
-        self.create_subscription(EpisodeEvent, 'episode_events', self._on_event, EVENTS_QOS)
-        self.create_subscription(Bool, 'estop', self._on_estop_topic, COMMAND_QOS)
-        self.create_service(Trigger, 'estop', self._on_estop_service)
-        self.create_service(Trigger, 'release_estop', self._on_release_service)
+        self.create_subscription(ProposedAction, 'proposed_action',
+                                 guard('proposed_action', self._on_proposal), COMMAND_QOS)
+        self.create_subscription(Twist, 'spacenav/twist',
+                                 guard('spacenav/twist', self._on_device_twist), DEVICE_QOS)
+        self.create_subscription(Joy, 'spacenav/joy', guard('spacenav/joy', self._on_device_joy),
+                                 DEVICE_QOS)
+        self.create_subscription(PoseStamped, 'ee_pose', guard('ee_pose', self._on_ee_pose),
+                                 QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE
+                                            if ee_pose_reliability == 'reliable'
+                                            else ReliabilityPolicy.BEST_EFFORT))
+        self.create_subscription(Mode, 'mode', guard('mode', self._on_mode), LATCHED_QOS)
+        self.create_subscription(EpisodeEvent, 'episode_events',
+                                 guard('episode_events', self._on_event), EVENTS_QOS)
+        estop = guard('estop', self._on_estop_topic)
+        self.create_subscription(Bool, 'estop', estop, COMMAND_QOS)
+        self.create_subscription(Bool, 'estop', estop, ESTOP_BEST_EFFORT_QOS)
+        self.create_service(Trigger, 'estop', guard('estop service', self._on_estop_service))
+        self.create_service(Trigger, 'release_estop',
+                            guard('release_estop service', self._on_release_service))
         if self.watchdog_timeout_s > 0:
-            self.create_timer(1.0 / max(1.0 / control_period_s, 10.0), self._on_watchdog_timer)
+            on_timer = guard('watchdog timer', self._on_watchdog_timer)
+            # A lambda without arguments: newer rclpy passes TimerInfo to callbacks taking any.
+            self.create_timer(1.0 / max(1.0 / control_period_s, 10.0), lambda: on_timer())
 
     @property
     def episode_running(self) -> bool:
@@ -234,25 +276,81 @@ class InterventionArbiterNode(Node):
         return self._ee_position
 
     # --- inputs --------------------------------------------------------------------------
+    def _guarded(self, name: str, callback: Callable) -> Callable:
+        """Wrap a callback so that nothing it raises reaches the executor (the last defence)."""
+        def guarded(*args):
+            try:
+                return callback(*args)
+            except Exception as error:  # noqa: B902 (whatever it is, the arbiter stays up)
+                self._on_callback_error(name, error)
+                return args[-1] if len(args) == 2 else None  # a service's response
+        return guarded
+
+    def _on_callback_error(self, name: str, error: Exception) -> None:
+        self.callback_errors[name] += 1
+        if self.callback_errors[name] == 1:  # once per callback; the counter has the rest
+            self.get_logger().error(f'{name}: unexpected {type(error).__name__}: {error}; '
+                                    'holding the robot')
+        try:
+            self._hold(self._latest_stamp_ns, f'internal error in {name}')
+        except Exception:  # noqa: B902 (holding failed too: the watchdog timer tries again)
+            pass
+
+    def _reject_input(self, topic: str, reason: str) -> None:
+        self.rejected_inputs[topic] += 1
+        self.get_logger().error(f'{topic} refused ({reason}); {self.rejected_inputs[topic]} so '
+                                'far', throttle_duration_sec=2.0)
+
     def _on_device_twist(self, message: Twist) -> None:
         self.device_messages += 1
-        self.mapper.update_twist((message.linear.x, message.linear.y, message.linear.z),
-                                 (message.angular.x, message.angular.y, message.angular.z))
+        try:
+            self.mapper.update_twist((message.linear.x, message.linear.y, message.linear.z),
+                                     (message.angular.x, message.angular.y, message.angular.z))
+        except ValueError as error:  # the sample is dropped: the person's command goes to 0
+            self.mapper.clear()
+            self._reject_input('spacenav/twist', str(error))
+            return
+        self._device_seen_s['spacenav/twist'] = time.monotonic()
 
     def _on_device_joy(self, message: Joy) -> None:
-        self.mapper.update_buttons(list(message.buttons))
+        try:
+            self.mapper.update_buttons(message.buttons)
+        except ValueError as error:
+            self.mapper.clear()
+            self._reject_input('spacenav/joy', str(error))
+            return
+        self._device_seen_s['spacenav/joy'] = time.monotonic()
 
     def _on_ee_pose(self, message: PoseStamped) -> None:
         pose = pose_to_array(message).astype(np.float64)
+        if not np.all(np.isfinite(pose)):  # treated as no pose: the last one goes stale
+            self._reject_input('ee_pose', 'non-finite value')
+            return
+        if self._needs_orientation and not np.linalg.norm(pose[3:]) > 1e-6:
+            self._reject_input('ee_pose', 'orientation is not a rotation (zero quaternion)')
+            return
+        self.pose_messages += 1
+        self._ee_pose_s = time.monotonic()
         self._ee_position, self._ee_orientation = pose[:3], pose[3:]
         self.output.update_pose(pose[:3], pose[3:], stamp_to_ns(message.header.stamp))
         self._latest_stamp_ns = max(self._latest_stamp_ns, stamp_to_ns(message.header.stamp))
-        self.watchdog.feed('ee_pose', time.monotonic())
+        if self.watchdog is not None:
+            self.watchdog.feed('ee_pose', self._ee_pose_s)
 
     def _on_joint_states(self, message: JointState) -> None:
+        if len(message.name) != len(message.position):
+            self._reject_input('joint_states', f'{len(message.name)} names but '
+                                               f'{len(message.position)} positions')
+            return
+        if not np.all(np.isfinite(np.asarray(message.position, dtype=np.float64))):
+            self._reject_input('joint_states', 'non-finite position')
+            return
         self.output.update_joints(message.name, message.position)
 
     def _on_mode(self, message: Mode) -> None:
+        if message.value not in MODES:
+            self._reject_input('mode', f'unknown mode {message.value}; keeping the current one')
+            return
         self._mode = message.value
 
     def _on_event(self, event: EpisodeEvent) -> None:
@@ -270,7 +368,9 @@ class InterventionArbiterNode(Node):
 
     # --- one control step ----------------------------------------------------------------
     def _on_proposal(self, proposal: ProposedAction) -> None:
-        self.watchdog.feed('proposal', time.monotonic())
+        now_s = time.monotonic()
+        if self.watchdog is not None:
+            self.watchdog.feed('proposal', now_s)
         self._last_proposal = proposal
         # The last proposal of an episode can arrive after its end event (another topic):
         # where episodes are managed, only a proposal inside one arms the watchdog.
@@ -282,21 +382,36 @@ class InterventionArbiterNode(Node):
             return
         if self._mode == Mode.PAUSE:
             return  # the watchdog timer holds the robot while paused
-        composed = np.asarray(proposal.composed_action, dtype=np.float64)
-        if composed.shape != (self.action_dim,):
-            self._reject(stamp_ns, f'expected {self.action_dim} values, got {composed.size}',
-                         proposal)
+        problem = check_proposal(proposal.base_action, proposal.composed_action,
+                                 proposal.residual, self.action_dim, self.action_bound)
+        if problem:
+            self._reject(stamp_ns, problem, proposal)
             return
-        reading = self.mapper.reading()
-        allowed = self._mode == Mode.TRAIN
+        stale_pose = self._stale_pose(now_s)
+        if stale_pose:  # never checked against an old pose: the arm may have moved since
+            self.get_logger().warning(f'{stale_pose}: holding the robot',
+                                      throttle_duration_sec=2.0)
+            self._hold(stamp_ns, stale_pose, proposal)
+            return
+        composed = np.asarray(proposal.composed_action, dtype=np.float64)
+        device_fresh = self._device_fresh(now_s)
+        timed_out = not device_fresh and self.arbiter.active
+        reading = (self.mapper.reading() if device_fresh
+                   else DeviceReading.idle(self.action_dim))
+        allowed = self._mode == Mode.TRAIN and device_fresh
         decision = self.arbiter.arbitrate(stamp_ns * 1e-9, composed, reading, allowed)
         self._correction = self._describe_correction(decision, proposal)
         if decision.started or decision.ended:
             detail = f'segment {decision.segment_id}'
-            if decision.ended and self._correction:
+            if decision.ended and timed_out:
+                detail += (f': device timeout (nothing from the {self.device_name} for '
+                           f'{self.device_timeout_s:g} s)')
+            elif decision.ended and self._correction:
                 detail += f': {self._correction}'
             self._publish_event(EpisodeEvent.INTERVENTION_START if decision.started
                                 else EpisodeEvent.INTERVENTION_END, detail)
+        if timed_out:  # the person's last command is no reference for the policy's first
+            self.safety.hold()
         verdict = self.safety.filter(decision.executed, self._ee_position,
                                      self._ee_orientation if self.command_frame == 'tool'
                                      else None)
@@ -310,6 +425,35 @@ class InterventionArbiterNode(Node):
         self._publish_executed(stamp_ns, verdict.command, proposal, decision,
                                limited=verdict.limited)
         self._publish_state(decision)
+
+    def _stale_pose(self, now_s: float) -> str:
+        """Return why the end-effector pose is too old to check a command against ('' if not)."""
+        if self.watchdog_timeout_s <= 0:
+            return ''
+        if self._ee_pose_s is None:  # as the watchdog: a pose gets the timeout to connect
+            if now_s - self._started_s > self.watchdog_timeout_s:
+                return f'no end-effector pose after {self.watchdog_timeout_s:g} s'
+            return ''
+        age_s = now_s - self._ee_pose_s
+        if age_s > self.watchdog_timeout_s:
+            return f'stale end-effector pose ({age_s:.2f} s old)'
+        return ''
+
+    def _device_fresh(self, now_s: float) -> bool:
+        """Whether every device topic that has published did so within spacemouse.timeout_s."""
+        if self.device_timeout_s <= 0:
+            return True
+        stale = sorted(topic for topic, seen_s in self._device_seen_s.items()
+                       if now_s - seen_s > self.device_timeout_s)
+        if stale and not self._device_stale:
+            self.mapper.clear()  # as if let go: no stale deflection or button drives anything
+            self.get_logger().warning(
+                f'{self.device_name}: nothing on {", ".join(stale)} for '
+                f'{self.device_timeout_s:g} s: its command is zero, the policy commands')
+        elif not stale and self._device_stale:
+            self.get_logger().info(f'{self.device_name} is back')
+        self._device_stale = bool(stale)
+        return not stale
 
     def _describe_correction(self, decision: ArbitrationResult,
                              proposal: ProposedAction) -> str:
@@ -388,7 +532,7 @@ class InterventionArbiterNode(Node):
                                     f'{getattr(response, "message", "no response")}')
 
     def _hold(self, stamp_ns: int, reason: str, proposal: ProposedAction = None) -> None:
-        command = self.safety.hold_command()
+        command = self.safety.hold()  # the next command starts from rest
         self._send(stamp_ns, command)
         # A hold the policy did not ask for (watchdog, e-stop) still records what the policy
         # last proposed, so that the step it becomes has a base action to learn from.
@@ -472,6 +616,32 @@ class InterventionArbiterNode(Node):
         self._publish_event(EpisodeEvent.SAFETY_STOP, source)
         self._hold(self._latest_stamp_ns, f'e-stop: {source}')
         return True
+
+    # --- shutdown ------------------------------------------------------------------------
+    def send_stop(self) -> bool:
+        """Send the stop command (hold still, gripper kept) and wait for its acknowledgement."""
+        if self._stopped or not self.context.ok():
+            return False
+        self._stopped = True
+        problem = self.output.stop(self._latest_stamp_ns, self.safety.hold())
+        if problem:
+            self.get_logger().error(f'shutting down without a stop command: {problem}')
+            return False
+        for publisher in self.output.publishers:
+            try:
+                publisher.wait_for_all_acked(Duration(seconds=STOP_ACKNOWLEDGEMENT_TIMEOUT_S))
+            except Exception:  # noqa: B902 (a middleware without acknowledgements)
+                pass
+        self.get_logger().info('shutting down: stop command sent')
+        return True
+
+    def destroy_node(self):
+        """Send the stop command, then destroy the node (every shutdown path comes here)."""
+        try:
+            self.send_stop()
+        except Exception as error:  # noqa: B902 (destroying the node must still happen)
+            self.get_logger().error(f'stop command failed: {error}')
+        return super().destroy_node()
 
 
 def main(args=None):

@@ -111,6 +111,19 @@ class SafetyFilter:
         """Forget the previous accepted command (after a cell reset or an e-stop)."""
         self._previous = None
 
+    def hold(self) -> np.ndarray:
+        """
+        Return the hold command and make rest the reference of the rate limit.
+
+        Every hold (a rejected command, the watchdog, a pause, the e-stop) stops the arm, so the
+        next command is limited from rest, in its own direction, not from the last accepted
+        one; the gripper is kept as last commanded.
+        """
+        command = self.hold_command()
+        if self._previous is not None:
+            self._previous = command.copy()
+        return command
+
     def hold_command(self) -> np.ndarray:
         """Return the command that holds the robot still and the gripper as last commanded."""
         command = np.zeros(self.limits.action_dim)
@@ -206,6 +219,35 @@ class SafetyFilter:
                 command[axis] = min((low[coordinate] - position) / step_m, 0.0)
                 applied.append(f'workspace {_XYZ[coordinate]} min')
         return applied
+
+
+def check_proposal(base_action: Sequence[float], composed_action: Sequence[float],
+                   residual: Sequence[float], action_dim: int, action_bound: float = 1.0) -> str:
+    """
+    Return why a proposal must be rejected ('' when it may be filtered and sent).
+
+    The base and composed actions must be finite and within +-action_bound (normalized actions:
+    a policy that proposes beyond it is broken, and clipping would turn it into full speed); an
+    empty base action (a policy without one) is allowed. The residual must be finite.
+    """
+    for name, values, may_be_empty in (('composed action', composed_action, False),
+                                       ('base action', base_action, True),
+                                       ('residual', residual, True)):
+        values = np.asarray(values, dtype=float).reshape(-1)
+        if values.size == 0 and may_be_empty:
+            continue
+        if values.shape != (action_dim,):
+            return f'{name}: expected {action_dim} values, got {values.size}'
+        bad = np.flatnonzero(~np.isfinite(values))
+        if bad.size:
+            return f'{name}: non-finite value in axis ' + ', '.join(str(a) for a in bad)
+        if name == 'residual':
+            continue
+        beyond = np.flatnonzero(np.abs(values) > action_bound)
+        if beyond.size:
+            return (f'{name}: axis {beyond[0]} is {values[beyond[0]]:g}, beyond the action '
+                    f'bound {action_bound:g}')
+    return ''
 
 
 @dataclass(frozen=True)

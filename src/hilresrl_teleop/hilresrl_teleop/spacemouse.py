@@ -10,6 +10,11 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 
 CHANNEL_NAMES = ('linear.x', 'linear.y', 'linear.z', 'angular.x', 'angular.y', 'angular.z')
+# A device channel beyond this is a broken device or a forged message, not a person (the
+# spacenav driver's channels are near 1 at full deflection, times its scale parameters).
+MAX_CHANNEL_VALUE = 100.0
+# Joy messages with more buttons than any device has are refused before they are copied.
+MAX_BUTTONS = 256
 
 
 def toggle_gripper_state(state: float) -> float:
@@ -126,10 +131,19 @@ class SpaceMouseMapper:
                              f'{len(angular)}')
         if not np.all(np.isfinite(values)):
             raise ValueError('non-finite SpaceMouse channel value')
+        if np.any(np.abs(values) > MAX_CHANNEL_VALUE):
+            raise ValueError(f'SpaceMouse channel value {np.max(np.abs(values)):g} beyond '
+                             f'{MAX_CHANNEL_VALUE:g}')
         self._channel_values = values
 
     def update_buttons(self, buttons: Sequence[int]) -> None:
-        """Store the latest buttons (spacenav/joy) and latch the presses since the last ones."""
+        """
+        Store the latest buttons (spacenav/joy) and latch the presses since the last ones.
+
+        More than MAX_BUTTONS buttons raise ValueError and leave the state as it was.
+        """
+        if len(buttons) > MAX_BUTTONS:
+            raise ValueError(f'{len(buttons)} buttons, more than the {MAX_BUTTONS} a device has')
         buttons = tuple(int(button) for button in buttons)
         if self._rising_edge(buttons, self.config.gripper_button):
             self._gripper_state = toggle_gripper_state(self._gripper_state)

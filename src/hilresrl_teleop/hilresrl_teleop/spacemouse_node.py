@@ -17,7 +17,8 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Joy
 
 from .spacenav_protocol import (BACKENDS, DEFAULT_SOCKET_PATH, DeviceLink, DeviceOutputs,
-                                DeviceState, LinkNotice, open_event_source, SpacenavSettings)
+                                DeviceState, LinkNotice, MAX_BUTTONS, open_event_source,
+                                SpacenavSettings)
 
 # The driver's publishers (rclcpp's depth 10: reliable, keep last). Reliable reaches both the
 # arbiter's best-effort DEVICE_QOS and readers that ask for reliable, as the driver does.
@@ -93,6 +94,7 @@ class SpaceMouseNode(Node):
             self._twist_pub = self.create_publisher(Twist, 'spacenav/twist', DRIVER_QOS)
         self._joy_pub = self.create_publisher(Joy, 'spacenav/joy', DRIVER_QOS)
         self._last_poll_s = time.monotonic()
+        self._ignored_buttons_logged = 0
         self.create_timer(1.0 / publish_rate_hz, self._on_poll)
 
     def _on_poll(self) -> None:
@@ -109,6 +111,12 @@ class SpaceMouseNode(Node):
             return
         for publication in self.state.poll(events, elapsed_s):
             self._publish(publication.twist, publication.outputs)
+        if self.state.ignored_buttons != self._ignored_buttons_logged:
+            self._ignored_buttons_logged = self.state.ignored_buttons
+            self.get_logger().warning(
+                f'ignored {self.state.ignored_buttons} button event(s) numbered outside 0-'
+                f'{MAX_BUTTONS - 1} so far (a faulty device or daemon?)',
+                throttle_duration_sec=5.0)
 
     def _publish(self, twist: bool, outputs: DeviceOutputs) -> None:
         stamp = self.get_clock().now().to_msg()

@@ -43,6 +43,11 @@ DRIVER_POLL_PERIOD_S = 0.001
 _AXIS_SOURCES = (2, 0, 1, 5, 3, 4)
 _AXIS_SIGNS = np.array([1.0, -1.0, 1.0, 1.0, -1.0, 1.0])
 
+# The most buttons a device may have: a packet naming a button at or above this is ignored, so
+# that a bad or hostile daemon cannot grow the Joy's button list without bound (the driver grows
+# it to whatever index a packet names, 2^31 - 1 included). SpaceMice have 2 to 48 buttons.
+MAX_BUTTONS = 64
+
 
 class SpacenavError(RuntimeError):
     """No connection to spacenavd, or it was lost; the message says what to install or start."""
@@ -428,7 +433,8 @@ class DeviceState:
     The driver drains libspnav's queue every millisecond. A motion event (spacenavd's x, y, z,
     rx, ry, rz) replaces the normalised axes, linear (z, -x, y) and angular (rz, -rx, ry), each
     over full_scale, and makes the twist due; a button event sets that button (the list grows to
-    hold it) and publishes at once. Once it has published anything,
+    hold it, up to MAX_BUTTONS; higher and negative numbers are ignored and counted in
+    ``ignored_buttons``) and publishes at once. Once it has published anything,
     the driver publishes the Joy on every poll. Here one poll() drains whatever arrived since the
     previous one, elapsed_s earlier: the twist goes out once with the latest motion, and polls
     without motion count as elapsed_s / 1 ms of the driver's polls toward static_count_threshold.
@@ -436,6 +442,7 @@ class DeviceState:
 
     def __init__(self, settings: Optional[SpacenavSettings] = None):
         self.settings = settings if settings is not None else SpacenavSettings()
+        self.ignored_buttons = 0  # button events out of range, since the start
         self.reset()
 
     def reset(self) -> None:
@@ -465,8 +472,10 @@ class DeviceState:
             self._normed = raw[list(_AXIS_SOURCES)] * _AXIS_SIGNS / self.settings.full_scale
             self._motion_due = True
             return False
-        if event.button < 0:
-            return False  # the driver warns and ignores negative button numbers
+        if not 0 <= event.button < MAX_BUTTONS:
+            # The driver ignores negative numbers; here too any beyond a real device's buttons.
+            self.ignored_buttons += 1
+            return False
         if event.button >= len(self._buttons):
             self._buttons.extend([0] * (event.button + 1 - len(self._buttons)))
         self._buttons[event.button] = int(event.pressed)

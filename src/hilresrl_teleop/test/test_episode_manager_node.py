@@ -2,12 +2,13 @@
 
 import json
 import subprocess
+import time
 
-from hilresrl_msgs.msg import (EpisodeEvent, EpisodeOutcome, ExecutedAction, Mode,
-                               StateVector, Transition)
+from hilresrl_msgs.msg import (EpisodeEvent, EpisodeOutcome, ExecutedAction, LearnerStatus,
+                               Mode, StateVector, Transition)
 from hilresrl_msgs.srv import EndEpisode, SetMode, StartEpisode
 from hilresrl_policy.conversions import float32_field, from_named_arrays, ns_to_stamp
-from hilresrl_policy.qos import COMMAND_QOS, LATCHED_QOS, TRANSITIONS_QOS
+from hilresrl_policy.qos import COMMAND_QOS, EVENTS_QOS, LATCHED_QOS, TRANSITIONS_QOS
 from hilresrl_teleop import episodes
 from hilresrl_teleop.episode_manager import EpisodeManagerNode
 import pytest
@@ -15,6 +16,9 @@ from rclpy.parameter import Parameter
 
 MANUAL = {'robot_id': 'cellA', 'reset_service': '', 'auto_start': False, 'wait_for_topics': [''],
           'observation_sources': ['task_state', 'success'], 'reward_source': 'observation'}
+
+# Episodes one after another, success from a topic: the cell the fault tests need.
+AUTO = {'auto_start': True, 'observation_sources': ['task_state'], 'reward_source': 'topic'}
 
 
 @pytest.fixture
@@ -214,3 +218,109 @@ def test_say_refuses_what_the_cell_would_not_understand_and_a_cell_nobody_runs()
                              '0.5'], capture_output=True, text=True, timeout=60)
     assert nobody.returncode == 1
     assert 'nobody listens on /robot7/refinement_command' in nobody.stderr
+
+
+# --- faults: e-stop, held steps, a silent learner -----------------------------------------
+class Witness:
+    """The probe's view: every episode event, mode and transition the manager sends."""
+
+    def __init__(self, probe):
+        self.probe = probe
+        self.events, self.modes, self.transitions = [], [], []
+        node = probe.node
+        node.create_subscription(EpisodeEvent, 'episode_events', self.events.append, EVENTS_QOS)
+        node.create_subscription(Mode, 'mode', self.modes.append, LATCHED_QOS)
+        node.create_subscription(Transition, 'transitions', self.transitions.append,
+                                 TRANSITIONS_QOS)
+        # What the arbiter would send: e-stop events; and the cell's observations and actions.
+        self.arbiter_events = node.create_publisher(EpisodeEvent, 'episode_events', EVENTS_QOS)
+        self.states = node.create_publisher(StateVector, 'task_state', 10)
+        self.executed = node.create_publisher(ExecutedAction, 'executed_action', COMMAND_QOS)
+
+    def ends(self):
+        return [e for e in self.events if e.event == EpisodeEvent.EPISODE_END]
+
+    def starts(self):
+        return [e for e in self.events if e.event == EpisodeEvent.EPISODE_START]
+
+    def safety(self, event: int) -> None:
+        self.arbiter_events.publish(EpisodeEvent(event=event, detail='e-stop button'))
+
+    def watch(self, seconds: float) -> None:
+        """Spin for a while: to show that something does not happen."""
+        until = time.monotonic() + seconds
+        while time.monotonic() < until:
+            self.probe.spin_once()
+
+
+def test_an_e_stop_aborts_the_episode_and_none_starts_until_release(make_manager, probe):
+    make_manager(**AUTO)
+    witness = Witness(probe)
+    probe.wait_for(lambda: witness.starts(), message='the first episode')
+    probe.wait_for(lambda: witness.arbiter_events.get_subscription_count() >= 1,
+                   message='the manager on episode_events')
+    witness.safety(EpisodeEvent.SAFETY_STOP)
+    probe.wait_for(lambda: witness.ends(), message='the end of the episode')
+    end = witness.ends()[0]
+    assert (end.outcome.value, end.detail, end.episode_id) == (EpisodeOutcome.ABORT, 'e-stop', 1)
+
+    witness.watch(1.5)  # fifteen ticks of the manager: none may start an episode
+    assert len(witness.starts()) == 1
+    refused = probe.call(StartEpisode, 'start_episode', StartEpisode.Request())
+    assert not refused.success and 'e-stop' in refused.message
+
+    witness.safety(EpisodeEvent.SAFETY_RELEASE)
+    probe.wait_for(lambda: len(witness.starts()) == 2, message='an episode after the release')
+    assert witness.starts()[1].episode_id == 2
+
+
+def test_held_steps_are_marked_in_the_transitions(make_manager, probe):
+    manager = make_manager(**AUTO)
+    witness = Witness(probe)
+    probe.wait_for(lambda: witness.starts() and witness.executed.get_subscription_count() == 1
+                   and witness.states.get_subscription_count() == 1, message='an episode')
+    for k in (1, 2, 3):
+        state = StateVector(data=float32_field([k, 0.5]))
+        state.header.stamp = ns_to_stamp(k * 100_000_000)
+        witness.states.publish(state)
+        if k < 3:
+            held = k == 2
+            action = ExecutedAction(executed_action=float32_field([0.0 if held else 0.3] * 4),
+                                    base_action=float32_field([0.3] * 4), held=held,
+                                    hold_reason='watchdog: no fresh proposal' if held else '')
+            action.header.stamp = ns_to_stamp(k * 100_000_000)
+            witness.executed.publish(action)
+    probe.wait_for(lambda: len(witness.transitions) == 2, message='two transitions')
+    moved, held = witness.transitions
+    assert not moved.held and moved.hold_reason == ''
+    assert held.held and held.hold_reason == 'watchdog: no fresh proposal'
+    # one id per start of the manager, in every transition
+    assert moved.cell_start_id == held.cell_start_id == manager.cell_start_id
+    assert len(manager.cell_start_id) == 32
+
+
+def test_a_silent_learner_aborts_the_training_episode_and_pauses_the_robot(
+        make_manager, probe):
+    make_manager(**AUTO, wait_for_learner=True, learner_timeout_s=1.0)
+    witness = Witness(probe)
+    statuses = probe.node.create_publisher(LearnerStatus, 'learner_status', LATCHED_QOS)
+    beat = probe.node.create_timer(0.2, lambda: statuses.publish(LearnerStatus(
+        state='training')))
+    probe.wait_for(lambda: witness.starts(), message='a training episode')
+    witness.watch(1.5)  # a learner that keeps talking: nothing happens
+    assert not witness.ends() and witness.modes[-1].value == Mode.TRAIN
+
+    beat.cancel()  # the learner dies
+    stopped = time.monotonic()
+    probe.wait_for(lambda: witness.modes and witness.modes[-1].value == Mode.PAUSE, 15.0,
+                   'the robot paused')
+    assert time.monotonic() - stopped < 1.0 + 5.0
+    probe.wait_for(lambda: witness.ends(), message='the aborted episode')
+    end = witness.ends()[0]
+    assert (end.outcome.value, end.detail) == (EpisodeOutcome.ABORT, 'learner silent')
+    witness.watch(1.0)
+    assert len(witness.starts()) == 1
+
+    beat.reset()  # the learner is back: the mode is restored and the cell goes on
+    probe.wait_for(lambda: witness.modes[-1].value == Mode.TRAIN, message='mode TRAIN again')
+    probe.wait_for(lambda: len(witness.starts()) == 2, message='the next episode')

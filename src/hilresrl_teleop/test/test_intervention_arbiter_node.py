@@ -1,5 +1,13 @@
-"""intervention_arbiter over DDS: takeover and hand-back, safety rejections, watchdog, e-stop."""
+"""
+intervention_arbiter over DDS: takeover and hand-back, safety rejections, watchdog, e-stop.
 
+The fault tests at the end feed it what a broken device, a stopped node or a forged message
+would send; the probe is the witness of what went out.
+"""
+
+import math
+import os
+import signal
 import time
 
 from geometry_msgs.msg import PoseStamped, Twist, TwistStamped
@@ -10,7 +18,8 @@ from hilresrl_teleop.intervention_arbiter import InterventionArbiterNode
 import numpy as np
 import pytest
 from rclpy.parameter import Parameter
-from std_msgs.msg import Float64MultiArray, String
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from std_msgs.msg import Bool, Float64MultiArray, String
 from std_srvs.srv import Trigger
 
 POLICY = [0.2, 0.3, -0.1, -1.0]
@@ -63,12 +72,20 @@ class Cell:
         self.move_to([0.0, 0.0, 0.5])
 
     def move_to(self, position):
-        message = PoseStamped()
-        message.pose.position.x, message.pose.position.y, message.pose.position.z = position
-        message.pose.orientation.w = 1.0
-        self.pose.publish(message)
+        self.position = list(position)
+        self.measure()
         self.probe.wait_for(lambda: self.arbiter.ee_position is not None and np.allclose(
             self.arbiter.ee_position, position), message='the end-effector pose')
+
+    def measure(self):
+        """Publish the end-effector pose again (a cell measures it every step)."""
+        message = PoseStamped()
+        (message.pose.position.x, message.pose.position.y,
+         message.pose.position.z) = self.position
+        message.pose.orientation.w = 1.0
+        count = self.arbiter.pose_messages
+        self.pose.publish(message)
+        self.probe.wait_for(lambda: self.arbiter.pose_messages > count, message='the pose')
 
     def hand(self, x=0.0, y=0.0, z=0.0):
         message = Twist()
@@ -77,14 +94,23 @@ class Cell:
         self.device.publish(message)
         self.probe.wait_for(lambda: self.arbiter.device_messages > count, message='the hand')
 
-    def propose(self, k: int, action=POLICY) -> ExecutedAction:
+    def propose(self, k: int, action=POLICY, base_action=None,
+                measure: bool = True) -> ExecutedAction:
+        if measure:  # the pose of this step first, as a cell publishes it
+            self.measure()
         message = ProposedAction(step=k, composed_action=float32_field(action),
-                                 base_action=float32_field(action), weights_version=7)
+                                 base_action=float32_field(action if base_action is None
+                                                           else base_action),
+                                 weights_version=7)
         message.header.stamp = ns_to_stamp(k * 100_000_000)
         count = len(self.executed)
         self.proposals.publish(message)
-        self.probe.wait_for(lambda: len(self.executed) > count, message=f'command {k}')
-        return self.executed[-1]
+
+        def answer():  # the watchdog timer's holds carry the last proposal's step too
+            return next((e for e in self.executed[count:] if e.step == k
+                         and not e.hold_reason.startswith('watchdog')), None)
+        self.probe.wait_for(lambda: answer() is not None, message=f'command {k}')
+        return answer()
 
 
 def _values(field):
@@ -218,3 +244,136 @@ def test_estop_latches_until_released(make_arbiter):
     release = cell.probe.call(Trigger, 'release_estop', Trigger.Request())
     assert release.success and release.message == 'e-stop released'
     assert not cell.propose(3).held
+
+
+# --- faults ---------------------------------------------------------------------------------
+STILL = [0.0, 0.0, 0.0, -1.0]  # the policy proposes no motion, gripper open
+
+
+def _wait_s(cell: Cell, seconds: float) -> None:
+    """Let wall-clock time pass (what a timeout is about), spinning the probe meanwhile."""
+    until = time.monotonic() + seconds
+    cell.probe.wait_for(lambda: time.monotonic() > until, seconds + 30.0, 'time to pass')
+
+
+def test_a_nan_device_sample_is_dropped_and_the_arbiter_stays_up(make_arbiter):
+    cell = make_arbiter()
+    cell.hand(x=0.55)
+    assert _values(cell.propose(1, STILL).executed_action)[0] == pytest.approx(0.5)
+    cell.hand(x=math.nan)  # the old arbiter raised here, in its callback, and died
+    for k in (2, 3):  # the person's command went to zero; the arbiter keeps answering
+        executed = cell.propose(k, STILL)
+        assert np.all(np.isfinite(_values(executed.executed_action)))
+        assert _values(executed.executed_action) == pytest.approx(STILL)
+    cell.hand(x=1e9)  # absurd values are refused the same way
+    assert _values(cell.propose(4, STILL).executed_action) == pytest.approx(STILL)
+    cell.probe.wait_for(lambda: len(cell.twists) >= 4, message='the twists')
+    assert all(math.isfinite(t.twist.linear.x) and abs(t.twist.linear.x) <= 0.1
+               for t in cell.twists)
+    assert cell.arbiter.rejected_inputs['spacenav/twist'] == 2
+
+
+def test_a_silent_device_lets_go_after_its_timeout(make_arbiter):
+    cell = make_arbiter(**{'spacemouse.timeout_s': 0.5, 'watchdog_timeout_s': 5.0})
+    cell.hand(x=0.9)  # one sample, then the device says nothing more
+    first = cell.propose(1, STILL)
+    assert first.intervened and _values(first.executed_action)[0] == pytest.approx(0.8889,
+                                                                                   abs=1e-3)
+    _wait_s(cell, 0.8)
+    for k in (2, 3, 4):  # the policy commands again: proposal 0 -> executed 0
+        executed = cell.propose(k, STILL)
+        assert not executed.intervened and not executed.held
+        assert _values(executed.executed_action) == pytest.approx(STILL)
+    cell.probe.wait_for(lambda: any(e.event == EpisodeEvent.INTERVENTION_END
+                                    and 'device timeout' in e.detail for e in cell.events),
+                        message='the hand-back naming the device timeout')
+
+
+def test_the_first_command_after_a_rejection_is_limited_from_rest(make_arbiter):
+    cell = make_arbiter(**{'safety.max_action_change': [0.5]})
+    assert _values(cell.propose(1, [0.5, 0, 0, -1]).executed_action)[0] == pytest.approx(0.5)
+    assert _values(cell.propose(2, [1.0, 0, 0, -1]).executed_action)[0] == pytest.approx(1.0)
+    assert cell.propose(3, [1.0, 0, 0]).held  # wrong length: rejected, the robot holds
+    # From rest and in the proposed direction (the old limiter went from 1.0 to +0.5).
+    after = cell.propose(4, [-1.0, 0, 0, -1])
+    assert _values(after.executed_action) == pytest.approx([-0.5, 0, 0, -1])
+
+
+def test_the_first_command_after_a_watchdog_hold_is_limited_from_rest(make_arbiter):
+    cell = make_arbiter(**{'safety.max_action_change': [0.5]})
+    cell.propose(1, [0.5, 0, 0, -1])
+    cell.propose(2, [1.0, 0, 0, -1])
+    count = len(cell.executed)
+    cell.probe.wait_for(lambda: any(e.held and 'watchdog' in e.hold_reason
+                                    for e in cell.executed[count:]), 10.0, 'a watchdog hold')
+    after = cell.propose(3, [-1.0, 0, 0, -1])
+    assert _values(after.executed_action) == pytest.approx([-0.5, 0, 0, -1])
+
+
+def test_proposals_are_held_while_the_pose_is_stale(make_arbiter):
+    cell = make_arbiter()  # watchdog 0.3 s
+    assert not cell.propose(1, [0.5, 0, 0, -1]).held
+    count = len(cell.executed)
+    _wait_s(cell, 0.5)  # no pose since: what the arm does now is unknown
+    for k in range(2, 6):  # proposals keep flowing, poses do not
+        executed = cell.propose(k, [0.5, 0, 0, -1], measure=False)
+        assert executed.held and 'stale end-effector pose' in executed.hold_reason
+    assert all(e.held for e in cell.executed[count:])
+    cell.probe.wait_for(lambda: len(cell.twists) >= len(cell.executed), message='the twists')
+    assert all(t.twist.linear.x == 0.0 for t in cell.twists[count:])
+    assert not cell.propose(6, [0.5, 0, 0, -1]).held  # the pose is back
+
+
+def test_a_best_effort_estop_latches(make_arbiter):
+    cell = make_arbiter()
+    estop = cell.probe.node.create_publisher(Bool, 'estop', QoSProfile(
+        history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.BEST_EFFORT))
+    cell.probe.wait_for(lambda: estop.get_subscription_count() >= 1,
+                        message='a subscription matching a best-effort e-stop')
+    estop.publish(Bool(data=True))
+    cell.probe.wait_for(lambda: any(e.event == EpisodeEvent.SAFETY_STOP for e in cell.events),
+                        message='the e-stop event')
+    executed = cell.propose(1, [0.8, 0, 0, -1])
+    assert executed.held and executed.hold_reason.startswith('e-stop')
+
+
+@pytest.mark.parametrize('base', [[math.inf, 0, 0, -1], [5.0, 0, 0, -1]])
+def test_a_base_action_out_of_bounds_is_rejected_not_clipped(make_arbiter, base):
+    cell = make_arbiter()
+    executed = cell.propose(1, [1.0, 0, 0, -1], base_action=base)
+    assert executed.held and 'base action' in executed.hold_reason
+    assert _values(executed.executed_action) == [0.0] * 4
+    cell.probe.wait_for(lambda: any(e.event == EpisodeEvent.COMMAND_REJECTED
+                                    and 'base action' in e.detail for e in cell.events),
+                        message='the rejection event')
+
+
+def _arbiter_executable() -> str:
+    from ament_index_python.packages import get_package_prefix
+    return os.path.join(get_package_prefix('hilresrl_teleop'), 'lib', 'hilresrl_teleop',
+                        'intervention_arbiter')
+
+
+@pytest.mark.parametrize('signum', [signal.SIGINT, signal.SIGTERM])
+def test_the_arbiter_process_sends_a_stop_when_it_is_stopped(probe, launch_process, signum):
+    twists = []
+    probe.node.create_subscription(TwistStamped, 'servo/delta_twist_cmds', twists.append,
+                                   COMMAND_QOS)
+    proposals = probe.node.create_publisher(ProposedAction, 'proposed_action', COMMAND_QOS)
+    arbiter = launch_process([_arbiter_executable(), '--ros-args',
+                              '-p', 'watchdog_timeout_s:=60.0'])
+    probe.wait_for(lambda: proposals.get_subscription_count() == 1
+                   and probe.node.count_publishers('servo/delta_twist_cmds') == 1,
+                   60.0, 'the arbiter process')
+    message = ProposedAction(step=1, composed_action=float32_field([0.5, 0.0, 0.0, -1.0]))
+    message.header.stamp = ns_to_stamp(100_000_000)
+    proposals.publish(message)
+    probe.wait_for(lambda: twists and twists[-1].twist.linear.x > 0.0, message='the motion')
+    moved = len(twists)
+    arbiter.process.send_signal(signum)
+    probe.wait_for(lambda: arbiter.process.poll() is not None, message='the arbiter to exit')
+    assert arbiter.wait(30.0) == 0, arbiter.output
+    probe.wait_for(lambda: len(twists) > moved, message='the stop command')
+    last = twists[-1].twist
+    assert [last.linear.x, last.linear.y, last.linear.z] == [0.0, 0.0, 0.0], arbiter.output
+    assert 'stop command sent' in arbiter.output

@@ -1,6 +1,6 @@
 """Safety filter, watchdog and e-stop (core, no ROS)."""
 
-from hilresrl_teleop.safety import EStop, SafetyFilter, SafetyLimits, Watchdog
+from hilresrl_teleop.safety import check_proposal, EStop, SafetyFilter, SafetyLimits, Watchdog
 import numpy as np
 import pytest
 
@@ -149,3 +149,34 @@ def test_tool_frame_motion_is_shortened_to_stay_in_the_box():
     capped = safety.filter(np.array([0.0, 0.0, -1.0]), np.array([0, 0, 0.45]), down)
     assert capped.command.tolist() == pytest.approx([0.0, 0.0, -0.5])  # lands on z = 0.5
     assert capped.limits_applied == ['workspace (tool frame)']
+
+
+def test_a_hold_makes_rest_the_reference_of_the_rate_limit():
+    safety = SafetyFilter(SafetyLimits(action_dim=4, max_action_change=0.5))
+    safety.filter(np.array([0.5, 0, 0, 1.0]), None)
+    assert safety.filter(np.array([1.0, 0, 0, 1.0]), None).command[0] == pytest.approx(1.0)
+    assert safety.hold().tolist() == [0.0, 0.0, 0.0, 1.0]  # still, the gripper kept
+    after = safety.filter(np.array([-1.0, 0, 0, 1.0]), None)
+    assert after.command.tolist() == pytest.approx([-0.5, 0, 0, 1.0])  # from rest, its way
+
+
+def test_a_hold_before_any_command_leaves_the_gripper_free():
+    safety = SafetyFilter(SafetyLimits(action_dim=4, max_action_change=0.5))
+    safety.hold()
+    assert safety.filter(np.array([1.0, 0, 0, -1.0]), None).command.tolist() == pytest.approx(
+        [0.5, 0, 0, -1.0])
+
+
+@pytest.mark.parametrize('base, composed, residual, reason', [
+    ([0.1] * 4, [0.1] * 4, [], ''),
+    ([], [0.1] * 4, [], ''),  # a policy without a base action
+    ([np.inf, 0, 0, 0], [1.0, 0, 0, 0], [], 'base action: non-finite value in axis 0'),
+    ([5.0, 0, 0, 0], [1.0, 0, 0, 0], [], 'base action: axis 0 is 5, beyond the action bound 1'),
+    ([0.1] * 4, [0.1] * 3, [], 'composed action: expected 4 values, got 3'),
+    ([0.1] * 4, [0, 0, -2.0, 0], [], 'composed action: axis 2 is -2'),
+    ([0.1] * 4, [0.1] * 4, [0, np.nan, 0, 0], 'residual: non-finite value in axis 1'),
+])
+def test_proposals_beyond_the_action_bounds_are_rejected_not_clipped(base, composed, residual,
+                                                                     reason):
+    got = check_proposal(base, composed, residual, 4, 1.0)
+    assert got.startswith(reason) if reason else got == ''

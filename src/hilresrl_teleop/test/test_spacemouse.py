@@ -1,6 +1,7 @@
 """SpaceMouse mapping into the action space (core, no ROS)."""
 
-from hilresrl_teleop.spacemouse import DeviceReading, SpaceMouseConfig, SpaceMouseMapper
+from hilresrl_teleop.spacemouse import (DeviceReading, MAX_BUTTONS, SpaceMouseConfig,
+                                        SpaceMouseMapper)
 import numpy as np
 import pytest
 
@@ -129,3 +130,15 @@ def test_bad_configuration_is_refused():
     device = mapper()
     with pytest.raises(ValueError, match='non-finite'):
         device.update_twist((np.nan, 0.0, 0.0), ZERO)
+
+
+def test_absurd_device_input_is_refused_and_changes_nothing():
+    device = mapper()
+    device.update_twist((0.55, 0, 0), ZERO)
+    for linear in ((np.nan, 0, 0), (np.inf, 0, 0), (1e6, 0, 0)):
+        with pytest.raises(ValueError):
+            device.update_twist(linear, ZERO)
+    with pytest.raises(ValueError, match='buttons'):
+        device.update_buttons([1] * (MAX_BUTTONS + 1))
+    assert device.reading().action[0] == pytest.approx(0.5)
+    assert not device.reading().gripper_toggled

@@ -190,3 +190,20 @@ def test_without_a_daemon_it_says_so_once_then_connects_when_one_starts(
                    'the reconnection log')
     assert reader.errors()[1:] == [f'spacenavd at {path} closed the connection: reconnecting']
     assert node.link.connected
+
+
+def test_a_button_number_beyond_any_device_is_ignored_and_the_node_goes_on(
+        start_daemon, start_node, probe, tmp_path):
+    reader = Reader(probe)
+    daemon = start_daemon(tmp_path / 'spnav.sock')
+    start_node(daemon.path, **HOLD)
+    peer = reader.connection(daemon)
+    # A faulty or hostile daemon names button 2^31 - 1: the driver would grow its list to it.
+    peer.sendall(encode_event(ButtonEvent(2 ** 31 - 1, True)) + encode_event(ButtonEvent(64, True))
+                 + encode_event(ButtonEvent(2, True)))
+    reader.joy([0.0] * 6, [0, 0, 1], 'the Joy of the one real button')
+    reader.logged('ignored 2 button event(s) numbered outside 0-63', 'the warning')
+    peer.sendall(encode_event(MotionEvent(np.array([0, 0, 512]), np.array([0, 0, 0]), 8)))
+    reader.twist((1.0, 0.0, 0.0), (0.0, 0.0, 0.0), 'a twist after it')
+    assert max(len(joy.buttons) for joy in reader.joys) == 3
+    assert reader.errors() == []

@@ -282,6 +282,26 @@ def test_buttons_grow_to_the_highest_seen_and_each_event_publishes():
         (True, 0.125, [1, 0, 0, 1]), (True, 0.25, [1, 0, 0, 1])]
 
 
+def test_button_numbers_beyond_a_real_device_are_ignored_and_counted(daemon):
+    # A daemon naming button 2^31 - 1 (or 64, or 1000) must not grow the Joy's button list.
+    source = SocketEventSource(daemon.path)
+    peer = daemon.client()
+    peer.sendall(b''.join(encode_event(event) for event in (
+        ButtonEvent(2 ** 31 - 1, True), ButtonEvent(spacenav_protocol.MAX_BUTTONS, True),
+        ButtonEvent(1000, False), ButtonEvent(2, True))))
+    events = poll_until(source, 4)
+    source.close()
+    assert events[0] == ButtonEvent(2 ** 31 - 1, True)  # decoded as sent
+    assert spacenav_protocol.MAX_BUTTONS == 64
+    state = DeviceState()
+    publications = state.poll(events, elapsed_s=0.01)
+    assert state.ignored_buttons == 3
+    assert [p.outputs.buttons for p in publications] == [[0, 0, 1], [0, 0, 1]]
+    assert len(state.outputs().buttons) == 3
+    state.apply(ButtonEvent(63, True))  # the highest allowed still counts
+    assert len(state.outputs().buttons) == 64 and state.ignored_buttons == 3
+
+
 def test_nothing_goes_out_before_the_first_event_or_static_count():
     state = DeviceState()  # static_count_threshold 30: static on the 31st poll without motion
     assert state.poll([], elapsed_s=0.030) == []
