@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import sys
 
 from hilresrl_learner.bag import BagReader, BagWriter
@@ -529,6 +530,32 @@ def test_transitions_published_before_ctrl_c_are_all_in_the_replay_bag(launch_pr
     assert learner.interrupt(60) == 0, learner.output
     stored = [t.sequence for t in _replay_bag_transitions(run_dir)]
     assert stored == list(range(1, 701)), f'{len(stored)} of 700 stored'
+
+
+def test_a_resume_over_a_dangling_latest_checkpoint_takes_the_newest_readable_one(
+        launch_process, probe, tmp_path):
+    run_dir = tmp_path / 'run'
+    first = _learner_process(launch_process, run_dir, resume=False)
+    cell = Cell(probe)
+    cell.wait_for_learner()
+    cell.send(range(1, 301))
+    checkpoints = run_dir / 'checkpoints'
+    probe.wait_for(lambda: len(list(checkpoints.glob('update-*'))) >= 2, 60,
+                   'two checkpoints')
+    assert first.interrupt(60) == 0, first.output
+    *_, older, newest = sorted(checkpoints.glob('update-*'))
+    shutil.rmtree(newest)  # 'latest' now names a checkpoint that is gone
+    assert (checkpoints / 'latest').is_symlink() and not (checkpoints / 'latest').exists()
+    older_updates = json.loads((older / 'state.json').read_text())['updates']
+    assert older_updates > 0
+
+    weights = []
+    probe.node.create_subscription(PolicyWeights, 'policy_weights', weights.append, LATCHED_QOS)
+    second = _learner_process(launch_process, run_dir, resume=True)
+    # The resumed learner broadcasts what it restored: the older checkpoint, not fresh networks.
+    probe.wait_for(lambda: weights, 60, 'the weights of the resumed learner')
+    assert weights[0].learner_updates == older_updates, second.output
+    assert second.process.poll() is None
 
 
 def test_a_lost_first_transition_after_a_cell_restart_drops_nothing_else(in_process_learner,

@@ -324,6 +324,22 @@ def test_proposals_are_held_while_the_pose_is_stale(make_arbiter):
     assert not cell.propose(6, [0.5, 0, 0, -1]).held  # the pose is back
 
 
+def test_a_non_finite_pose_counts_as_no_pose(make_arbiter):
+    cell = make_arbiter()  # watchdog 0.3 s, no workspace box
+    assert not cell.propose(1, [0.5, 0, 0, -1]).held
+    broken = PoseStamped()
+    broken.pose.position.x, broken.pose.orientation.w = math.nan, 1.0
+    until = time.monotonic() + 0.5
+    while time.monotonic() < until:  # the driver keeps publishing, every pose broken
+        refused = cell.arbiter.rejected_inputs['ee_pose']
+        cell.pose.publish(broken)
+        cell.probe.wait_for(lambda: cell.arbiter.rejected_inputs['ee_pose'] > refused,
+                            message='the broken pose refused')
+    executed = cell.propose(2, [0.5, 0, 0, -1], measure=False)
+    assert executed.held and 'stale end-effector pose' in executed.hold_reason
+    assert _values(executed.executed_action)[:3] == [0.0, 0.0, 0.0]
+
+
 def test_a_best_effort_estop_latches(make_arbiter):
     cell = make_arbiter()
     estop = cell.probe.node.create_publisher(Bool, 'estop', QoSProfile(
