@@ -11,9 +11,10 @@ import signal
 import time
 
 from geometry_msgs.msg import PoseStamped, Twist, TwistStamped
-from hilresrl_msgs.msg import EpisodeEvent, ExecutedAction, InterventionState, ProposedAction
+from hilresrl_msgs.msg import (EpisodeEvent, ExecutedAction, InterventionState, Mode,
+                               ProposedAction)
 from hilresrl_policy.conversions import float32_field, ns_to_stamp
-from hilresrl_policy.qos import COMMAND_QOS, EVENTS_QOS
+from hilresrl_policy.qos import COMMAND_QOS, EVENTS_QOS, LATCHED_QOS
 from hilresrl_teleop.intervention_arbiter import InterventionArbiterNode
 import numpy as np
 import pytest
@@ -338,6 +339,17 @@ def test_a_non_finite_pose_counts_as_no_pose(make_arbiter):
     executed = cell.propose(2, [0.5, 0, 0, -1], measure=False)
     assert executed.held and 'stale end-effector pose' in executed.hold_reason
     assert _values(executed.executed_action)[:3] == [0.0, 0.0, 0.0]
+
+
+def test_an_unknown_mode_is_refused_and_the_mode_in_force_kept(make_arbiter):
+    cell = make_arbiter()
+    modes = cell.probe.node.create_publisher(Mode, 'mode', LATCHED_QOS)
+    modes.publish(Mode(value=7))  # no such mode
+    cell.probe.wait_for(lambda: cell.arbiter.rejected_inputs['mode'] == 1,
+                        message='the unknown mode refused')
+    cell.hand(x=0.9)  # still training: the person may take over
+    executed = cell.propose(1, STILL)
+    assert executed.intervened and _values(executed.executed_action)[0] > 0.8
 
 
 def test_a_best_effort_estop_latches(make_arbiter):
