@@ -28,7 +28,7 @@ from .observation import Observation, ObservationAssembler
 from .observation_topics import declare_observation_parameters, subscribe_observations
 from .qos import COMMAND_QOS, EVENTS_QOS, LATCHED_QOS
 from .refinement import COMMAND_FEATURES, LatentSteering
-from .weights_acceptance import DEFAULT_MAX_WEIGHTS_BYTES, WeightsGate
+from .weights_acceptance import declare_weights_gate
 
 TRIGGERS = ('observation', 'timer')
 
@@ -82,14 +82,6 @@ class BasePolicyNode(Node):
         self.action_names = list(parameter('action_names', ['x', 'y', 'z', 'gripper'],
                                            'Action axes, to read refinement commands'))
         seed: int = parameter('seed', 0, 'Seed of sampled latents and exploration')
-        max_weights_bytes: int = parameter(
-            'max_weights_bytes', DEFAULT_MAX_WEIGHTS_BYTES,
-            'Largest latent_weights message taken, in bytes; a larger one is refused before '
-            'it is decoded')
-        learner_run_id: str = parameter(
-            'learner_run_id', '', 'Take refinement-actor weights of this learner run only; '
-                                  'empty: any run (a new run id starts a new version '
-                                  'ordering, and the run it replaces is refused from then on)')
         observation = declare_observation_parameters(self)
         if self.trigger not in TRIGGERS:
             raise ConfigurationError(f'trigger must be one of {", ".join(TRIGGERS)}, '
@@ -101,7 +93,7 @@ class BasePolicyNode(Node):
             raise ConfigurationError(f'base policy {kind!r}: {error}') from error
         self.steering: Optional[LatentSteering] = None
         try:
-            self._weights_gate = WeightsGate(max_weights_bytes, learner_run_id)
+            self._weights_gate = declare_weights_gate(parameter, 'latent_weights')
         except ValueError as error:
             raise ConfigurationError(str(error)) from error
         if self.actor_mode not in ('residual', 'latent', 'dual'):

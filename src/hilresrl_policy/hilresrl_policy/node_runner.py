@@ -47,11 +47,15 @@ def make_executor(context=None):
     return SingleThreadedExecutor(context=context)
 
 
-def wait_for_acknowledgements(node: Node, timeout_s: float) -> bool:
-    """Wait until reliable subscribers have every message the node published; False: timeout."""
+def wait_for_acknowledgements(node: Node, timeout_s: float, publishers=None) -> bool:
+    """
+    Wait until reliable subscribers have every message published; False: timeout.
+
+    By the node's publishers, or only ``publishers`` where given.
+    """
     deadline = time.monotonic() + timeout_s
     acknowledged = True
-    for publisher in list(node.publishers):
+    for publisher in list(node.publishers if publishers is None else publishers):
         left_ns = int(max(0.0, deadline - time.monotonic()) * 1e9)
         try:
             done = publisher.wait_for_all_acked(Duration(nanoseconds=left_ns))

@@ -28,7 +28,7 @@ from .observation_topics import declare_observation_parameters, subscribe_observ
 from .qos import COMMAND_QOS, EVENTS_QOS, LATCHED_QOS
 from .residual import (compose, load_actor_weights, residual_scale_vector, ResidualActor,
                        ResidualConfig, WeightsError)
-from .weights_acceptance import DEFAULT_MAX_WEIGHTS_BYTES, WeightsGate
+from .weights_acceptance import declare_weights_gate
 
 ACTOR_MODES = ('residual', 'latent', 'dual')
 TRIGGERS = ('observation', 'timer')
@@ -87,14 +87,6 @@ class ResidualPolicyNode(Node):
                                           'Temporal ensembling: chunk i (0 the oldest) weighs '
                                           'exp(-ensemble_decay * i)')
         seed: int = parameter('seed', 0, 'Seed of the exploration noise')
-        max_weights_bytes: int = parameter(
-            'max_weights_bytes', DEFAULT_MAX_WEIGHTS_BYTES,
-            'Largest policy_weights message taken, in bytes; a larger one is refused before '
-            'it is decoded')
-        learner_run_id: str = parameter(
-            'learner_run_id', '', 'Take weights of this learner run only; empty: any run (a '
-                                  'new run id starts a new version ordering, and the run it '
-                                  'replaces is refused from then on)')
         observation = declare_observation_parameters(self)
         if self.trigger not in TRIGGERS:
             raise ConfigurationError(f'trigger must be one of {", ".join(TRIGGERS)}, '
@@ -104,7 +96,7 @@ class ResidualPolicyNode(Node):
         except ValueError as error:
             raise ConfigurationError(str(error)) from error
         try:
-            self._weights_gate = WeightsGate(max_weights_bytes, learner_run_id)
+            self._weights_gate = declare_weights_gate(parameter, 'policy_weights')
         except ValueError as error:
             raise ConfigurationError(str(error)) from error
         torch.set_num_threads(1)  # a small MLP per step; threads only contend with the cell

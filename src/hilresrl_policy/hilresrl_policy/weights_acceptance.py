@@ -6,7 +6,7 @@ weights without a run id are refused, a new run id starts a new ordering (unless
 pinned), and a run that was replaced is refused for good. No ROS here.
 """
 
-from typing import Optional, Set
+from typing import Callable, Optional, Set
 
 from .residual import WeightsError
 
@@ -62,3 +62,20 @@ class WeightsGate:
         if self.run_id and run_id != self.run_id:
             self._replaced.add(self.run_id)
         self.run_id, self.version = run_id, int(version)
+
+
+def declare_weights_gate(parameter: Callable, what: str) -> WeightsGate:
+    """
+    Declare the gate's parameters through ``parameter(name, default, description)``; return it.
+
+    ``what`` names the weights the node takes (e.g. 'policy_weights'). One declaration for every
+    node that adopts broadcast weights; a bad value raises ValueError.
+    """
+    max_bytes = parameter('max_weights_bytes', DEFAULT_MAX_WEIGHTS_BYTES,
+                          f'Largest {what} message taken, in bytes; a larger one is refused '
+                          'before it is decoded')
+    pinned_run_id = parameter('learner_run_id', '',
+                              f'Take {what} of this learner run only; empty: any run (a new run '
+                              'id starts a new version ordering, and the run it replaces is '
+                              'refused from then on)')
+    return WeightsGate(max_bytes, pinned_run_id)

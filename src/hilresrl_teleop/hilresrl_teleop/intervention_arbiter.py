@@ -18,11 +18,11 @@ from hilresrl_msgs.msg import (EpisodeEvent, ExecutedAction, InterventionState, 
 from hilresrl_policy.conversions import (bool_field, float32_field, ns_to_stamp,
                                          pose_to_array, stamp_to_ns)
 from hilresrl_policy.corrections import CorrectionDescriber
-from hilresrl_policy.node_runner import ConfigurationError, run_node
+from hilresrl_policy.node_runner import (ConfigurationError, run_node,
+                                         wait_for_acknowledgements)
 from hilresrl_policy.qos import COMMAND_QOS, EVENTS_QOS, LATCHED_QOS
 import numpy as np
 from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.duration import Duration
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState, Joy
@@ -627,11 +627,7 @@ class InterventionArbiterNode(Node):
         if problem:
             self.get_logger().error(f'shutting down without a stop command: {problem}')
             return False
-        for publisher in self.output.publishers:
-            try:
-                publisher.wait_for_all_acked(Duration(seconds=STOP_ACKNOWLEDGEMENT_TIMEOUT_S))
-            except Exception:  # noqa: B902 (a middleware without acknowledgements)
-                pass
+        wait_for_acknowledgements(self, STOP_ACKNOWLEDGEMENT_TIMEOUT_S, self.output.publishers)
         self.get_logger().info('shutting down: stop command sent')
         return True
 

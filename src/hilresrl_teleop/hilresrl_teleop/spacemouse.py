@@ -13,8 +13,9 @@ CHANNEL_NAMES = ('linear.x', 'linear.y', 'linear.z', 'angular.x', 'angular.y', '
 # A device channel beyond this is a broken device or a forged message, not a person (the
 # spacenav driver's channels are near 1 at full deflection, times its scale parameters).
 MAX_CHANNEL_VALUE = 100.0
-# Joy messages with more buttons than any device has are refused before they are copied.
-MAX_BUTTONS = 256
+# The most buttons a device may have (SpaceMice have 2 to 48): a Joy with more is refused before
+# it is copied, and the spacenavd reader ignores higher button numbers.
+MAX_BUTTONS = 64
 
 
 def toggle_gripper_state(state: float) -> float:

@@ -17,6 +17,8 @@ from typing import Callable, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from .spacemouse import MAX_BUTTONS
+
 DEFAULT_SOCKET_PATH = '/var/run/spnav.sock'
 BACKENDS = ('auto', 'socket', 'libspnav')
 
@@ -42,11 +44,6 @@ DRIVER_POLL_PERIOD_S = 0.001
 # axes are the normalised values themselves, unscaled.
 _AXIS_SOURCES = (2, 0, 1, 5, 3, 4)
 _AXIS_SIGNS = np.array([1.0, -1.0, 1.0, 1.0, -1.0, 1.0])
-
-# The most buttons a device may have: a packet naming a button at or above this is ignored, so
-# that a bad or hostile daemon cannot grow the Joy's button list without bound (the driver grows
-# it to whatever index a packet names, 2^31 - 1 included). SpaceMice have 2 to 48 buttons.
-MAX_BUTTONS = 64
 
 
 class SpacenavError(RuntimeError):
