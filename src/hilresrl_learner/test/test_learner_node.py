@@ -551,7 +551,9 @@ def test_a_resume_over_a_dangling_latest_checkpoint_takes_the_newest_readable_on
 
     weights = []
     probe.node.create_subscription(PolicyWeights, 'policy_weights', weights.append, LATCHED_QOS)
-    second = _learner_process(launch_process, run_dir, resume=True)
+    # So few updates per transition that the resumed learner owes none: its only broadcast is
+    # what it restored.
+    second = _learner_process(launch_process, run_dir, resume=True, update_to_data=0.01)
     # The resumed learner broadcasts what it restored: the older checkpoint, not fresh networks.
     probe.wait_for(lambda: weights, 60, 'the weights of the resumed learner')
     assert weights[0].learner_updates == older_updates, second.output
