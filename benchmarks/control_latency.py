@@ -30,9 +30,9 @@ def chain_latency(rate_hz: float, seconds: float, domain_id: int,
     """Run the chain at rate_hz for seconds; return latency percentiles and achieved rate."""
     import rclpy
     from geometry_msgs.msg import TwistStamped
-    from hilresrl_policy.conversions import stamp_to_ns
-    from hilresrl_policy.node_runner import make_executor
-    from hilresrl_policy.qos import COMMAND_QOS
+    from hilresrl_common.conversions import stamp_to_ns
+    from hilresrl_common.node_runner import make_executor
+    from hilresrl_common.qos import COMMAND_QOS
     from rclpy.node import Node
 
     period_s = 1.0 / rate_hz
@@ -111,7 +111,8 @@ def chain_latency(rate_hz: float, seconds: float, domain_id: int,
 def in_process_chain(repeats: int = 2000) -> dict:
     """Time the chain's computation without DDS: the baseline transport adds to."""
     import torch
-    from hilresrl_policy.residual import compose, ResidualActor, ResidualConfig
+    from hilresrl_common.residual_contract import compose, residual_scale_vector
+    from hilresrl_policy.residual import ResidualActor, ResidualConfig
     from hilresrl_teleop.arbitration import InterventionArbiter
     from hilresrl_teleop.safety import SafetyFilter, SafetyLimits
     from hilresrl_teleop.spacemouse import DeviceReading
@@ -124,6 +125,7 @@ def in_process_chain(repeats: int = 2000) -> dict:
                                        translation_step_m=0.01))
     state = np.random.default_rng(0).normal(size=39).astype(np.float32)
     base = np.zeros(4, dtype=np.float32)
+    scale = residual_scale_vector([0.5], 4)
     idle = DeviceReading.idle(4)
     forward, chain = [], []
     for k in range(repeats):
@@ -131,7 +133,7 @@ def in_process_chain(repeats: int = 2000) -> dict:
         with torch.no_grad():
             residual = actor(torch.from_numpy(state)[None], torch.from_numpy(base)[None])[0]
         forwarded = time.perf_counter()
-        composed = compose(base, residual.numpy(), np.full(4, 0.5, np.float32))
+        composed = compose(base, residual.numpy(), scale)
         decision = arbiter.arbitrate(k * 0.02, composed.astype(np.float64), idle)
         safety.filter(decision.executed, np.array([0.0, 0.6, 0.2]))
         done = time.perf_counter()

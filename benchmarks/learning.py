@@ -35,6 +35,7 @@ import os
 import pathlib
 import sys
 import time
+from typing import Optional
 
 import numpy as np
 import yaml
@@ -44,44 +45,60 @@ TASKS = ('pick-place-v3', 'peg-insert-side-v3', 'assembly-v3', 'PandaPickCube')
 METHODS = ('base', 'residual_operator', 'residual_no_human', 'full_rl_operator',
            'flow_base', 'flow_residual', 'flow_latent', 'flow_dual')
 FLOW_METHODS = METHODS[4:]
-# As the learner node's and base policy node's defaults (latent.scale, latent.actor_lr,
-# latent_exploration_std).
-LATENT_SCALE, LATENT_ACTOR_LR, LATENT_EXPLORATION_STD = 1.5, 3e-4, 0.2
 PANDA_TASKS = ('PandaPickCube',)
 
 
 def cell_settings(task: str) -> dict:
-    """Return the learner, operator and residual settings of the task's cell profile."""
+    """
+    Return the learner, operator and residual settings of the task's cell profile.
+
+    Each node's values are its declared defaults (the tables the nodes declare), then the
+    profile's "/**" section, then the node's own section, as ROS applies a parameter file.
+    """
+    from hilresrl_common.parameters import defaults
+    from hilresrl_learner.learner_parameters import config_settings, latent_scale
+    from hilresrl_learner.learner_parameters import PARAMETERS as LEARNER
+    from hilresrl_policy.base_policy_parameters import PARAMETERS as BASE_POLICY
+    from hilresrl_policy.residual_policy_parameters import PARAMETERS as RESIDUAL_POLICY
+    from hilresrl_sim.simulated_operator_parameters import operator_settings
+    from hilresrl_sim.simulated_operator_parameters import PARAMETERS as OPERATOR
     name = 'sim_panda.yaml' if task in PANDA_TASKS else 'sim.yaml'
     profile = yaml.safe_load((REPO / 'config' / 'cells' / name).read_text())
 
-    def section(key):
-        return (profile.get(key) or {}).get('ros__parameters', {})
+    def node(table, name):
+        values = defaults(table)
+        for key in ('/**', f'/**/{name}'):
+            given = (profile.get(key) or {}).get('ros__parameters', {})
+            values.update((parameter, value) for parameter, value in given.items()
+                          if parameter in values)
+        return values
 
-    shared, learner = section('/**'), section('/**/learner')
-    operator = section('/**/simulated_operator')
+    learner = node(LEARNER, 'learner')
     return {
-        'config': {
-            'residual_scale': tuple(shared.get('residual_scale', [0.5])),
-            'actor_hidden': tuple(shared.get('hidden_sizes', [256, 256])),
-            'critic_hidden': tuple(learner.get('critic.hidden_sizes', [256, 256, 256])),
-            'critic_heads': learner.get('critic.heads', 2),
-            'n_step': learner.get('n_step', 3),
-            'actor_lr': learner.get('actor_lr', 1e-4),
-            'warmup_updates': learner.get('warmup_updates', 500),
-            'bc_weight': learner.get('bc_weight', 1.0)},
-        'update_to_data': shared.get('update_to_data', 1.0),
-        'intervention_fraction': learner.get('intervention_fraction', 0.5),
-        'exploration_std': section('/**/residual_policy').get('exploration_std', 0.1),
-        'operator': {key.split('.', 1)[1]: value for key, value in operator.items()
-                     if key.startswith('operator.')},
+        'config': config_settings(learner),
+        'update_to_data': learner['update_to_data'],
+        'intervention_fraction': learner['intervention_fraction'],
+        'exploration_std': node(RESIDUAL_POLICY, 'residual_policy')['exploration_std'],
+        'operator': operator_settings(node(OPERATOR, 'simulated_operator')),
+        'latent_scale': latent_scale(learner),
+        'latent_actor_lr': learner['latent.actor_lr'],
+        'latent_exploration_std': node(BASE_POLICY, 'base_policy')['latent_exploration_std'],
     }
 
 
-def base_checkpoint(task: str, base_dir: pathlib.Path, kind: str = 'bc') -> pathlib.Path:
-    """Return the task's base policy of kind bc or flow, built (as the main job builds it)."""
+def base_checkpoint(task: str, base_dir: Optional[pathlib.Path] = None,
+                    kind: str = 'bc') -> pathlib.Path:
+    """
+    Return the task's base policy of kind bc or flow, built (as the main job builds it).
+
+    It is where hilresrl launch looks for it ($HILRESRL_HOME/base_policies), or under
+    ``base_dir`` by the same name.
+    """
+    from hilresrl_common.home import base_policy_folder
     from hilresrl_sim.base_policy_builder import build_base_policy
-    path = base_dir / (task if kind == 'bc' else f'{task}-{kind}')
+    path = base_policy_folder(task, kind)
+    if base_dir is not None:
+        path = pathlib.Path(base_dir) / path.name
     if not (path / 'config.json').is_file():
         build_base_policy(task, path, kind=kind,
                           progress=lambda line: print(f'[{task} {kind}] {line}', flush=True))
@@ -95,11 +112,12 @@ def run(task: str, method: str, seed: int, options: dict) -> dict:
     from hilresrl_learner.latent_steps import refinement_config, steered_step
     from hilresrl_learner.residual_td3 import LearnerConfig
     from hilresrl_learner.training import demonstration_records, ResidualLearner, StepRecord
+    from hilresrl_common.corrections import COMMAND_FEATURE_SIZE
+    from hilresrl_common.residual_contract import latent_from_unit
+    from hilresrl_common.success_statistics import wilson_interval
     from hilresrl_policy.adapters.base import BasePolicy
     from hilresrl_policy.adapters.bc_policy import BCPolicy
     from hilresrl_policy.adapters.flow_policy import FlowBCPolicy
-    from hilresrl_policy.corrections import COMMAND_FEATURE_SIZE
-    from hilresrl_policy.success_statistics import wilson_interval
     from hilresrl_sim.base_policy_builder import evaluation_seeds
     from hilresrl_sim.demos import collect_demonstrations, episode_seed
     from hilresrl_sim.headless_cell import HeadlessCell
@@ -163,9 +181,10 @@ def run(task: str, method: str, seed: int, options: dict) -> dict:
     # The refinement actor: TD3 on the latent, as the learner node runs it (no command here:
     # its condition features are zeros).
     refiner = ResidualLearner(refinement_config(
-        cell.task.state_dim, base.latent_dim, settings['config'], LATENT_ACTOR_LR),
+        cell.task.state_dim, base.latent_dim, settings['config'], settings['latent_actor_lr']),
         settings['update_to_data'], 0.0, seed=seed + 1) if steers else None
     no_command = np.zeros(COMMAND_FEATURE_SIZE, np.float32)
+    latent_scale = settings['latent_scale']
     latent_rng = np.random.default_rng([seed, 77])
 
     def policy(observation, base_action, explore):
@@ -177,12 +196,12 @@ def run(task: str, method: str, seed: int, options: dict) -> dict:
     def latent(observation, explore):
         # Sampled, as the base policy itself would, until the refinement actor has moved.
         if not refiner.agent.actor_updates:
-            return np.clip(latent_rng.normal(size=base.latent_dim), -LATENT_SCALE,
-                           LATENT_SCALE).astype(np.float32)
+            return np.clip(latent_rng.normal(size=base.latent_dim), -latent_scale,
+                           latent_scale).astype(np.float32)
         output = refiner.residual(np.concatenate([observation, no_command]),
                                   np.zeros(base.latent_dim, np.float32),
-                                  LATENT_EXPLORATION_STD if explore else 0.0)
-        return (LATENT_SCALE * output).astype(np.float32)
+                                  settings['latent_exploration_std'] if explore else 0.0)
+        return latent_from_unit(output, latent_scale)
 
     episode, next_screen, env_steps = 0, options['screen_every'], 0
     final = None
@@ -200,7 +219,7 @@ def run(task: str, method: str, seed: int, options: dict) -> dict:
             if steers and t.human_action is None:
                 refiner.add(steered_step((episode, part), step, t.observation,
                                          t.next_observation, t.latent, no_command, t.reward,
-                                         t.terminated, t.truncated, LATENT_SCALE))
+                                         t.terminated, t.truncated, latent_scale))
             part, step = (part + 1, 0) if t.terminated or t.truncated else (part, step + 1)
         env_steps += len(outcome.transitions)
         if learns_residual:
@@ -245,7 +264,7 @@ def run(task: str, method: str, seed: int, options: dict) -> dict:
 
 def table(results, tasks, methods, target) -> str:
     """Return the markdown table: per task and method, steps and time to target, final."""
-    from hilresrl_policy.success_statistics import wilson_interval
+    from hilresrl_common.success_statistics import wilson_interval
     lines = ['| task | method | seeds at target | env steps to target (per seed) | '
              'wall-clock to target (s) | final success (95% CI) |',
              '|---|---|---|---|---|---|']
@@ -337,8 +356,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     os.environ.setdefault('MUJOCO_GL', 'egl')
 
-    home = pathlib.Path(os.environ.get('HILRESRL_HOME') or pathlib.Path.home() / '.hilresrl')
-    base_dir = args.base_dir or home / 'base_policies'
+    base_dir = args.base_dir
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
@@ -347,7 +365,7 @@ def main(argv=None) -> int:
                  for task in args.tasks if set(args.methods) & set(FLOW_METHODS)}
         checkpoints = {task: str(future.result()) for task, future in built.items()}
         options = dict(vars(args), base_checkpoints=checkpoints, out=str(args.out),
-                       base_dir=str(base_dir),
+                       base_dir=str(base_dir) if base_dir else None,
                        flow_checkpoints={task: str(future.result())
                                          for task, future in flows.items()})
         # Longest first: runs that may take the whole budget start before quick ones.

@@ -51,7 +51,7 @@ def evaluate_chains(task: str, policy: str, seed: int, options: dict,
     from hilresrl_policy.adapters.base import BasePolicy
     from hilresrl_policy.adapters.bc_policy import BCPolicy
     from hilresrl_policy.residual import load_actor_weights, ResidualActor, ResidualConfig
-    from hilresrl_policy.success_statistics import wilson_interval
+    from hilresrl_common.success_statistics import wilson_interval
     from hilresrl_sim.base_policy_builder import evaluation_seeds
     from hilresrl_sim.experts import make_expert
     from hilresrl_sim.headless_cell import HeadlessCell
@@ -106,7 +106,7 @@ def evaluate_chains(task: str, policy: str, seed: int, options: dict,
 
 def table(rows) -> str:
     """Return the markdown table, one row per policy (seeds pooled)."""
-    from hilresrl_policy.success_statistics import wilson_interval
+    from hilresrl_common.success_statistics import wilson_interval
     lines = ['| policy | 5-sub-task sequences done (95% CI) | sub-tasks done (mean of 5) | '
              'P(sub-task k \\| k-1 done), k = 1..5 | single sub-task |',
              '|---|---|---|---|---|']
@@ -142,10 +142,9 @@ def main(argv=None) -> int:
     parser.add_argument('--out', type=pathlib.Path, default=pathlib.Path('long-horizon-results'))
     args = parser.parse_args(argv)
     os.environ.setdefault('MUJOCO_GL', 'egl')
-    home = pathlib.Path(os.environ.get('HILRESRL_HOME') or pathlib.Path.home() / '.hilresrl')
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    checkpoint = base_checkpoint(args.task, args.base_dir or home / 'base_policies')
+    checkpoint = base_checkpoint(args.task, args.base_dir)
     options = {'base_checkpoints': {args.task: str(checkpoint)}, 'scenes': args.scenes,
                'max_steps': args.max_steps, 'target': 0.95, 'screen_every': 1000,
                'screen_episodes': 20, 'eval_episodes': 100, 'demos': 20,

@@ -291,8 +291,7 @@ def main(argv=None) -> int:
     parser.add_argument('--out', type=pathlib.Path, default=pathlib.Path('multi-robot-results'))
     args = parser.parse_args(argv)
     os.environ.setdefault('MUJOCO_GL', 'egl')
-    home = pathlib.Path(os.environ.get('HILRESRL_HOME') or pathlib.Path.home() / '.hilresrl')
-    checkpoint = base_checkpoint(args.task, args.base_dir or home / 'base_policies')
+    checkpoint = base_checkpoint(args.task, args.base_dir)
     args.out.mkdir(parents=True, exist_ok=True)
     results = []
     for seed in args.seeds:

@@ -97,7 +97,7 @@ def learner_rates(output: str):
 
 def drops_in_bag(bag: pathlib.Path, cameras) -> dict:
     """Check the bag against the transitions in it: every step's data must be there."""
-    from hilresrl_learner.bag import BagReader
+    from hilresrl_recording.bag import BagReader
     from hilresrl_msgs.msg import StateVector, Transition
     from rclpy.serialization import deserialize_message
     reader = BagReader(bag)

@@ -16,16 +16,17 @@ setup(
     maintainer='hilresrl maintainers',
     maintainer_email='maintainers@hilresrl.dev',
     description=('Learner node: replay buffers, residual off-policy RL from sparse rewards and '
-                 'human interventions, checkpoints and weight broadcast; rosbag2 recording, '
-                 'replay, export and offline learning from recorded runs.'),
+                 'human interventions, checkpoints and weight broadcast, and offline learning '
+                 'from recorded runs.'),
     license='Apache-2.0',
     entry_points={
         'console_scripts': [
             'learner_node = hilresrl_learner.learner_node:main',
-            'recorder = hilresrl_learner.recorder_node:main',
-            'replay = hilresrl_learner.bag_player_node:main',
-            'export = hilresrl_learner.export:main',
-            'bag_info = hilresrl_learner.bag:main',
+            # The recording tools live in hilresrl_recording; their old names still run.
+            'recorder = hilresrl_recording.recorder_node:main',
+            'replay = hilresrl_recording.bag_player_node:main',
+            'export = hilresrl_recording.export:main',
+            'bag_info = hilresrl_recording.bag:main',
         ],
     },
 )

@@ -17,7 +17,7 @@ setup(
     maintainer='hilresrl maintainers',
     maintainer_email='maintainers@hilresrl.dev',
     description=('Base-policy node with adapters to any model (scripted, behaviour cloning, VLA '
-                 'servers), the residual-policy node and action composition.'),
+                 'servers), behaviour cloning, the residual actor and the residual-policy node.'),
     license='Apache-2.0',
     entry_points={
         'console_scripts': [

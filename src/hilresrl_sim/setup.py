@@ -16,12 +16,13 @@ setup(
     maintainer='hilresrl maintainers',
     maintainer_email='maintainers@hilresrl.dev',
     description=('A simulated robot cell (MuJoCo: Meta-World and gym-hil tasks) that speaks the '
-                 'same topics and services as a real ROS 2 driver stack.'),
+                 'same topics and services as a real ROS 2 driver stack; its scripted experts, '
+                 'demonstrations, base-policy builder, simulated operator and headless loop.'),
     license='Apache-2.0',
     entry_points={
         'console_scripts': [
             'sim_cell = hilresrl_sim.sim_cell_node:main',
-            'simulated_operator = hilresrl_sim.simulated_operator:main',
+            'simulated_operator = hilresrl_sim.simulated_operator_node:main',
         ],
         'hilresrl.base_policies': [
             'scripted = hilresrl_sim.scripted_policy:make_scripted_policy',

@@ -15,13 +15,14 @@ setup(
     extras_require={'test': ['pytest']},
     maintainer='hilresrl maintainers',
     maintainer_email='maintainers@hilresrl.dev',
-    description=('SpaceMouse input, intervention arbitration, the safety filter on every command, '
-                 'and episode and reward control.'),
+    description=('The person-to-robot path: SpaceMouse input, intervention arbitration, the '
+                 'safety filter on every command and the command interfaces to the robot.'),
     license='Apache-2.0',
     entry_points={
         'console_scripts': [
-            'episode_manager = hilresrl_teleop.episode_manager:main',
-            'intervention_arbiter = hilresrl_teleop.intervention_arbiter:main',
+            # The episode manager lives in hilresrl_episodes; its old name still runs.
+            'episode_manager = hilresrl_episodes.episode_manager_node:main',
+            'intervention_arbiter = hilresrl_teleop.intervention_arbiter_node:main',
             'keyboard = hilresrl_teleop.keyboard_node:main',
             'spacemouse = hilresrl_teleop.spacemouse_node:main',
             'ee_pose = hilresrl_teleop.ee_pose_node:main',

@@ -7,6 +7,8 @@ graph keep DDS discovery on this machine unless the user chose otherwise (hilres
 """
 
 import argparse
+from dataclasses import dataclass
+import importlib
 import os
 import sys
 from typing import List, Optional
@@ -15,6 +17,42 @@ from .discovery import apply_localhost_defaults
 from .graph import (arguments, base_policies_to_build, build_graph, GraphError, JOBS,
                     parse_assignments)
 from .process_launcher import GraphProcesses
+
+
+@dataclass(frozen=True)
+class Subcommand:
+    """A subcommand that hands its arguments to another package's ``main(argv)``."""
+
+    name: str
+    module: str
+    summary: str  # its line in hilresrl --help
+    # It joins the ROS graph, as launch's nodes do: DDS discovery stays on this machine.
+    joins_graph: bool = False
+
+
+# The one list of subcommands besides launch: the parser's help and the dispatch both read it.
+SUBCOMMANDS = (
+    Subcommand('base-policy', 'hilresrl_sim.base_policy_builder',
+               'build the default base policy of a simulated task (BC from noisy expert '
+               'demos); see hilresrl base-policy --help'),
+    Subcommand('demos', 'hilresrl_sim.demos',
+               'collect noisy scripted demonstrations of a simulated task; see hilresrl demos '
+               '--help'),
+    Subcommand('replay', 'hilresrl_recording.bag_player_node',
+               'publish a recorded bag back onto its topics with its timing; see hilresrl '
+               'replay --help', joins_graph=True),
+    Subcommand('export', 'hilresrl_recording.export',
+               'write the transitions of a recorded run as npz or a LeRobotDataset; see '
+               'hilresrl export --help'),
+    Subcommand('serve-policy', 'hilresrl_policy.policy_server',
+               'serve a base policy over the openpi websocket protocol (as a pi0 server '
+               'would); see hilresrl serve-policy --help'),
+    Subcommand('bag-info', 'hilresrl_recording.bag',
+               'print the topics, counts and any damage of a bag (as ros2 bag info)'),
+    Subcommand('say', 'hilresrl_teleop.say_node',
+               'send a refinement command ("move left 2 cm") to a cell\'s refinement actor and '
+               'transitions; see hilresrl say --help', joins_graph=True),
+)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -30,33 +68,8 @@ def _parser() -> argparse.ArgumentParser:
                         help='launch arguments, as for ros2 launch')
     launch.add_argument('-s', '--show-args', action='store_true',
                         help='list the launch arguments of the job and exit')
-    commands.add_parser(
-        'base-policy', add_help=False,
-        help='build the default base policy of a simulated task (BC from noisy expert demos); '
-             'see hilresrl base-policy --help')
-    commands.add_parser(
-        'demos', add_help=False,
-        help='collect noisy scripted demonstrations of a simulated task; see hilresrl demos '
-             '--help')
-    commands.add_parser(
-        'replay', add_help=False,
-        help='publish a recorded bag back onto its topics with its timing; see hilresrl '
-             'replay --help')
-    commands.add_parser(
-        'export', add_help=False,
-        help='write the transitions of a recorded run as npz or a LeRobotDataset; see '
-             'hilresrl export --help')
-    commands.add_parser(
-        'serve-policy', add_help=False,
-        help='serve a base policy over the openpi websocket protocol (as a pi0 server would); '
-             'see hilresrl serve-policy --help')
-    commands.add_parser(
-        'bag-info', add_help=False,
-        help='print the topics, counts and any damage of a bag (as ros2 bag info)')
-    commands.add_parser(
-        'say', add_help=False,
-        help='send a refinement command ("move left 2 cm") to a cell\'s refinement actor and '
-             'transitions; see hilresrl say --help')
+    for subcommand in SUBCOMMANDS:
+        commands.add_parser(subcommand.name, add_help=False, help=subcommand.summary)
     return parser
 
 
@@ -91,29 +104,11 @@ def launch(job: str, assignments: List[str], show_args: bool = False) -> int:
 def main(argv: Optional[List[str]] = None) -> int:
     """Entry point of the hilresrl command."""
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ['base-policy']:
-        from hilresrl_sim.base_policy_builder import main as build_main
-        return build_main(argv[1:])
-    if argv[:1] == ['demos']:
-        from hilresrl_sim.demos import main as demos_main
-        return demos_main(argv[1:])
-    if argv[:1] in (['replay'], ['say']):
-        apply_localhost_defaults(os.environ)  # they join the graph, as launch's nodes do
-    if argv[:1] == ['replay']:
-        from hilresrl_learner.bag_player_node import main as replay_main
-        return replay_main(argv[1:])
-    if argv[:1] == ['export']:
-        from hilresrl_learner.export import main as export_main
-        return export_main(argv[1:])
-    if argv[:1] == ['serve-policy']:
-        from hilresrl_policy.policy_server import main as serve_main
-        return serve_main(argv[1:])
-    if argv[:1] == ['say']:
-        from hilresrl_teleop.say_node import main as say_main
-        return say_main(argv[1:])
-    if argv[:1] == ['bag-info']:
-        from hilresrl_learner.bag import main as info_main
-        return info_main(argv[1:])
+    for subcommand in SUBCOMMANDS:
+        if argv[:1] == [subcommand.name]:
+            if subcommand.joins_graph:
+                apply_localhost_defaults(os.environ)
+            return importlib.import_module(subcommand.module).main(argv[1:])
     options = _parser().parse_args(argv)
     try:
         if options.command == 'launch':

@@ -7,13 +7,13 @@ actions, for users with a ROS 2 distribution) and ``hilresrl launch`` (processes
 """
 
 from dataclasses import dataclass, field
-import datetime
 import json
 import os
 import re
 import shutil
 from typing import Dict, List, Mapping, Optional, Tuple
 
+from hilresrl_common.home import base_policy_folder, new_run_folder, newest_run, runs_folder
 import yaml
 
 JOBS = ('train', 'eval')
@@ -251,11 +251,6 @@ def cell_profile(cell: str, config_dir: str) -> str:
     return path
 
 
-def hilresrl_home() -> str:
-    """Return the folder for base policies and runs: $HILRESRL_HOME, else ~/.hilresrl."""
-    return os.environ.get('HILRESRL_HOME') or os.path.join(os.path.expanduser('~'), '.hilresrl')
-
-
 def load_profile(path: str) -> dict:
     """Read a ROS parameter file as a dictionary (an empty file is an empty profile)."""
     with open(path) as stream:
@@ -283,16 +278,12 @@ def run_folder(job: str, values: Mapping[str, str]) -> str:
     """Return the run folder: as given, the newest run (resume), or a new dated one."""
     if values['run_dir']:
         return os.path.abspath(os.path.expanduser(values['run_dir']))
-    runs = os.path.join(hilresrl_home(), 'runs')
     if values.get('resume') == 'true':
-        existing = sorted(entry for entry in (os.listdir(runs) if os.path.isdir(runs) else [])
-                          if os.path.isdir(os.path.join(runs, entry))
-                          and not entry.endswith('-eval'))
-        if not existing:
-            raise GraphError(f'resume:=true: no run in {runs} to continue')
-        return os.path.join(runs, existing[-1])
-    stamp = datetime.datetime.now().strftime('%Y%m%d-%H%M%S')
-    return os.path.join(runs, stamp + ('-eval' if job == 'eval' else ''))
+        newest = newest_run()
+        if newest is None:
+            raise GraphError(f'resume:=true: no run in {runs_folder()} to continue')
+        return str(newest)
+    return str(new_run_folder(evaluation=job == 'eval'))
 
 
 def parse_remappings(value: str) -> Tuple[Tuple[str, str], ...]:
@@ -315,7 +306,7 @@ def recording_nodes(job: str, values: Mapping[str, str], run_dir: str,
                     common: Mapping[str, object], run_info: Mapping[str, object],
                     robots: int = 1) -> List[NodeSpec]:
     """Return the node (or ros2 bag process) that records the run into run_dir/bag."""
-    from hilresrl_learner.recording import DEFAULT_REQUIRED_TOPICS, DEFAULT_TOPICS
+    from hilresrl_recording.topic_selection import DEFAULT_REQUIRED_TOPICS, DEFAULT_TOPICS
     bag_path = os.path.join(run_dir, 'bag')
     topics = split_list(values['record_topics'])
     remapped = dict(common['remappings'])
@@ -345,7 +336,7 @@ def recording_nodes(job: str, values: Mapping[str, str], run_dir: str,
     if robots > 1:
         parameters['required_topics'] = [f'robot{index + 1}/{topic}' for index in range(robots)
                                          for topic in DEFAULT_REQUIRED_TOPICS]
-    return [NodeSpec('hilresrl_learner', 'recorder', 'recorder', parameters=parameters,
+    return [NodeSpec('hilresrl_recording', 'recorder', 'recorder', parameters=parameters,
                      stop_last=True, **common)]
 
 
@@ -366,29 +357,71 @@ def base_policy_settings(values: Mapping[str, str], profile: dict) -> Tuple[str,
 
 
 def default_base_checkpoint(kind: str, task: str) -> str:
-    """Return where a simulated cell's base policy of ``kind`` is built on first use."""
-    # As hilresrl_sim.base_policy_builder.default_checkpoint_dir puts it.
-    suffix = '' if kind == 'bc' else f'-{BUILT_BASE_POLICIES[kind]}'
-    return os.path.join(hilresrl_home(), 'base_policies', task + suffix)
+    """Return where a simulated cell's base policy of adapter ``kind`` is built on first use."""
+    return str(base_policy_folder(task, BUILT_BASE_POLICIES[kind]))
 
 
-def build_graph(job: str, given: Mapping[str, str],
-                config_dir: Optional[str] = None) -> List[NodeSpec]:
-    """Return the nodes of a job ('train' or 'eval') for the given launch arguments."""
-    values = resolve_arguments(job, given)
-    config_dir = config_dir or config_directory()
-    parameter_files = [cell_profile(values['cell'], config_dir)]
-    if values['params_file']:
-        if not os.path.isfile(values['params_file']):
-            raise GraphError(f'params_file:={values["params_file"]}: no such file')
-        parameter_files.append(os.path.abspath(values['params_file']))
-    profile: dict = {}
-    for path in parameter_files:
-        for section, content in load_profile(path).items():
-            parameters = (content or {}).get('ros__parameters', {}) if isinstance(
-                content, dict) else {}
-            merged = profile.setdefault(section, {'ros__parameters': {}})
-            merged['ros__parameters'].update(parameters)
+@dataclass(frozen=True)
+class GraphSettings:
+    """What every node of a graph is made from: the job's arguments and the merged profile."""
+
+    job: str
+    values: Mapping[str, str]
+    parameter_files: Tuple[str, ...]
+    profile: dict
+    # namespace, parameter files, remappings and log level of every node
+    common: Mapping[str, object]
+    base_policy: str  # the adapter kind
+    checkpoint: str
+    task: str
+    seed: int
+    operator: bool
+    run_dir: str
+    robots: int
+    tasks: List[str]
+
+    @property
+    def simulated(self) -> bool:
+        """Return whether the cell profile configures the simulated cell."""
+        return is_simulated(self.profile)
+
+    @property
+    def actor_mode(self) -> str:
+        """Return what learns: residual, latent or dual."""
+        return self.values['actor_mode']
+
+    @property
+    def record(self) -> bool:
+        """Return whether the run is recorded."""
+        return self.values['record'] == 'true'
+
+    @property
+    def lockstep(self) -> Optional[bool]:
+        """Return True for clock:=lockstep, False for realtime, None for the profile's."""
+        return {'lockstep': True, 'realtime': False}.get(self.values['clock'])
+
+    @property
+    def timing(self) -> Dict[str, object]:
+        """Return how the policy nodes are triggered and observe under clock:= (else {})."""
+        if self.lockstep is None:
+            return {}
+        return {'trigger': 'observation' if self.lockstep else 'timer',
+                'observation_sync': 'exact' if self.lockstep else 'latest'}
+
+    @property
+    def policy_inputs(self) -> Optional[List[str]]:
+        """Return the actors' inputs with several tasks (the instruction tells them apart)."""
+        if len(set(self.tasks)) <= 1:
+            return None
+        inputs = list(profile_parameter(self.profile, 'residual_policy', 'policy_inputs',
+                                        ['task_state']))
+        return inputs + ([] if 'instruction' in inputs else ['instruction'])
+
+
+def graph_settings(job: str, values: Mapping[str, str], config_dir: str) -> GraphSettings:
+    """Return the settings of a graph after checking every argument that needs the profile."""
+    parameter_files = _parameter_files(values, config_dir)
+    profile = _merged_profile(parameter_files)
     simulated = is_simulated(profile)
     operator = values['operator'] == 'true' or (values['operator'] == 'auto' and simulated)
     if operator and not simulated:
@@ -399,151 +432,233 @@ def build_graph(job: str, given: Mapping[str, str],
               'remappings': parse_remappings(values['remap']),
               'log_level': values['log_level']}
     kind, checkpoint, task = base_policy_settings(values, profile)
-    seed = int(values['seed']) if values['seed'].lstrip('-').isdigit() else None
-    if seed is None:
+    if not values['seed'].lstrip('-').isdigit():
         raise GraphError(f'seed:={values["seed"]} is not an integer')
-    lockstep = {'lockstep': True, 'realtime': False}.get(values['clock'])
-    timing = {} if lockstep is None else {
-        'trigger': 'observation' if lockstep else 'timer',
-        'observation_sync': 'exact' if lockstep else 'latest'}
-    residual_timing = {} if lockstep is None else dict(timing, wait_for_chunk=lockstep)
-
-    base_parameters = dict(timing, **{'base_policy.kind': kind, 'seed': seed})
-    actor_mode = values['actor_mode']
-    if actor_mode != 'residual':
-        base_parameters['actor_mode'] = actor_mode
     if values['base_policy_config']:
         try:
             json.loads(values['base_policy_config'])
         except ValueError as error:
             raise GraphError(f'base_policy_config is not a JSON object: {error}') from error
-        base_parameters['base_policy.config_json'] = values['base_policy_config']
-    if checkpoint:
-        base_parameters['base_policy.checkpoint'] = checkpoint
-    if task:
-        base_parameters['base_policy.task'] = task
-    residual_parameters = dict(residual_timing, seed=seed)
-    if actor_mode != 'residual':
-        residual_parameters['actor_mode'] = actor_mode
-    manager_parameters = {'robot_id': values['robot_id'], 'seed': seed,
-                          'episodes': int(values['episodes'] or 0)}
-    if lockstep is not None:
-        manager_parameters['observation_sync'] = timing['observation_sync']
-    if values['summary_file']:
-        manager_parameters['summary_file'] = os.path.abspath(values['summary_file'])
-    if job == 'eval':
-        # Evaluation: no exploration; with the operator, interventions are allowed (assisted
-        # episodes, reported with their intervention rate), else none.
-        residual_parameters['exploration_std'] = 0.0
-        manager_parameters['initial_mode'] = 'train' if operator else 'eval'
-    else:
-        manager_parameters['wait_for_learner'] = True  # no step before the learner listens
-    record = values['record'] == 'true'
-    run_dir = run_folder(job, values) if job == 'train' or record else ''
-    if record:
-        manager_parameters['wait_for_recorder'] = True  # no step goes unrecorded
+    run_dir = run_folder(job, values) if job == 'train' or values['record'] == 'true' else ''
+    return GraphSettings(job, values, tuple(parameter_files), profile, common, kind, checkpoint,
+                         task, int(values['seed']), operator, run_dir, cell_count(values),
+                         split_list(values['tasks']) or [task])
 
-    robots = cell_count(values)
-    tasks = split_list(values['tasks']) or [task]
-    if len(set(tasks)) > 1:
-        # One actor for several tasks: it tells them apart by the instruction's features.
-        inputs = list(profile_parameter(profile, 'residual_policy', 'policy_inputs',
-                                        ['task_state']))
-        inputs += [] if 'instruction' in inputs else ['instruction']
-        for parameters in (base_parameters, residual_parameters):
-            parameters['policy_inputs'] = inputs
-    nodes = []
+
+def _parameter_files(values: Mapping[str, str], config_dir: str) -> List[str]:
+    """Return the cell profile, then the params_file that overrides it."""
+    parameter_files = [cell_profile(values['cell'], config_dir)]
+    if values['params_file']:
+        if not os.path.isfile(values['params_file']):
+            raise GraphError(f'params_file:={values["params_file"]}: no such file')
+        parameter_files.append(os.path.abspath(values['params_file']))
+    return parameter_files
+
+
+def _merged_profile(parameter_files: List[str]) -> dict:
+    """Return the parameter files' sections merged, later files winning."""
+    profile: dict = {}
+    for path in parameter_files:
+        for section, content in load_profile(path).items():
+            parameters = (content or {}).get('ros__parameters', {}) if isinstance(
+                content, dict) else {}
+            merged = profile.setdefault(section, {'ros__parameters': {}})
+            merged['ros__parameters'].update(parameters)
+    return profile
+
+
+def build_graph(job: str, given: Mapping[str, str],
+                config_dir: Optional[str] = None) -> List[NodeSpec]:
+    """Return the nodes of a job ('train' or 'eval') for the given launch arguments."""
+    values = resolve_arguments(job, given)
+    settings = graph_settings(job, values, config_dir or config_directory())
     learner_only = job == 'train' and values['learner_only'] == 'true'
     with_learner = job == 'train' and (values['learner'] == 'true' or learner_only)
     if learner_only and values['learner'] == 'false':
         raise GraphError('learner_only:=true with learner:=false leaves nothing to run')
-    for index in range(0 if learner_only else robots):
-        # One cell per robot: its own namespace, robot id, seeds and (with tasks:=) task;
-        # every cell takes the one learner's weights and status from the learner's namespace.
-        cell = dict(common, required=robots == 1)
-        cell_task = tasks[index % len(tasks)]
-        cell_seed = seed + 1000 * index
-        overrides = {'seed': cell_seed}
-        if robots > 1:
-            root = common['namespace'].rstrip('/')
-            cell['namespace'] = f'{root}/robot{index + 1}'
-            cell['remappings'] = common['remappings'] + (
-                ('policy_weights', f'{root}/policy_weights'),
-                ('latent_weights', f'{root}/latent_weights'),
-                ('learner_status', f'{root}/learner_status'),
-                ('recorder_status', f'{root}/recorder_status'))
-        robot_id = values['robot_id'] if robots == 1 else f'robot{index + 1}'
-        cell_base = dict(base_parameters, **overrides)
-        if cell_task != task:
-            cell_base['base_policy.task'] = cell_task
-            if kind in BUILT_BASE_POLICIES and simulated and not values['base_checkpoint']:
-                cell_base['base_policy.checkpoint'] = default_base_checkpoint(kind, cell_task)
-        if simulated:
-            sim_parameters = dict(overrides)
-            if cell_task:
-                sim_parameters['task'] = cell_task
-            if lockstep is not None:
-                sim_parameters['clock_mode'] = values['clock']
-            nodes.append(NodeSpec('hilresrl_sim', 'sim_cell', 'sim_cell',
-                                  parameters=sim_parameters, **cell))
-        nodes += [
-            NodeSpec('hilresrl_policy', 'base_policy_node', 'base_policy',
-                     parameters=cell_base, **cell),
-            NodeSpec('hilresrl_policy', 'residual_policy_node', 'residual_policy',
-                     parameters=dict(residual_parameters, **overrides), **cell),
-            NodeSpec('hilresrl_teleop', 'intervention_arbiter', 'intervention_arbiter',
-                     **cell),
-            NodeSpec('hilresrl_teleop', 'episode_manager', 'episode_manager',
-                     parameters=dict(manager_parameters, robot_id=robot_id, **overrides),
-                     ends_run=robots > 1, **cell),
-        ]
-        if values['ee_pose'] == 'tf':
-            nodes.append(NodeSpec('hilresrl_teleop', 'ee_pose', 'ee_pose', **cell))
-        if values['spacemouse'] == 'spacenavd':
-            # Not required: without a device it says so and the cell runs policy-only.
-            nodes.append(NodeSpec('hilresrl_teleop', 'spacemouse', 'spacenav',
-                                  **dict(cell, required=False)))
-        if operator:
-            operator_parameters = dict(overrides)
-            if cell_task:
-                operator_parameters['task'] = cell_task
-            nodes.append(NodeSpec('hilresrl_sim', 'simulated_operator', 'simulated_operator',
-                                  parameters=operator_parameters, **cell))
+    nodes = []
+    for index in range(0 if learner_only else settings.robots):
+        nodes += cell_nodes(settings, index)
     if with_learner:
-        learner_parameters = {'resume': values['resume'] == 'true', 'seed': seed,
-                              'run_dir': run_dir}
-        if actor_mode != 'residual':
-            learner_parameters['actor_mode'] = actor_mode
-        if values['learner_device']:
-            learner_parameters['device'] = values['learner_device']
-        if robots > 1:
-            learner_parameters['cells'] = [f'robot{index + 1}' for index in range(robots)]
-        if 'policy_inputs' in residual_parameters:
-            learner_parameters['policy_inputs'] = residual_parameters['policy_inputs']
-        offline_bags = [os.path.abspath(os.path.expanduser(path))
-                        for path in split_list(values['offline_bags'])]
-        if offline_bags:
-            learner_parameters['offline_bags'] = offline_bags
-        demonstrations = [os.path.abspath(os.path.expanduser(path))
-                          for path in split_list(values['demonstrations'])]
-        if demonstrations:
-            learner_parameters.update({'demonstrations': demonstrations,
-                                       'base_policy.kind': kind,
-                                       'base_policy.checkpoint': checkpoint,
-                                       'base_policy.task': task})
-        nodes.append(NodeSpec('hilresrl_learner', 'learner_node', 'learner',
-                              parameters=learner_parameters, **common))
-    if record:
-        # What produced the run, kept with its bag: the launch, the profile's parameters and
-        # each node's overrides (the recorder adds the base policy's hashes and the weights).
-        run_info = {'job': job, 'cell': values['cell'], 'task': task,
-                    'robot_id': values['robot_id'], 'base_policy': kind,
-                    'base_checkpoint': checkpoint, 'launch_arguments': dict(values),
-                    'parameter_files': list(parameter_files), 'profile': profile,
-                    'node_parameters': {node.full_name: dict(node.parameters)
-                                        for node in nodes}}
-        nodes += recording_nodes(job, values, run_dir, common, run_info, robots)
+        nodes.append(learner_node(settings))
+    if settings.record:
+        nodes += recording_nodes(job, values, settings.run_dir, settings.common,
+                                 run_info(settings, nodes), settings.robots)
     return nodes
+
+
+def cell_nodes(settings: GraphSettings, index: int) -> List[NodeSpec]:
+    """
+    Return the nodes of cell ``index``: simulator, policies, arbiter, episodes, devices, operator.
+
+    One cell per robot: its own namespace, robot id, seeds and (with tasks:=) task; every cell
+    takes the one learner's weights and status from the learner's namespace.
+    """
+    cell = _cell_placement(settings, index)
+    cell_task = settings.tasks[index % len(settings.tasks)]
+    cell_seed = settings.seed + 1000 * index
+    nodes = []
+    if settings.simulated:
+        nodes.append(NodeSpec('hilresrl_sim', 'sim_cell', 'sim_cell',
+                              parameters=_sim_parameters(settings, cell_task, cell_seed),
+                              **cell))
+    nodes += policy_nodes(settings, cell, cell_task, cell_seed)
+    nodes.append(NodeSpec('hilresrl_teleop', 'intervention_arbiter', 'intervention_arbiter',
+                          **cell))
+    nodes.append(episode_manager_node(settings, cell, index, cell_seed))
+    nodes += device_nodes(settings, cell)
+    if settings.operator:
+        operator_parameters = {'seed': cell_seed}
+        if cell_task:
+            operator_parameters['task'] = cell_task
+        nodes.append(NodeSpec('hilresrl_sim', 'simulated_operator', 'simulated_operator',
+                              parameters=operator_parameters, **cell))
+    return nodes
+
+
+def _cell_placement(settings: GraphSettings, index: int) -> Dict[str, object]:
+    """Return the namespace, remappings and the rest that every node of a cell shares."""
+    cell = dict(settings.common, required=settings.robots == 1)
+    if settings.robots > 1:
+        root = str(settings.common['namespace']).rstrip('/')
+        cell['namespace'] = f'{root}/robot{index + 1}'
+        cell['remappings'] = settings.common['remappings'] + (
+            ('policy_weights', f'{root}/policy_weights'),
+            ('latent_weights', f'{root}/latent_weights'),
+            ('learner_status', f'{root}/learner_status'),
+            ('recorder_status', f'{root}/recorder_status'))
+    return cell
+
+
+def _sim_parameters(settings: GraphSettings, cell_task: str, cell_seed: int) -> dict:
+    parameters = {'seed': cell_seed}
+    if cell_task:
+        parameters['task'] = cell_task
+    if settings.lockstep is not None:
+        parameters['clock_mode'] = settings.values['clock']
+    return parameters
+
+
+def policy_nodes(settings: GraphSettings, cell: Mapping[str, object], cell_task: str,
+                 cell_seed: int) -> List[NodeSpec]:
+    """Return a cell's base policy and residual policy nodes."""
+    return [NodeSpec('hilresrl_policy', 'base_policy_node', 'base_policy',
+                     parameters=_base_policy_parameters(settings, cell_task, cell_seed), **cell),
+            NodeSpec('hilresrl_policy', 'residual_policy_node', 'residual_policy',
+                     parameters=_residual_parameters(settings, cell_seed), **cell)]
+
+
+def _base_policy_parameters(settings: GraphSettings, cell_task: str, cell_seed: int) -> dict:
+    parameters = dict(settings.timing, **{'base_policy.kind': settings.base_policy,
+                                          'seed': cell_seed})
+    if settings.actor_mode != 'residual':
+        parameters['actor_mode'] = settings.actor_mode
+    if settings.values['base_policy_config']:
+        parameters['base_policy.config_json'] = settings.values['base_policy_config']
+    checkpoint = settings.checkpoint
+    if (cell_task != settings.task and settings.base_policy in BUILT_BASE_POLICIES
+            and settings.simulated and not settings.values['base_checkpoint']):
+        checkpoint = default_base_checkpoint(settings.base_policy, cell_task)
+    if checkpoint:
+        parameters['base_policy.checkpoint'] = checkpoint
+    if cell_task:
+        parameters['base_policy.task'] = cell_task
+    if settings.policy_inputs:
+        parameters['policy_inputs'] = settings.policy_inputs
+    return parameters
+
+
+def _residual_parameters(settings: GraphSettings, cell_seed: int) -> dict:
+    parameters = dict(settings.timing, seed=cell_seed)
+    if settings.lockstep is not None:
+        parameters['wait_for_chunk'] = settings.lockstep
+    if settings.actor_mode != 'residual':
+        parameters['actor_mode'] = settings.actor_mode
+    if settings.job == 'eval':
+        parameters['exploration_std'] = 0.0  # evaluation: no exploration
+    if settings.policy_inputs:
+        parameters['policy_inputs'] = settings.policy_inputs
+    return parameters
+
+
+def device_nodes(settings: GraphSettings, cell: Mapping[str, object]) -> List[NodeSpec]:
+    """Return a cell's ee_pose node (ee_pose:=tf) and SpaceMouse node (spacemouse:=spacenavd)."""
+    nodes = []
+    if settings.values['ee_pose'] == 'tf':
+        nodes.append(NodeSpec('hilresrl_teleop', 'ee_pose', 'ee_pose', **cell))
+    if settings.values['spacemouse'] == 'spacenavd':
+        # Not required: without a device it says so and the cell runs policy-only.
+        nodes.append(NodeSpec('hilresrl_teleop', 'spacemouse', 'spacenav',
+                              **dict(cell, required=False)))
+    return nodes
+
+
+def episode_manager_node(settings: GraphSettings, cell: Mapping[str, object], index: int,
+                         cell_seed: int) -> NodeSpec:
+    """Return a cell's episode manager; with several robots each may end alone."""
+    values = settings.values
+    robot_id = values['robot_id'] if settings.robots == 1 else f'robot{index + 1}'
+    parameters = {'robot_id': robot_id, 'seed': cell_seed,
+                  'episodes': int(values['episodes'] or 0)}
+    if settings.lockstep is not None:
+        parameters['observation_sync'] = settings.timing['observation_sync']
+    if values['summary_file']:
+        parameters['summary_file'] = os.path.abspath(values['summary_file'])
+    if settings.job == 'eval':
+        # With the operator, interventions are allowed (assisted episodes, reported with their
+        # intervention rate), else none.
+        parameters['initial_mode'] = 'train' if settings.operator else 'eval'
+    else:
+        parameters['wait_for_learner'] = True  # no step before the learner listens
+    if settings.record:
+        parameters['wait_for_recorder'] = True  # no step goes unrecorded
+    return NodeSpec('hilresrl_episodes', 'episode_manager', 'episode_manager',
+                    parameters=parameters, ends_run=settings.robots > 1, **cell)
+
+
+def learner_node(settings: GraphSettings) -> NodeSpec:
+    """Return the one learner of the graph, in the graph's own namespace."""
+    values = settings.values
+    parameters = {'resume': values['resume'] == 'true', 'seed': settings.seed,
+                  'run_dir': settings.run_dir}
+    if settings.actor_mode != 'residual':
+        parameters['actor_mode'] = settings.actor_mode
+    if values['learner_device']:
+        parameters['device'] = values['learner_device']
+    if settings.robots > 1:
+        parameters['cells'] = [f'robot{index + 1}' for index in range(settings.robots)]
+    if settings.policy_inputs:
+        parameters['policy_inputs'] = settings.policy_inputs
+    offline_bags = _absolute_paths(values['offline_bags'])
+    if offline_bags:
+        parameters['offline_bags'] = offline_bags
+    demonstrations = _absolute_paths(values['demonstrations'])
+    if demonstrations:
+        parameters.update({'demonstrations': demonstrations,
+                           'base_policy.kind': settings.base_policy,
+                           'base_policy.checkpoint': settings.checkpoint,
+                           'base_policy.task': settings.task})
+    return NodeSpec('hilresrl_learner', 'learner_node', 'learner', parameters=parameters,
+                    **settings.common)
+
+
+def _absolute_paths(value: str) -> List[str]:
+    return [os.path.abspath(os.path.expanduser(path)) for path in split_list(value)]
+
+
+def run_info(settings: GraphSettings, nodes: List[NodeSpec]) -> Dict[str, object]:
+    """
+    Return what produced the run, kept with its bag.
+
+    The launch, the profile's parameters and each node's overrides (the recorder adds the base
+    policy's hashes and the weights).
+    """
+    values = settings.values
+    return {'job': settings.job, 'cell': values['cell'], 'task': settings.task,
+            'robot_id': values['robot_id'], 'base_policy': settings.base_policy,
+            'base_checkpoint': settings.checkpoint, 'launch_arguments': dict(values),
+            'parameter_files': list(settings.parameter_files), 'profile': settings.profile,
+            'node_parameters': {node.full_name: dict(node.parameters) for node in nodes}}
 
 
 def base_policies_to_build(nodes: List[NodeSpec]) -> List[Tuple[str, str, str]]:

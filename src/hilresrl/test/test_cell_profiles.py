@@ -3,7 +3,7 @@
 import pathlib
 
 from hilresrl.graph import build_graph, load_profile
-from hilresrl_teleop.intervention_arbiter import InterventionArbiterNode
+from hilresrl_teleop.intervention_arbiter_node import InterventionArbiterNode
 import pytest
 from rclpy.parameter import Parameter
 

@@ -5,9 +5,9 @@ import os
 import signal
 import subprocess
 
+from hilresrl_common.qos import COMMAND_QOS, LATCHED_QOS, TRANSITIONS_QOS
 from hilresrl_msgs.msg import (EpisodeEvent, ExecutedAction, LearnerStatus, ProposedAction,
                                Transition)
-from hilresrl_policy.qos import COMMAND_QOS, LATCHED_QOS, TRANSITIONS_QOS
 import numpy as np
 import pytest
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -78,7 +78,7 @@ def test_eval_runs_episodes_and_an_untrained_residual_executes_the_base_action(
 
 def test_a_recorded_eval_run_holds_every_transition_as_published(
         probe, launch_process, tmp_path):
-    from hilresrl_learner.bag import BagReader
+    from hilresrl_recording.bag import BagReader
     from rclpy.serialization import deserialize_message
     transitions = []
     probe.node.create_subscription(Transition, '/cell6/transitions', transitions.append,

@@ -1,6 +1,7 @@
 """The declared node graph: arguments, validation, profiles and the commands it makes."""
 
 import json
+import os
 
 from hilresrl.graph import (arguments, base_policies_to_build, build_graph, cell_profile,
                             GraphError, normalize_namespace, parse_assignments,
@@ -379,3 +380,23 @@ def test_node_command_carries_names_parameters_and_remaps(config_dir, monkeypatc
     monkeypatch.setenv('ROS_SECURITY_ENABLE', 'true')  # SROS2: the node's enclave of the policy
     command = node_command(spec, '/x/lib/hilresrl_sim/sim_cell', None)
     assert command[-2:] == ['--enclave', '/hilresrl/sim_cell']
+
+
+@pytest.mark.parametrize('clock, lockstep', [('lockstep', True), ('realtime', False)])
+def test_the_clock_sets_how_every_policy_node_and_the_manager_step(
+        config_dir, clock, lockstep):
+    nodes = {n.executable: n.parameters for n in build_graph(
+        'train', {'clock': clock, 'summary_file': 'summary.json'}, config_dir)}
+    sync = 'exact' if lockstep else 'latest'
+    trigger = 'observation' if lockstep else 'timer'
+    assert nodes['sim_cell']['clock_mode'] == clock
+    base, residual = nodes['base_policy_node'], nodes['residual_policy_node']
+    assert (base['trigger'], base['observation_sync']) == (trigger, sync)
+    assert (residual['trigger'], residual['observation_sync'], residual['wait_for_chunk']) == (
+        trigger, sync, lockstep)
+    assert nodes['episode_manager']['observation_sync'] == sync
+    assert os.path.isabs(nodes['episode_manager']['summary_file'])
+    profile_clock = {n.executable: n.parameters for n in build_graph('train', {}, config_dir)}
+    assert 'clock_mode' not in profile_clock['sim_cell']
+    assert not {'trigger', 'observation_sync', 'wait_for_chunk'} & (
+        set(profile_clock['residual_policy_node']) | set(profile_clock['episode_manager']))

@@ -18,24 +18,24 @@ CREATE = {'create_publisher': 'publish', 'create_subscription': 'subscribe',
 # Each file that creates ROS endpoints -> the profile (node) whose rights it uses.
 NODE_FILES = {
     'hilresrl_sim/sim_cell_node.py': 'sim_cell',
-    'hilresrl_sim/simulated_operator.py': 'simulated_operator',
+    'hilresrl_sim/simulated_operator_node.py': 'simulated_operator',
     'hilresrl_policy/base_policy_node.py': 'base_policy',
     'hilresrl_policy/residual_policy_node.py': 'residual_policy',
-    'hilresrl_teleop/intervention_arbiter.py': 'intervention_arbiter',
+    'hilresrl_teleop/intervention_arbiter_node.py': 'intervention_arbiter',
     'hilresrl_teleop/command_output.py': 'intervention_arbiter',
-    'hilresrl_teleop/episode_manager.py': 'episode_manager',
+    'hilresrl_episodes/episode_manager_node.py': 'episode_manager',
     'hilresrl_teleop/spacemouse_node.py': 'spacenav',
     'hilresrl_teleop/ee_pose_node.py': 'ee_pose',
     'hilresrl_teleop/keyboard_node.py': 'keyboard',
     'hilresrl_teleop/say_node.py': 'operator',
     'hilresrl_learner/learner_node.py': 'learner',
-    'hilresrl_learner/recorder_node.py': 'recorder',
+    'hilresrl_recording/recorder_node.py': 'recorder',
 }
 # Files whose endpoints are all named at run time (checked on the running graph below), and the
 # bag player, a tool that republishes recorded topics and has no enclave: it is refused every
 # command topic under SROS2 as it should be.
-NAMED_AT_RUN_TIME = {'hilresrl_policy/observation_topics.py',
-                     'hilresrl_learner/bag_player_node.py'}
+NAMED_AT_RUN_TIME = {'hilresrl_common/observation_topics.py',
+                     'hilresrl_recording/bag_player_node.py'}
 # What every node has (common/node.xml): logging, parameters, type descriptions.
 INFRASTRUCTURE = ('/rosout', '/parameter_events')
 INFRASTRUCTURE_SERVICES = ('describe_parameters', 'get_parameter_types', 'get_parameters',

@@ -4,14 +4,16 @@ Steps as the refinement actor learns them: the latent is its action, the command
 The refinement actor (hilresrl_policy.refinement) picks the latent a generative base policy acts
 from. To the learner that is an MDP of its own: the observation is the policy inputs followed by
 the features of the refinement command in force, the action is latent / latent_scale in
-[-1, 1], and the reward is the cell's. It is learned by the same residual TD3 with a base
-action of zeros and a residual scale of 1, so that its "residual" is the latent itself. Steps a
-person controlled are left out: their outcome did not come from the latent. No ROS here.
+[-1, 1] (residual_contract.unit_from_latent), and the reward is the cell's. It is learned by
+the same residual TD3 with a base action of zeros and a residual scale of 1, so that its
+"residual" is the latent itself. Steps a person controlled are left out: their outcome did not
+come from the latent. No ROS here.
 """
 
 from typing import Hashable, Optional, Sequence
 
-from hilresrl_policy.corrections import COMMAND_FEATURE_SIZE as COMMAND_FEATURES
+from hilresrl_common.corrections import COMMAND_FEATURE_SIZE as COMMAND_FEATURES
+from hilresrl_common.residual_contract import unit_from_latent
 import numpy as np
 
 from .residual_td3 import LearnerConfig
@@ -52,7 +54,7 @@ def steered_step(episode: Hashable, step: int, observation: np.ndarray,
     latent = np.asarray(latent, np.float32).ravel()
     return StepRecord(episode, step, np.concatenate([observation, condition]),
                       np.zeros(latent.size, np.float32),
-                      np.clip(latent / latent_scale, -1.0, 1.0).astype(np.float32), reward,
+                      unit_from_latent(latent, latent_scale), reward,
                       np.concatenate([next_observation, condition]), terminated, truncated)
 
 

@@ -11,6 +11,7 @@ the measurement); this class runs in the headless benchmark. Torch only: no ROS.
 import math
 from typing import Dict, Tuple
 
+from hilresrl_common.residual_contract import compose, residual_toward
 import numpy as np
 import torch
 from torch import nn
@@ -70,7 +71,7 @@ class ResidualSAC(ResidualTD3):
             next_observation = tensors['bootstrap_observation']
             next_base = tensors['bootstrap_base_action']
             next_residual, next_log_prob = self._sample(next_observation, next_base)
-            next_action = (next_base + self.scale * next_residual).clamp(-1, 1)
+            next_action = compose(next_base, next_residual, self.scale)
             target_q = self.critic_target(next_observation, next_base, next_action)
             soft_value = target_q[pair].min(dim=0).values - self.alpha * next_log_prob
             target = tensors['n_step_return'] + tensors['bootstrap_discount'] * soft_value
@@ -81,12 +82,12 @@ class ResidualSAC(ResidualTD3):
         config = self.config
         observation, base = tensors['observation'], tensors['base_action']
         residual, log_prob = self._sample(observation, base)
-        action = (base + self.scale * residual).clamp(-1, 1)
+        action = compose(base, residual, self.scale)
         q = self.critic(observation, base, action).mean(dim=0)
         loss = (self.alpha * log_prob - q).mean()
         # Human guidance on the mean residual, as in TD3.
         mean = self.actor(observation, base)
-        wanted = ((tensors['human_action'] - base) / self.scale).clamp(-1, 1)
+        wanted = residual_toward(tensors['human_action'], base, self.scale)
         mask = tensors['intervened'].to(mean.dtype)
         guidance = (((mean - wanted) ** 2).sum(dim=-1) * mask).sum() / mask.sum().clamp(min=1.0)
         self._last_log_prob = log_prob.detach()

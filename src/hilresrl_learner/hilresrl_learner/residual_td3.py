@@ -16,6 +16,8 @@ from dataclasses import asdict, dataclass
 import json
 from typing import Dict, Sequence, Tuple
 
+from hilresrl_common.residual_contract import (compose, RESIDUAL_SCALE, residual_scale_vector,
+                                               residual_toward)
 from hilresrl_policy.residual import ResidualActor, ResidualConfig
 import numpy as np
 import torch
@@ -30,7 +32,7 @@ class LearnerConfig:
 
     obs_dim: int
     action_dim: int
-    residual_scale: Tuple[float, ...] = (0.5,)
+    residual_scale: Tuple[float, ...] = tuple(RESIDUAL_SCALE.default)
     actor_hidden: Tuple[int, ...] = (256, 256)
     critic_hidden: Tuple[int, ...] = (256, 256, 256)
     critic_heads: int = 2
@@ -57,19 +59,17 @@ class LearnerConfig:
             raise ValueError('the critic needs at least 2 heads (the target takes a pair)')
         if self.algorithm not in ('td3', 'sac'):
             raise ValueError(f'algorithm must be td3 or sac, not {self.algorithm!r}')
-        if len(self.residual_scale) not in (1, self.action_dim):
-            raise ValueError(f'residual_scale has {len(self.residual_scale)} values; give 1 or '
-                             f'{self.action_dim}')
+        self.scale_vector()  # one value or one per axis, else ValueError
 
     @property
     def actor_config(self) -> ResidualConfig:
-        """Return the actor's shapes, as the residual node builds them."""
-        return ResidualConfig(self.obs_dim, self.action_dim, self.actor_hidden, self.layer_norm)
+        """Return the actor's shapes and scale, as the residual node builds them."""
+        return ResidualConfig(self.obs_dim, self.action_dim, self.actor_hidden, self.layer_norm,
+                              residual_scale=tuple(self.scale_vector()))
 
     def scale_vector(self) -> np.ndarray:
         """Return the residual scale per axis."""
-        scale = np.asarray(self.residual_scale, dtype=np.float32)
-        return np.full(self.action_dim, scale[0], np.float32) if scale.size == 1 else scale
+        return residual_scale_vector(self.residual_scale, self.action_dim)
 
     def to_json(self) -> str:
         """Return the config as canonical JSON."""
@@ -202,7 +202,7 @@ class ResidualTD3:
             next_observation = tensors['bootstrap_observation']
             next_base = tensors['bootstrap_base_action']
             next_residual = (self.actor_target(next_observation, next_base) + noise).clamp(-1, 1)
-            next_action = (next_base + self.scale * next_residual).clamp(-1, 1)
+            next_action = compose(next_base, next_residual, self.scale)
             target_q = self.critic_target(next_observation, next_base, next_action)
             target = tensors['n_step_return'] + tensors['bootstrap_discount'] * \
                 target_q[pair].min(dim=0).values
@@ -227,11 +227,11 @@ class ResidualTD3:
         config = self.config
         observation, base = tensors['observation'], tensors['base_action']
         residual = self.actor(observation, base)
-        action = (base + self.scale * residual).clamp(-1, 1)
+        action = compose(base, residual, self.scale)
         loss = -self.critic(observation, base, action).mean()
         # Human guidance: pull toward the residual that would have produced what the person
         # did, on the steps a person controlled (a masked mean: no host sync to ask if any).
-        wanted = ((tensors['human_action'] - base) / self.scale).clamp(-1, 1)
+        wanted = residual_toward(tensors['human_action'], base, self.scale)
         mask = tensors['intervened'].to(residual.dtype)
         guidance = (((residual - wanted) ** 2).sum(dim=-1) * mask).sum() / mask.sum().clamp(
             min=1.0)

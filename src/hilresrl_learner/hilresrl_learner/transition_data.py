@@ -1,38 +1,16 @@
 """
-Transition messages as the learner stores them, and where a recorded run keeps them.
+Transition messages as the learner stores them: a hilresrl_msgs/Transition turned into arrays.
 
-A run folder holds the recorder's bag (``bag/``, every topic) and the learner's own bag of the
-transitions it took in (``replay/``); both are rosbag2 bags, read the same way. The learner node,
-offline loading and export all turn a hilresrl_msgs/Transition into arrays here.
+The learner node and offline loading (recorded runs, through hilresrl_recording) both use it.
 """
 
-import pathlib
 from typing import Hashable, Optional, Sequence
 
-from hilresrl_policy.conversions import from_named_arrays
-from hilresrl_policy.instruction_features import policy_vector
+from hilresrl_common.conversions import from_named_arrays
+from hilresrl_common.instruction_features import policy_vector
 import numpy as np
 
-from .bag import BagError
 from .training import StepRecord
-
-TRANSITION_TYPE = 'hilresrl_msgs/msg/Transition'
-RUN_BAG, RUN_REPLAY = 'bag', 'replay'
-
-
-def bag_folder(path) -> pathlib.Path:
-    """Return the bag of a path: a bag folder or file as it is, a run folder's bag or replay."""
-    path = pathlib.Path(path).expanduser()
-    if not path.exists():
-        raise BagError(f'{path}: no such bag or run folder')
-    if path.is_file() or (path / 'metadata.yaml').is_file() or any(
-            child.suffix in ('.mcap', '.db3') for child in path.iterdir()):
-        return path
-    for name in (RUN_BAG, RUN_REPLAY):
-        if (path / name).is_dir():
-            return path / name
-    raise BagError(f'{path}: neither a rosbag2 bag nor a run folder (no {RUN_BAG}/ or '
-                   f'{RUN_REPLAY}/ in it)')
 
 
 def observation_vector(named, policy_inputs: Sequence[str], instruction: str = '') -> np.ndarray:

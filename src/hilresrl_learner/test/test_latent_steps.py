@@ -1,9 +1,9 @@
 """The refinement actor's steps: command features in the observation, latent as the action."""
 
+from hilresrl_common.conversions import float32_field, to_named_arrays
+from hilresrl_common.corrections import command_features, parse_command
 from hilresrl_learner.latent_steps import condition_vector, latent_step_record
 from hilresrl_msgs.msg import Transition
-from hilresrl_policy.conversions import float32_field, to_named_arrays
-from hilresrl_policy.corrections import command_features, parse_command
 import numpy as np
 import pytest
 
@@ -47,7 +47,7 @@ def test_no_command_is_zero_features_and_a_wrong_size_is_refused():
 
 def test_the_instruction_input_is_the_transitions_own_instruction():
     from hilresrl_learner.transition_data import step_record
-    from hilresrl_policy.instruction_features import instruction_features
+    from hilresrl_common.instruction_features import instruction_features
     message = _transition([0.0, 0.0])
     message.instruction = 'push the puck to the goal'
     features = instruction_features('push the puck to the goal')

@@ -1,21 +1,23 @@
 """learner_node over DDS: intake and gaps, weights to the residual node, kill and resume."""
 
 import json
+import math
 import os
 import shutil
 import sys
 
-from hilresrl_learner.bag import BagReader, BagWriter
+from hilresrl_common.conversions import float32_field, ns_to_stamp, to_named_arrays
+from hilresrl_common.node_runner import ConfigurationError
+from hilresrl_common.qos import COMMAND_QOS, LATCHED_QOS, TRANSITIONS_QOS
 from hilresrl_learner.checkpoint import save_checkpoint
 from hilresrl_learner.learner_node import LearnerNode
-from hilresrl_learner.message_definitions import ros2msg_definition
-from hilresrl_learner.transition_data import TRANSITION_TYPE
 from hilresrl_msgs.msg import (ActionChunk, EpisodeEvent, EpisodeOutcome, LearnerStatus, Mode,
                                PolicyWeights, ProposedAction, StateVector, Transition)
 from hilresrl_msgs.srv import LoadBag, LoadCheckpoint
-from hilresrl_policy.conversions import float32_field, ns_to_stamp, to_named_arrays
-from hilresrl_policy.qos import COMMAND_QOS, LATCHED_QOS, TRANSITIONS_QOS
 from hilresrl_policy.residual_policy_node import ResidualPolicyNode
+from hilresrl_recording.bag import BagReader, BagWriter
+from hilresrl_recording.message_definitions import ros2msg_definition
+from hilresrl_recording.run_folders import TRANSITION_TYPE
 import numpy as np
 import pytest
 from rclpy.duration import Duration
@@ -86,8 +88,10 @@ class Cell:
         for sequence in sequences:
             self.transitions.publish(_transition(sequence))
 
-    def episode_end(self, outcome: int, mode: int) -> None:
-        event = EpisodeEvent(event=EpisodeEvent.EPISODE_END, robot_id='r1')
+    def episode_end(self, outcome: int, mode: int, eval_round: int = 0,
+                    round_episodes: int = 0) -> None:
+        event = EpisodeEvent(event=EpisodeEvent.EPISODE_END, robot_id='r1',
+                             eval_round=eval_round, eval_round_episodes=round_episodes)
         event.outcome.value, event.mode.value = outcome, mode
         self.events.publish(event)
 
@@ -133,6 +137,38 @@ def test_gaps_outcomes_and_evaluation_rounds_reach_the_status(in_process_learner
              (tmp_path / 'run' / 'curve.jsonl').read_text().splitlines()]
     assert [(r['kind'], r['success_rate']) for r in curve if r['kind'] == 'eval'] == [
         ('eval', 0.5)]
+
+
+def test_an_evaluation_round_is_counted_by_its_round_id(in_process_learner, probe, tmp_path):
+    in_process_learner(eval_episodes=2, target_success=0.0)  # the round says 3 episodes
+    cell = Cell(probe)
+    cell.wait_for_learner()
+    cell.send([1, 2])
+    S, F = EpisodeOutcome.SUCCESS, EpisodeOutcome.FAILURE
+    for outcome in (S, EpisodeOutcome.ABORT, F):  # an aborted episode does not count
+        cell.episode_end(outcome, Mode.EVAL, eval_round=4, round_episodes=3)
+    status = cell.status(lambda s: s.eval_episodes == 2, 'two episodes of round 4')
+    assert math.isnan(status.eval_success_rate)  # not over after eval_episodes
+    cell.episode_end(S, Mode.EVAL, eval_round=4, round_episodes=3)
+    status = cell.status(lambda s: s.eval_episodes == 3, 'round 4 over')
+    assert status.eval_success_rate == pytest.approx(2 / 3)
+    probe.wait_for(lambda: (tmp_path / 'run' / 'curve.jsonl').exists(), message='the curve')
+    curve = [json.loads(line) for line in
+             (tmp_path / 'run' / 'curve.jsonl').read_text().splitlines()]
+    assert [(r['round'], r['robot_id'], r['episodes']) for r in curve if r['kind'] == 'eval'] == [
+        (4, 'r1', 3)]
+
+
+def test_a_bad_configuration_stops_the_learner_at_start_up(launch_process, ros_context,
+                                                           tmp_path):
+    # Before any data: the residual scale has 3 values for 2 action axes.
+    with pytest.raises(ConfigurationError, match='residual_scale has 3 values; give 1 or 2'):
+        _learner(ros_context, tmp_path / 'run', residual_scale=[0.5, 0.5, 0.5])
+    learner = _learner_process(launch_process, tmp_path / 'run', resume=False,
+                               actor_mode='both', **{'critic.heads': 1})
+    assert learner.wait(60) == 1, learner.output
+    assert "actor_mode='both': must be one of residual, latent, dual" in learner.output
+    assert 'critic.heads=1: must be at least 2' in learner.output
 
 
 def test_the_run_ends_when_two_rounds_together_reach_the_target(in_process_learner, probe,
@@ -206,14 +242,14 @@ def test_the_residual_node_adopts_each_broadcast_version(in_process_learner, ros
         # every broadcast names the run that produced it (one id per run folder)
         run_id = (learner.run_dir / 'learner_run_id').read_text()
         assert len(run_id) == 32 and {m.learner_run_id for m in broadcasts} == {run_id}
-        assert learner.weights_version == versions[-1]
-        probe.wait_for(lambda: residual.weights_version == learner.weights_version,
+        assert learner.weights.version == versions[-1]
+        probe.wait_for(lambda: residual.weights_version == learner.weights.version,
                        message='the residual node on the newest weights')
         proposal = control_step(2)
-        assert proposal.weights_version == learner.weights_version
+        assert proposal.weights_version == learner.weights.version
         # the learner's actor and the residual node's copy compute the same residual
-        expected = learner.learner.residual(np.array([0.3, -0.2, 0.5], np.float32),
-                                            np.array([0.1, -0.1], np.float32))
+        expected = learner.learners.residual.residual(np.array([0.3, -0.2, 0.5], np.float32),
+                                                      np.array([0.1, -0.1], np.float32))
         assert np.asarray(proposal.residual) == pytest.approx(expected, abs=1e-5)
         assert np.abs(expected).max() > 0.0  # trained past the zero-initialised output
     finally:
@@ -328,7 +364,7 @@ def test_recorded_runs_fill_the_buffers_and_warm_up_before_the_robot_moves(
     assert (status.offline_buffer_size, status.intervention_buffer_size,
             status.online_buffer_size) == (140, 28, 0)
     assert status.updates == 60 and status.env_steps == 0
-    assert learner.learner.offline_updates == 60
+    assert learner.learners.residual.offline_updates == 60
 
     cell.send(range(1, 41))  # the robot's own steps: their updates on top of the warm-up
     status = cell.status(lambda s: s.env_steps == 40 and s.updates == 100,
@@ -350,7 +386,7 @@ def test_recorded_runs_fill_the_buffers_and_warm_up_before_the_robot_moves(
 def test_demonstrations_fill_the_intervention_buffer_relabelled_by_the_base_policy(
         in_process_learner, probe, tmp_path):
     from hilresrl_policy.bc import BCConfig, BCNetwork, save_checkpoint
-    from hilresrl_sim.demos import Demonstrations
+    from hilresrl_common.demonstrations import Demonstrations
     network = BCNetwork(BCConfig(state_dim=OBS_DIM, action_dim=ACTION_DIM, hidden_sizes=(8,),
                                  task='test'))
     network.set_normalization(np.random.default_rng(0).normal(size=(10, OBS_DIM)))
@@ -369,13 +405,13 @@ def test_demonstrations_fill_the_intervention_buffer_relabelled_by_the_base_poli
     cell.wait_for_learner()
     status = cell.status(lambda s: s.intervention_buffer_size == 30, 'the demonstrations')
     assert status.online_buffer_size == 0 and status.env_steps == 0
-    batch = learner.learner.intervention.gather(np.arange(30))
+    batch = learner.learners.residual.intervention.gather(np.arange(30))
     assert batch.intervened.all()
     from hilresrl_policy.adapters.bc_policy import BCPolicy
     base = BCPolicy(str(tmp_path / 'base'))
     expected = np.stack([base.act({'task_state': o})[0] for o in batch.observation])
     assert np.allclose(batch.base_action, expected, atol=1e-6)  # relabelled, not recorded
-    one_step = learner.learner.intervention.gather(np.arange(30), n_step=1)
+    one_step = learner.learners.residual.intervention.gather(np.arange(30), n_step=1)
     assert one_step.n_step_return.sum() == 2.0  # the two successful episodes' last steps
     assert (one_step.bootstrap_discount == 0).sum() == 2
 
@@ -408,10 +444,11 @@ def test_dual_mode_learns_and_broadcasts_the_refinement_actor_too(
                          and s.weights_version >= 1, 'both actors broadcast')
     assert status.actor_mode == 'dual'
     # Steps under a person's control (every fifth) are not the refinement actor's.
-    assert learner.latent_learner.env_steps == 160
-    assert status.latent_updates > 0 and learner.learner.updates > 0
+    assert learner.learners.latent.env_steps == 160
+    assert status.latent_updates > 0 and learner.learners.residual.updates > 0
     # The cells pace themselves by the slower of the two.
-    assert status.updates <= status.latent_updates and status.updates <= learner.learner.updates
+    assert status.updates <= status.latent_updates
+    assert status.updates <= learner.learners.residual.updates
     probe.wait_for(lambda: latent_weights and residual_weights, message='both weights')
     architecture = ResidualConfig.from_json(latent_weights[-1].architecture)
     assert (architecture.obs_dim, architecture.action_dim) == (OBS_DIM + 8, ACTION_DIM)
@@ -430,13 +467,13 @@ def test_latent_mode_trains_the_refinement_actor_alone(in_process_learner, probe
         cell.transitions.publish(_steered_transition(sequence, latent_dim=6))
     status = cell.status(lambda s: s.env_steps == 200 and s.latent_weights_version >= 1,
                          'the refinement actor broadcast')
-    assert learner.latent_dim == 6 and learner.latent_learner.config.action_dim == 6
+    assert learner.learners.latent_dim == 6 and learner.learners.latent.config.action_dim == 6
     assert status.state == 'training' and status.actor_mode == 'latent'
-    assert status.weights_version == 0 and learner.learner.updates == 0  # no residual
+    assert status.weights_version == 0 and learner.learners.residual.updates == 0  # no residual
     # The cells pace themselves by the refinement actor, which keeps its ratio to every
     # transition although it learns from the four in five that nobody corrected.
     status = cell.status(lambda s: s.latent_updates >= 160, 'the ratio to all transitions')
-    assert learner.latent_learner.env_steps == 160
+    assert learner.learners.latent.env_steps == 160
     assert status.updates == status.latent_updates
 
 
@@ -463,7 +500,7 @@ def test_held_steps_are_recorded_but_never_reach_the_buffers(in_process_learner,
     # sequences 5, 10, ..., 40 were by a person; 25 and 30 were held
     assert status.intervention_buffer_size == 6
     assert status.intervention_rate == pytest.approx(6 / 30)
-    assert learner.held_steps == 10 and learner.malformed == 0
+    assert learner.intake.held_steps == 10 and learner.intake.malformed == 0
 
 
 def test_a_malformed_transition_is_refused_and_a_resume_over_one_succeeds(
@@ -484,7 +521,7 @@ def test_a_malformed_transition_is_refused_and_a_resume_over_one_succeeds(
     cell.send(range(9, 41))
     status = cell.status(lambda s: s.env_steps == 37 and s.updates >= 37,
                          'the learner going on after three bad transitions')
-    assert status.state in ('warmup', 'training') and learner.malformed == 3
+    assert status.state in ('warmup', 'training') and learner.intake.malformed == 3
     # none of them reached the replay bag: a resume never meets them
     in_bag = [t.sequence for t in _replay_bag_transitions(tmp_path / 'run')]
     assert in_bag == [s for s in range(1, 41) if s not in (6, 7, 8)]
@@ -506,7 +543,7 @@ def test_a_resume_skips_a_bad_record_of_an_older_replay_bag(in_process_learner, 
     cell = Cell(probe)
     cell.wait_for_learner()
     status = cell.status(lambda s: s.env_steps == 49, 'the resumed buffers')
-    assert status.online_buffer_size == 49 and learner.malformed == 1
+    assert status.online_buffer_size == 49 and learner.intake.malformed == 1
     cell.send(range(51, 61))
     cell.status(lambda s: s.env_steps == 59 and s.transitions_lost == 0, 'training going on')
 
@@ -585,8 +622,8 @@ def test_load_checkpoint_refuses_paths_outside_the_run_folder(in_process_learner
     cell.wait_for_learner()
     cell.send(range(1, 3))
     cell.status(lambda s: s.env_steps == 2, 'the networks built')
-    elsewhere = save_checkpoint(tmp_path / 'elsewhere', learner.learner.agent,
-                                learner.learner.rng, {'weights_version': 0})
+    elsewhere = save_checkpoint(tmp_path / 'elsewhere', learner.learners.residual.agent,
+                                learner.learners.residual.rng, {'weights_version': 0})
     (tmp_path / 'run' / 'link').symlink_to(elsewhere)
     for path in (elsewhere, tmp_path / 'run' / '..' / 'elsewhere' / 'checkpoints' / 'latest',
                  tmp_path / 'run' / 'link'):
@@ -604,7 +641,8 @@ def test_load_checkpoint_allows_the_listed_folders(in_process_learner, probe, tm
     cell.wait_for_learner()
     cell.send(range(1, 3))
     cell.status(lambda s: s.env_steps == 2, 'the networks built')
-    shared = save_checkpoint(tmp_path / 'shared', learner.learner.agent, learner.learner.rng,
+    residual = learner.learners.residual
+    shared = save_checkpoint(tmp_path / 'shared', residual.agent, residual.rng,
                              {'weights_version': 0})
     loaded = probe.call(LoadCheckpoint, 'load_checkpoint',
                         LoadCheckpoint.Request(path=str(shared)))

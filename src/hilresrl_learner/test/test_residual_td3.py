@@ -73,3 +73,19 @@ def test_residual_sac_starts_at_the_base_policy_and_learns_its_temperature():
     assert float(agent.alpha) != alpha and agent.actor_updates == 20
     with pytest.raises(ValueError, match='algorithm must be td3 or sac'):
         LearnerConfig(obs_dim=3, action_dim=2, algorithm='ppo')
+
+
+def test_the_broadcast_actor_carries_the_scale_a_residual_node_checks():
+    from hilresrl_common.residual_contract import RESIDUAL_SCALE
+    from hilresrl_policy.residual import (load_actor_weights, ResidualActor, ResidualConfig,
+                                          serialize_actor, WeightsError)
+    assert LearnerConfig(obs_dim=3, action_dim=2).residual_scale == tuple(RESIDUAL_SCALE.default)
+    config = LearnerConfig(obs_dim=3, action_dim=4, residual_scale=(0.5, 0.5, 0.5, 1.0),
+                           actor_hidden=(32,))
+    assert config.actor_config.residual_scale == (0.5, 0.5, 0.5, 1.0)
+    weights = serialize_actor(ResidualTD3(config).actor)
+    node_actor = ResidualActor(ResidualConfig(3, 4, (32,), residual_scale=(0.5, 0.5, 0.5, 1.0)))
+    load_actor_weights(node_actor, weights.blob, weights.sha256, weights.architecture)
+    other = ResidualActor(ResidualConfig(3, 4, (32,), residual_scale=(0.3, 0.3, 0.3, 0.3)))
+    with pytest.raises(WeightsError, match='residual_scale'):
+        load_actor_weights(other, weights.blob, weights.sha256, weights.architecture)

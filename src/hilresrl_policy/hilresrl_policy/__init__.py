@@ -1,1 +1,1 @@
-"""Base-policy node with model adapters, residual-policy node and action composition."""
+"""Base-policy node with model adapters, behaviour cloning, the residual actor and its node."""

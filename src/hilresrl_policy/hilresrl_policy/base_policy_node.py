@@ -11,26 +11,26 @@ import json
 import time
 from typing import Optional
 
+from hilresrl_common.conversions import float32_field, ns_to_stamp
+from hilresrl_common.corrections import command_features, parse_command
+from hilresrl_common.instruction_features import policy_vector
+from hilresrl_common.node_runner import ConfigurationError, run_node
+from hilresrl_common.observation import Observation, ObservationAssembler
+from hilresrl_common.observation_topics import (declare_observation_parameters,
+                                                subscribe_observations)
+from hilresrl_common.parameter_declaration import declare_parameters
+from hilresrl_common.qos import COMMAND_QOS, EVENTS_QOS, LATCHED_QOS
 from hilresrl_msgs.msg import ActionChunk, EpisodeEvent, Mode, PolicyWeights
 import numpy as np
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from rclpy.serialization import deserialize_message
 from std_msgs.msg import String
 
 from .adapters import BasePolicyError, load_base_policy
+from .base_policy_parameters import ACTOR_MODES, PARAMETERS, TRIGGERS
 from .chunking import Chunk, ChunkBuffer
-from .conversions import float32_field, ns_to_stamp
-from .corrections import command_features, parse_command
-from .instruction_features import policy_vector
-from .node_runner import ConfigurationError, run_node
-from .observation import Observation, ObservationAssembler
-from .observation_topics import declare_observation_parameters, subscribe_observations
-from .qos import COMMAND_QOS, EVENTS_QOS, LATCHED_QOS
 from .refinement import COMMAND_FEATURES, LatentSteering
-from .weights_acceptance import declare_weights_gate
-
-TRIGGERS = ('observation', 'timer')
+from .weights_acceptance import weights_gate, weights_gate_parameters
 
 
 class BasePolicyNode(Node):
@@ -39,64 +39,32 @@ class BasePolicyNode(Node):
     def __init__(self, **kwargs):
         super().__init__('base_policy', **kwargs)
 
-        def parameter(name, default, description):
-            return self.declare_parameter(name, default, ParameterDescriptor(
-                description=description, read_only=True)).value
-
-        kind = parameter('base_policy.kind', 'bc',
-                         'Adapter name in the hilresrl.base_policies entry-point group '
-                         '(bc, scripted, or one a user registered)')
-        config = {
-            'checkpoint': parameter('base_policy.checkpoint', '',
-                                    'Checkpoint directory of the model, for adapters that load '
-                                    'one'),
-            'task': parameter('base_policy.task', '', 'Task name, for task-specific adapters'),
-            'device': parameter('base_policy.device', 'cpu', 'Torch device: cpu, cuda, cuda:1'),
-        }
-        extra = parameter('base_policy.config_json', '{}',
-                          'Further adapter settings as a JSON object')
-        self.trigger: str = parameter('trigger', 'observation',
-                                      'observation: plan when an observation needs a new chunk '
-                                      '(lockstep); timer: plan at rate_hz (real time)')
-        self.rate_hz: float = parameter('rate_hz', 10.0, 'Planning rate for trigger=timer')
-        self.step_period_s: float = parameter(
-            'step_period_s', 0.1, 'Seconds between consecutive rows of a chunk (the control '
-                                  'period the policy was trained at)')
-        self.execute_steps: int = parameter(
-            'execute_steps', 0, 'Rows of a chunk executed before replanning (receding horizon); '
-                                '0: the whole chunk')
-        self.frame_id: str = parameter('frame_id', 'world', 'Frame of the Cartesian action axes')
-        self.actor_mode: str = parameter(
-            'actor_mode', 'residual', 'residual: the base policy samples its own latent; latent '
-                                      'and dual: the refinement actor (latent_weights) '
-                                      'chooses it')
-        latent_scale: float = parameter('latent_scale', 1.5,
-                                        'Latents stay in [-latent_scale, latent_scale]')
-        self.latent_exploration_std: float = parameter(
-            'latent_exploration_std', 0.2, "Exploration noise on the refinement actor's "
-                                           'output in training episodes (its units: 1 = '
-                                           'latent_scale)')
-        self.policy_inputs = list(parameter('policy_inputs', ['task_state'],
-                                            'Observation arrays the refinement actor sees '
-                                            "(instruction: the task instruction's features)"))
-        self.action_names = list(parameter('action_names', ['x', 'y', 'z', 'gripper'],
-                                           'Action axes, to read refinement commands'))
-        seed: int = parameter('seed', 0, 'Seed of sampled latents and exploration')
+        values = declare_parameters(self, PARAMETERS)
+        kind = values['base_policy.kind']
+        config = {'checkpoint': values['base_policy.checkpoint'],
+                  'task': values['base_policy.task'], 'device': values['base_policy.device']}
+        self.trigger: str = values['trigger']
+        self.rate_hz: float = values['rate_hz']
+        self.step_period_s: float = values['step_period_s']
+        self.execute_steps: int = values['execute_steps'] or 0
+        self.frame_id: str = values['frame_id']
+        self.actor_mode: str = values['actor_mode']
+        self.latent_exploration_std: float = values['latent_exploration_std']
+        self.policy_inputs = values['policy_inputs']
+        self.action_names = values['action_names']
         observation = declare_observation_parameters(self)
         if self.trigger not in TRIGGERS:
             raise ConfigurationError(f'trigger must be one of {", ".join(TRIGGERS)}, '
                                      f'not {self.trigger!r}')
         try:
-            config.update(json.loads(extra))
+            config.update(json.loads(values['base_policy.config_json']))
             self.policy = load_base_policy(kind, config)
         except (BasePolicyError, ValueError, OSError) as error:
             raise ConfigurationError(f'base policy {kind!r}: {error}') from error
         self.steering: Optional[LatentSteering] = None
-        try:
-            self._weights_gate = declare_weights_gate(parameter, 'latent_weights')
-        except ValueError as error:
-            raise ConfigurationError(str(error)) from error
-        if self.actor_mode not in ('residual', 'latent', 'dual'):
+        self._weights_gate = weights_gate(
+            declare_parameters(self, weights_gate_parameters('latent_weights')))
+        if self.actor_mode not in ACTOR_MODES:
             raise ConfigurationError(f'actor_mode must be residual, latent or dual, not '
                                      f'{self.actor_mode!r}')
         if self.actor_mode != 'residual':
@@ -105,7 +73,8 @@ class BasePolicyNode(Node):
                     f'actor_mode {self.actor_mode}: {self.policy.source_model} takes no latent '
                     '(a generative base policy such as flow_bc can be steered; this one '
                     'cannot)')
-            self.steering = LatentSteering(self.policy.latent_dim, latent_scale, seed)
+            self.steering = LatentSteering(self.policy.latent_dim, values['latent_scale'],
+                                           values['seed'])
 
         self._assembler = ObservationAssembler(observation.sources, observation.sync)
         self._chunks = ChunkBuffer(self.execute_steps or None)

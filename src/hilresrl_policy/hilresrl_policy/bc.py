@@ -6,32 +6,20 @@ checkpoint is model.safetensors plus config.json, read without unpickling anythi
 """
 
 from dataclasses import asdict, dataclass, field
-import hashlib
-import json
-import os
 import pathlib
-import shutil
-import tempfile
-from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Union
-import uuid
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 import numpy as np
-import safetensors.torch
 import torch
 from torch import nn
 
-MODEL_FILE = 'model.safetensors'
-CONFIG_FILE = 'config.json'
+from .model_checkpoint import CheckpointFormat, load_model, PathLike, save_model
+
 CHECKPOINT_FORMAT = 'hilresrl-bc'
 FORMAT_VERSION = 1
+BC_FORMAT = CheckpointFormat(CHECKPOINT_FORMAT, FORMAT_VERSION, 'BC')
 KINDS = ('mlp', 'cnn')
 IMAGE_PREFIX = 'image/'
-
-PathLike = Union[str, os.PathLike]
-
-
-class CheckpointError(RuntimeError):
-    """A BC checkpoint that cannot be written or read; the message names the file."""
 
 
 @dataclass(frozen=True)
@@ -286,59 +274,11 @@ def save_checkpoint(directory: PathLike, network: BCNetwork,
     """
     Write ``network`` to ``directory`` as model.safetensors and config.json, atomically.
 
-    Both files are written into a temporary sibling directory that then takes the place of
-    ``directory``: a reader sees the old checkpoint or the new one, never half of one.
     ``metadata`` (JSON values: training data, measured success, ...) is stored in config.json.
-    An existing directory is replaced only if it holds nothing but a checkpoint.
+    An existing directory is replaced only if it holds nothing but a checkpoint (see
+    model_checkpoint.save_model).
     """
-    directory = pathlib.Path(directory)
-    check_checkpoint_destination(directory)
-    config = {'format': CHECKPOINT_FORMAT, 'format_version': FORMAT_VERSION,
-              'model': network.config.to_dict(), 'metadata': dict(metadata or {})}
-    try:
-        config_text = json.dumps(config, indent=2, sort_keys=True, allow_nan=False) + '\n'
-    except (TypeError, ValueError) as error:
-        raise CheckpointError(f'metadata for {directory / CONFIG_FILE} is not plain JSON '
-                              f'(no NaN or infinity): {error}') from error
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    staging = pathlib.Path(tempfile.mkdtemp(prefix=f'.{directory.name}.', suffix='.tmp',
-                                            dir=directory.parent))
-    try:
-        tensors = {name: tensor.detach().to('cpu').contiguous()
-                   for name, tensor in network.state_dict().items()}
-        safetensors.torch.save_file(tensors, str(staging / MODEL_FILE),
-                                    metadata={'format': CHECKPOINT_FORMAT})
-        with open(staging / CONFIG_FILE, 'w', encoding='utf-8') as stream:
-            stream.write(config_text)
-            stream.flush()
-            os.fsync(stream.fileno())
-        with open(staging / MODEL_FILE, 'rb') as stream:
-            os.fsync(stream.fileno())
-        staging.chmod(0o755)  # mkdtemp makes it private to the user
-        if directory.exists():
-            retired = directory.parent / f'.{directory.name}.{uuid.uuid4().hex}.old'
-            os.rename(directory, retired)
-            os.rename(staging, directory)
-            shutil.rmtree(retired, ignore_errors=True)
-        else:
-            os.rename(staging, directory)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return directory
-
-
-def check_checkpoint_destination(directory: PathLike) -> None:
-    """Raise CheckpointError unless ``directory`` is absent or holds only a checkpoint."""
-    directory = pathlib.Path(directory)
-    if directory.exists():
-        if not directory.is_dir():
-            raise CheckpointError(f'{directory} exists and is not a directory')
-        strangers = sorted(path.name for path in directory.iterdir()
-                           if path.name not in (MODEL_FILE, CONFIG_FILE))
-        if strangers:
-            raise CheckpointError(f'{directory} holds other files ({", ".join(strangers)}): '
-                                  'not replacing it with a checkpoint')
+    return save_model(directory, network, network.config.to_dict(), BC_FORMAT, metadata)
 
 
 def load_checkpoint(directory: PathLike, device: str = 'cpu') -> BCCheckpoint:
@@ -348,60 +288,7 @@ def load_checkpoint(directory: PathLike, device: str = 'cpu') -> BCCheckpoint:
     Reads JSON and safetensors only (nothing is unpickled). Raises CheckpointError naming the
     file for a missing or corrupt file, or weights that do not match config.json.
     """
-    directory = pathlib.Path(directory)
-    config_path = directory / CONFIG_FILE
-    model_path = directory / MODEL_FILE
-    if not directory.is_dir():
-        raise CheckpointError(f'no BC checkpoint at {directory}: not a directory')
-    try:
-        stored = json.loads(config_path.read_text(encoding='utf-8'))
-    except FileNotFoundError:
-        raise CheckpointError(f'{config_path} is missing') from None
-    except (OSError, UnicodeDecodeError, ValueError) as error:
-        raise CheckpointError(f'{config_path} is not readable JSON: {error}') from error
-    if not isinstance(stored, dict) or stored.get('format') != CHECKPOINT_FORMAT:
-        raise CheckpointError(f'{config_path} is not a {CHECKPOINT_FORMAT} checkpoint config')
-    if stored.get('format_version') != FORMAT_VERSION:
-        raise CheckpointError(f'{config_path} has format_version '
-                              f'{stored.get("format_version")!r}; this code reads '
-                              f'{FORMAT_VERSION}')
-    try:
-        config = BCConfig.from_dict(dict(stored['model']))
-    except (KeyError, TypeError, ValueError) as error:
-        raise CheckpointError(f'{config_path} has an invalid model section: {error}') from error
-    metadata = stored.get('metadata', {})
-    if not isinstance(metadata, dict):
-        raise CheckpointError(f'{config_path}: metadata must be an object')
-    try:
-        data = model_path.read_bytes()
-    except FileNotFoundError:
-        raise CheckpointError(f'{model_path} is missing') from None
-    except OSError as error:
-        raise CheckpointError(f'cannot read {model_path}: {error}') from error
-    try:
-        tensors = safetensors.torch.load(data)
-    except Exception as error:  # safetensors raises its own error types for corrupt files
-        raise CheckpointError(f'{model_path} is not a valid safetensors file: '
-                              f'{error}') from error
-    network = BCNetwork(config)
-    expected = network.state_dict()
-    missing = sorted(set(expected) - set(tensors))
-    unexpected = sorted(set(tensors) - set(expected))
-    if missing or unexpected:
-        raise CheckpointError(
-            f'{model_path} does not match {config_path}: missing tensors '
-            f'{", ".join(missing) or "none"}; unexpected tensors '
-            f'{", ".join(unexpected) or "none"}')
-    for name, tensor in expected.items():
-        stored_tensor = tensors[name]
-        if stored_tensor.shape != tensor.shape or stored_tensor.dtype != tensor.dtype:
-            raise CheckpointError(
-                f'{model_path} does not match {config_path}: tensor {name} is '
-                f'{stored_tensor.dtype} {tuple(stored_tensor.shape)}, the config needs '
-                f'{tensor.dtype} {tuple(tensor.shape)}')
-        if not bool(torch.all(torch.isfinite(stored_tensor))):
-            raise CheckpointError(f'{model_path}: tensor {name} has non-finite values')
-    network.load_state_dict(tensors)
-    network.to(device).eval()
-    return BCCheckpoint(network=network, metadata=metadata,
-                        sha256=hashlib.sha256(data).hexdigest(), directory=directory)
+    loaded = load_model(directory, BC_FORMAT,
+                        lambda values: BCNetwork(BCConfig.from_dict(values)), device)
+    return BCCheckpoint(network=loaded.model, metadata=loaded.metadata, sha256=loaded.sha256,
+                        directory=pathlib.Path(directory))

@@ -6,22 +6,15 @@ model.safetensors plus config.json (nothing unpickled); sampling is K Euler step
 """
 
 from dataclasses import asdict, dataclass, field
-import hashlib
-import json
 import math
-import os
 import pathlib
-import shutil
-import tempfile
-from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Union
-import uuid
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
-from hilresrl_policy.bc import check_checkpoint_destination, CheckpointError
-from hilresrl_policy.bc import CONFIG_FILE, MODEL_FILE
 import numpy as np
-import safetensors.torch
 import torch
 from torch import nn
+
+from .model_checkpoint import CheckpointFormat, load_model, PathLike, save_model
 
 CHECKPOINT_FORMAT = 'hilresrl-flow'
 FORMAT_VERSION = 1
@@ -32,11 +25,11 @@ DEFAULT_STEPS = 8
 _TIME_FREQUENCIES = (1.0, 2.0, 4.0, 8.0)
 # Other checkpoints of the suite, so that a wrong one is named and the way out is given,
 # rather than only that it is not ours.
-_OTHER_FORMATS = {'hilresrl-bc': ('a behaviour-cloning (regression) checkpoint',
-                                  "load it with the 'bc' base policy, or build a flow one "
-                                  'with base_policy_builder --kind flow')}
-
-PathLike = Union[str, os.PathLike]
+FLOW_FORMAT = CheckpointFormat(
+    CHECKPOINT_FORMAT, FORMAT_VERSION, 'flow', 'a flow-matching policy',
+    {'hilresrl-bc': ('a behaviour-cloning (regression) checkpoint',
+                     "load it with the 'bc' base policy, or build a flow one with "
+                     'base_policy_builder --kind flow')})
 
 
 @dataclass(frozen=True)
@@ -266,44 +259,10 @@ def save_flow_checkpoint(directory: PathLike, model: FlowPolicy,
     """
     Write ``model`` to ``directory`` as model.safetensors and config.json, atomically.
 
-    Both files go into a temporary sibling directory that then takes the place of
-    ``directory``, so a reader sees the old checkpoint or the new one, never half of one.
     ``metadata`` (plain JSON) is stored in config.json. An existing directory is replaced only
-    if it holds nothing but a checkpoint.
+    if it holds nothing but a checkpoint (see model_checkpoint.save_model).
     """
-    directory = pathlib.Path(directory)
-    check_checkpoint_destination(directory)
-    config = {'format': CHECKPOINT_FORMAT, 'format_version': FORMAT_VERSION,
-              'model': model.config.to_dict(), 'metadata': dict(metadata or {})}
-    try:
-        config_text = json.dumps(config, indent=2, sort_keys=True, allow_nan=False) + '\n'
-    except (TypeError, ValueError) as error:
-        raise CheckpointError(f'metadata for {directory / CONFIG_FILE} is not plain JSON '
-                              f'(no NaN or infinity): {error}') from error
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    staging = pathlib.Path(tempfile.mkdtemp(prefix=f'.{directory.name}.', suffix='.tmp',
-                                            dir=directory.parent))
-    try:
-        tensors = {name: tensor.detach().to('cpu').contiguous()
-                   for name, tensor in model.state_dict().items()}
-        safetensors.torch.save_file(tensors, str(staging / MODEL_FILE),
-                                    metadata={'format': CHECKPOINT_FORMAT})
-        (staging / CONFIG_FILE).write_text(config_text, encoding='utf-8')
-        for name in (MODEL_FILE, CONFIG_FILE):
-            with open(staging / name, 'rb') as stream:
-                os.fsync(stream.fileno())  # on disk before the rename makes them visible
-        staging.chmod(0o755)  # mkdtemp makes it private to the user
-        if directory.exists():
-            retired = directory.parent / f'.{directory.name}.{uuid.uuid4().hex}.old'
-            os.rename(directory, retired)
-            os.rename(staging, directory)
-            shutil.rmtree(retired, ignore_errors=True)
-        else:
-            os.rename(staging, directory)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return directory
+    return save_model(directory, model, model.config.to_dict(), FLOW_FORMAT, metadata)
 
 
 def load_flow_checkpoint(directory: PathLike, device: str = 'cpu') -> FlowCheckpoint:
@@ -314,65 +273,7 @@ def load_flow_checkpoint(directory: PathLike, device: str = 'cpu') -> FlowCheckp
     corrupt file, a checkpoint of another kind (a BC one, say), or weights that do not match
     config.json.
     """
-    directory = pathlib.Path(directory)
-    config_path = directory / CONFIG_FILE
-    model_path = directory / MODEL_FILE
-    if not directory.is_dir():
-        raise CheckpointError(f'no flow checkpoint at {directory}: not a directory')
-    try:
-        stored = json.loads(config_path.read_text(encoding='utf-8'))
-    except FileNotFoundError:
-        raise CheckpointError(f'{config_path} is missing') from None
-    except (OSError, UnicodeDecodeError, ValueError) as error:
-        raise CheckpointError(f'{config_path} is not readable JSON: {error}') from error
-    found = stored.get('format') if isinstance(stored, dict) else None
-    if found in _OTHER_FORMATS:
-        what, remedy = _OTHER_FORMATS[found]
-        raise CheckpointError(f'{config_path} is {what} ({found}), not a flow-matching policy '
-                              f'({CHECKPOINT_FORMAT}): {remedy}')
-    if found != CHECKPOINT_FORMAT:
-        raise CheckpointError(f'{config_path} is not a {CHECKPOINT_FORMAT} checkpoint config')
-    if stored.get('format_version') != FORMAT_VERSION:
-        raise CheckpointError(f'{config_path} has format_version '
-                              f'{stored.get("format_version")!r}; this code reads '
-                              f'{FORMAT_VERSION}')
-    try:
-        config = FlowConfig.from_dict(dict(stored['model']))
-    except (KeyError, TypeError, ValueError) as error:
-        raise CheckpointError(f'{config_path} has an invalid model section: {error}') from error
-    metadata = stored.get('metadata', {})
-    if not isinstance(metadata, dict):
-        raise CheckpointError(f'{config_path}: metadata must be an object')
-    try:
-        data = model_path.read_bytes()
-    except FileNotFoundError:
-        raise CheckpointError(f'{model_path} is missing') from None
-    except OSError as error:
-        raise CheckpointError(f'cannot read {model_path}: {error}') from error
-    try:
-        tensors = safetensors.torch.load(data)
-    except Exception as error:  # safetensors raises its own error types for corrupt files
-        raise CheckpointError(f'{model_path} is not a valid safetensors file: '
-                              f'{error}') from error
-    model = FlowPolicy(config)
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(tensors))
-    unexpected = sorted(set(tensors) - set(expected))
-    if missing or unexpected:
-        raise CheckpointError(
-            f'{model_path} does not match {config_path}: missing tensors '
-            f'{", ".join(missing) or "none"}; unexpected tensors '
-            f'{", ".join(unexpected) or "none"}')
-    for name, tensor in expected.items():
-        stored_tensor = tensors[name]
-        if stored_tensor.shape != tensor.shape or stored_tensor.dtype != tensor.dtype:
-            raise CheckpointError(
-                f'{model_path} does not match {config_path}: tensor {name} is '
-                f'{stored_tensor.dtype} {tuple(stored_tensor.shape)}, the config needs '
-                f'{tensor.dtype} {tuple(tensor.shape)}')
-        if not bool(torch.all(torch.isfinite(stored_tensor))):
-            raise CheckpointError(f'{model_path}: tensor {name} has non-finite values')
-    model.load_state_dict(tensors)
-    model.to(device).eval()
-    return FlowCheckpoint(model=model, metadata=metadata,
-                          sha256=hashlib.sha256(data).hexdigest(), directory=directory)
+    loaded = load_model(directory, FLOW_FORMAT,
+                        lambda values: FlowPolicy(FlowConfig.from_dict(values)), device)
+    return FlowCheckpoint(model=loaded.model, metadata=loaded.metadata, sha256=loaded.sha256,
+                          directory=pathlib.Path(directory))

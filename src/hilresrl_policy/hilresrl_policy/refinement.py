@@ -9,10 +9,11 @@ base policy's own behaviour. Torch and numpy only: no ROS.
 
 from typing import Optional, Tuple
 
+from hilresrl_common.corrections import COMMAND_FEATURE_SIZE
+from hilresrl_common.residual_contract import latent_from_unit, LATENT_SCALE
 import numpy as np
 import torch
 
-from .corrections import COMMAND_FEATURE_SIZE
 from .residual import load_actor_weights, ResidualActor, ResidualConfig, WeightsError
 
 COMMAND_FEATURES = COMMAND_FEATURE_SIZE
@@ -21,7 +22,8 @@ COMMAND_FEATURES = COMMAND_FEATURE_SIZE
 class LatentSteering:
     """Sampled latents, or the refinement actor's once its weights have arrived."""
 
-    def __init__(self, latent_dim: int, latent_scale: float = 1.5, seed: int = 0):
+    def __init__(self, latent_dim: int, latent_scale: float = LATENT_SCALE.default,
+                 seed: int = 0):
         if latent_dim < 1:
             raise ValueError('a latent needs at least one dimension')
         self.latent_dim, self.latent_scale = latent_dim, float(latent_scale)
@@ -55,4 +57,4 @@ class LatentSteering:
                                 torch.zeros(1, self.latent_dim))[0].numpy()
         if exploration_std > 0:
             output = output + self._rng.normal(0.0, exploration_std, output.shape)
-        return (self.latent_scale * np.clip(output, -1.0, 1.0)).astype(np.float32), self.version
+        return latent_from_unit(output, self.latent_scale), self.version

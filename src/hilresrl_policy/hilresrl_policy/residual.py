@@ -1,17 +1,17 @@
 """
-The residual actor and action composition: composed = clip(base + residual_scale * residual).
+The residual actor: observation + base action -> residual in [-1, 1] per axis, and its weights.
 
-The actor sees the observation and the base action and outputs a residual in [-1, 1] per axis;
-its last layer starts at zero, so training begins exactly at the base policy. Weights travel as
-safetensors bytes with a JSON architecture, and a receiver refuses any that do not match.
+Its last layer starts at zero, so training begins exactly at the base policy; how the residual
+is composed with the base action is hilresrl_common.residual_contract's. Weights travel as
+safetensors bytes with a JSON architecture that carries the residual scale they were trained
+under, and a receiver refuses any that do not match its own.
 """
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 import hashlib
 import json
 from typing import Dict, Sequence, Tuple
 
-import numpy as np
 from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 import torch
@@ -26,27 +26,53 @@ class WeightsError(ValueError):
 
 @dataclass(frozen=True)
 class ResidualConfig:
-    """Shapes of the residual actor; two actors with equal configs share weights."""
+    """
+    Shapes of the residual actor and the scale it acts under; equal configs share weights.
+
+    ``residual_scale`` has one value per action axis (residual_contract.residual_scale_vector),
+    or none: unknown, as in weights of a learner that did not send it, which any scale accepts.
+    """
 
     obs_dim: int
     action_dim: int
     hidden_sizes: Tuple[int, ...] = (256, 256)
     layer_norm: bool = True
     kind: str = 'residual_mlp'
+    residual_scale: Tuple[float, ...] = ()
+
+    def __post_init__(self):
+        # Tuples of plain numbers whatever was passed, so configs compare equal after JSON.
+        object.__setattr__(self, 'hidden_sizes', tuple(int(size) for size in self.hidden_sizes))
+        object.__setattr__(self, 'residual_scale',
+                           tuple(float(value) for value in self.residual_scale))
+        if self.residual_scale and len(self.residual_scale) != self.action_dim:
+            raise ValueError(f'residual_scale has {len(self.residual_scale)} values for '
+                             f'{self.action_dim} action axes')
 
     def to_json(self) -> str:
         """Return the config as canonical JSON (the PolicyWeights.architecture field)."""
-        return json.dumps(asdict(self), sort_keys=True)
+        values = asdict(self)
+        if not self.residual_scale:
+            del values['residual_scale']  # unknown: written as before the scale was carried
+        return json.dumps(values, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> 'ResidualConfig':
-        """Parse a config written by to_json."""
+        """Parse a config written by to_json (without a residual_scale: unknown)."""
         try:
             values = json.loads(text)
             values['hidden_sizes'] = tuple(values['hidden_sizes'])
             return cls(**values)
         except (ValueError, KeyError, TypeError) as error:
             raise WeightsError(f'unreadable architecture {text[:80]!r}: {error}') from error
+
+    def mismatches(self, received: 'ResidualConfig') -> Sequence[str]:
+        """Return how ``received`` differs from this config ('key theirs != ours'; none: fits)."""
+        if not received.residual_scale or not self.residual_scale:
+            received = replace(received, residual_scale=self.residual_scale)
+        ours = asdict(self)
+        return [f'{key} {theirs!r} != {ours[key]!r}'
+                for key, theirs in asdict(received).items() if ours[key] != theirs]
 
 
 def mlp(sizes: Sequence[int], layer_norm: bool) -> nn.Sequential:
@@ -78,31 +104,6 @@ class ResidualActor(nn.Module):
         return torch.tanh(self.net(torch.cat([observation, base_action], dim=-1)))
 
 
-def compose(base_action: np.ndarray, residual: np.ndarray, residual_scale: np.ndarray,
-            low: float = -1.0, high: float = 1.0) -> np.ndarray:
-    """
-    Return clip(base + residual_scale * residual) as float32.
-
-    A non-finite sum stays NaN rather than being clipped to full speed, so that the arbiter
-    rejects it (an infinite base action is a fault, not a command to go as fast as allowed).
-    """
-    with np.errstate(invalid='ignore', over='ignore'):
-        raw = (np.asarray(base_action, dtype=np.float32)
-               + np.asarray(residual_scale, dtype=np.float32)
-               * np.asarray(residual, dtype=np.float32))
-    return np.where(np.isfinite(raw), np.clip(raw, low, high), np.nan).astype(np.float32)
-
-
-def residual_scale_vector(scale: Sequence[float], action_dim: int) -> np.ndarray:
-    """Return the residual scale per axis from one value or one per axis."""
-    values = np.asarray(list(scale), dtype=np.float32).ravel()
-    if values.size == 1:
-        return np.full(action_dim, values[0], dtype=np.float32)
-    if values.size != action_dim:
-        raise ValueError(f'residual_scale has {values.size} values; give 1 or {action_dim}')
-    return values
-
-
 @dataclass
 class SerializedWeights:
     """The fields of a PolicyWeights message."""
@@ -124,18 +125,20 @@ def serialize_actor(actor: ResidualActor) -> SerializedWeights:
 
 def load_actor_weights(actor: ResidualActor, blob: bytes, sha256: str, architecture: str,
                        weights_format: str = WEIGHTS_FORMAT) -> None:
-    """Load serialized weights into an actor, or raise WeightsError and leave it untouched."""
+    """
+    Load serialized weights into an actor, or raise WeightsError and leave it untouched.
+
+    Weights trained under another residual scale are refused like any other architecture
+    mismatch; weights that do not say their scale are taken (see ResidualConfig).
+    """
     if weights_format != WEIGHTS_FORMAT:
         raise WeightsError(f'format {weights_format!r} is not {WEIGHTS_FORMAT!r}')
     digest = hashlib.sha256(blob).hexdigest()
     if digest != sha256:
         raise WeightsError(f'sha256 mismatch: the blob hashes to {digest[:12]}, the message '
                            f'says {sha256[:12]} (corrupted in transit?)')
-    received = ResidualConfig.from_json(architecture)
-    if received != actor.config:
-        differences = [f'{key} {theirs!r} != {ours!r}'
-                       for key, theirs in asdict(received).items()
-                       if (ours := asdict(actor.config)[key]) != theirs]
+    differences = actor.config.mismatches(ResidualConfig.from_json(architecture))
+    if differences:
         raise WeightsError('architecture mismatch: ' + ', '.join(differences))
     try:
         state = load_tensors(bytes(blob))

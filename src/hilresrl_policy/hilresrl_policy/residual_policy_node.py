@@ -11,27 +11,26 @@ keep acting, as they do when the learner is down. Base chunks with non-finite va
 
 from typing import Optional
 
+from hilresrl_common.conversions import float32_field, ns_to_stamp, stamp_to_ns
+from hilresrl_common.instruction_features import INSTRUCTION_INPUT, policy_vector
+from hilresrl_common.node_runner import ConfigurationError, run_node
+from hilresrl_common.observation import Observation, ObservationAssembler
+from hilresrl_common.observation_topics import (declare_observation_parameters,
+                                                subscribe_observations)
+from hilresrl_common.parameter_declaration import declare_parameters
+from hilresrl_common.qos import COMMAND_QOS, EVENTS_QOS, LATCHED_QOS
+from hilresrl_common.residual_contract import compose, residual_scale_vector
 from hilresrl_msgs.msg import ActionChunk, EpisodeEvent, Mode, PolicyWeights, ProposedAction
 import numpy as np
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from rclpy.serialization import deserialize_message
 from std_msgs.msg import String
 import torch
 
 from .chunking import Chunk, ChunkBuffer
-from .conversions import float32_field, ns_to_stamp, stamp_to_ns
-from .instruction_features import INSTRUCTION_INPUT, policy_vector
-from .node_runner import ConfigurationError, run_node
-from .observation import Observation, ObservationAssembler
-from .observation_topics import declare_observation_parameters, subscribe_observations
-from .qos import COMMAND_QOS, EVENTS_QOS, LATCHED_QOS
-from .residual import (compose, load_actor_weights, residual_scale_vector, ResidualActor,
-                       ResidualConfig, WeightsError)
-from .weights_acceptance import declare_weights_gate
-
-ACTOR_MODES = ('residual', 'latent', 'dual')
-TRIGGERS = ('observation', 'timer')
+from .residual import load_actor_weights, ResidualActor, ResidualConfig, WeightsError
+from .residual_policy_parameters import ACTOR_MODES, CHUNK_EXECUTIONS, PARAMETERS, TRIGGERS
+from .weights_acceptance import weights_gate, weights_gate_parameters
 
 
 class ResidualPolicyNode(Node):
@@ -40,78 +39,41 @@ class ResidualPolicyNode(Node):
     def __init__(self, **kwargs):
         super().__init__('residual_policy', **kwargs)
 
-        def parameter(name, default, description):
-            return self.declare_parameter(name, default, ParameterDescriptor(
-                description=description, read_only=True)).value
-
-        self.action_dim: int = parameter('action_dim', 4, 'Number of action axes')
-        self.policy_inputs = list(parameter(
-            'policy_inputs', ['task_state'],
-            'Observation arrays the actor sees, concatenated in this order '
-            '(instruction: the features of the task instruction in force)'))
-        self.residual_scale = residual_scale_vector(parameter(
-            'residual_scale', [0.3], 'Residual scale: one value, or one per action axis'),
-            self.action_dim)
-        self.hidden_sizes = tuple(parameter('hidden_sizes', [256, 256],
-                                            'Hidden layer sizes of the actor'))
-        self.layer_norm: bool = parameter('layer_norm', True, 'LayerNorm in the actor')
-        self.exploration_std: float = parameter(
-            'exploration_std', 0.1, 'Gaussian noise added to the residual in TRAIN mode '
-                                    '(none in EVAL)')
-        self.device = torch.device(parameter('device', 'cpu', 'Torch device of the actor'))
-        self.trigger: str = parameter('trigger', 'observation',
-                                      'observation: one step per observation (lockstep); '
-                                      'timer: one step per control period (real time)')
-        self.control_rate_hz: float = parameter('control_rate_hz', 10.0,
-                                                'Control rate for trigger=timer')
-        self.frame_id: str = parameter('frame_id', 'world', 'Frame of the Cartesian axes')
-        self.wait_for_chunk: bool = parameter(
-            'wait_for_chunk', True, 'Wait for the chunk the base policy plans from this very '
-                                    'observation when a replan is due (lockstep: every step is '
-                                    'exact); false: correct the newest chunk at once (real time)')
-        execute_steps: int = parameter('execute_steps', 0,
-                                       'Rows of a chunk executed before the base policy '
-                                       'replans (as the base policy node has it; 0: all)')
-        hold_steps: int = parameter('chunk_hold_steps', 2,
-                                    'Periods the last row of a chunk stands past its end when '
-                                    'the next chunk is late')
-        self.actor_mode: str = parameter(
-            'actor_mode', 'residual', 'residual: correct the base action; latent: no residual '
-                                      '(the refinement actor steers the base policy); dual: '
-                                      'both')
-        chunk_execution: str = parameter(
-            'chunk_execution', 'receding', 'receding: the newest chunk row by row; ensemble: '
-                                           'a weighted mean of the rows every recent chunk has '
-                                           'for the time (temporal ensembling, as ACT)')
-        ensemble_decay: float = parameter('ensemble_decay', 0.01,
-                                          'Temporal ensembling: chunk i (0 the oldest) weighs '
-                                          'exp(-ensemble_decay * i)')
-        seed: int = parameter('seed', 0, 'Seed of the exploration noise')
+        values = declare_parameters(self, PARAMETERS)
+        self.action_dim: int = values['action_dim']
+        self.policy_inputs = values['policy_inputs']
+        try:
+            self.residual_scale = residual_scale_vector(values['residual_scale'],
+                                                        self.action_dim)
+        except ValueError as error:
+            raise ConfigurationError(str(error)) from error
+        self.hidden_sizes = tuple(values['hidden_sizes'])
+        self.layer_norm: bool = values['layer_norm']
+        self.exploration_std: float = values['exploration_std']
+        self.device = torch.device(values['device'])
+        self.trigger: str = values['trigger']
+        self.control_rate_hz: float = values['control_rate_hz']
+        self.frame_id: str = values['frame_id']
+        self.wait_for_chunk: bool = values['wait_for_chunk']
+        self.actor_mode: str = values['actor_mode']
+        chunk_execution: str = values['chunk_execution']
+        for name, value, choices in (('trigger', self.trigger, TRIGGERS),
+                                     ('actor_mode', self.actor_mode, ACTOR_MODES),
+                                     ('chunk_execution', chunk_execution, CHUNK_EXECUTIONS)):
+            if value not in choices:
+                raise ConfigurationError(f'{name} must be one of {", ".join(choices)}, '
+                                         f'not {value!r}')
         observation = declare_observation_parameters(self)
-        if self.trigger not in TRIGGERS:
-            raise ConfigurationError(f'trigger must be one of {", ".join(TRIGGERS)}, '
-                                     f'not {self.trigger!r}')
-        try:
-            residual_scale_vector(self.residual_scale, self.action_dim)
-        except ValueError as error:
-            raise ConfigurationError(str(error)) from error
-        try:
-            self._weights_gate = declare_weights_gate(parameter, 'policy_weights')
-        except ValueError as error:
-            raise ConfigurationError(str(error)) from error
+        self._weights_gate = weights_gate(
+            declare_parameters(self, weights_gate_parameters('policy_weights')))
         torch.set_num_threads(1)  # a small MLP per step; threads only contend with the cell
 
-        self._rng = np.random.default_rng(seed)
+        self._rng = np.random.default_rng(values['seed'])
         self._assembler = ObservationAssembler(observation.sources, observation.sync)
-        if self.actor_mode not in ACTOR_MODES:
-            raise ConfigurationError(f'actor_mode must be one of {", ".join(ACTOR_MODES)}, '
-                                     f'not {self.actor_mode!r}')
-        if chunk_execution not in ('receding', 'ensemble'):
-            raise ConfigurationError(f'chunk_execution must be receding or ensemble, not '
-                                     f'{chunk_execution!r}')
-        self._chunks = ChunkBuffer(execute_steps or None,
-                                   0 if self.wait_for_chunk else hold_steps,
-                                   ensemble_decay if chunk_execution == 'ensemble' else None)
+        self._chunks = ChunkBuffer(values['execute_steps'] or None,
+                                   0 if self.wait_for_chunk else values['chunk_hold_steps'],
+                                   values['ensemble_decay'] if chunk_execution == 'ensemble'
+                                   else None)
         self._actor: Optional[ResidualActor] = None
         self._weights_version = 0
         self.refused_weights = 0
@@ -227,7 +189,7 @@ class ResidualPolicyNode(Node):
     def _actor_for(self, obs_dim: int) -> ResidualActor:
         if self._actor is None:
             config = ResidualConfig(obs_dim, self.action_dim, self.hidden_sizes,
-                                    self.layer_norm)
+                                    self.layer_norm, residual_scale=tuple(self.residual_scale))
             self._actor = ResidualActor(config).to(self.device).eval()
             self.get_logger().info(f'residual actor: {obs_dim} observation values + '
                                    f'{self.action_dim} base action -> {self.action_dim}, '

@@ -6,7 +6,9 @@ weights without a run id are refused, a new run id starts a new ordering (unless
 pinned), and a run that was replaced is refused for good. No ROS here.
 """
 
-from typing import Callable, Optional, Set
+from typing import Any, Mapping, Optional, Set, Tuple
+
+from hilresrl_common.parameters import at_least, Parameter
 
 from .residual import WeightsError
 
@@ -64,18 +66,23 @@ class WeightsGate:
         self.run_id, self.version = run_id, int(version)
 
 
-def declare_weights_gate(parameter: Callable, what: str) -> WeightsGate:
+def weights_gate_parameters(what: str) -> Tuple[Parameter, ...]:
     """
-    Declare the gate's parameters through ``parameter(name, default, description)``; return it.
+    Return the gate's parameters for a node that takes ``what`` (e.g. 'policy_weights').
 
-    ``what`` names the weights the node takes (e.g. 'policy_weights'). One declaration for every
-    node that adopts broadcast weights; a bad value raises ValueError.
+    One declaration for every node that adopts broadcast weights; weights_gate() makes the gate
+    from their values.
     """
-    max_bytes = parameter('max_weights_bytes', DEFAULT_MAX_WEIGHTS_BYTES,
-                          f'Largest {what} message taken, in bytes; a larger one is refused '
-                          'before it is decoded')
-    pinned_run_id = parameter('learner_run_id', '',
-                              f'Take {what} of this learner run only; empty: any run (a new run '
-                              'id starts a new version ordering, and the run it replaces is '
-                              'refused from then on)')
-    return WeightsGate(max_bytes, pinned_run_id)
+    return (
+        Parameter('max_weights_bytes', DEFAULT_MAX_WEIGHTS_BYTES,
+                  f'Largest {what} message taken, in bytes; a larger one is refused before it '
+                  'is decoded', check=at_least(1)),
+        Parameter('learner_run_id', '',
+                  f'Take {what} of this learner run only; empty: any run (a new run id starts '
+                  'a new version ordering, and the run it replaces is refused from then on)'),
+    )
+
+
+def weights_gate(values: Mapping[str, Any]) -> WeightsGate:
+    """Return the gate for the values of weights_gate_parameters()."""
+    return WeightsGate(values['max_weights_bytes'], values['learner_run_id'])

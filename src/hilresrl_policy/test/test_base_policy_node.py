@@ -3,12 +3,12 @@
 import json
 import threading
 
+from hilresrl_common.conversions import float32_field, ns_to_stamp
+from hilresrl_common.qos import COMMAND_QOS
 from hilresrl_msgs.msg import ActionChunk, StateVector
 from hilresrl_policy.adapters import BasePolicy
 from hilresrl_policy.base_policy_node import BasePolicyNode
-from hilresrl_policy.conversions import float32_field, ns_to_stamp
 from hilresrl_policy.policy_server import PolicyServer
-from hilresrl_policy.qos import COMMAND_QOS
 import numpy as np
 import pytest
 from rclpy.parameter import Parameter
@@ -207,7 +207,7 @@ def _latent_node(ros_context, kind, config, actor_mode='latent'):
 
 def test_latent_mode_refuses_a_base_policy_without_a_latent(ros_context, tmp_path):
     from hilresrl_policy.bc import BCConfig, BCNetwork, save_checkpoint
-    from hilresrl_policy.node_runner import ConfigurationError
+    from hilresrl_common.node_runner import ConfigurationError
     network = BCNetwork(BCConfig(state_dim=2, action_dim=3, hidden_sizes=(8,)))
     bc = save_checkpoint(tmp_path / 'bc', network, {'note': 'test'})
     for mode in ('latent', 'dual'):
@@ -221,8 +221,8 @@ def test_latent_mode_refuses_a_base_policy_without_a_latent(ros_context, tmp_pat
 def test_latent_mode_publishes_the_latent_its_command_and_the_actor_version(
         ros_context, probe, tmp_path):
     from hilresrl_msgs.msg import Mode, PolicyWeights
-    from hilresrl_policy.corrections import command_features, parse_command
-    from hilresrl_policy.qos import LATCHED_QOS
+    from hilresrl_common.corrections import command_features, parse_command
+    from hilresrl_common.qos import LATCHED_QOS
     from hilresrl_policy.residual import ResidualActor, ResidualConfig, serialize_actor
     from std_msgs.msg import String
     node = _latent_node(ros_context, 'flow_bc',

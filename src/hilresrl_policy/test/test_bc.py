@@ -5,8 +5,8 @@ import json
 import pickle
 
 from hilresrl_policy.adapters import BasePolicyError, load_base_policy
-from hilresrl_policy.bc import BCConfig, CheckpointError, CONFIG_FILE, load_checkpoint
-from hilresrl_policy.bc import MODEL_FILE, save_checkpoint, train_bc
+from hilresrl_policy.bc import BCConfig, load_checkpoint, save_checkpoint, train_bc
+from hilresrl_policy.model_checkpoint import CheckpointError, CONFIG_FILE, MODEL_FILE
 import numpy as np
 import pytest
 import torch

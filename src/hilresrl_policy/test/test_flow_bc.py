@@ -6,10 +6,10 @@ import pickle
 
 from hilresrl_policy.adapters import BasePolicyError
 from hilresrl_policy.adapters.flow_policy import make_flow_policy
-from hilresrl_policy.bc import CheckpointError, CONFIG_FILE, MODEL_FILE, save_checkpoint
-from hilresrl_policy.bc import train_bc
+from hilresrl_policy.bc import save_checkpoint, train_bc
 from hilresrl_policy.flow_bc import FlowConfig, load_flow_checkpoint, save_flow_checkpoint
 from hilresrl_policy.flow_bc import train_flow
+from hilresrl_policy.model_checkpoint import CheckpointError, CONFIG_FILE, MODEL_FILE
 import numpy as np
 import pytest
 import torch

@@ -2,9 +2,9 @@
 
 import hashlib
 
-from hilresrl_policy.residual import (compose, load_actor_weights, residual_scale_vector,
-                                      ResidualActor, ResidualConfig, serialize_actor,
-                                      WeightsError)
+from hilresrl_common.residual_contract import compose, residual_scale_vector
+from hilresrl_policy.residual import (load_actor_weights, ResidualActor, ResidualConfig,
+                                      serialize_actor, WeightsError)
 import numpy as np
 import pytest
 import torch
@@ -41,6 +41,37 @@ def test_residual_scale_per_axis_or_one_value():
     assert residual_scale_vector([0.1, 0.2, 0.3], 3).tolist() == pytest.approx([0.1, 0.2, 0.3])
     with pytest.raises(ValueError, match='give 1 or 3'):
         residual_scale_vector([0.1, 0.2], 3)
+
+
+def test_the_architecture_carries_the_residual_scale():
+    config = ResidualConfig(5, 3, (16, 16), residual_scale=residual_scale_vector([0.3], 3))
+    assert config.residual_scale == tuple(float(np.float32(0.3)) for _ in range(3))
+    assert ResidualConfig.from_json(config.to_json()) == config
+    assert '"residual_scale"' in config.to_json()
+    assert '"residual_scale"' not in CONFIG.to_json()  # unknown: the old architecture text
+    with pytest.raises(WeightsError, match='2 values for 3 action axes'):
+        ResidualConfig.from_json(ResidualConfig(5, 3).to_json().replace(
+            '"obs_dim"', '"residual_scale": [0.1, 0.2], "obs_dim"'))
+
+
+def test_weights_of_another_scale_are_refused_and_of_an_unknown_scale_taken():
+    ours = ResidualConfig(5, 3, (16, 16), residual_scale=(0.3, 0.3, 0.3))
+    target = ResidualActor(ours)
+    before = {k: v.clone() for k, v in target.state_dict().items()}
+    other = ResidualActor(ResidualConfig(5, 3, (16, 16), residual_scale=(0.5, 0.5, 0.5)))
+    weights = serialize_actor(other)
+    with pytest.raises(WeightsError, match=r'residual_scale \(0.5, 0.5, 0.5\) != \(0.3'):
+        load_actor_weights(target, weights.blob, weights.sha256, weights.architecture)
+    assert all(torch.equal(before[k], v) for k, v in target.state_dict().items())
+    # Weights of a learner that did not send the scale (an older one): taken.
+    old = serialize_actor(_trained_actor(4))
+    assert 'residual_scale' not in old.architecture
+    load_actor_weights(target, old.blob, old.sha256, old.architecture)
+    assert torch.equal(target.net[-1].weight, _trained_actor(4).net[-1].weight)
+    assert target.config == ours
+    # The same scale: taken.
+    same = serialize_actor(ResidualActor(ours))
+    load_actor_weights(target, same.blob, same.sha256, same.architecture)
 
 
 def test_weights_round_trip_exactly():

@@ -1,8 +1,8 @@
 """residual_policy_node over DDS: composition, weight swaps between steps, refused weights."""
 
+from hilresrl_common.conversions import float32_field, ns_to_stamp
+from hilresrl_common.qos import COMMAND_QOS, LATCHED_QOS
 from hilresrl_msgs.msg import ActionChunk, Mode, PolicyWeights, ProposedAction, StateVector
-from hilresrl_policy.conversions import float32_field, ns_to_stamp
-from hilresrl_policy.qos import COMMAND_QOS, LATCHED_QOS
 from hilresrl_policy.residual import ResidualActor, ResidualConfig, serialize_actor
 from hilresrl_policy.residual_policy_node import ResidualPolicyNode
 import numpy as np
@@ -111,7 +111,7 @@ def test_new_weights_apply_from_the_next_step_and_bad_ones_are_refused(residual,
 
 
 def test_one_actor_for_several_tasks_reads_the_task_instruction(ros_context, probe):
-    from hilresrl_policy.instruction_features import INSTRUCTION_FEATURE_SIZE
+    from hilresrl_common.instruction_features import INSTRUCTION_FEATURE_SIZE
     from std_msgs.msg import String
     node = ResidualPolicyNode(context=ros_context, parameter_overrides=[
         Parameter('action_dim', value=3), Parameter('hidden_sizes', value=[16, 16]),
@@ -274,3 +274,45 @@ def test_a_base_chunk_with_non_finite_values_is_refused(residual, probe):
     proposal = cell.proposals[-1]
     assert proposal.base_chunk_id == 3
     assert np.asarray(proposal.composed_action).tolist() == pytest.approx([0.25, 0.0, 0.0])
+
+
+def test_weights_trained_under_another_residual_scale_are_refused(residual, probe):
+    from rcl_interfaces.msg import Log
+    from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+    rosout_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1000,
+                            reliability=ReliabilityPolicy.RELIABLE,
+                            durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    logs = []
+    probe.node.create_subscription(
+        Log, '/rosout', lambda line: logs.append(line) if line.name == 'residual_policy' else None,
+        rosout_qos)
+    cell = Cell(probe)
+    cell.step(1, STATE, BASE)
+
+    def actor(seed, scale):
+        torch.manual_seed(seed)
+        trained = ResidualActor(ResidualConfig(5, 3, (16, 16), residual_scale=scale))
+        with torch.no_grad():
+            for parameter in trained.parameters():
+                parameter.normal_(0.0, 0.3)
+        return trained
+
+    ours = actor(1, SCALE)  # the learner's, under the node's own scale
+    cell.send_actor(1, ours)
+    probe.wait_for(lambda: residual.weights_version == 1, message='weights version 1')
+    cell.send_actor(2, actor(2, [0.3, 0.3, 0.3]))
+    probe.wait_for(lambda: residual.refused_weights == 1, message='the other scale refused')
+    probe.wait_for(lambda: any('weights version 2' in line.msg and 'residual_scale' in line.msg
+                               for line in logs), message='the refusal in /rosout')
+    refusal = next(line for line in logs if 'weights version 2' in line.msg)
+    assert refusal.level == Log.ERROR and 'keeping version 1' in refusal.msg
+    proposal = cell.step(2, STATE, BASE)
+    expected = ours(torch.from_numpy(STATE)[None], torch.from_numpy(BASE)[None])[0]
+    assert proposal.weights_version == 1
+    assert np.asarray(proposal.residual).tolist() == pytest.approx(expected.tolist(), abs=1e-6)
+    assert np.asarray(proposal.residual_scale).tolist() == pytest.approx(SCALE)
+    # Weights of a learner that does not send its scale (an older one) are still taken.
+    cell.send_actor(3, _actor(3))
+    probe.wait_for(lambda: residual.weights_version == 3, message='weights without a scale')
+    assert cell.step(3, STATE, BASE).weights_version == 3
+    assert residual.refused_weights == 1

@@ -7,17 +7,17 @@ With --kind flow it is a flow-matching policy instead, whose latent an actor can
 """
 
 import argparse
-import os
 import pathlib
 import sys
 import time
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-from hilresrl_policy.bc import BCNetwork, check_checkpoint_destination, CheckpointError
-from hilresrl_policy.bc import load_checkpoint, save_checkpoint, train_bc
+from hilresrl_common.home import base_policy_folder
+from hilresrl_common.success_statistics import wilson_interval
+from hilresrl_policy.bc import BCNetwork, load_checkpoint, save_checkpoint, train_bc
 from hilresrl_policy.flow_bc import FlowPolicy, load_flow_checkpoint, save_flow_checkpoint
 from hilresrl_policy.flow_bc import train_flow
-from hilresrl_policy.success_statistics import wilson_interval
+from hilresrl_policy.model_checkpoint import check_checkpoint_destination, CheckpointError
 from hilresrl_sim.demos import collect_demonstrations, Demonstrations, episode_seed
 from hilresrl_sim.tasks import make_task, SimTask
 import numpy as np
@@ -56,10 +56,8 @@ Progress = Optional[Callable[[str], None]]
 
 def default_checkpoint_dir(task: str, kind: str = 'bc') -> pathlib.Path:
     """Return where the builder puts a task's checkpoint of ``kind`` unless told otherwise."""
-    # The same place hilresrl launch looks for it (hilresrl.graph.hilresrl_home); a flow
-    # policy beside it, so that building one never replaces the BC one.
-    home = os.environ.get('HILRESRL_HOME') or os.path.join(os.path.expanduser('~'), '.hilresrl')
-    return pathlib.Path(home) / 'base_policies' / (task if kind == 'bc' else f'{task}-{kind}')
+    # The same place hilresrl launch looks for it; a flow policy beside the BC one.
+    return base_policy_folder(task, kind)
 
 
 def evaluation_seeds(seed: int, episodes: int) -> List[int]:

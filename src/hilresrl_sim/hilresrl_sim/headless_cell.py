@@ -8,18 +8,25 @@ ROS graph does, minus message latency.
 """
 
 from dataclasses import dataclass, field
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, Sequence
 
+from hilresrl_common.parameters import defaults
+from hilresrl_common.residual_contract import compose, RESIDUAL_SCALE, residual_scale_vector
 from hilresrl_policy.adapters import BasePolicy
-from hilresrl_policy.residual import compose
+from hilresrl_teleop.arbiter_parameters import arbiter_settings
+from hilresrl_teleop.arbiter_parameters import PARAMETERS as ARBITER_PARAMETERS
 from hilresrl_teleop.arbitration import InterventionArbiter
-from hilresrl_teleop.safety import SafetyFilter, SafetyLimits
-from hilresrl_teleop.spacemouse import SpaceMouseConfig, SpaceMouseMapper
+from hilresrl_teleop.safety import SafetyFilter
+from hilresrl_teleop.spacemouse import SpaceMouseMapper
 import numpy as np
 
 from .experts import make_expert
 from .operator_model import GripperButton, OperatorConfig, SimulatedOperator
 from .tasks import make_task
+
+# The arbiter node's settings when nothing is given (no workspace box: the simulator keeps the
+# hand in its own); a benchmark overrides what its cell profile sets.
+ARBITER_DEFAULTS = defaults(ARBITER_PARAMETERS)
 
 # residual(observation, base_action, explore) -> residual in [-1, 1]
 ResidualFunction = Callable[[np.ndarray, np.ndarray, bool], np.ndarray]
@@ -58,22 +65,30 @@ class HeadlessCell:
     """Run episodes of a simulated task through the suite's cores, with no ROS in between."""
 
     def __init__(self, task_name: str, base_policy: BasePolicy,
-                 operator: Optional[OperatorConfig] = None, residual_scale=(0.5,),
-                 quiet_period_s: float = 0.5, control_period_s: float = 0.1,
+                 operator: Optional[OperatorConfig] = None,
+                 residual_scale: Sequence[float] = tuple(RESIDUAL_SCALE.default),
+                 quiet_period_s: Optional[float] = None,
+                 control_period_s: Optional[float] = None,
                  max_episode_steps: Optional[int] = None, seed: int = 0):
         self.task = make_task(task_name, seed)
         self.base_policy = base_policy
         dim = self.task.action_dim
-        scale = np.asarray(residual_scale, dtype=np.float32).ravel()
-        self.residual_scale = np.full(dim, scale[0], np.float32) if scale.size == 1 else scale
-        self.control_period_s = control_period_s
+        self.residual_scale = residual_scale_vector(residual_scale, dim)
+        # The arbiter node's defaults, for this task's action axes.
+        arbiter = arbiter_settings(dict(ARBITER_DEFAULTS, action_names=list(
+            self.task.action_names)))
+        self.control_period_s = (arbiter.control_period_s if control_period_s is None
+                                 else control_period_s)
         self.max_episode_steps = max_episode_steps or self.task.max_episode_steps
         self.operator = (SimulatedOperator(operator, make_expert(task_name), seed)
                          if operator is not None else None)
-        self.mapper = SpaceMouseMapper(SpaceMouseConfig(), dim)
+        self.mapper = SpaceMouseMapper(arbiter.spacemouse, dim)
         self.gripper_button = GripperButton()
-        self.arbiter = InterventionArbiter(dim, quiet_period_s=quiet_period_s, gripper_axis=3)
-        self.safety = SafetyFilter(SafetyLimits(action_dim=dim))
+        self.arbiter = InterventionArbiter(
+            dim, arbiter.per_axis,
+            arbiter.quiet_period_s if quiet_period_s is None else quiet_period_s,
+            arbiter.spacemouse.gripper_axis)
+        self.safety = SafetyFilter(arbiter.safety)
 
     def run_episode(self, seed: int, residual: Optional[ResidualFunction] = None,
                     explore: bool = False, allow_intervention: bool = True,

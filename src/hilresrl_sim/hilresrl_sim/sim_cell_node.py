@@ -12,22 +12,22 @@ import time
 from typing import Optional
 
 from geometry_msgs.msg import PoseStamped, TwistStamped
+from hilresrl_common.conversions import array_to_image, float32_field, ns_to_stamp, stamp_to_ns
+from hilresrl_common.node_runner import ConfigurationError, run_node
+from hilresrl_common.parameter_declaration import declare_parameters
+from hilresrl_common.qos import COMMAND_QOS, EVENTS_QOS, LATCHED_QOS
 from hilresrl_msgs.msg import EpisodeEvent, StateVector
 from hilresrl_msgs.srv import ResetCell
-from hilresrl_policy.conversions import array_to_image, float32_field, ns_to_stamp, stamp_to_ns
-from hilresrl_policy.node_runner import ConfigurationError, run_node
-from hilresrl_policy.qos import COMMAND_QOS, EVENTS_QOS, LATCHED_QOS
 from hilresrl_teleop.command_interface import TwistInterface
 import numpy as np
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float64MultiArray, String
 
+from .sim_cell_parameters import CLOCK_MODES, PARAMETERS
 from .tasks import make_task, SimTask
 
-CLOCK_MODES = ('lockstep', 'realtime')
 # Reliable: in lockstep a lost observation would stall the loop until the watchdog steps in.
 SENSOR_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10,
                         reliability=ReliabilityPolicy.RELIABLE)
@@ -39,43 +39,20 @@ class SimCellNode(Node):
     def __init__(self, **kwargs):
         super().__init__('sim_cell', **kwargs)
 
-        def parameter(name, default, description):
-            return self.declare_parameter(name, default, ParameterDescriptor(
-                description=description, read_only=True)).value
-
-        self.task_name: str = parameter('task', 'pick-place-v3',
-                                        'Meta-World v3 task name (e.g. pick-place-v3) or '
-                                        'PandaPickCube')
-        self.seed: int = parameter('seed', 0, 'Seed of the first reset')
-        self.clock_mode: str = parameter(
-            'clock_mode', 'lockstep', 'lockstep: one step per command, as fast as the loop '
-                                      'answers; realtime: steps at control_rate_hz')
-        self.control_rate_hz: float = parameter('control_rate_hz', 10.0,
-                                                'Control steps per (simulated) second')
-        self.cameras = list(parameter('cameras', [''],
-                                      'Cameras to render and publish (empty: none)'))
-        self.image_size: int = parameter('image_size', 128, 'Camera image width and height')
-        self.action_names = list(parameter('action_names', ['x', 'y', 'z', 'gripper'],
-                                           'Names of the action axes, in order'))
-        self.linear_speed_scale_mps: float = parameter(
-            'linear_speed_scale_mps', 0.1, 'Twist speed (m/s) that maps to action 1')
-        self.command_timeout_s: float = parameter(
-            'command_timeout_s', 0.3, 'realtime: stop the arm when no twist came for this '
-                                      'long (as MoveIt Servo does)')
-        self.frame_id: str = parameter('frame_id', 'world', 'Frame of poses and twists')
-        self.tool_frame_id: str = parameter('tool_frame_id', 'tool0',
-                                            'The hand frame: twists with this frame_id are '
-                                            'turned into the base frame, as MoveIt Servo does')
-        self.republish_after_s: float = parameter(
-            'republish_after_s', 1.0, 'lockstep: publish the current observation again when no '
-                                      'command answered it for this long (s), so a message lost '
-                                      'at start-up never stalls the loop')
-        self.idle_between_episodes: bool = parameter(
-            'idle_between_episodes', True,
-            'lockstep: take no step before the first reset and from the end of an episode to '
-            'the next reset (nothing to simulate while the cell waits: the CPU goes to the '
-            'learner)')
-        self.cameras = [camera for camera in self.cameras if camera]
+        values = declare_parameters(self, PARAMETERS)
+        self.task_name: str = values['task']
+        self.seed: int = values['seed']
+        self.clock_mode: str = values['clock_mode']
+        self.control_rate_hz: float = values['control_rate_hz']
+        self.cameras = [camera for camera in values['cameras'] if camera]
+        self.image_size: int = values['image_size']
+        self.action_names = values['action_names']
+        self.linear_speed_scale_mps: float = values['linear_speed_scale_mps']
+        self.command_timeout_s: float = values['command_timeout_s']
+        self.frame_id: str = values['frame_id']
+        self.tool_frame_id: str = values['tool_frame_id']
+        self.republish_after_s: float = values['republish_after_s']
+        self.idle_between_episodes: bool = values['idle_between_episodes']
         if self.clock_mode not in CLOCK_MODES:
             raise ConfigurationError(f'clock_mode must be one of {", ".join(CLOCK_MODES)}, '
                                      f'not {self.clock_mode!r}')

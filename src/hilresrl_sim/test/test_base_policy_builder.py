@@ -1,12 +1,12 @@
 """Tests of the base-policy builder: a tiny real build, the calibration search, --if-missing."""
 
+from hilresrl_common.success_statistics import wilson_interval
 from hilresrl_policy.adapters import load_base_policy
 from hilresrl_policy.adapters.flow_policy import make_flow_policy
-from hilresrl_policy.bc import BCConfig, BCNetwork, CheckpointError, load_checkpoint
-from hilresrl_policy.bc import save_checkpoint
+from hilresrl_policy.bc import BCConfig, BCNetwork, load_checkpoint, save_checkpoint
 from hilresrl_policy.flow_bc import FlowConfig, FlowPolicy, load_flow_checkpoint
 from hilresrl_policy.flow_bc import save_flow_checkpoint
-from hilresrl_policy.success_statistics import wilson_interval
+from hilresrl_policy.model_checkpoint import CheckpointError
 from hilresrl_sim import base_policy_builder as builder
 from hilresrl_sim.demos import Demonstrations
 import numpy as np

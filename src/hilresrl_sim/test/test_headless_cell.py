@@ -95,3 +95,65 @@ def test_retarget_moves_the_goal_within_its_range_and_away_from_the_last():
             assert not task.success()
     finally:
         task.close()
+
+
+def test_the_headless_cell_takes_the_arbiter_and_residual_nodes_defaults():
+    from hilresrl_common.parameters import defaults
+    from hilresrl_common.residual_contract import RESIDUAL_SCALE
+    from hilresrl_teleop.arbiter_parameters import PARAMETERS as ARBITER
+    arbiter = defaults(ARBITER)
+    cell = HeadlessCell('pick-place-v3', StandStill())
+    try:
+        assert cell.residual_scale.tolist() == RESIDUAL_SCALE.default * 4
+        assert cell.arbiter.quiet_period_s == arbiter['quiet_period_s']
+        assert cell.arbiter.per_axis == arbiter['per_axis']
+        assert cell.control_period_s == arbiter['control_period_s']
+        config = cell.mapper.config
+        assert config.deadband == arbiter['spacemouse.deadband']
+        assert list(config.channels) == arbiter['spacemouse.channels']
+        assert list(config.scales) == arbiter['spacemouse.scales']
+    finally:
+        cell.close()
+
+
+def _learning_benchmark():
+    import importlib.util
+    import pathlib
+    path = pathlib.Path(__file__).resolve().parents[3] / 'benchmarks' / 'learning.py'
+    if not path.is_file():
+        pytest.skip('benchmarks/learning.py is not in this tree')
+    spec = importlib.util.spec_from_file_location('learning_benchmark', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_learning_benchmark_defaults_are_the_nodes_table_defaults(tmp_path, monkeypatch):
+    from hilresrl_common.parameters import defaults
+    from hilresrl_common.residual_contract import LATENT_SCALE
+    from hilresrl_learner.learner_parameters import config_settings
+    from hilresrl_learner.learner_parameters import PARAMETERS as LEARNER
+    from hilresrl_policy.base_policy_parameters import PARAMETERS as BASE_POLICY
+    from hilresrl_policy.residual_policy_parameters import PARAMETERS as RESIDUAL_POLICY
+    from hilresrl_sim.simulated_operator_parameters import operator_config
+    from hilresrl_sim.simulated_operator_parameters import PARAMETERS as OPERATOR
+    learning = _learning_benchmark()
+    real = learning.cell_settings('pick-place-v3')
+    # A profile that sets nothing: every value is the nodes' own default.
+    (tmp_path / 'config' / 'cells').mkdir(parents=True)
+    (tmp_path / 'config' / 'cells' / 'sim.yaml').write_text('/**:\n  ros__parameters: {}\n')
+    monkeypatch.setattr(learning, 'REPO', tmp_path)
+    settings = learning.cell_settings('pick-place-v3')
+    learner = defaults(LEARNER)
+    assert settings['config'] == config_settings(learner)
+    assert settings['update_to_data'] == learner['update_to_data']
+    assert settings['intervention_fraction'] == learner['intervention_fraction']
+    assert settings['latent_actor_lr'] == learner['latent.actor_lr']
+    assert settings['latent_scale'] == LATENT_SCALE.default
+    assert settings['exploration_std'] == defaults(RESIDUAL_POLICY)['exploration_std']
+    assert settings['latent_exploration_std'] == defaults(BASE_POLICY)['latent_exploration_std']
+    assert OperatorConfig(**settings['operator']) == operator_config(defaults(OPERATOR))
+    # The cell profile's values win over the defaults, as they do for the nodes.
+    assert real['config']['residual_scale'] == (0.5, 0.5, 0.5, 1.0)
+    assert real['operator']['deviation_threshold'] == 0.3
+    assert real['operator']['stuck_steps'] == defaults(OPERATOR)['operator.stuck_steps']

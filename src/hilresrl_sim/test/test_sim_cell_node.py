@@ -1,10 +1,10 @@
 """sim_cell over DDS: driver topics, lockstep stepping on stamped commands, resets, cameras."""
 
 from geometry_msgs.msg import PoseStamped, TwistStamped
+from hilresrl_common.conversions import image_to_array, stamp_to_ns
+from hilresrl_common.qos import COMMAND_QOS, LATCHED_QOS
 from hilresrl_msgs.msg import StateVector
 from hilresrl_msgs.srv import ResetCell
-from hilresrl_policy.conversions import image_to_array, stamp_to_ns
-from hilresrl_policy.qos import COMMAND_QOS, LATCHED_QOS
 from hilresrl_sim.sim_cell_node import SimCellNode
 import pytest
 from rclpy.parameter import Parameter

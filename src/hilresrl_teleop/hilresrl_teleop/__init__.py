@@ -1,1 +1,1 @@
-"""SpaceMouse input, intervention arbitration, safety filter, and episode and reward control."""
+"""The person-to-robot path: SpaceMouse input, intervention arbitration, the safety filter."""

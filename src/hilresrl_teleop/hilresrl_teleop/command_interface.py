@@ -6,10 +6,10 @@ Cartesian action axes are named (x, y, z, roll, pitch, yaw, gripper); each trans
 Joint-space actions name joints instead. Rotations go through scipy; no ROS here.
 """
 
-from dataclasses import dataclass
-from typing import Mapping, Optional, Sequence, Tuple
+from dataclasses import dataclass, field
+from typing import List, Mapping, Optional, Sequence, Tuple
 
-from hilresrl_policy.action_axes import ANGULAR_AXES, GRIPPER_AXIS, LINEAR_AXES
+from hilresrl_common.action_axes import ANGULAR_AXES, GRIPPER_AXIS, LINEAR_AXES
 import numpy as np
 
 
@@ -73,6 +73,44 @@ class TwistInterface:
 
 COMMAND_INTERFACES = ('servo_twist', 'cartesian_pose', 'joint_trajectory', 'joint_forward')
 COMMAND_FRAMES = ('base', 'tool')
+GRIPPER_INTERFACES = ('float64_array', 'joint_trajectory', 'none')
+
+
+@dataclass
+class CommandSettings:
+    """What the command interface parameters say."""
+
+    interface: str = 'servo_twist'
+    frame: str = 'base'
+    base_frame_id: str = 'world'
+    tool_frame_id: str = 'tool0'
+    period_s: float = 0.1
+    joint_names: List[str] = field(default_factory=list)
+    joint_speed_scale_rps: float = 0.5
+    joint_lower: Optional[Sequence[float]] = None
+    joint_upper: Optional[Sequence[float]] = None
+    workspace_min: Optional[Sequence[float]] = None
+    workspace_max: Optional[Sequence[float]] = None
+    gripper_interface: str = 'float64_array'
+    gripper_joint_names: List[str] = field(default_factory=list)
+    gripper_open_position: float = -1.0
+    gripper_closed_position: float = 1.0
+    ik_group: str = 'manipulator'
+    ik_tip_link: str = ''
+    ik_service: str = '/compute_ik'
+    ik_wait_s: float = 5.0
+
+    def validate(self, action_names: Sequence[str] = ()) -> None:
+        """Refuse settings that cannot work (ValueError), naming the parameter."""
+        if self.interface not in COMMAND_INTERFACES:
+            raise ValueError(f'command_interface must be one of '
+                             f'{", ".join(COMMAND_INTERFACES)}, not {self.interface!r}')
+        if self.frame not in COMMAND_FRAMES:
+            raise ValueError(f'command_frame must be base or tool, not {self.frame!r}')
+        if self.gripper_interface not in GRIPPER_INTERFACES:
+            raise ValueError(f'gripper.interface must be one of {", ".join(GRIPPER_INTERFACES)}')
+        if self.gripper_interface == 'joint_trajectory' and not self.gripper_joint_names:
+            raise ValueError('gripper.interface joint_trajectory needs gripper.joint_names')
 
 
 class CartesianPoseIntegrator:

@@ -7,66 +7,25 @@ poses), integrated from the action against the measured pose; joint_trajectory: 
 JointTrajectory (joint_trajectory_controller); joint_forward: Float64MultiArray positions
 (forward command controllers). Joint targets come from joint-space actions, or from Cartesian
 actions through inverse kinematics (moveit_py, else move_group's /compute_ik), refused at start-up
-where neither exists. Gripper: Float64MultiArray or a gripper JointTrajectory.
+where neither exists. Gripper: Float64MultiArray or a gripper JointTrajectory. MoveIt Servo is
+started at start-up where its services are configured.
 """
 
-from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Optional, Sequence
 
 from builtin_interfaces.msg import Duration as DurationMsg
 from geometry_msgs.msg import PoseStamped, TwistStamped
-from hilresrl_policy.conversions import ns_to_stamp
-from hilresrl_policy.node_runner import ConfigurationError
-from hilresrl_policy.qos import COMMAND_QOS
+from hilresrl_common.conversions import ns_to_stamp
+from hilresrl_common.node_runner import ConfigurationError
+from hilresrl_common.qos import COMMAND_QOS
 import numpy as np
 from rclpy.node import Node
 from std_msgs.msg import Float64MultiArray
+from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from .command_interface import (CartesianPoseIntegrator, COMMAND_FRAMES, COMMAND_INTERFACES,
-                                gripper_position, JointTargetIntegrator, LINEAR_AXES,
-                                TwistInterface)
-
-GRIPPER_INTERFACES = ('float64_array', 'joint_trajectory', 'none')
-
-
-@dataclass
-class CommandSettings:
-    """What the command interface parameters say."""
-
-    interface: str = 'servo_twist'
-    frame: str = 'base'
-    base_frame_id: str = 'world'
-    tool_frame_id: str = 'tool0'
-    period_s: float = 0.1
-    joint_names: List[str] = field(default_factory=list)
-    joint_speed_scale_rps: float = 0.5
-    joint_lower: Optional[List[float]] = None
-    joint_upper: Optional[List[float]] = None
-    workspace_min: Optional[List[float]] = None
-    workspace_max: Optional[List[float]] = None
-    gripper_interface: str = 'float64_array'
-    gripper_joint_names: List[str] = field(default_factory=list)
-    gripper_open_position: float = -1.0
-    gripper_closed_position: float = 1.0
-    ik_group: str = 'manipulator'
-    ik_tip_link: str = ''
-    ik_service: str = '/compute_ik'
-    ik_wait_s: float = 5.0
-
-    def validate(self, action_names: Sequence[str]) -> None:
-        """Refuse settings that cannot work, naming the parameter."""
-        if self.interface not in COMMAND_INTERFACES:
-            raise ConfigurationError(f'command_interface must be one of '
-                                     f'{", ".join(COMMAND_INTERFACES)}, not {self.interface!r}')
-        if self.frame not in COMMAND_FRAMES:
-            raise ConfigurationError(f'command_frame must be base or tool, not {self.frame!r}')
-        if self.gripper_interface not in GRIPPER_INTERFACES:
-            raise ConfigurationError(f'gripper.interface must be one of '
-                                     f'{", ".join(GRIPPER_INTERFACES)}')
-        if self.gripper_interface == 'joint_trajectory' and not self.gripper_joint_names:
-            raise ConfigurationError('gripper.interface joint_trajectory needs '
-                                     'gripper.joint_names')
+from .command_interface import (CartesianPoseIntegrator, CommandSettings, gripper_position,
+                                JointTargetIntegrator, LINEAR_AXES, TwistInterface)
 
 
 class CommandOutput:
@@ -74,7 +33,6 @@ class CommandOutput:
 
     def __init__(self, node: Node, settings: CommandSettings, interface: TwistInterface,
                  action_names: Sequence[str]):
-        settings.validate(action_names)
         self.node, self.settings, self.interface = node, settings, interface
         self.action_names = list(action_names)
         self._pose: Optional[tuple] = None
@@ -89,6 +47,7 @@ class CommandOutput:
         self._pose_integrator: Optional[CartesianPoseIntegrator] = None
         kind = settings.interface
         try:
+            settings.validate(action_names)
             if kind in ('cartesian_pose', 'joint_trajectory', 'joint_forward'):
                 self._pose_integrator = CartesianPoseIntegrator(
                     interface, settings.period_s, settings.frame, settings.workspace_min,
@@ -138,9 +97,14 @@ class CommandOutput:
             pending, self._pending = self._pending, None
             self.send(*pending)
 
-    def update_joints(self, names: Sequence[str], positions: Sequence[float]) -> None:
-        """Take measured joint positions (a JointState may carry only some joints)."""
+    def update_joints(self, names: Sequence[str], positions: Sequence[float]) -> str:
+        """Take measured joint positions (a JointState may carry only some); return a refusal."""
+        if len(names) != len(positions):
+            return f'{len(names)} names but {len(positions)} positions'
+        if not np.all(np.isfinite(np.asarray(positions, dtype=np.float64))):
+            return 'non-finite position'
         self._joints.update(zip(names, (float(p) for p in positions)))
+        return ''
 
     def send(self, stamp_ns: int, command: np.ndarray) -> Optional[str]:
         """Publish one command; return why it could not be sent (None: sent)."""
@@ -324,3 +288,37 @@ def inverse_kinematics(node: Node, settings: CommandSettings):
                          'joint names), or use command_interface servo_twist or '
                          'cartesian_pose') from None
     return _ComputeIK(node, settings, GetPositionIK)
+
+
+def start_servo(node: Node, start_service: str, command_type_service: str,
+                wait_s: float) -> None:
+    """Start MoveIt Servo where its services are configured; refuse if it is not there."""
+    def report(service, done):
+        response = done.result()
+        if response is not None and response.success:
+            node.get_logger().info(f'MoveIt Servo ready ({service})')
+        else:
+            node.get_logger().error(f'MoveIt Servo refused {service}: '
+                                    f'{getattr(response, "message", "no response")}')
+    if start_service:  # Humble: a std_srvs/Trigger
+        client = node.create_client(Trigger, start_service)
+        if not client.wait_for_service(timeout_sec=wait_s):
+            raise ConfigurationError(f'MoveIt Servo is not there: no {start_service} '
+                                     f'service after {wait_s:g} s (is servo_node running? '
+                                     'empty servo.start_service: do not start it)')
+        client.call_async(Trigger.Request()).add_done_callback(
+            lambda done: report(start_service, done))
+    if command_type_service:  # Jazzy and later: moveit_msgs/srv/ServoCommandType
+        try:
+            from moveit_msgs.srv import ServoCommandType
+        except ImportError:
+            raise ConfigurationError(
+                'servo.command_type_service needs moveit_msgs (ServoCommandType), which '
+                'is not installed: install MoveIt 2 or leave the parameter empty') from None
+        client = node.create_client(ServoCommandType, command_type_service)
+        if not client.wait_for_service(timeout_sec=wait_s):
+            raise ConfigurationError(f'MoveIt Servo is not there: no '
+                                     f'{command_type_service} service after {wait_s:g} s')
+        request = ServoCommandType.Request(command_type=ServoCommandType.Request.TWIST)
+        client.call_async(request).add_done_callback(
+            lambda done: report(command_type_service, done))

@@ -7,8 +7,9 @@ arbiter and the episode manager read. It needs tf2_ros, which a ROS 2 distributi
 """
 
 from geometry_msgs.msg import PoseStamped
-from hilresrl_policy.node_runner import ConfigurationError, run_node
-from rcl_interfaces.msg import ParameterDescriptor
+from hilresrl_common.node_runner import ConfigurationError, run_node
+from hilresrl_common.parameter_declaration import declare_parameters
+from hilresrl_common.parameters import above, Parameter
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.time import Time
@@ -16,6 +17,11 @@ from rclpy.time import Time
 # As a driver publishes a measurement: the newest counts, a lost one does not matter.
 POSE_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10,
                       reliability=ReliabilityPolicy.BEST_EFFORT)
+PARAMETERS = (
+    Parameter('command_frame_id', 'base_link', 'Base frame the pose is expressed in'),
+    Parameter('tool_frame_id', 'tool0', 'The tool frame'),
+    Parameter('pose_rate_hz', 50.0, 'Poses published per second', check=above(0.0)),
+)
 
 
 class EePoseNode(Node):
@@ -23,15 +29,9 @@ class EePoseNode(Node):
 
     def __init__(self, **kwargs):
         super().__init__('ee_pose', **kwargs)
-
-        def parameter(name, default, description):
-            return self.declare_parameter(name, default, ParameterDescriptor(
-                description=description, read_only=True)).value
-
-        self.base_frame: str = parameter('command_frame_id', 'base_link',
-                                         'Base frame the pose is expressed in')
-        self.tool_frame: str = parameter('tool_frame_id', 'tool0', 'The tool frame')
-        rate_hz: float = parameter('pose_rate_hz', 50.0, 'Poses published per second')
+        values = declare_parameters(self, PARAMETERS)
+        self.base_frame: str = values['command_frame_id']
+        self.tool_frame: str = values['tool_frame_id']
         try:
             from tf2_ros import Buffer, TransformException, TransformListener
         except ImportError:
@@ -42,7 +42,7 @@ class EePoseNode(Node):
         self._buffer = Buffer()
         self._listener = TransformListener(self._buffer, self)
         self._publisher = self.create_publisher(PoseStamped, 'ee_pose', POSE_QOS)
-        self.create_timer(1.0 / rate_hz, self._on_timer)
+        self.create_timer(1.0 / values['pose_rate_hz'], self._on_timer)
 
     def _on_timer(self) -> None:
         try:

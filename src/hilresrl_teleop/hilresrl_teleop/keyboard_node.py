@@ -15,10 +15,10 @@ import time
 import tty
 from typing import Callable, List, Tuple
 
+from hilresrl_common.node_runner import ConfigurationError, run_node
+from hilresrl_common.qos import COMMAND_QOS
 from hilresrl_msgs.msg import EpisodeOutcome
 from hilresrl_msgs.srv import EndEpisode, StartEpisode
-from hilresrl_policy.node_runner import ConfigurationError, run_node
-from hilresrl_policy.qos import COMMAND_QOS
 from rclpy.node import Node
 from std_msgs.msg import Bool
 from std_srvs.srv import Trigger

@@ -13,8 +13,8 @@ import sys
 import time
 from typing import List, Optional, Sequence
 
-from hilresrl_policy.corrections import parse_command, ParsedCommand
-from hilresrl_policy.qos import LATCHED_QOS
+from hilresrl_common.corrections import parse_command, ParsedCommand
+from hilresrl_common.qos import LATCHED_QOS
 import rclpy
 from rclpy.duration import Duration
 from rclpy.node import Node

@@ -10,8 +10,9 @@ once what to install or start and keeps trying, while the rest of the cell runs 
 import time
 
 from geometry_msgs.msg import Twist, TwistStamped, Vector3
-from hilresrl_policy.node_runner import ConfigurationError, run_node
-from rcl_interfaces.msg import ParameterDescriptor
+from hilresrl_common.node_runner import ConfigurationError, run_node
+from hilresrl_common.parameter_declaration import declare_parameters
+from hilresrl_common.parameters import above, one_of, Parameter
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Joy
@@ -26,62 +27,57 @@ DRIVER_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10,
                         reliability=ReliabilityPolicy.RELIABLE)
 
 
+# The ROS spacenav driver's parameters, with its defaults and meanings.
+PARAMETERS = (
+    Parameter('full_scale', 512.0,
+              'Raw device value that normalises to 1 (as in the spacenav driver)'),
+    *(Parameter(f'linear_scale/{axis}', 1.0,
+                f'Factor of twist linear.{axis} (the Joy axes are not scaled)')
+      for axis in 'xyz'),
+    *(Parameter(f'angular_scale/{axis}', 1.0,
+                f'Factor of twist angular.{axis} (the Joy axes are not scaled)')
+      for axis in 'xyz'),
+    Parameter('static_count_threshold', 30, "Polls of the driver's 1 ms loop (so milliseconds) "
+              'without motion before the device counts as static'),
+    Parameter('zero_when_static', True, 'Zero the twist when the device is static (else only '
+              'the parts within the static deadbands)'),
+    Parameter('static_trans_deadband', 0.1, 'When static, zero the translation if every '
+              'normalised component is below this'),
+    Parameter('static_rot_deadband', 0.1, 'When static, zero the rotation if every normalised '
+              'component is below this'),
+    Parameter('use_twist_stamped', False, 'Publish geometry_msgs/TwistStamped on '
+              'spacenav/twist_stamped instead of Twist on spacenav/twist'),
+    Parameter('backend', 'auto', 'How to reach spacenavd: libspnav, socket (its UNIX socket, no '
+              'library needed) or auto (libspnav if installed, else socket)',
+              check=one_of(BACKENDS)),
+    Parameter('socket_path', DEFAULT_SOCKET_PATH, "spacenavd's UNIX socket"),
+    Parameter('publish_rate_hz', 100.0, 'Device polls per second: once the device is live the '
+              'Joy goes out on every poll, the twist on motion and when static',
+              check=above(0.0)),
+    Parameter('retry_period_s', 1.0,
+              'Seconds between attempts to reach spacenavd while it is absent'),
+)
+
+
 class SpaceMouseNode(Node):
     """spacenavd events -> the spacenav driver's twist, offsets and Joy."""
 
     def __init__(self, **kwargs):
         super().__init__('spacenav', **kwargs)
-
-        def parameter(name, default, description):
-            return self.declare_parameter(name, default, ParameterDescriptor(
-                description=description, read_only=True)).value
-
-        full_scale = parameter('full_scale', 512.0,
-                               'Raw device value that normalises to 1 (as in the spacenav driver)')
-        linear_scale = tuple(parameter(f'linear_scale/{axis}', 1.0,
-                                       f'Factor of twist linear.{axis} (the Joy axes are not '
-                                       'scaled)') for axis in 'xyz')
-        angular_scale = tuple(parameter(f'angular_scale/{axis}', 1.0,
-                                        f'Factor of twist angular.{axis} (the Joy axes are not '
-                                        'scaled)') for axis in 'xyz')
-        static_count_threshold = parameter(
-            'static_count_threshold', 30, "Polls of the driver's 1 ms loop (so milliseconds) "
-                                          'without motion before the device counts as static')
-        zero_when_static = parameter('zero_when_static', True,
-                                     'Zero the twist when the device is static (else only the '
-                                     'parts within the static deadbands)')
-        trans_deadband = parameter('static_trans_deadband', 0.1,
-                                   'When static, zero the translation if every normalised '
-                                   'component is below this')
-        rot_deadband = parameter('static_rot_deadband', 0.1,
-                                 'When static, zero the rotation if every normalised component '
-                                 'is below this')
-        self.use_twist_stamped: bool = parameter(
-            'use_twist_stamped', False,
-            'Publish geometry_msgs/TwistStamped on spacenav/twist_stamped instead of Twist on '
-            'spacenav/twist')
-        backend = parameter('backend', 'auto',
-                            'How to reach spacenavd: libspnav, socket (its UNIX socket, no '
-                            'library needed) or auto (libspnav if installed, else socket)')
-        socket_path = parameter('socket_path', DEFAULT_SOCKET_PATH, "spacenavd's UNIX socket")
-        publish_rate_hz = parameter('publish_rate_hz', 100.0,
-                                    'Device polls per second: once the device is live the Joy '
-                                    'goes out on every poll, the twist on motion and when static')
-        retry_period_s = parameter('retry_period_s', 1.0,
-                                   'Seconds between attempts to reach spacenavd while it is '
-                                   'absent')
-
-        if backend not in BACKENDS:
-            raise ConfigurationError(f"backend '{backend}' is not one of {', '.join(BACKENDS)}")
-        if not publish_rate_hz > 0.0:
-            raise ConfigurationError(f'publish_rate_hz must be positive, got {publish_rate_hz}')
+        values = declare_parameters(self, PARAMETERS)
+        self.use_twist_stamped: bool = values['use_twist_stamped']
         try:
             self.state = DeviceState(SpacenavSettings(
-                full_scale=full_scale, linear_scale=linear_scale, angular_scale=angular_scale,
-                static_count_threshold=static_count_threshold, zero_when_static=zero_when_static,
-                static_trans_deadband=trans_deadband, static_rot_deadband=rot_deadband))
-            self.link = DeviceLink(lambda: open_event_source(backend, socket_path),
-                                   retry_period_s)
+                full_scale=values['full_scale'],
+                linear_scale=tuple(values[f'linear_scale/{axis}'] for axis in 'xyz'),
+                angular_scale=tuple(values[f'angular_scale/{axis}'] for axis in 'xyz'),
+                static_count_threshold=values['static_count_threshold'],
+                zero_when_static=values['zero_when_static'],
+                static_trans_deadband=values['static_trans_deadband'],
+                static_rot_deadband=values['static_rot_deadband']))
+            self.link = DeviceLink(lambda: open_event_source(values['backend'],
+                                                             values['socket_path']),
+                                   values['retry_period_s'])
         except ValueError as error:
             raise ConfigurationError(str(error)) from error
 
@@ -95,7 +91,7 @@ class SpaceMouseNode(Node):
         self._joy_pub = self.create_publisher(Joy, 'spacenav/joy', DRIVER_QOS)
         self._last_poll_s = time.monotonic()
         self._ignored_buttons_logged = 0
-        self.create_timer(1.0 / publish_rate_hz, self._on_poll)
+        self.create_timer(1.0 / values['publish_rate_hz'], self._on_poll)
 
     def _on_poll(self) -> None:
         was_connected = self.link.connected

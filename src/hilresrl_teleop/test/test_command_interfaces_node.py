@@ -1,11 +1,11 @@
 """Each command interface against a consumer that subscribes as the real controller does."""
 
 from geometry_msgs.msg import PoseStamped, TwistStamped
+from hilresrl_common.conversions import float32_field, ns_to_stamp
+from hilresrl_common.node_runner import ConfigurationError
+from hilresrl_common.qos import COMMAND_QOS
 from hilresrl_msgs.msg import ProposedAction
-from hilresrl_policy.conversions import float32_field, ns_to_stamp
-from hilresrl_policy.node_runner import ConfigurationError
-from hilresrl_policy.qos import COMMAND_QOS
-from hilresrl_teleop.intervention_arbiter import InterventionArbiterNode
+from hilresrl_teleop.intervention_arbiter_node import InterventionArbiterNode
 import numpy as np
 import pytest
 from rclpy.parameter import Parameter

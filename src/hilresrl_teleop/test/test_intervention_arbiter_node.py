@@ -5,17 +5,18 @@ The fault tests at the end feed it what a broken device, a stopped node or a for
 would send; the probe is the witness of what went out.
 """
 
+import itertools
 import math
 import os
 import signal
 import time
 
 from geometry_msgs.msg import PoseStamped, Twist, TwistStamped
+from hilresrl_common.conversions import float32_field, ns_to_stamp
+from hilresrl_common.qos import COMMAND_QOS, EVENTS_QOS, LATCHED_QOS
 from hilresrl_msgs.msg import (EpisodeEvent, ExecutedAction, InterventionState, Mode,
                                ProposedAction)
-from hilresrl_policy.conversions import float32_field, ns_to_stamp
-from hilresrl_policy.qos import COMMAND_QOS, EVENTS_QOS, LATCHED_QOS
-from hilresrl_teleop.intervention_arbiter import InterventionArbiterNode
+from hilresrl_teleop.intervention_arbiter_node import InterventionArbiterNode
 import numpy as np
 import pytest
 from rclpy.parameter import Parameter
@@ -393,10 +394,20 @@ def test_the_arbiter_process_sends_a_stop_when_it_is_stopped(probe, launch_proce
     probe.wait_for(lambda: proposals.get_subscription_count() == 1
                    and probe.node.count_publishers('servo/delta_twist_cmds') == 1,
                    60.0, 'the arbiter process')
-    message = ProposedAction(step=1, composed_action=float32_field([0.5, 0.0, 0.0, -1.0]))
-    message.header.stamp = ns_to_stamp(100_000_000)
-    proposals.publish(message)
-    probe.wait_for(lambda: twists and twists[-1].twist.linear.x > 0.0, message='the motion')
+    steps = itertools.count(1)
+
+    def moving() -> bool:
+        if twists and twists[-1].twist.linear.x > 0.0:
+            return True
+        # Proposed again until a command arrives: the probe's command subscription may match
+        # the arbiter's publisher after the first one went out.
+        step = next(steps)
+        message = ProposedAction(step=step, composed_action=float32_field([0.5, 0.0, 0.0, -1.0]))
+        message.header.stamp = ns_to_stamp(100_000_000 * step)
+        proposals.publish(message)
+        return False
+
+    probe.wait_for(moving, message='the motion')
     moved = len(twists)
     arbiter.process.send_signal(signum)
     probe.wait_for(lambda: arbiter.process.poll() is not None, message='the arbiter to exit')
@@ -405,3 +416,11 @@ def test_the_arbiter_process_sends_a_stop_when_it_is_stopped(probe, launch_proce
     last = twists[-1].twist
     assert [last.linear.x, last.linear.y, last.linear.z] == [0.0, 0.0, 0.0], arbiter.output
     assert 'stop command sent' in arbiter.output
+
+
+def test_a_bad_parameter_stops_the_arbiter_at_start_up_naming_it(launch_process):
+    arbiter = launch_process([_arbiter_executable(), '--ros-args',
+                              '-p', 'control_period_s:=-0.1'])
+    assert arbiter.wait(60.0) == 1, arbiter.output
+    assert 'control_period_s=-0.1: must be above 0' in arbiter.output
+    assert 'stop command' not in arbiter.output  # it never ran: nothing to stop

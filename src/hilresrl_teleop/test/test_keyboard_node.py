@@ -4,9 +4,9 @@ import os
 import pty
 import subprocess
 
+from hilresrl_common.qos import COMMAND_QOS
 from hilresrl_msgs.msg import EpisodeOutcome
 from hilresrl_msgs.srv import EndEpisode
-from hilresrl_policy.qos import COMMAND_QOS
 from std_msgs.msg import Bool
 from std_srvs.srv import Trigger
 

@@ -6,7 +6,7 @@ import socket
 import threading
 
 from geometry_msgs.msg import Twist
-from hilresrl_teleop.intervention_arbiter import DEVICE_QOS
+from hilresrl_teleop.intervention_arbiter_node import DEVICE_QOS
 from hilresrl_teleop.spacemouse_node import SpaceMouseNode
 from hilresrl_teleop.spacenav_protocol import ButtonEvent, encode_event, MotionEvent
 import numpy as np

@@ -8,7 +8,8 @@ Registered as 'bc' in the hilresrl.base_policies entry-point group; configuratio
 from typing import Any, Dict, Mapping
 
 from hilresrl_policy.adapters.base import BasePolicy, BasePolicyError
-from hilresrl_policy.bc import CheckpointError, load_checkpoint
+from hilresrl_policy.bc import load_checkpoint
+from hilresrl_policy.model_checkpoint import CheckpointError
 import numpy as np
 
 STATE_KEY = 'task_state'

@@ -8,8 +8,8 @@ Registered as 'flow_bc' in the hilresrl.base_policies entry-point group; configu
 from typing import Any, Dict, Mapping
 
 from hilresrl_policy.adapters.base import BasePolicy, BasePolicyError
-from hilresrl_policy.bc import CheckpointError
 from hilresrl_policy.flow_bc import load_flow_checkpoint
+from hilresrl_policy.model_checkpoint import CheckpointError
 import numpy as np
 
 STATE_KEY = 'task_state'

@@ -1,0 +1,1 @@
+"""Shared ground of the hilresrl packages: node plumbing, conversions, shared settings."""

@@ -1,0 +1,71 @@
+"""
+The residual contract: executed = clip(base + residual_scale * residual), residual in [-1, 1].
+
+The one definition of the composition and of the scale that the residual node, the learner's
+agents and the headless cell share; numpy arrays and torch tensors alike (no torch import
+here). The refinement actor's latent follows the same rule with ``latent_scale``.
+"""
+
+from typing import Sequence
+
+import numpy as np
+
+from .parameters import above, Parameter
+
+RESIDUAL_SCALE = Parameter(
+    'residual_scale', [0.5], 'Residual scale: one value, or one per action axis (the '
+    'residual, in [-1, 1], is multiplied by it before it is added to the base action)',
+    check=above(0.0))
+LATENT_SCALE = Parameter(
+    'latent_scale', 1.5, "Half-width of the base policy's latent that the refinement actor "
+    'steers (its output in [-1, 1] times this)', check=above(0.0))
+ACTION_BOUND = 1.0  # every action axis is normalised to [-1, 1]
+
+
+def residual_scale_vector(scale: Sequence[float], action_dim: int) -> np.ndarray:
+    """Return the residual scale per axis (float32) from one value or one per axis."""
+    values = np.asarray(list(np.ravel(scale)), dtype=np.float32)
+    if values.size == 1:
+        return np.full(action_dim, values[0], dtype=np.float32)
+    if values.size != action_dim:
+        raise ValueError(f'residual_scale has {values.size} values; give 1 or {action_dim}')
+    return values
+
+
+def compose(base_action, residual, residual_scale, bound: float = ACTION_BOUND):
+    """
+    Return clip(base + residual_scale * residual, -bound, bound).
+
+    numpy in, float32 numpy out: a non-finite sum stays NaN rather than being clipped to full
+    speed, so that the arbiter rejects it. Torch tensors in, a tensor out (clamped).
+    """
+    if hasattr(base_action, 'clamp'):
+        return (base_action + residual_scale * residual).clamp(-bound, bound)
+    with np.errstate(invalid='ignore', over='ignore'):
+        raw = (np.asarray(base_action, dtype=np.float32)
+               + np.asarray(residual_scale, dtype=np.float32)
+               * np.asarray(residual, dtype=np.float32))
+    return np.where(np.isfinite(raw), np.clip(raw, -bound, bound), np.nan).astype(np.float32)
+
+
+def residual_toward(action, base_action, residual_scale):
+    """Return the residual in [-1, 1] that composes ``base_action`` closest to ``action``."""
+    wanted = (action - base_action) / residual_scale
+    if hasattr(wanted, 'clamp'):
+        return wanted.clamp(-1.0, 1.0)
+    return np.clip(wanted, -1.0, 1.0).astype(np.float32)
+
+
+def latent_from_unit(unit, latent_scale: float):
+    """Return the latent of an actor output in [-1, 1]."""
+    if hasattr(unit, 'clamp'):
+        return latent_scale * unit.clamp(-1.0, 1.0)
+    return (latent_scale * np.clip(unit, -1.0, 1.0)).astype(np.float32)
+
+
+def unit_from_latent(latent, latent_scale: float):
+    """Return the actor output in [-1, 1] that stands for a latent."""
+    if hasattr(latent, 'clamp'):
+        return (latent / latent_scale).clamp(-1.0, 1.0)
+    return np.clip(np.asarray(latent, dtype=np.float32) / latent_scale, -1.0, 1.0).astype(
+        np.float32)

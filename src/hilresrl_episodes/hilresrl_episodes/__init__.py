@@ -1,0 +1,1 @@
+"""Episode and reward control, and the transitions learned from."""

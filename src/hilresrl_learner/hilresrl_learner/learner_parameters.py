@@ -1,0 +1,146 @@
+"""
+The learner node's parameters, described once: the node declares them, benchmarks read them.
+
+``PARAMETERS`` is what ``ros2 param describe`` shows for the learner; ``config_settings``
+turns its values into LearnerConfig fields. No rclpy and no torch here, so that a headless
+benchmark can read the defaults cheaply.
+"""
+
+from typing import Any, Dict, List, Mapping
+
+from hilresrl_common.parameters import above, at_least, between, one_of, Parameter
+from hilresrl_common.residual_contract import LATENT_SCALE, RESIDUAL_SCALE
+
+ACTOR_MODES = ('residual', 'latent', 'dual')
+# The learner's name for the latent scale before it took the base policy node's name.
+DEPRECATED_LATENT_SCALE = 'latent.scale'
+# Parameter name -> LearnerConfig field, for the settings both actors share.
+CONFIG_FIELDS = {
+    RESIDUAL_SCALE.name: 'residual_scale', 'hidden_sizes': 'actor_hidden',
+    'layer_norm': 'layer_norm', 'critic.hidden_sizes': 'critic_hidden',
+    'critic.heads': 'critic_heads', 'gamma': 'gamma', 'n_step': 'n_step',
+    'batch_size': 'batch_size', 'actor_lr': 'actor_lr', 'critic_lr': 'critic_lr', 'tau': 'tau',
+    'warmup_updates': 'warmup_updates', 'bc_weight': 'bc_weight'}
+
+PARAMETERS = (
+    Parameter('run_dir', None, 'Folder of this run (checkpoints, transition log, curves); '
+              'empty: $HILRESRL_HOME/runs/<date-time>, or the newest run there with resume',
+              type='string'),
+    Parameter('resume', False, 'Continue the run in run_dir: its checkpoint, its logged '
+              'transitions and its counters'),
+    Parameter('device', 'cpu', 'Torch device of the learner'),
+    # One learner for several cells (robot1, robot2, ...): their transitions and episode
+    # events come from their namespaces; the weights go out on this node's topic.
+    Parameter('cells', [], 'Namespaces of the cells this learner learns from, relative to its '
+              "own (['']: its own namespace)", type='string_array'),
+    Parameter('policy_inputs', ['task_state'], 'Observation arrays the actor sees, in order (as '
+              "the residual node has them; instruction: the features of the transition's "
+              'instruction)'),
+    Parameter('action_dim', 4, 'Number of action axes', check=at_least(1)),
+    RESIDUAL_SCALE,
+    Parameter('hidden_sizes', [256, 256], 'Hidden layer sizes of the actor', check=at_least(1)),
+    Parameter('layer_norm', True, 'LayerNorm in actor and critic'),
+    Parameter('critic.hidden_sizes', [256, 256, 256], 'Hidden layer sizes of each critic head',
+              check=at_least(1)),
+    Parameter('critic.heads', 2, 'Critic ensemble size; the target takes the minimum over a '
+              'random pair', check=at_least(2)),
+    Parameter('gamma', 0.99, 'Discount per control step', check=between(0.0, 1.0)),
+    Parameter('n_step', 3, 'Steps of the n-step return', check=at_least(1)),
+    Parameter('batch_size', 256, 'Samples per update', check=at_least(1)),
+    Parameter('actor_lr', 1e-4, 'Actor learning rate (small: the actor must not wreck the base '
+              'policy)', check=above(0.0)),
+    Parameter('critic_lr', 3e-4, 'Critic learning rate', check=above(0.0)),
+    Parameter('tau', 0.005, 'Target network averaging rate', check=between(0.0, 1.0)),
+    Parameter('warmup_updates', 500, 'Critic-only updates before the actor moves',
+              check=at_least(0)),
+    Parameter('bc_weight', 1.0, 'Weight of the pull toward (human - base) / scale on steps a '
+              'person corrected (0: off)', check=at_least(0.0)),
+    Parameter('update_to_data', 1.0, 'Gradient updates per received transition',
+              check=at_least(0.0)),
+    Parameter('actor_mode', 'residual', 'What is learned: residual (the residual actor), latent '
+              "(the refinement actor that steers a generative base policy's latent, on "
+              'latent_weights) or dual (both)', check=one_of(ACTOR_MODES)),
+    Parameter('latent.dim', 0, "Values of the base policy's latent (0: as many as the first "
+              'steered transition carries)', check=at_least(0)),
+    LATENT_SCALE,
+    Parameter(DEPRECATED_LATENT_SCALE, None, f'Deprecated name of {LATENT_SCALE.name} (when '
+              'given, it overrides it, with a warning)', type='double', check=above(0.0)),
+    Parameter('latent.update_to_data', 1.0, 'Refinement-actor updates per received transition',
+              check=at_least(0.0)),
+    Parameter('latent.actor_lr', 3e-4, 'Refinement actor learning rate (it picks a latent, '
+              'which the frozen base policy keeps on its data)', check=above(0.0)),
+    Parameter('intervention_fraction', 0.5, 'Share of each batch drawn from the intervention '
+              'and demonstration buffer', check=between(0.0, 1.0)),
+    Parameter('offline_bags', [], 'Recorded runs to learn from (bag folders, .mcap/.db3 files '
+              "or run folders), loaded before the robot moves; ['']: none",
+              type='string_array'),
+    Parameter('offline_fraction', 0.0, 'Share of each batch from an offline buffer of the '
+              "recorded runs' own steps (0: they join the online buffer); their human steps "
+              'join the intervention buffer', check=between(0.0, 1.0)),
+    Parameter('offline_warmup_updates', 0, 'Updates on the recorded runs (and demonstrations) '
+              'before the robot moves (critic first, as warmup_updates says)',
+              check=at_least(0)),
+    Parameter('demonstrations', [], 'Demonstration files (.npz of hilresrl demos) for the '
+              'intervention buffer, their base action relabelled by the base policy below; '
+              "['']: none", type='string_array'),
+    Parameter('base_policy.kind', 'bc', 'Base policy that relabels the demonstrations: a '
+              'registered adapter'),
+    Parameter('base_policy.checkpoint', '', "Its checkpoint (the base policy node's)"),
+    Parameter('base_policy.task', '', 'Its task, for task-specific adapters'),
+    Parameter('min_steps', 256, 'Transitions before updates begin', check=at_least(0)),
+    Parameter('seed', 0, 'Seed of networks and sampling'),
+    Parameter('weights_period_updates', 200, 'Broadcast the actor after this many updates...',
+              check=at_least(0)),
+    Parameter('weights_period_s', 5.0, '... or this many seconds, whichever first',
+              check=at_least(0.0)),
+    Parameter('checkpoint_period_s', 60.0, 'Seconds between checkpoints', check=at_least(0.0)),
+    Parameter('status_period_s', 1.0, 'Seconds between learner_status messages',
+              check=above(0.0)),
+    Parameter('progress_period_s', 10.0, 'Seconds between progress lines', check=at_least(0.0)),
+    Parameter('eval_episodes', 20, 'Evaluation episodes per round (as the episode manager runs '
+              'them)', check=at_least(1)),
+    Parameter('target_success', 0.95, 'End the run when an evaluation round reaches this '
+              'success rate (0: never)', check=between(0.0, 1.0)),
+    Parameter('target_window_episodes', 40, 'The target counts when the last this-many '
+              'evaluation episodes together reach it (two rounds of 20: one lucky round does '
+              'not end a run)', check=at_least(1)),
+    Parameter('max_env_steps', 0, 'End the run after this many transitions (0: none)',
+              check=at_least(0)),
+    Parameter('update_budget_s', 0.05, 'Longest stretch of updates between message handling '
+              '(s)', check=above(0.0)),
+    Parameter('success_window', 20, 'Training episodes over which success is reported',
+              check=at_least(1)),
+    Parameter('tensorboard', True, 'Write TensorBoard events'),
+    Parameter('torch_threads', 1, 'CPU threads for updates (on 2 cores shared with the cell, 2 '
+              'threads ran 8-14 updates/s against 35 with 1: measured)', check=at_least(1)),
+    Parameter('checkpoint_allow_dirs', [], 'Folders besides the run folder whose checkpoints '
+              "the load_checkpoint service may load (symlinks and '..' resolved); ['']: the "
+              'run folder only', type='string_array'),
+    Parameter('load_bag_max_warmup_updates', 2000, 'Most warm-up updates one load_bag call may '
+              'ask for (the robot holds meanwhile)', check=at_least(0)),
+    # Asked to stop, go on taking the transitions that have already arrived, so that what the
+    # cells were acknowledged is in the replay bag.
+    Parameter('drain_on_stop_s', 2.0, 'Seconds to store transitions already received after a '
+              'stop request (Ctrl-C, SIGTERM)', check=at_least(0.0)),
+)
+
+
+def config_settings(values: Mapping[str, Any]) -> Dict[str, Any]:
+    """Return the LearnerConfig fields (all but the sizes) of the parameters' values."""
+    return {field: tuple(values[name]) if isinstance(values[name], list) else values[name]
+            for name, field in CONFIG_FIELDS.items()}
+
+
+def latent_scale(values: Mapping[str, Any]) -> float:
+    """Return the latent scale: latent_scale, unless the deprecated latent.scale is given."""
+    given = values.get(DEPRECATED_LATENT_SCALE)
+    return float(values[LATENT_SCALE.name] if given is None else given)
+
+
+def deprecation_warnings(values: Mapping[str, Any]) -> List[str]:
+    """Return a warning for each deprecated parameter that was given."""
+    if values.get(DEPRECATED_LATENT_SCALE) is None:
+        return []
+    return [f'{DEPRECATED_LATENT_SCALE} is deprecated: it overrides {LATENT_SCALE.name} '
+            f'({values[LATENT_SCALE.name]:g}) with {values[DEPRECATED_LATENT_SCALE]:g}; name it '
+            f'{LATENT_SCALE.name}, as the base policy node does']

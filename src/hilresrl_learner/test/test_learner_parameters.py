@@ -1,0 +1,63 @@
+"""The learner's parameter table: one declaration, the contract's defaults, checks (no ROS)."""
+
+from hilresrl_common.parameters import checked, defaults
+from hilresrl_common.residual_contract import LATENT_SCALE, RESIDUAL_SCALE
+from hilresrl_learner.actor_learners import ActorLearners
+from hilresrl_learner.learner_parameters import (config_settings, deprecation_warnings,
+                                                 latent_scale, PARAMETERS)
+from hilresrl_learner.residual_td3 import LearnerConfig
+import pytest
+
+
+def _values(**given):
+    return checked(PARAMETERS, {**defaults(PARAMETERS), **given})
+
+
+def test_every_name_once_and_the_scales_from_the_residual_contract():
+    names = [parameter.name for parameter in PARAMETERS]
+    assert len(names) == len(set(names)) == 52  # the 51 of before, and latent_scale
+    assert RESIDUAL_SCALE in PARAMETERS and LATENT_SCALE in PARAMETERS
+    table = defaults(PARAMETERS)
+    assert table['residual_scale'] == [0.5] and table['latent_scale'] == 1.5
+    assert all(parameter.read_only for parameter in PARAMETERS)
+
+
+def test_defaults_make_the_learner_config_of_residual_td3():
+    settings = config_settings(_values())
+    assert LearnerConfig(obs_dim=3, action_dim=4, **settings) == LearnerConfig(
+        obs_dim=3, action_dim=4)
+
+
+def test_optional_lists_are_empty_and_a_given_empty_string_still_means_none():
+    values = _values()
+    assert values['offline_bags'] == values['demonstrations'] == values['cells'] == []
+    assert values['run_dir'] is None and values['latent.scale'] is None
+    assert _values(offline_bags=[''], checkpoint_allow_dirs=[''])['offline_bags'] == []
+
+
+@pytest.mark.parametrize('name, value, reason', [
+    ('actor_mode', 'both', 'must be one of residual, latent, dual'),
+    ('hidden_sizes', [256, 0], 'must be at least 1'),
+    ('critic.heads', 1, 'must be at least 2'),
+    ('residual_scale', [0.5, -0.1], 'must be above 0'),
+    ('eval_episodes', 0, 'must be at least 1'),
+    ('intervention_fraction', 1.5, 'must lie in [0, 1]')])
+def test_a_bad_value_is_refused_by_name(name, value, reason):
+    with pytest.raises(ValueError, match=f'{name}=.*{reason}'.replace('[', r'\[')):
+        _values(**{name: value})
+
+
+def test_the_deprecated_latent_scale_overrides_with_a_warning():
+    assert latent_scale(_values(latent_scale=2.0)) == 2.0 and not deprecation_warnings(
+        _values())
+    old = _values(**{'latent.scale': 1.2})
+    assert latent_scale(old) == 1.2
+    assert 'latent.scale is deprecated' in deprecation_warnings(old)[0]
+
+
+def test_a_configuration_the_networks_cannot_take_is_refused_before_any_data(tmp_path):
+    with pytest.raises(ValueError, match='residual_scale has 3 values; give 1 or 4'):
+        ActorLearners(_values(residual_scale=[0.5, 0.5, 0.5]), tmp_path)
+    learners = ActorLearners(_values(action_dim=3, residual_scale=[0.5, 0.5, 0.5],
+                                     **{'latent.scale': 1.2}), tmp_path)
+    assert learners.residual is None and learners.latent_scale == 1.2  # built on data

@@ -1,0 +1,1 @@
+"""rosbag2 recording, playback and export of hilresrl runs."""
