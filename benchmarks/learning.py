@@ -1,31 +1,53 @@
 """
-Steps to 95% evaluation success: residual RL with the operator against its baselines.
+Env steps and human-controlled steps to 95% success: residual RL with the operator, on a broad set.
 
 Headless and parallel: each run drives the simulated task through the suite's cores
 (hilresrl_sim.headless_cell: base policy, residual, SpaceMouse arbitration, safety filter, the
-simulated person) and learns with the same ResidualLearner the learner node runs, with the
-settings of the task's cell profile (config/cells/sim.yaml, sim_panda.yaml). No ROS.
+simulated person) and learns with the same ResidualLearner the learner node runs. No ROS: it runs
+where only PyTorch, MuJoCo, Meta-World, gymnasium and gym-hil are installed (PYTHONPATH set to
+the src/<package> folders). No per-task tuning: every Meta-World task runs with the settings of
+the sim cell profile (config/cells/sim.yaml), PandaPickCube with sim_panda.yaml.
 
-Methods, side by side on the same seeds:
+Tasks (default): twelve Meta-World v3 tasks, each with a scripted expert in metaworld.policies and
+a BC base policy the suite's builder lands in its 30-70% band (FAMILIES below), plus PandaPickCube.
+
+Methods, side by side on the same seeds (the default set is the first four):
   base               the frozen BC base policy alone (evaluated once)
-  residual_operator  residual RL with the simulated operator intervening (the main job)
+  residual_operator  residual RL with the simulated operator intervening (the main method)
   residual_no_human  residual RL, nobody intervenes
   full_rl_operator   full-action RL from scratch with the same operator plus 20 scripted
                      demonstrations in the intervention buffer (the HIL-SERL recipe)
+and, with a flow-matching base policy (hilresrl_policy.flow_bc), the learner node's actor modes,
+all with the operator: flow_base, flow_residual, flow_latent, flow_dual.
 
-and with a generative base policy (flow-matching BC, hilresrl_policy.flow_bc, built from the
-same noisy demonstrations), the three actor modes of the learner node, all with the operator:
-  flow_base          the flow base policy alone, latents drawn from N(0, I)
-  flow_residual      actor_mode residual: a residual on the flow policy's action
-  flow_latent        actor_mode latent: the refinement actor chooses the latent, no residual
-  flow_dual          actor_mode dual: the refinement actor steers, the residual corrects
+Evaluation: the stopping rule and the reported success use different episodes.
+  screening  every --screen-every env steps, --screen-episodes episodes from fresh seeds (no
+             exploration, no intervention). A run STOPS at the first screen at which the last
+             --stop-screens screens together succeed in at least --target of their episodes.
+  held-back  --eval-episodes episodes of a fixed set per seed, disjoint from every screening
+             and training seed, played at the fixed budgets (5k, 10k, 20k env steps: the first
+             episode end at or past each), at the stop and at the end of the step budget. It
+             never decides anything in the run. A run that stops before a budget keeps its
+             policy: its success at that budget is the held-back success at the stop.
+  steps to 95%  a run reaches the target at the env steps of its stop if the held-back set,
+             played there once, succeeds in at least --target of its episodes; if it does not
+             (a lucky screen), or the run never stops, the run did not reach it within budget.
+Human-controlled steps (the cell's per-episode count of steps whose executed action was the
+person's) are summed per run; each screen records the person's share of the steps since the
+previous screen, and the stop the total so far (for full_rl_operator the table adds the
+demonstration steps, also a person's work).
 
-Every ``--screen-every`` env steps a run plays ``--screen-episodes`` evaluation episodes (no
-exploration, no intervention); at 90% or more, and at the end of the budget, it plays the
-``--eval-episodes`` episodes of the fixed evaluation set. A run reaches the target when that
-set's success is at least ``--target``, and stops there.
+Every point goes to the --results JSONL file as it comes, one line each (task, method, seed,
+attempt, kind: screen | held_back | final, env_steps, human_steps, ...), so a run cut off by
+--time-limit-s (checked between episodes and evaluations) still leaves its points and a final
+line saying so. Runs with a final line of status reached or budget in the file are not run again;
+cut-off runs are, from the start. Base policies are built on first use into $HILRESRL_HOME
+(--build-only builds them and exits). The table (benchmarks/learning_table.py) reads the file.
 
     source scripts/env.sh && python benchmarks/learning.py --workers 2 --seeds 0 1 2
+    python benchmarks/learning.py --build-only --workers 16                 # base policies
+    python benchmarks/learning.py --workers 16 --time-limit-s 540 --results r.jsonl
+    python benchmarks/learning.py --table r.jsonl
 """
 
 import argparse
@@ -35,17 +57,40 @@ import os
 import pathlib
 import sys
 import time
-from typing import Optional
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+import uuid
 
 import numpy as np
 import yaml
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
-TASKS = ('pick-place-v3', 'peg-insert-side-v3', 'assembly-v3', 'PandaPickCube')
+
+# The broad set, by what the robot does. Every base policy built by the suite's builder (seed 0,
+# 50 episodes) inside its 30-70% band, 2026-11-29: pick-place 44%, shelf-place 34%, basketball
+# 32%, peg-insert-side 58%, assembly 44%, push 38%, plate-slide 44%, hammer 46%, stick-push 38%,
+# door-open 50%, drawer-open 62%, faucet-open 34%.
+FAMILIES = {
+    'pick and place': ('pick-place-v3', 'shelf-place-v3', 'basketball-v3', 'PandaPickCube'),
+    'insertion': ('peg-insert-side-v3', 'assembly-v3'),
+    'pushing': ('push-v3', 'plate-slide-v3'),
+    'tool use': ('hammer-v3', 'stick-push-v3'),
+    'articulated': ('door-open-v3', 'drawer-open-v3', 'faucet-open-v3'),
+}
+TASKS = tuple(task for tasks in FAMILIES.values() for task in tasks)
+MAIN_METHOD = 'residual_operator'
 METHODS = ('base', 'residual_operator', 'residual_no_human', 'full_rl_operator',
            'flow_base', 'flow_residual', 'flow_latent', 'flow_dual')
+DEFAULT_METHODS = METHODS[:4]
 FLOW_METHODS = METHODS[4:]
+FIXED_METHODS = ('base', 'flow_base')  # nothing learns: evaluated once
+OPERATOR_METHODS = ('residual_operator', 'full_rl_operator', 'flow_residual', 'flow_latent',
+                    'flow_dual')
 PANDA_TASKS = ('PandaPickCube',)
+BUDGETS = (5_000, 10_000, 20_000)
+# Seed streams: the held-back set's, the screens', and the demonstrations of full-action RL.
+_HELD_BACK_STREAM = 10_000
+_SCREEN_STREAM = 20_000
+_DEMO_STREAM = 100
 
 
 def cell_settings(task: str) -> dict:
@@ -105,289 +150,455 @@ def base_checkpoint(task: str, base_dir: Optional[pathlib.Path] = None,
     return path
 
 
+def schedule(tasks: Sequence[str], methods: Sequence[str],
+             seeds: Sequence[int]) -> List[Tuple[str, str, int]]:
+    """
+    Return the runs in the order they start: the main method's first, then the others.
+
+    Within a method, seed by seed over the tasks, so a cut-off benchmark still has every task's
+    first seed. (A time limit then cuts the last methods, never the main one first.)
+    """
+    ordered = sorted(methods, key=lambda method: (method != MAIN_METHOD,
+                                                  METHODS.index(method)))
+    return [(task, method, seed) for method in ordered for seed in seeds for task in tasks]
+
+
+def fresh_seed(stream: int, index: int, excluded: Iterable[int]) -> int:
+    """Return reset seed ``index`` of ``stream``, moved off any seed in ``excluded``."""
+    from hilresrl_sim.demos import episode_seed
+    value = episode_seed(stream, index)
+    while value in excluded:
+        value = (value + 1) % 2 ** 31
+    return value
+
+
+class PointWriter:
+    """Append a run's points to the JSONL results file as they come, one line each."""
+
+    def __init__(self, path: Optional[str], task: str, method: str, seed: int):
+        self.path = path
+        self.key = {'task': task, 'method': method, 'seed': seed,
+                    'attempt': uuid.uuid4().hex[:12]}
+        self.points: List[dict] = []
+
+    def write(self, point: dict) -> dict:
+        """Record one point (with the run's key) and return it as written."""
+        line = dict(self.key, **point)
+        self.points.append(line)
+        if self.path is not None:
+            # One write of one line to a file opened for appending: workers' lines never mix.
+            with open(self.path, 'a') as stream:
+                stream.write(json.dumps(line) + '\n')
+        return line
+
+
+def human_steps_of(outcome) -> int:
+    """Return the steps of an episode under the person's control, as the cell reports them."""
+    reported = getattr(outcome, 'human_steps', None)
+    if reported is not None:
+        return int(reported)
+    # (A cell that reports no count: the steps whose executed action was the person's.)
+    return sum(t.human_action is not None for t in outcome.transitions)
+
+
 def run(task: str, method: str, seed: int, options: dict) -> dict:
-    """Run one (task, method, seed) and return its curve and outcome."""
-    import torch
-    torch.set_num_threads(1)
-    from hilresrl_learner.latent_steps import refinement_config, steered_step
-    from hilresrl_learner.residual_td3 import LearnerConfig
-    from hilresrl_learner.training import demonstration_records, ResidualLearner, StepRecord
-    from hilresrl_common.corrections import COMMAND_FEATURE_SIZE
-    from hilresrl_common.residual_contract import latent_from_unit
+    """
+    Run one (task, method, seed), writing its points as they come; return its outcome.
+
+    ``options`` holds the command line's settings (max_steps, target, screen_every,
+    screen_episodes, eval_episodes, demos, algorithm, residual_scale) and base_checkpoints
+    (flow_checkpoints for the flow methods); optionally results (the JSONL path),
+    stop_screens, budgets, deadline (time.time() at which to stop), actor_out.
+    """
     from hilresrl_common.success_statistics import wilson_interval
-    from hilresrl_policy.adapters.base import BasePolicy
-    from hilresrl_policy.adapters.bc_policy import BCPolicy
-    from hilresrl_policy.adapters.flow_policy import FlowBCPolicy
     from hilresrl_sim.base_policy_builder import evaluation_seeds
-    from hilresrl_sim.demos import collect_demonstrations, episode_seed
     from hilresrl_sim.headless_cell import HeadlessCell
     from hilresrl_sim.operator_model import OperatorConfig
-
-    class ZeroPolicy(BasePolicy):
-        """No base policy: the actor's output is the whole action (full-action RL)."""
-
-        def __init__(self, action_dim):
-            self.action_dim = action_dim
-
-        def act(self, observation):
-            return np.zeros((1, self.action_dim), np.float32)
-
-    settings = cell_settings(task)
     started = time.monotonic()
+    deadline = options.get('deadline')
+    writer = PointWriter(options.get('results'), task, method, seed)
+    result = {'task': task, 'method': method, 'seed': seed, 'points': writer.points,
+              'reached_at': None, 'final': None, 'env_steps': 0, 'human_steps': 0}
+    if deadline is not None and time.time() >= deadline:
+        return dict(result, status='not_started')
+
+    def cut_off() -> bool:
+        return deadline is not None and time.time() >= deadline
+
+    import torch
+    torch.set_num_threads(1)
+    from hilresrl_policy.adapters.bc_policy import BCPolicy
+    from hilresrl_policy.adapters.flow_policy import FlowBCPolicy
+    settings = cell_settings(task)
     flow = method in FLOW_METHODS
     base = (FlowBCPolicy(options['flow_checkpoints'][task], seed=seed) if flow
             else BCPolicy(options['base_checkpoints'][task]))
     full_rl = method == 'full_rl_operator'
-    scale = (1.0,) if full_rl else tuple(options['residual_scale']
+    scale = (1.0,) if full_rl else tuple(options.get('residual_scale')
                                          or settings['config']['residual_scale'])
-    with_operator = method in ('residual_operator', 'full_rl_operator', 'flow_residual',
-                               'flow_latent', 'flow_dual')
-    learns_residual = method not in ('base', 'flow_base', 'flow_latent')
-    steers = method in ('flow_latent', 'flow_dual')
+    with_operator = method in OPERATOR_METHODS
     operator = OperatorConfig(**settings['operator']) if with_operator else None
-    cell = HeadlessCell(task, ZeroPolicy(base.action_dim) if full_rl else base, operator,
+    cell = HeadlessCell(task, _ZeroPolicy(base.action_dim) if full_rl else base, operator,
                         residual_scale=scale, seed=seed)
-    eval_seeds = evaluation_seeds(10_000 + seed, options['eval_episodes'])
-    result = {'task': task, 'method': method, 'seed': seed, 'curve': [], 'reached_at': None}
-
-    def evaluate(seeds, policy):
-        # (latent: the refinement actor's choice, defined below, when it steers)
-        successes = sum(cell.run_episode(s, policy, explore=False, allow_intervention=False,
-                                         latent=latent if steers else None).success
-                        for s in seeds)
-        low, high = wilson_interval(successes, len(seeds))
-        return {'success_rate': successes / len(seeds), 'ci_low': low, 'ci_high': high,
-                'episodes': len(seeds)}
-
-    if method in ('base', 'flow_base'):
-        final = evaluate(eval_seeds, None)
-        result.update(final=final, env_steps=0, wall_s=time.monotonic() - started)
-        cell.close()
-        return result
-
-    config = LearnerConfig(obs_dim=cell.task.state_dim, action_dim=base.action_dim,
-                           **dict(settings['config'], residual_scale=scale,
-                                  algorithm=options['algorithm']))
-    learner = ResidualLearner(config, settings['update_to_data'],
-                              settings['intervention_fraction'], seed=seed)
-    if full_rl:
-        demos = collect_demonstrations(task, options['demos'], 0.1, seed=100 + seed)
-        zeros = np.zeros(base.action_dim, np.float32)
-        for record in demonstration_records(demos.observations, demos.expert_actions,
-                                            demos.episode_index, demos.episode_success,
-                                            base_policy=lambda observation: zeros):
-            learner.add(record, demonstration=True)
-
-    # The refinement actor: TD3 on the latent, as the learner node runs it (no command here:
-    # its condition features are zeros).
-    refiner = ResidualLearner(refinement_config(
-        cell.task.state_dim, base.latent_dim, settings['config'], settings['latent_actor_lr']),
-        settings['update_to_data'], 0.0, seed=seed + 1) if steers else None
-    no_command = np.zeros(COMMAND_FEATURE_SIZE, np.float32)
-    latent_scale = settings['latent_scale']
-    latent_rng = np.random.default_rng([seed, 77])
+    held_back = evaluation_seeds(_HELD_BACK_STREAM + seed, options['eval_episodes'])
+    excluded = frozenset(held_back)
+    learner = steering = None
+    if method not in FIXED_METHODS:
+        learner, steering = _learners(task, method, seed, options, settings, cell, base)
 
     def policy(observation, base_action, explore):
-        if not learns_residual:
+        if learner is None or method == 'flow_latent':
             return np.zeros_like(base_action)
         return learner.residual(observation, base_action,
                                 settings['exploration_std'] if explore else 0.0)
 
-    def latent(observation, explore):
-        # Sampled, as the base policy itself would, until the refinement actor has moved.
-        if not refiner.agent.actor_updates:
-            return np.clip(latent_rng.normal(size=base.latent_dim), -latent_scale,
-                           latent_scale).astype(np.float32)
-        output = refiner.residual(np.concatenate([observation, no_command]),
-                                  np.zeros(base.latent_dim, np.float32),
-                                  settings['latent_exploration_std'] if explore else 0.0)
-        return latent_from_unit(output, latent_scale)
+    latent = steering.latent if steering is not None else None
 
-    episode, next_screen, env_steps = 0, options['screen_every'], 0
-    final = None
+    def evaluate(seeds: Sequence[int]) -> Optional[dict]:
+        """Play the episodes without exploration or intervention; None if cut off."""
+        successes = 0
+        for reset_seed in seeds:
+            if cut_off():
+                return None
+            successes += cell.run_episode(reset_seed, policy, explore=False,
+                                          allow_intervention=False, latent=latent).success
+        low, high = wilson_interval(successes, len(seeds))
+        return {'success_rate': successes / len(seeds), 'successes': successes,
+                'episodes': len(seeds), 'ci_low': low, 'ci_high': high}
+
+    demo_steps = learner.demo_steps if learner is not None else 0
+    env_steps = human_steps = 0
+
+    def finish(status: str) -> dict:
+        point = writer.write({'kind': 'final', 'status': status, 'env_steps': env_steps,
+                              'human_steps': human_steps, 'demo_steps': demo_steps,
+                              'max_steps': options['max_steps'], 'target': options['target'],
+                              'budgets': list(options.get('budgets', ())),
+                              'reached_at': result['reached_at'],
+                              'held_back': result['final'],
+                              'updates': learner.updates if learner is not None else 0,
+                              'wall_s': time.monotonic() - started})
+        print(f'[{task} {method} seed {seed}] {status} after {env_steps} steps '
+              f'({human_steps} by the person)' + (
+                  f', held-back {100 * result["final"]["success_rate"]:.0f}%'
+                  if result['final'] else ''), flush=True)
+        cell.close()
+        return dict(result, status=status, env_steps=env_steps, human_steps=human_steps,
+                    wall_s=point['wall_s'])
+
+    def held_back_point(at: str, budget: Optional[int]) -> Optional[dict]:
+        outcome = evaluate(held_back)
+        if outcome is None:
+            return None
+        result['final'] = writer.write(dict(
+            outcome, kind='held_back', at=at, budget=budget, env_steps=env_steps,
+            human_steps=human_steps, wall_s=time.monotonic() - started))
+        return result['final']
+
+    if method in FIXED_METHODS:
+        return finish('budget' if held_back_point('base', None) else 'cut_off')
+
+    budgets = [b for b in options.get('budgets', ()) if b <= options['max_steps']]
+    stop_screens = options.get('stop_screens', 2)
+    screens: List[dict] = []
+    next_screen = options['screen_every']
+    since_screen = [0, 0]  # env steps and human steps since the last screen
+    episode = 0
     while env_steps < options['max_steps']:
-        # (chained scenes: 'subtasks' sub-tasks back to back, each an episode for learning)
-        outcome = cell.run_episode(episode_seed(seed, episode), policy, explore=True,
+        if cut_off():
+            return finish('cut_off')
+        outcome = cell.run_episode(fresh_seed(seed, episode, excluded), policy, explore=True,
                                    allow_intervention=with_operator, keep_transitions=True,
-                                   latent=latent if steers else None,
-                                   subtasks=options.get('subtasks', 1))
-        part, step = 0, 0
-        for t in outcome.transitions:
-            learner.add(StepRecord((episode, part), step, t.observation, t.base_action,
-                                   t.executed_action, t.reward, t.next_observation,
-                                   t.terminated, t.truncated, t.human_action))
-            if steers and t.human_action is None:
-                refiner.add(steered_step((episode, part), step, t.observation,
-                                         t.next_observation, t.latent, no_command, t.reward,
-                                         t.terminated, t.truncated, latent_scale))
-            part, step = (part + 1, 0) if t.terminated or t.truncated else (part, step + 1)
-        env_steps += len(outcome.transitions)
-        if learns_residual:
-            learner.train(learner.updates_due())
-        if steers:
-            refiner.train(refiner.updates_due(env_steps))
+                                   latent=latent, subtasks=options.get('subtasks', 1))
         episode += 1
+        learner.store(outcome.transitions, episode)
+        if steering is not None:
+            steering.store(outcome.transitions, episode)
+        env_steps += len(outcome.transitions)
+        episode_human = human_steps_of(outcome)
+        human_steps += episode_human
+        since_screen[0] += len(outcome.transitions)
+        since_screen[1] += episode_human
+        if method != 'flow_latent':  # (the refinement actor alone acts)
+            learner.train_due()
+        if steering is not None:
+            steering.train_due(env_steps)
+        crossed = [b for b in budgets if env_steps >= b]
+        for budget in crossed:
+            budgets.remove(budget)
+        if crossed and not held_back_point('budget', max(crossed)):
+            return finish('cut_off')
         if env_steps < next_screen and env_steps < options['max_steps']:
             continue
         next_screen = env_steps + options['screen_every']
-        screen_seeds = [episode_seed(20_000 + seed, episode * 100 + k)
-                        for k in range(options['screen_episodes'])]
-        point = dict(evaluate(screen_seeds, policy), kind='screen', env_steps=env_steps,
-                     wall_s=time.monotonic() - started,
-                     intervention_rate=outcome.intervention_steps / max(1, outcome.steps))
-        result['curve'].append(point)
-        if point['success_rate'] >= 0.9 or env_steps >= options['max_steps']:
-            final = dict(evaluate(eval_seeds, policy), kind='eval',
-                         env_steps=env_steps, wall_s=time.monotonic() - started)
-            result['curve'].append(final)
-            if final['success_rate'] >= options['target']:
-                result['reached_at'] = {'env_steps': env_steps,
-                                        'wall_s': final['wall_s']}
-                break
+        seeds = [fresh_seed(_SCREEN_STREAM + seed, len(screens) * 1000 + k, excluded)
+                 for k in range(options['screen_episodes'])]
+        outcome = evaluate(seeds)
+        if outcome is None:
+            return finish('cut_off')
+        screens.append(writer.write(dict(
+            outcome, kind='screen', env_steps=env_steps, human_steps=human_steps,
+            interval_steps=since_screen[0], interval_human_steps=since_screen[1],
+            human_share=since_screen[1] / max(1, since_screen[0]), episodes_trained=episode,
+            wall_s=time.monotonic() - started)))
+        since_screen = [0, 0]
+        recent = screens[-stop_screens:]
+        pooled = (sum(p['successes'] for p in recent) / sum(p['episodes'] for p in recent))
         print(f'[{task} {method} seed {seed}] {env_steps} steps: screen '
-              f'{100 * point["success_rate"]:.0f}%' + (
-                  f', eval {100 * final["success_rate"]:.0f}%' if final is not None
-                  and final['env_steps'] == env_steps else ''), flush=True)
-    result.update(final=final, env_steps=env_steps, wall_s=time.monotonic() - started,
-                  updates=learner.updates,
-                  latent_updates=refiner.updates if refiner is not None else 0)
-    if options.get('actor_out') and learns_residual:
-        # The fine-tuned residual, for benchmarks that evaluate it further (long_horizon.py).
-        from hilresrl_policy.residual import serialize_actor
-        weights = serialize_actor(learner.agent.actor)
-        pathlib.Path(options['actor_out']).write_bytes(weights.blob)
-        result['actor'] = {'path': options['actor_out'], 'sha256': weights.sha256,
-                           'architecture': weights.architecture}
-    cell.close()
-    return result
+              f'{100 * outcome["success_rate"]:.0f}%, person '
+              f'{100 * screens[-1]["human_share"]:.0f}% of the steps', flush=True)
+        if len(recent) == stop_screens and pooled >= options['target']:
+            point = result['final']
+            if point is None or point['env_steps'] != env_steps:
+                point = held_back_point('stop', None)
+                if point is None:
+                    return finish('cut_off')
+            else:
+                point['at'] = 'stop'  # (a budget's evaluation at this very step serves both)
+            if point['success_rate'] >= options['target']:
+                result['reached_at'] = {'env_steps': env_steps, 'human_steps': human_steps,
+                                        'wall_s': time.monotonic() - started}
+            _save_actor(learner, options, result)
+            return finish('reached' if result['reached_at'] else 'stopped_unconfirmed')
+    if result['final'] is None or result['final']['env_steps'] != env_steps:
+        if not held_back_point('end', None):
+            return finish('cut_off')
+    _save_actor(learner, options, result)
+    return finish('budget')
 
 
-def table(results, tasks, methods, target) -> str:
-    """Return the markdown table: per task and method, steps and time to target, final."""
-    from hilresrl_common.success_statistics import wilson_interval
-    lines = ['| task | method | seeds at target | env steps to target (per seed) | '
-             'wall-clock to target (s) | final success (95% CI) |',
-             '|---|---|---|---|---|---|']
-    for task in tasks:
-        for method in methods:
-            runs = sorted((r for r in results if r['task'] == task and r['method'] == method),
-                          key=lambda r: r['seed'])
-            if not runs:
-                continue
-            reached = [r['reached_at'] for r in runs]
-            steps = ', '.join(str(r['env_steps']) if r else '-' for r in reached)
-            wall = ', '.join(f'{r["wall_s"]:.0f}' if r else '-' for r in reached)
-            successes = sum(round(r['final']['success_rate'] * r['final']['episodes'])
-                            for r in runs)
-            episodes = sum(r['final']['episodes'] for r in runs)
-            low, high = wilson_interval(successes, episodes)
-            fixed = method in ('base', 'flow_base')
-            at_target = ('n/a' if fixed
-                         else f'{sum(r is not None for r in reached)}/{len(runs)}')
-            lines.append(f'| {task} | {method} | {at_target} | '
-                         f'{"n/a" if fixed else steps} | '
-                         f'{"n/a" if fixed else wall} | '
-                         f'{100 * successes / episodes:.1f}% '
-                         f'({100 * low:.0f}-{100 * high:.0f}%) |')
-    lines.append(f'\nTarget: {100 * target:.0f}% on the fixed evaluation set; final = the last '
-                 'evaluation of each run (at the target or at the step budget), pooled over '
-                 'seeds.')
-    return '\n'.join(lines)
+class _ZeroPolicy:
+    """No base policy: the actor's output is the whole action (full-action RL)."""
+
+    def __init__(self, action_dim: int):
+        self.action_dim = action_dim
+
+    def reset(self, instruction: str = '') -> None:
+        """Nothing to reset."""
+
+    def act(self, observation):
+        """Return zeros: the residual is the action."""
+        return np.zeros((1, self.action_dim), np.float32)
 
 
-def plot(results, tasks, methods, path: pathlib.Path) -> None:
-    """Save evaluation success against env steps, one panel per task."""
-    import matplotlib
-    matplotlib.use('Agg')
-    from matplotlib import pyplot
-    figure, axes = pyplot.subplots(1, len(tasks), figsize=(4.5 * len(tasks), 3.8),
-                                   squeeze=False)
-    colours = dict(zip(METHODS, ('0.4', 'tab:blue', 'tab:green', 'tab:red', '0.7',
-                                 'tab:cyan', 'tab:orange', 'tab:purple')))
-    for axis, task in zip(axes[0], tasks):
-        for method in methods:
-            for index, r in enumerate(r for r in results
-                                      if r['task'] == task and r['method'] == method):
-                label = method if index == 0 else None
-                if method in ('base', 'flow_base'):
-                    axis.axhline(r['final']['success_rate'], color=colours[method],
-                                 linestyle='--', label=label)
-                    continue
-                points = [p for p in r['curve'] if p['kind'] == 'screen']
-                axis.plot([p['env_steps'] for p in points], [p['success_rate'] for p in points],
-                          color=colours[method], alpha=0.7, label=label)
-                evals = [p for p in r['curve'] if p['kind'] == 'eval']
-                axis.plot([p['env_steps'] for p in evals], [p['success_rate'] for p in evals],
-                          'o', color=colours[method])
-        axis.axhline(0.95, color='k', linewidth=0.5)
-        axis.set_title(task)
-        axis.set_xlabel('environment steps')
-        axis.set_ylim(0, 1.02)
-        axis.grid(alpha=0.3)
-    axes[0][0].set_ylabel('evaluation success')
-    axes[0][0].legend(fontsize=7, loc='lower right')
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
+class _Learner:
+    """The method's ResidualLearner, fed episode by episode at the cell profile's UTD."""
+
+    def __init__(self, learner):
+        self.learner = learner
+
+    def __getattr__(self, name):
+        return getattr(self.learner, name)
+
+    def store(self, transitions, episode: int) -> None:
+        """Add an episode's steps; each finished sub-task of a chain is an episode of its own."""
+        from hilresrl_learner.training import StepRecord
+        part = step = 0
+        for t in transitions:
+            self.learner.add(StepRecord(
+                (episode, part), step, t.observation, t.base_action, t.executed_action,
+                t.reward, t.next_observation, t.terminated, t.truncated, t.human_action,
+                getattr(t, 'intervened_axes', None)))  # (None: every axis the person's)
+            part, step = (part + 1, 0) if t.terminated or t.truncated else (part, step + 1)
+
+    def train_due(self) -> None:
+        """Do the updates the update-to-data ratio owes."""
+        self.learner.train(self.learner.updates_due())
+
+
+class _Steering:
+    """The refinement actor of actor modes latent and dual: TD3 on the flow policy's latent."""
+
+    def __init__(self, config, settings: dict, seed: int, latent_dim: int, state_dim: int):
+        from hilresrl_common.corrections import COMMAND_FEATURE_SIZE
+        from hilresrl_learner.latent_steps import refinement_config
+        from hilresrl_learner.training import ResidualLearner
+        self.refiner = ResidualLearner(refinement_config(
+            state_dim, latent_dim, config, settings['latent_actor_lr']),
+            settings['update_to_data'], 0.0, seed=seed + 1)
+        self.settings = settings
+        self.latent_dim = latent_dim
+        # No command here: the condition features are zeros.
+        self.no_command = np.zeros(COMMAND_FEATURE_SIZE, np.float32)
+        self.rng = np.random.default_rng([seed, 77])
+
+    def latent(self, observation: np.ndarray, explore: bool) -> np.ndarray:
+        """Return the latent to act from: sampled, as the base policy would, until trained."""
+        from hilresrl_common.residual_contract import latent_from_unit
+        scale = self.settings['latent_scale']
+        if not self.refiner.agent.actor_updates:
+            return np.clip(self.rng.normal(size=self.latent_dim), -scale,
+                           scale).astype(np.float32)
+        output = self.refiner.residual(
+            np.concatenate([observation, self.no_command]),
+            np.zeros(self.latent_dim, np.float32),
+            self.settings['latent_exploration_std'] if explore else 0.0)
+        return latent_from_unit(output, scale)
+
+    def store(self, transitions, episode: int) -> None:
+        """Add the steps the policy chose (not the person's) to the refinement actor."""
+        from hilresrl_learner.latent_steps import steered_step
+        part = step = 0
+        for t in transitions:
+            if t.human_action is None:
+                self.refiner.add(steered_step(
+                    (episode, part), step, t.observation, t.next_observation, t.latent,
+                    self.no_command, t.reward, t.terminated, t.truncated,
+                    self.settings['latent_scale']))
+            part, step = (part + 1, 0) if t.terminated or t.truncated else (part, step + 1)
+
+    def train_due(self, env_steps: int) -> None:
+        """Keep pace with all the robot's steps."""
+        self.refiner.train(self.refiner.updates_due(env_steps))
+
+
+def _learners(task: str, method: str, seed: int, options: dict, settings: dict, cell,
+              base) -> Tuple[_Learner, Optional[_Steering]]:
+    """Return the method's learner (demonstrations loaded) and refinement actor, if any."""
+    from hilresrl_learner.residual_td3 import LearnerConfig
+    from hilresrl_learner.training import demonstration_records, ResidualLearner
+    from hilresrl_sim.demos import collect_demonstrations
+    full_rl = method == 'full_rl_operator'
+    config = LearnerConfig(obs_dim=cell.task.state_dim, action_dim=base.action_dim,
+                           **dict(settings['config'], residual_scale=tuple(cell.residual_scale),
+                                  algorithm=options['algorithm']))
+    learner = ResidualLearner(config, settings['update_to_data'],
+                              settings['intervention_fraction'], seed=seed,
+                              device=options.get('device', 'cpu'))
+    if full_rl:
+        demos = collect_demonstrations(task, options['demos'], 0.1, seed=_DEMO_STREAM + seed)
+        zeros = np.zeros(base.action_dim, np.float32)
+        for record in demonstration_records(demos, base_policy=lambda observation: zeros):
+            learner.add(record, demonstration=True)
+    steering = (_Steering(settings['config'], settings, seed, base.latent_dim,
+                          cell.task.state_dim)
+                if method in ('flow_latent', 'flow_dual') else None)
+    return _Learner(learner), steering
+
+
+def _save_actor(learner: _Learner, options: dict, result: dict) -> None:
+    # The fine-tuned residual, for benchmarks that evaluate it further (long_horizon.py).
+    if not options.get('actor_out'):
+        return
+    from hilresrl_policy.residual import serialize_actor
+    weights = serialize_actor(learner.agent.actor)
+    pathlib.Path(options['actor_out']).write_bytes(weights.blob)
+    result['actor'] = {'path': options['actor_out'], 'sha256': weights.sha256,
+                       'architecture': weights.architecture}
+
+
+def results_table():
+    """Return benchmarks/learning_table.py, the module that reads and tables the results."""
+    here = str(pathlib.Path(__file__).resolve().parent)
+    if here not in sys.path:
+        sys.path.insert(0, here)
+    import learning_table
+    return learning_table
+
+
+def finished_runs(path: pathlib.Path) -> set:
+    """Return the (task, method, seed) runs the results file holds a finished final line of."""
+    return {(line['task'], line['method'], line['seed'])
+            for line in results_table().read_points([path])
+            if line['kind'] == 'final' and line['status'] not in ('cut_off',)}
+
+
+def _one_thread() -> None:
+    """Give each worker one torch thread: a worker per core, and no more threads than cores."""
+    # Left at its default, every worker's torch took a thread per core: on 16 cores, 16 workers
+    # evaluating base policies ran 30-50 steps/s instead of hundreds (measured on the H200
+    # machine, 2026-11-29).
+    import torch
+    torch.set_num_threads(1)
+
+
+def build_all(pool, tasks: Sequence[str], methods: Sequence[str],
+              base_dir: Optional[pathlib.Path]) -> Dict[str, Dict[str, str]]:
+    """Build (or find) every base policy the runs need, in parallel; return their paths."""
+    kinds = ['bc'] + (['flow'] if set(methods) & set(FLOW_METHODS) else [])
+    futures = {(kind, task): pool.submit(base_checkpoint, task, base_dir, kind)
+               for kind in kinds for task in tasks}
+    paths: Dict[str, Dict[str, str]] = {kind: {} for kind in kinds}
+    for (kind, task), future in futures.items():
+        paths[kind][task] = str(future.result())
+    return paths
 
 
 def main(argv=None) -> int:
-    """Run the benchmark and print its table."""
+    """Run the benchmark (or build, or print the table)."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--tasks', nargs='+', default=list(TASKS))
-    parser.add_argument('--methods', nargs='+', default=list(METHODS), choices=METHODS)
+    parser.add_argument('--methods', nargs='+', default=list(DEFAULT_METHODS), choices=METHODS)
     parser.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2])
-    parser.add_argument('--max-steps', type=int, default=20_000,
-                        help='environment steps per run (the target budget)')
+    parser.add_argument('--max-steps', type=int, default=BUDGETS[-1],
+                        help='environment steps per run (the largest budget)')
     parser.add_argument('--target', type=float, default=0.95)
     parser.add_argument('--screen-every', type=int, default=1000)
     parser.add_argument('--screen-episodes', type=int, default=20)
-    parser.add_argument('--eval-episodes', type=int, default=100)
+    parser.add_argument('--stop-screens', type=int, default=2,
+                        help='a run stops when this many last screens together reach --target')
+    parser.add_argument('--eval-episodes', type=int, default=100,
+                        help='episodes of the held-back set')
+    parser.add_argument('--budgets', nargs='+', type=int, default=list(BUDGETS),
+                        help='env steps at which the held-back set is played')
     parser.add_argument('--demos', type=int, default=20,
                         help='scripted demonstrations for full_rl_operator')
     parser.add_argument('--workers', type=int, default=os.cpu_count())
     parser.add_argument('--base-dir', type=pathlib.Path, default=None,
-                        help='BC base policies (default: $HILRESRL_HOME/base_policies)')
-    parser.add_argument('--out', type=pathlib.Path, default=pathlib.Path('learning-results'))
+                        help='base policies (default: $HILRESRL_HOME/base_policies)')
+    parser.add_argument('--results', type=pathlib.Path,
+                        default=pathlib.Path('learning-results') / 'results.jsonl',
+                        help='JSONL file the points are appended to')
+    parser.add_argument('--time-limit-s', type=float, default=None,
+                        help='stop every run cleanly this long after the start (leave room for '
+                             'one evaluation in flight)')
+    parser.add_argument('--build-only', action='store_true',
+                        help='build the base policies the runs need, then exit')
+    parser.add_argument('--table', nargs='+', type=pathlib.Path, default=None, metavar='JSONL',
+                        help='print the table of these results files, then exit')
+    parser.add_argument('--device', default='cpu',
+                        help='torch device of the learners (cuda: every worker shares the GPU '
+                             'for its updates; the cells stay on the CPU)')
     parser.add_argument('--algorithm', choices=('td3', 'sac'), default='td3',
                         help='residual TD3 (what the learner node runs) or residual SAC')
     parser.add_argument('--residual-scale', nargs='+', type=float, default=None,
                         help='residual scale per axis for the residual methods (default: the '
                              "cell profile's), e.g. to compare gripper scales")
     args = parser.parse_args(argv)
-    os.environ.setdefault('MUJOCO_GL', 'egl')
-
-    base_dir = args.base_dir
-    args.out.mkdir(parents=True, exist_ok=True)
+    if args.table:
+        tables = results_table()
+        print(tables.table(tables.read_points(args.table), args.target))
+        return 0
     started = time.monotonic()
-    with ProcessPoolExecutor(max_workers=args.workers) as pool:
-        built = {task: pool.submit(base_checkpoint, task, base_dir) for task in args.tasks}
-        flows = {task: pool.submit(base_checkpoint, task, base_dir, 'flow')
-                 for task in args.tasks if set(args.methods) & set(FLOW_METHODS)}
-        checkpoints = {task: str(future.result()) for task, future in built.items()}
-        options = dict(vars(args), base_checkpoints=checkpoints, out=str(args.out),
-                       base_dir=str(base_dir) if base_dir else None,
-                       flow_checkpoints={task: str(future.result())
-                                         for task, future in flows.items()})
-        # Longest first: runs that may take the whole budget start before quick ones.
-        order = sorted(((t, m, s) for t in args.tasks for m in args.methods for s in args.seeds),
-                       key=lambda job: job[1] in ('residual_operator', 'flow_dual',
-                                                  'flow_residual'))
-        futures = {pool.submit(run, *job, options): job for job in order}
-        results = []
-        for future in as_completed(futures):
+    deadline = None if args.time_limit_s is None else time.time() + args.time_limit_s
+    os.environ.setdefault('MUJOCO_GL', 'egl')
+    args.results.parent.mkdir(parents=True, exist_ok=True)
+    done = finished_runs(args.results) if args.results.is_file() else set()
+    jobs = [job for job in schedule(args.tasks, args.methods, args.seeds) if job not in done]
+    with ProcessPoolExecutor(max_workers=args.workers, initializer=_one_thread) as pool:
+        checkpoints = build_all(pool, args.tasks, args.methods, args.base_dir)
+        if args.build_only:
+            print('\n'.join(f'{kind} {task}: {path}' for kind, paths in checkpoints.items()
+                            for task, path in paths.items()))
+            return 0
+        options = dict(vars(args), results=str(args.results), deadline=deadline,
+                       base_dir=str(args.base_dir) if args.base_dir else None,
+                       base_checkpoints=checkpoints['bc'],
+                       flow_checkpoints=checkpoints.get('flow', {}))
+        del options['table']
+        print(f'{len(jobs)} runs ({len(done)} already in {args.results}), main method first',
+              flush=True)
+        futures = [pool.submit(run, *job, options) for job in jobs]
+        for count, future in enumerate(as_completed(futures), 1):
             result = future.result()
-            results.append(result)
-            final = result['final']
             print(f'done {result["task"]} {result["method"]} seed {result["seed"]}: '
-                  f'{100 * final["success_rate"]:.0f}% after {result["env_steps"]} steps, '
-                  f'{result["wall_s"]:.0f} s ({len(results)}/{len(futures)}, '
+                  f'{result["status"]} ({count}/{len(futures)}, '
                   f'{time.monotonic() - started:.0f} s in all)', flush=True)
-            (args.out / 'results.json').write_text(json.dumps(results, indent=1))
-    report = table(results, args.tasks, args.methods, args.target)
+    tables = results_table()
+    report = tables.table(tables.read_points([args.results]), args.target)
     print(report)
-    (args.out / 'table.md').write_text(report + '\n')
-    plot(results, args.tasks, args.methods, args.out / 'learning_curves.png')
-    print(f'results, table and curves in {args.out} ({time.monotonic() - started:.0f} s)')
+    (args.results.parent / 'table.md').write_text(report + '\n')
+    print(f'points in {args.results}, table beside it ({time.monotonic() - started:.0f} s)')
     return 0
 
 

@@ -94,10 +94,13 @@ class ActorLearners:
         return self._record(transition, episode), self._latent_record(transition, episode)
 
     def _record(self, transition, episode: Hashable) -> StepRecord:
+        # A residual learned under another scale would move the arm by other amounts; the
+        # refinement actor alone (latent) does not learn the residual.
+        scale = self.settings['residual_scale'] if self.actor_mode != 'latent' else None
         try:
             record = checked_step_record(
                 transition, self.policy_inputs, self.action_dim, episode,
-                self.residual.config.obs_dim if self.residual is not None else None)
+                self.residual.config.obs_dim if self.residual is not None else None, scale)
         except KeyError as error:
             raise ValueError(f'missing {error.args[0]}') from None
         if self.residual is None:

@@ -30,12 +30,13 @@ class EvaluationRounds:
 
     def add(self, success: bool, robot_id: str = '', eval_round: int = NO_ROUND,
             round_episodes: int = 0, env_steps: int = 0, updates: int = 0,
-            wall_s: float = 0.0) -> Optional[Dict[str, float]]:
+            wall_s: float = 0.0, human_steps: int = 0) -> Optional[Dict[str, float]]:
         """
         Count one finished evaluation episode; return its round's record if it ended one.
 
         The record: success_rate with its 95% interval (ci_low, ci_high), episodes, the round
-        (robot_id, round: 0 when unnumbered) and the run's env_steps, updates and wall_s.
+        (robot_id, round: 0 when unnumbered) and the run's env_steps (training steps),
+        human_steps (those a person controlled), updates and wall_s.
         """
         self.results.append(bool(success))
         if eval_round == NO_ROUND or round_episodes <= 0:
@@ -51,7 +52,8 @@ class EvaluationRounds:
             del self._open[(robot_id, eval_round)]
         successes = sum(outcomes)
         low, high = wilson_interval(successes, len(outcomes))
-        record = {'env_steps': env_steps, 'updates': updates, 'wall_s': wall_s,
+        record = {'env_steps': env_steps, 'human_steps': human_steps, 'updates': updates,
+                  'wall_s': wall_s,
                   'success_rate': successes / len(outcomes), 'ci_low': low,
                   'ci_high': high, 'episodes': len(outcomes), 'robot_id': robot_id,
                   'round': eval_round}

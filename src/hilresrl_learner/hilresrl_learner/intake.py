@@ -3,7 +3,8 @@ The learner's intake: which transitions are recorded and which are learned from.
 
 A transition that arrives again (or out of order) is ignored; one that cannot be learned from
 is refused before it reaches the replay bag, where every resume would meet it again; a held
-step is recorded but never trained on; the rest become the learners' steps. Sequence gaps are
+step, and a step of an evaluation episode, is recorded but never trained on nor counted as a
+training step; the rest become the learners' steps. Sequence gaps are
 counted per robot. ``logger`` is any logger with info, warning and error methods that take a
 ``throttle_duration_sec`` (the node's). No ROS here.
 """
@@ -24,6 +25,7 @@ class Intake:
         self.learners, self.progress, self.logger = learners, progress, logger
         self.sequences = SequenceTracker()
         self.held_steps = 0
+        self.evaluation_steps = 0
         self.malformed = 0
 
     def check(self, transition) -> Tuple[bool, Optional[Records]]:
@@ -54,19 +56,26 @@ class Intake:
         return True
 
     def admit(self, transition) -> Optional[Records]:
-        """Return the learners' steps of a transition (None: held). ValueError: unfit."""
+        """Return a transition's learner steps (None: held or evaluation). ValueError: unfit."""
         if transition.held:
             self.held_steps += 1
             self.logger.info(f'held steps are recorded but not trained on: {self.held_steps} '
                              f'so far (latest: {transition.hold_reason or "no reason given"})',
                              throttle_duration_sec=10.0)
             return None
+        if transition.evaluation:
+            # Judging the policy must not change it, nor the steps it is judged after.
+            self.evaluation_steps += 1
+            if self.evaluation_steps == 1:
+                self.logger.info('evaluation steps are recorded but neither trained on nor '
+                                 'counted as training steps')
+            return None
         return self.learners.records(transition, (transition.robot_id, transition.episode_id))
 
     def store(self, transition, records: Records) -> None:
         """Give a recorded transition's steps to the learners, and count it."""
         self.learners.add(*records)
-        self.progress.count_step(transition.evaluation, transition.intervened)
+        self.progress.count_step(transition.intervened)
 
     def take_again(self, transition) -> None:
         """Take a transition of the replay bag back on resume (ValueError: unfit)."""

@@ -86,6 +86,7 @@ class LearnerNode(Node):
         self.intake = Intake(self.learners, self.progress, self.get_logger())
         self._pending_rounds = []  # ended in a callback; drawn on the next tick
         self._end_reason = ''  # the run is over: the next tick finishes it
+        self._target_round = None  # the evaluation round that reached the target
         self.finished, self.outcome, self._draining = False, '', False
         self._last_checkpoint_s = time.monotonic()
         self._status_sent_s = 0.0
@@ -158,10 +159,13 @@ class LearnerNode(Node):
         learner = self.learners.residual
         record = self.rounds.add(success, event.robot_id, event.eval_round,
                                  event.eval_round_episodes, learner.env_steps if learner else 0,
-                                 learner.updates if learner else 0, self.progress.wall_s)
+                                 learner.updates if learner else 0, self.progress.wall_s,
+                                 self.progress.train_intervention_steps)
         if record is not None:
             self._pending_rounds.append(record)
-            self._end_reason = self._end_reason or self.rounds.target_reached()
+            if not self._end_reason:
+                self._end_reason = self.rounds.target_reached()
+                self._target_round = record if self._end_reason else None
 
     # --- timers: learning, broadcasts, checkpoints, the callbacks' file work --------------
     def _settle(self) -> None:
@@ -172,7 +176,7 @@ class LearnerNode(Node):
             self.get_logger().info(describe(record))
         learner, budget = self.learners.residual, self.max_env_steps
         if budget and learner and learner.env_steps >= budget and not self._end_reason:
-            self._end_reason = f'step budget of {budget} transitions reached'
+            self._end_reason = f'step budget of {budget} training transitions reached'
         if self._end_reason and not self.finished:
             self._finish(self._end_reason)
 
@@ -216,6 +220,7 @@ class LearnerNode(Node):
                 f'{"; ..." if len(skipped) > 20 else ""}')
         for problem in problems:
             self.get_logger().warning(problem)
+        self.progress.start_period()  # the person's share over time: from here on
         try:
             checkpoint, counters, latent_counters = self.learners.restore()
         except CheckpointError as error:
@@ -357,7 +362,8 @@ class LearnerNode(Node):
         path = self._checkpoint()
         self.progress.curve.write_png()
         summary = self.progress.summary(reason, self.learners, self.rounds,
-                                        self.weights.version, self.latent_weights.version, path)
+                                        self.weights.version, self.latent_weights.version, path,
+                                        self._target_round)
         write_summary(self.run_dir, summary)
         self.get_logger().info(f'run finished: {reason}; {summary["env_steps"]} steps, '
                                f'{summary["wall_s"]:.0f} s; curve and summary in '

@@ -55,8 +55,8 @@ PARAMETERS = (
               check=at_least(0)),
     Parameter('bc_weight', 1.0, 'Weight of the pull toward (human - base) / scale on steps a '
               'person corrected (0: off)', check=at_least(0.0)),
-    Parameter('update_to_data', 1.0, 'Gradient updates per received transition',
-              check=at_least(0.0)),
+    Parameter('update_to_data', 1.0, 'Gradient updates per training transition (evaluation '
+              'steps are not trained on)', check=at_least(0.0)),
     Parameter('actor_mode', 'residual', 'What is learned: residual (the residual actor), latent '
               "(the refinement actor that steers a generative base policy's latent, on "
               'latent_weights) or dual (both)', check=one_of(ACTOR_MODES)),
@@ -65,7 +65,7 @@ PARAMETERS = (
     LATENT_SCALE,
     Parameter(DEPRECATED_LATENT_SCALE, None, f'Deprecated name of {LATENT_SCALE.name} (when '
               'given, it overrides it, with a warning)', type='double', check=above(0.0)),
-    Parameter('latent.update_to_data', 1.0, 'Refinement-actor updates per received transition',
+    Parameter('latent.update_to_data', 1.0, 'Refinement-actor updates per training transition',
               check=at_least(0.0)),
     Parameter('latent.actor_lr', 3e-4, 'Refinement actor learning rate (it picks a latent, '
               'which the frozen base policy keeps on its data)', check=above(0.0)),
@@ -104,7 +104,8 @@ PARAMETERS = (
     Parameter('target_window_episodes', 40, 'The target counts when the last this-many '
               'evaluation episodes together reach it (two rounds of 20: one lucky round does '
               'not end a run)', check=at_least(1)),
-    Parameter('max_env_steps', 0, 'End the run after this many transitions (0: none)',
+    Parameter('max_env_steps', 0, 'End the run after this many training transitions '
+              '(evaluation steps do not count; 0: none)',
               check=at_least(0)),
     Parameter('update_budget_s', 0.05, 'Longest stretch of updates between message handling '
               '(s)', check=above(0.0)),

@@ -3,9 +3,10 @@ Transitions on disk: the run's own replay bag, recorded runs (bags, run folders)
 
 The replay bag gets every transition the learner took in, and gives them back on resume. A
 recorded run is read whole before any of it is stored (loaded whole or not at all); its held
-steps are left out and a malformed step is counted and skipped. Demonstrations get their base
-action relabelled by the base policy. Messages are decoded by the caller's ``decode`` (the node
-passes rclpy's deserializer), so no ROS here.
+and evaluation steps are left out, and a malformed step or one taken under another residual
+scale is counted and skipped. Demonstrations get their base action relabelled by the base
+policy. Messages are decoded by the caller's ``decode`` (the node passes rclpy's
+deserializer), so no ROS here.
 """
 
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from hilresrl_recording.message_definitions import ros2msg_definition, type_hash
 from hilresrl_recording.run_folders import bag_folder, RUN_REPLAY, TRANSITION_TYPE
 
 from .training import demonstration_records, StepRecord
+from .transition_data import ForeignResidualScale
 
 # (transition, episode key) -> the learners' steps of it; ValueError: unfit to learn from
 Convert = Callable[[Any, Hashable], Tuple[StepRecord, Any]]
@@ -30,6 +32,9 @@ class RecordedRun:
     records: List[Tuple[StepRecord, Any]] = field(default_factory=list)
     skipped: int = 0  # malformed steps left out
     held: int = 0  # held steps left out (recorded, never trained on)
+    evaluation: int = 0  # evaluation steps left out (recorded, never trained on)
+    foreign_scale: int = 0  # steps taken under another residual scale, left out
+    foreign_scale_reason: str = ''  # the first of them: both scales
     problems: List[str] = field(default_factory=list)
 
     @property
@@ -47,6 +52,11 @@ class RecordedRun:
             text += f'; {self.skipped} malformed transition(s) left out'
         if self.held:
             text += f'; {self.held} held step(s) left out'
+        if self.evaluation:
+            text += f'; {self.evaluation} evaluation step(s) left out'
+        if self.foreign_scale:
+            text += (f'; {self.foreign_scale} step(s) of another residual scale left out '
+                     f'({self.foreign_scale_reason})')
         return text
 
 
@@ -108,9 +118,15 @@ def read_recorded_run(path: str, source: int, decode: Callable[[bytes], Any],
         if transition.held:
             run.held += 1
             continue
+        if transition.evaluation:
+            run.evaluation += 1
+            continue
         episode = ('offline', source, transition.robot_id, transition.episode_id)
         try:
             run.records.append(convert(transition, episode))
+        except ForeignResidualScale as error:
+            run.foreign_scale += 1
+            run.foreign_scale_reason = run.foreign_scale_reason or str(error)
         except ValueError:
             run.skipped += 1  # a malformed step: the rest of the run is still good
         between()
@@ -137,9 +153,7 @@ def demonstration_steps(path: str, index: int, policy_inputs: Sequence[str],
         base = load_base_policy(base_policy_config['kind'], base_policy_config)
         try:
             records = list(demonstration_records(
-                demos.observations, demos.expert_actions, demos.episode_index,
-                demos.episode_success,
-                base_policy=lambda state: base.act({'task_state': state})[0]))
+                demos, base_policy=lambda state: base.act({'task_state': state})[0]))
         finally:
             base.close()
     except (ImportError, BasePolicyError) as error:

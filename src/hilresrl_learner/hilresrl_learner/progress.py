@@ -1,5 +1,5 @@
 """
-A run's learning curve: evaluation success against environment steps and wall-clock time.
+A run's learning curve: evaluation success and the person's share against steps and time.
 
 Kept as JSON lines in the run folder as the run goes (curve.jsonl), and drawn as a PNG at the
 end (learning_curve.png, matplotlib, imported only then). No ROS here.
@@ -7,7 +7,7 @@ end (learning_curve.png, matplotlib, imported only then). No ROS here.
 
 import json
 import pathlib
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 
 class LearningCurve:
@@ -33,10 +33,20 @@ class LearningCurve:
         self._append({'kind': 'eval', **round_})
 
     def add_train(self, env_steps: int, wall_s: float, success_rate: float,
-                  intervention_rate: float) -> None:
-        """Record the training success and intervention rate at a point of the run."""
+                  intervention_rate: float, period_intervention_rate: Optional[float] = None,
+                  period_steps: int = 0, human_steps: int = 0) -> None:
+        """
+        Record the training success and the person's share at a point of the run.
+
+        intervention_rate is over the run so far; period_intervention_rate over the
+        period_steps training steps since the previous point (None: there were none), so that
+        the curve shows the person letting go; human_steps counts the run's human-controlled
+        training steps so far.
+        """
         point = {'env_steps': env_steps, 'wall_s': wall_s, 'success_rate': success_rate,
-                 'intervention_rate': intervention_rate}
+                 'intervention_rate': intervention_rate,
+                 'period_intervention_rate': period_intervention_rate,
+                 'period_steps': period_steps, 'human_steps': human_steps}
         self.training.append(point)
         self._append({'kind': 'train', **point})
 
@@ -59,7 +69,12 @@ class LearningCurve:
                           label='training success (with interventions)')
                 axis.plot([p[key] * scale for p in self.training],
                           [p['intervention_rate'] for p in self.training], color='tab:orange',
-                          linestyle=':', label='intervention rate')
+                          linestyle=':', label='intervention rate (run so far)')
+                periods = [p for p in self.training
+                           if p.get('period_intervention_rate') is not None]
+                axis.plot([p[key] * scale for p in periods],
+                          [p['period_intervention_rate'] for p in periods],
+                          color='tab:red', label='intervention rate (each period)')
             if self.evaluations:
                 x = [p[key] * scale for p in self.evaluations]
                 axis.errorbar(x, [p['success_rate'] for p in self.evaluations],

@@ -12,8 +12,9 @@ from typing import Dict, Hashable, List, Optional, Tuple
 
 import numpy as np
 
-FIELDS = ('observation', 'base_action', 'executed_action', 'human_action', 'next_observation',
-          'next_base_action', 'reward', 'terminated', 'truncated', 'intervened')
+FIELDS = ('observation', 'base_action', 'executed_action', 'human_action', 'human_axes',
+          'next_observation', 'next_base_action', 'reward', 'terminated', 'truncated',
+          'intervened')
 
 
 @dataclass
@@ -24,6 +25,7 @@ class Batch:
     base_action: np.ndarray        # (B, A) base action at s_t
     executed_action: np.ndarray    # (B, A) what the robot did at s_t (human or policy)
     human_action: np.ndarray       # (B, A) the person's action (zeros where not intervened)
+    human_axes: np.ndarray         # (B, A) the axes the person took (none where not intervened)
     intervened: np.ndarray         # (B,) the step was under human control
     n_step_return: np.ndarray      # (B,) sum of gamma^k r_t+k over the steps taken
     bootstrap_observation: np.ndarray  # (B, obs_dim) s_t+k, the state to bootstrap from
@@ -50,8 +52,12 @@ class ReplayBuffer:
 
     def add(self, episode: Hashable, step: int, observation, base_action, executed_action,
             reward: float, next_observation, terminated: bool, truncated: bool,
-            human_action=None) -> int:
-        """Store one step of an episode and link it to the previous one; return its index."""
+            human_action=None, human_axes=None) -> int:
+        """
+        Store one step of an episode and link it to the previous one; return its index.
+
+        ``human_axes``: the axes of ``human_action`` the person took (None: all of them).
+        """
         if self._size == self.capacity:
             raise OverflowError(f'replay buffer full ({self.capacity} steps)')
         if self._size == self._allocated:
@@ -63,6 +69,9 @@ class ReplayBuffer:
         data['executed_action'][index] = executed_action
         data['intervened'][index] = human_action is not None
         data['human_action'][index] = 0.0 if human_action is None else human_action
+        # Guidance pulls only the axes the person took (older steps: all of a person's).
+        data['human_axes'][index] = (False if human_action is None else
+                                     True if human_axes is None else human_axes)
         data['next_observation'][index] = next_observation
         # Until the next step arrives, the best guess of the base action at s_t+1 is this one.
         data['next_base_action'][index] = base_action
@@ -111,6 +120,7 @@ class ReplayBuffer:
             base_action=data['base_action'][indices],
             executed_action=data['executed_action'][indices],
             human_action=data['human_action'][indices],
+            human_axes=data['human_axes'][indices],
             intervened=data['intervened'][indices],
             n_step_return=returns,
             bootstrap_observation=data['next_observation'][current],
@@ -120,9 +130,10 @@ class ReplayBuffer:
     def _grow(self, size: int) -> None:
         shapes = {'observation': (self.obs_dim,), 'next_observation': (self.obs_dim,),
                   'base_action': (self.action_dim,), 'executed_action': (self.action_dim,),
-                  'human_action': (self.action_dim,), 'next_base_action': (self.action_dim,),
-                  'reward': (), 'terminated': (), 'truncated': (), 'intervened': ()}
-        dtypes = {'terminated': bool, 'truncated': bool, 'intervened': bool}
+                  'human_action': (self.action_dim,), 'human_axes': (self.action_dim,),
+                  'next_base_action': (self.action_dim,), 'reward': (), 'terminated': (),
+                  'truncated': (), 'intervened': ()}
+        dtypes = {'terminated': bool, 'truncated': bool, 'intervened': bool, 'human_axes': bool}
         for name in FIELDS:
             grown = np.zeros((size,) + shapes[name], dtype=dtypes.get(name, np.float32))
             if name in self._data:

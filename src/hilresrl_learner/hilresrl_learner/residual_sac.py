@@ -11,12 +11,12 @@ the measurement); this class runs in the headless benchmark. Torch only: no ROS.
 import math
 from typing import Dict, Tuple
 
-from hilresrl_common.residual_contract import compose, residual_toward
+from hilresrl_common.residual_contract import compose
 import numpy as np
 import torch
 from torch import nn
 
-from .residual_td3 import LearnerConfig, ResidualTD3
+from .residual_td3 import guidance_loss, LearnerConfig, ResidualTD3
 
 INITIAL_STD = 0.1  # as TD3's exploration noise on the residual
 
@@ -86,10 +86,7 @@ class ResidualSAC(ResidualTD3):
         q = self.critic(observation, base, action).mean(dim=0)
         loss = (self.alpha * log_prob - q).mean()
         # Human guidance on the mean residual, as in TD3.
-        mean = self.actor(observation, base)
-        wanted = residual_toward(tensors['human_action'], base, self.scale)
-        mask = tensors['intervened'].to(mean.dtype)
-        guidance = (((mean - wanted) ** 2).sum(dim=-1) * mask).sum() / mask.sum().clamp(min=1.0)
+        guidance = guidance_loss(self.actor(observation, base), tensors, self.scale)
         self._last_log_prob = log_prob.detach()
         return loss + config.bc_weight * guidance, guidance.detach()
 

@@ -6,9 +6,10 @@ the executed action is clip(base + residual_scale * residual). The critic ensemb
 MLPs, heads batched in one matrix product) scores (state, base action, executed action); its
 target takes the minimum over a random pair of target heads. Steps a person took over teach the
 critic with the human action that was executed, and, with ``bc_weight``, pull the residual
-toward (human - base) / residual_scale. The actor waits ``warmup_updates`` critic-only updates
-before it moves, and then moves slowly, so training starts exactly at the base policy and the
-success rate does not dip when the actor starts. Torch only: no ROS.
+toward (human - base) / residual_scale on the axes the person took. The actor waits
+``warmup_updates`` critic-only updates before it moves, and then moves slowly, so training
+starts exactly at the base policy and the success rate does not dip when the actor starts.
+Torch only: no ROS.
 """
 
 import copy
@@ -229,12 +230,7 @@ class ResidualTD3:
         residual = self.actor(observation, base)
         action = compose(base, residual, self.scale)
         loss = -self.critic(observation, base, action).mean()
-        # Human guidance: pull toward the residual that would have produced what the person
-        # did, on the steps a person controlled (a masked mean: no host sync to ask if any).
-        wanted = residual_toward(tensors['human_action'], base, self.scale)
-        mask = tensors['intervened'].to(residual.dtype)
-        guidance = (((residual - wanted) ** 2).sum(dim=-1) * mask).sum() / mask.sum().clamp(
-            min=1.0)
+        guidance = guidance_loss(residual, tensors, self.scale)
         return loss + config.bc_weight * guidance, guidance.detach()
 
     def _actor_step(self, tensors: Dict[str, torch.Tensor]):
@@ -280,6 +276,21 @@ class ResidualTD3:
                                     for name, tensor in state.items()
                                     if name.startswith(prefix + '.')
                                     and name.split('.')[0] == prefix})
+
+
+def guidance_loss(residual: torch.Tensor, tensors: Dict[str, torch.Tensor],
+                  scale: torch.Tensor) -> torch.Tensor:
+    """
+    Return the pull of ``residual`` toward what the person did, on the axes they took.
+
+    The target is the residual that would have produced the human action; an axis the person
+    left to the policy gets no pull. A mean over the steps a person controlled (masked: no host
+    sync to ask if there are any).
+    """
+    wanted = residual_toward(tensors['human_action'], tensors['base_action'], scale)
+    axes = tensors['human_axes'].to(residual.dtype)
+    steps = tensors['intervened'].to(residual.dtype)
+    return (((residual - wanted) ** 2) * axes).sum() / steps.sum().clamp(min=1.0)
 
 
 def _soft_update(source: nn.Module, target: nn.Module, tau: float) -> None:

@@ -1,15 +1,17 @@
 """
 The run's progress as the learner reports it: status fields, the progress line, curve, TensorBoard.
 
-Training success and the share of steps a person controlled, update rates over each progress
-period, the latest evaluation round; drawn on the learning curve and TensorBoard once a period.
-The node puts ``status_fields`` into a LearnerStatus. No ROS here.
+Training success and the share of steps a person controlled (over the run and over each
+progress period: the human cost, as it falls), update rates over each progress period, the
+latest evaluation round; drawn on the learning curve and TensorBoard once a period. Training
+steps are the robot's steps outside evaluation episodes. The node puts ``status_fields`` into a
+LearnerStatus. No ROS here.
 """
 
 import math
 import pathlib
 import time
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, Optional, Tuple
 
 from hilresrl_common.success_statistics import SuccessWindow
 import numpy as np
@@ -39,7 +41,8 @@ class RunProgress:
         self.period_s = period_s
         self.train_success = SuccessWindow(success_window)
         self.train_steps = 0
-        self.train_intervention_steps = 0
+        self.train_intervention_steps = 0  # the human cost: training steps a person took
+        self._period_from = (0, 0)  # training and human steps when the period began
         self.started_s = time.monotonic()
         self.updates_per_s = 0.0
         self._last = (time.monotonic(), 0)  # when, paced updates then
@@ -54,11 +57,21 @@ class RunProgress:
         """Return the share of training steps a person controlled."""
         return self.train_intervention_steps / self.train_steps if self.train_steps else 0.0
 
-    def count_step(self, evaluation: bool, intervened: bool) -> None:
-        """Count a robot step (evaluation steps do not count toward the intervention rate)."""
-        if not evaluation:
-            self.train_steps += 1
-            self.train_intervention_steps += int(intervened)
+    def count_step(self, intervened: bool) -> None:
+        """Count a training step (evaluation steps are not counted at all)."""
+        self.train_steps += 1
+        self.train_intervention_steps += int(intervened)
+
+    def start_period(self) -> None:
+        """Begin the period of the human share here (a resume: after the replayed steps)."""
+        self._period_from = (self.train_steps, self.train_intervention_steps)
+
+    def _take_period(self) -> Tuple[int, Optional[float]]:
+        """Return the training steps since the last call and the share a person took then."""
+        steps = self.train_steps - self._period_from[0]
+        human = self.train_intervention_steps - self._period_from[1]
+        self.start_period()
+        return steps, (human / steps if steps else None)
 
     def period_over(self, updates: int) -> bool:
         """Return whether a progress period is over; if so, take the update rate over it."""
@@ -108,26 +121,45 @@ class RunProgress:
         success = float(np.nan_to_num(self.train_success.rate))
         evaluation = (f'{100 * rounds.latest["success_rate"]:.0f}%' if rounds.latest
                       else 'none yet')
+        period_steps, period_rate = self._take_period()
+        if period_rate is not None:
+            self.scalar('train/period_intervention_rate', period_rate, step)
         for name, value in {'train/success_rate': success,
                             'train/intervention_rate': self.intervention_rate,
+                            'train/human_steps': self.train_intervention_steps,
                             'learner/updates_per_s': self.updates_per_s,
                             'learner/update_to_data': utd,
                             **{f'losses/{name}': value for name, value in metrics.items()}
                             }.items():
             self.scalar(name, value, step)
-        self.curve.add_train(step, self.wall_s, success, self.intervention_rate)
+        self.curve.add_train(step, self.wall_s, success, self.intervention_rate,
+                             period_rate, period_steps, self.train_intervention_steps)
+        recent = 'none' if period_rate is None else f'{100 * period_rate:.0f}%'
         return (f'{step} steps | {updates} updates ({self.updates_per_s:.0f}/s, UTD {utd:.2f}) '
                 f'| train success {100 * success:.0f}% | eval {evaluation} | human '
-                f'{100 * self.intervention_rate:.0f}% | Q {metrics.get("mean_q", math.nan):.3f}'
+                f'{100 * self.intervention_rate:.0f}% ({recent} of the last {period_steps} '
+                f'steps, {self.train_intervention_steps} in all) | Q '
+                f'{metrics.get("mean_q", math.nan):.3f}'
                 f' critic {metrics.get("critic_loss", math.nan):.4f} | weights '
                 f'v{weights_version}' + (f' | refinement actor {latent.updates} updates, '
                                          f'v{latent_version}' if latent else ''))
 
     def summary(self, reason: str, learners: ActorLearners, rounds: EvaluationRounds,
-                weights_version: int, latent_version: int, checkpoint) -> Dict:
-        """Return what summary.json says at the end of the run."""
+                weights_version: int, latent_version: int, checkpoint,
+                target_round: Optional[Dict[str, float]] = None) -> Dict:
+        """
+        Return what summary.json says at the end of the run.
+
+        env_steps are training steps; human_steps the training steps a person controlled, in
+        all and (target) when the round that reached the target ended (None: not reached).
+        """
         learner, latent = learners.residual, learners.latent
+        target = None if target_round is None else {
+            key: target_round.get(key) for key in ('env_steps', 'human_steps', 'updates',
+                                                   'wall_s', 'success_rate')}
         return {'reason': reason, 'env_steps': learner.env_steps if learner else 0,
+                'human_steps': self.train_intervention_steps,
+                'intervention_rate': self.intervention_rate, 'target': target,
                 'updates': learner.updates if learner else 0,
                 'actor_mode': learners.actor_mode,
                 'latent_updates': latent.updates if latent else 0,

@@ -10,7 +10,7 @@ update-to-data ratio, the updates done on them before the robot moves. No ROS he
 """
 
 from dataclasses import dataclass
-from typing import Callable, Dict, Hashable, Optional
+from typing import Callable, Dict, Hashable, Iterator, Optional
 
 import numpy as np
 
@@ -32,6 +32,8 @@ class StepRecord:
     terminated: bool
     truncated: bool
     human_action: Optional[np.ndarray] = None
+    # The axes of human_action the person took (bool per axis); None: all of them.
+    intervened_axes: Optional[np.ndarray] = None
 
 
 class ResidualLearner:
@@ -72,24 +74,26 @@ class ResidualLearner:
         """Store a step: every robot step online; human-controlled ones and demos also apart."""
         values = (record.step, record.observation, record.base_action, record.executed_action,
                   record.reward, record.next_observation, record.terminated, record.truncated)
+        human = {'human_action': record.human_action, 'human_axes': record.intervened_axes}
         if not demonstration:
-            self.online.add(record.episode, *values, human_action=record.human_action)
+            self.online.add(record.episode, *values, **human)
             self.env_steps += 1
         else:
             self.demo_steps += 1
-        if demonstration or record.human_action is not None:
-            self.intervention.add(record.episode, *values, human_action=(
-                record.human_action if record.human_action is not None
-                else record.executed_action))
+        if demonstration and record.human_action is None:
+            human['human_action'] = record.executed_action
+        if human['human_action'] is not None:
+            self.intervention.add(record.episode, *values, **human)
 
     def add_offline(self, record: StepRecord) -> None:
         """Store a step of a recorded run: a person's to the intervention buffer as well."""
         values = (record.step, record.observation, record.base_action, record.executed_action,
                   record.reward, record.next_observation, record.terminated, record.truncated)
+        human = {'human_action': record.human_action, 'human_axes': record.intervened_axes}
         buffer = self.offline if self.offline is not None else self.online
-        buffer.add(record.episode, *values, human_action=record.human_action)
+        buffer.add(record.episode, *values, **human)
         if record.human_action is not None:
-            self.intervention.add(record.episode, *values, human_action=record.human_action)
+            self.intervention.add(record.episode, *values, **human)
         self.offline_steps += 1
 
     def stored_steps(self) -> int:
@@ -136,23 +140,30 @@ class ResidualLearner:
         return self.agent.residual(observation, base_action, noise_std, self.rng)
 
 
-def demonstration_records(observations: np.ndarray, expert_actions: np.ndarray,
-                          episode_index: np.ndarray, episode_success: np.ndarray,
-                          base_policy: Callable[[np.ndarray], np.ndarray]):
+def demonstration_records(demonstrations, base_policy: Callable[[np.ndarray], np.ndarray]
+                          ) -> Iterator[StepRecord]:
     """
-    Yield demonstration steps as learner records, their base action relabelled.
+    Yield the steps of demonstrations (hilresrl_common.demonstrations) as learner records.
 
-    The base action of each step is what the frozen base policy would have done in that state,
-    so the residual learns the correction from it to the demonstrator's (noise-free) action.
-    A successful episode's last step is rewarded and terminal.
+    The executed action is what the demonstrator's arm did (its noisy action, the one that led
+    to the next state): the critic learns on it. The expert's noise-free action is the
+    guidance target (human_action, every axis). The base action of each step is what the
+    frozen base policy would have done in that state. A successful episode's last step is
+    rewarded and terminal; a failed episode's last step is left out: its next state was never
+    recorded, and bootstrapping it from its own state would teach the critic a step that goes
+    nowhere. The step before it then bootstraps from the last recorded state.
     """
+    observations, episode_index = demonstrations.observations, demonstrations.episode_index
     for index in range(len(observations)):
         episode = int(episode_index[index])
         last = index + 1 == len(observations) or int(episode_index[index + 1]) != episode
-        success = bool(episode_success[episode]) and last
-        next_observation = observations[index] if last else observations[index + 1]
-        action = np.asarray(expert_actions[index], dtype=np.float32)
+        success = bool(demonstrations.episode_success[episode])
+        if last and not success:
+            continue
         start = int(np.argmax(episode_index == episode))
-        yield StepRecord(('demonstration', episode), index - start, observations[index],
-                         base_policy(observations[index]), action, float(success),
-                         next_observation, success, last and not success, action)
+        yield StepRecord(
+            ('demonstration', episode), index - start, observations[index],
+            base_policy(observations[index]),
+            np.asarray(demonstrations.actions[index], dtype=np.float32), float(last),
+            observations[index] if last else observations[index + 1], last, False,
+            np.asarray(demonstrations.expert_actions[index], dtype=np.float32))

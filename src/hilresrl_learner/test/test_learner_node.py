@@ -6,7 +6,8 @@ import os
 import shutil
 import sys
 
-from hilresrl_common.conversions import float32_field, ns_to_stamp, to_named_arrays
+from hilresrl_common.conversions import (float32_field, from_named_arrays, ns_to_stamp,
+                                         to_named_arrays)
 from hilresrl_common.node_runner import ConfigurationError
 from hilresrl_common.qos import COMMAND_QOS, LATCHED_QOS, TRANSITIONS_QOS
 from hilresrl_learner.checkpoint import save_checkpoint
@@ -325,11 +326,15 @@ def test_the_status_keeps_its_period_while_updates_run_long(launch_process, prob
     assert max(np.diff(training)) < 2.0, np.diff(training)
 
 
-def _bag_of_transitions(path, sequences, storage='mcap', topic='/robot9/transitions'):
+def _bag_of_transitions(path, sequences, storage='mcap', topic='/robot9/transitions',
+                        change=lambda message: None):
+    """Write transitions ``sequences`` to a bag, each first passed to ``change``."""
     bag = BagWriter(path, storage)
     bag.add_topic(topic, TRANSITION_TYPE, ros2msg_definition(TRANSITION_TYPE))
     for sequence in sequences:
-        bag.write(topic, sequence * 10**8, serialize_message(_transition(sequence)))
+        message = _transition(sequence)
+        change(message)
+        bag.write(topic, sequence * 10**8, serialize_message(message))
     bag.close()
     return path
 
@@ -403,15 +408,16 @@ def test_demonstrations_fill_the_intervention_buffer_relabelled_by_the_base_poli
                                     'base_policy.checkpoint': str(tmp_path / 'base')})
     cell = Cell(probe)
     cell.wait_for_learner()
-    status = cell.status(lambda s: s.intervention_buffer_size == 30, 'the demonstrations')
+    # the failed episode's last step has no next state: left out
+    status = cell.status(lambda s: s.intervention_buffer_size == 29, 'the demonstrations')
     assert status.online_buffer_size == 0 and status.env_steps == 0
-    batch = learner.learners.residual.intervention.gather(np.arange(30))
+    batch = learner.learners.residual.intervention.gather(np.arange(29))
     assert batch.intervened.all()
     from hilresrl_policy.adapters.bc_policy import BCPolicy
     base = BCPolicy(str(tmp_path / 'base'))
     expected = np.stack([base.act({'task_state': o})[0] for o in batch.observation])
     assert np.allclose(batch.base_action, expected, atol=1e-6)  # relabelled, not recorded
-    one_step = learner.learners.residual.intervention.gather(np.arange(30), n_step=1)
+    one_step = learner.learners.residual.intervention.gather(np.arange(29), n_step=1)
     assert one_step.n_step_return.sum() == 2.0  # the two successful episodes' last steps
     assert (one_step.bootstrap_discount == 0).sum() == 2
 
@@ -661,3 +667,100 @@ def test_load_bag_warm_up_is_capped(in_process_learner, probe, tmp_path):
     status = cell.status(lambda s: s.updates == 25 and s.state != 'offline_warmup',
                          'the capped warm-up done')
     assert status.updates == 25
+
+
+def _rosout(probe, node_name: str) -> list:
+    """Return the list that the log lines of ``node_name`` on /rosout will be appended to."""
+    from rcl_interfaces.msg import Log
+    from rclpy.qos import DurabilityPolicy
+    lines = []
+    probe.node.create_subscription(
+        Log, '/rosout', lambda line: lines.append(line) if line.name == node_name else None,
+        QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1000,
+                   reliability=ReliabilityPolicy.RELIABLE,
+                   durability=DurabilityPolicy.TRANSIENT_LOCAL))
+    return lines
+
+
+def test_a_transition_of_another_residual_scale_is_refused_naming_both(in_process_learner,
+                                                                       probe, tmp_path):
+    logs = _rosout(probe, 'learner')
+    learner = in_process_learner()  # residual_scale [0.5]
+    cell = Cell(probe)
+    cell.wait_for_learner()
+    for sequence in range(1, 41):
+        message = _transition(sequence)
+        # its own scale, as one value or per axis, or none said (an older cell); 12: another
+        own = ([0.5], [0.5, 0.5], [])[sequence % 3]
+        message.residual_scale = float32_field([0.3] if sequence == 12 else own)
+        cell.transitions.publish(message)
+    status = cell.status(lambda s: s.env_steps == 39, 'all but the foreign transition')
+    probe.wait_for(lambda: any('refused' in line.msg for line in logs), 30,
+                   'the refusal in /rosout')
+    refusal = next(line for line in logs if 'refused' in line.msg)
+    assert refusal.level == 40  # ERROR
+    assert 'transition 12 from r1 refused' in refusal.msg
+    assert "residual_scale [0.3, 0.3] is not the learner's [0.5, 0.5]" in refusal.msg
+    assert learner.intake.malformed == 1 and status.online_buffer_size == 39
+    # refused as a malformed transition is: never in the replay bag
+    assert 12 not in [t.sequence for t in _replay_bag_transitions(tmp_path / 'run')]
+
+
+def test_evaluation_steps_are_recorded_but_neither_trained_on_nor_counted(in_process_learner,
+                                                                          probe, tmp_path):
+    learner = in_process_learner(max_env_steps=30, update_to_data=1.0)
+    cell = Cell(probe)
+    cell.wait_for_learner()
+    for sequence in range(1, 41):
+        message = _transition(sequence)
+        message.evaluation = 11 <= sequence <= 20  # an evaluation episode (with an
+        cell.transitions.publish(message)          # intervention flag at 15 and 20)
+    status = cell.status(lambda s: s.state == 'finished', 'the step budget of 30 steps')
+    assert status.env_steps == 30 and status.online_buffer_size == 30
+    # sequences 5, 10, 25, 30, 35, 40 were by a person in training episodes
+    assert status.intervention_buffer_size == 6
+    assert status.intervention_rate == pytest.approx(6 / 30)
+    assert learner.learners.residual.updates <= 30  # the ratio is to training steps alone
+    assert learner.intake.evaluation_steps == 10 and learner.intake.malformed == 0
+    online = learner.learners.residual.online.gather(np.arange(30))
+    trained_on = {tuple(row) for row in online.observation.round(5).tolist()}
+    evaluated = {tuple(np.asarray(from_named_arrays(_transition(sequence).observation)[
+        'task_state'], np.float32).round(5).tolist()) for sequence in range(11, 21)}
+    assert not trained_on & evaluated
+    # recorded as every transition is: the replay bag holds all 40
+    in_bag = _replay_bag_transitions(tmp_path / 'run')
+    assert [t.sequence for t in in_bag] == list(range(1, 41))
+    assert [t.sequence for t in in_bag if t.evaluation] == list(range(11, 21))
+    summary = json.loads((tmp_path / 'run' / 'summary.json').read_text())
+    assert summary['env_steps'] == 30 and summary['human_steps'] == 6
+    assert summary['reason'] == 'step budget of 30 training transitions reached'
+
+
+def test_a_resume_and_a_recorded_run_leave_out_evaluation_and_foreign_steps(
+        in_process_learner, probe, tmp_path):
+    def evaluation(message):
+        message.evaluation = 21 <= message.sequence <= 30
+
+    def evaluation_and_foreign_scale(message):
+        evaluation(message)
+        if message.sequence in (41, 42):
+            message.residual_scale = float32_field([0.1])
+
+    _bag_of_transitions(tmp_path / 'run' / 'replay', range(1, 51), topic='/transitions',
+                        change=evaluation)
+    _bag_of_transitions(tmp_path / 'recorded', range(1, 51),
+                        change=evaluation_and_foreign_scale)
+    learner = in_process_learner(resume=True)
+    cell = Cell(probe)
+    cell.wait_for_learner()
+    status = cell.status(lambda s: s.env_steps == 40, 'the resumed training steps')
+    assert status.online_buffer_size == 40 and learner.intake.evaluation_steps == 10
+    assert status.intervention_rate == pytest.approx(8 / 40)  # 5, 10, 15, 20, 35, 40, 45, 50
+
+    response = probe.call(LoadBag, 'load_bag', LoadBag.Request(path=str(tmp_path / 'recorded')))
+    assert response.success and response.transitions == 38
+    assert '10 evaluation step(s) left out' in response.message
+    assert ('2 step(s) of another residual scale left out (residual_scale [0.1, 0.1] is not '
+            "the learner's [0.5, 0.5]") in response.message
+    status = cell.status(lambda s: s.online_buffer_size == 78, 'the recorded run')
+    assert status.env_steps == 40

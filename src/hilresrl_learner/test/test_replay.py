@@ -56,6 +56,20 @@ def test_human_steps_keep_the_human_action():
     batch = buffer.gather(np.array([0, 1]))
     assert batch.intervened.tolist() == [True, False]
     assert batch.human_action.tolist() == [[0.5, -0.5], [0.0, 0.0]]
+    assert batch.human_axes.tolist() == [[True, True], [False, False]]  # no axes said: all
+
+
+def test_human_steps_keep_the_axes_the_person_took():
+    buffer = ReplayBuffer(obs_dim=1, action_dim=3, initial_size=1)
+    buffer.add('e', 0, [0], [0, 0, 0], [0.5, 0, 0], 0.0, [1], False, False,
+               human_action=[0.5, 0, 0], human_axes=[True, False, False])
+    buffer.add('e', 1, [1], [0, 0, 0], [0, 0, 0], 0.0, [2], False, False,
+               human_axes=[True, True, True])  # no human action: no axes, whatever is said
+    buffer.add('e', 2, [2], [0, 0, 0], [0, 0.3, 0.2], 0.0, [3], True, False,
+               human_action=[0, 0.3, 0.2], human_axes=[False, True, True])  # grown twice
+    batch = buffer.gather(np.array([0, 1, 2]))
+    assert batch.human_axes.tolist() == [[True, False, False], [False, False, False],
+                                         [False, True, True]]
 
 
 def test_mixed_sampler_draws_the_configured_share():

@@ -11,12 +11,13 @@ CONFIG = LearnerConfig(obs_dim=3, action_dim=2, residual_scale=(0.5,), actor_hid
                        batch_size=16, actor_lr=1e-2, bc_weight=10.0)
 
 
-def _batch(size=16, intervened=True, human=0.4):
+def _batch(size=16, intervened=True, human=0.4, axes=(True, True)):
     rng = np.random.default_rng(0)
     base = np.zeros((size, 2), np.float32)
     return Batch(observation=rng.normal(size=(size, 3)).astype(np.float32), base_action=base,
                  executed_action=np.full((size, 2), human, np.float32),
                  human_action=np.full((size, 2), human, np.float32),
+                 human_axes=np.tile(np.asarray(axes) & intervened, (size, 1)),
                  intervened=np.full(size, intervened), n_step_return=np.zeros(size, np.float32),
                  bootstrap_observation=rng.normal(size=(size, 3)).astype(np.float32),
                  bootstrap_base_action=base, bootstrap_discount=np.full(size, 0.9, np.float32))
@@ -47,6 +48,37 @@ def test_guidance_pulls_the_residual_toward_the_human_correction():
     # human 0.4 over a base of 0 at scale 0.5: the residual that reproduces it is 0.8
     residual = agent.residual(np.zeros(3), np.zeros(2))
     assert residual == pytest.approx([0.8, 0.8], abs=0.1)
+
+
+@pytest.mark.parametrize('algorithm', ['td3', 'sac'])
+def test_guidance_pulls_only_the_axes_the_person_took(algorithm):
+    from hilresrl_learner.residual_sac import ResidualSAC
+    from hilresrl_learner.residual_td3 import guidance_loss
+    config = LearnerConfig(**{**CONFIG.__dict__, 'algorithm': algorithm})
+    agent = (ResidualSAC if algorithm == 'sac' else ResidualTD3)(config)
+    tensors = agent._tensors(_batch(human=0.4, axes=(True, False)))
+    residual = torch.zeros(16, 2)
+    # the wanted residual is 0.8 on both axes; only the first one was the person's
+    assert float(guidance_loss(residual, tensors, agent.scale)) == pytest.approx(0.64)
+    untouched = residual.clone()
+    untouched[:, 1] = -1.0  # far from the human label, on an axis the person left alone
+    assert float(guidance_loss(untouched, tensors, agent.scale)) == pytest.approx(0.64)
+    every_axis = agent._tensors(_batch(human=0.4))
+    assert float(guidance_loss(residual, every_axis, agent.scale)) == pytest.approx(1.28)
+    nobody = agent._tensors(_batch(intervened=False))
+    assert float(guidance_loss(residual, nobody, agent.scale)) == 0.0
+
+    # learning under the guidance alone (no critic): the second axis gets no pull
+    agent = (ResidualSAC if algorithm == 'sac' else ResidualTD3)(
+        LearnerConfig(**{**config.__dict__, 'critic_lr': 0.0}))
+    for parameter in agent.critic.parameters():  # Q flat in the action: guidance alone
+        parameter.data.zero_()
+    agent.critic_target.load_state_dict(agent.critic.state_dict())
+    for _ in range(200):
+        agent.update(_batch(human=0.4, axes=(True, False)))
+    residual = agent.residual(np.zeros(3), np.zeros(2))
+    assert residual[0] == pytest.approx(0.8, abs=0.1)
+    assert abs(residual[1]) < 0.1
 
 
 def test_config_differences_are_named():

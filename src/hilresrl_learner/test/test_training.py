@@ -1,5 +1,6 @@
 """The learner's schedule and data routing (core, no ROS)."""
 
+from hilresrl_common.demonstrations import Demonstrations
 from hilresrl_learner.residual_td3 import LearnerConfig
 from hilresrl_learner.training import demonstration_records, ResidualLearner, StepRecord
 import numpy as np
@@ -63,15 +64,72 @@ def test_recorded_steps_are_routed_and_their_warm_up_is_outside_the_ratio():
     assert shares == {id(uneven.online): 4, id(uneven.intervention): 2, id(uneven.offline): 2}
 
 
-def test_demonstrations_are_relabelled_with_the_base_policy():
+def _demonstrations():
     observations = np.arange(10, dtype=np.float32).reshape(5, 2)
-    expert = np.full((5, 2), 0.5, np.float32)
-    records = list(demonstration_records(observations, expert, np.array([0, 0, 0, 1, 1]),
-                                         np.array([True, False]),
-                                         base_policy=lambda obs: obs[:1].repeat(2) / 100))
-    assert [r.step for r in records] == [0, 1, 2, 0, 1]
+    return Demonstrations(observations=observations,
+                          actions=np.full((5, 2), 0.25) + np.arange(5)[:, None] / 100,
+                          expert_actions=np.full((5, 2), 0.5),
+                          episode_index=np.array([0, 0, 0, 1, 1]),
+                          episode_success=np.array([True, False]))
+
+
+def test_demonstrations_are_relabelled_with_the_base_policy():
+    demos = _demonstrations()
+    records = list(demonstration_records(demos, base_policy=lambda obs: obs[:1].repeat(2) / 100))
+    assert [r.episode for r in records] == [('demonstration', 0)] * 3 + [('demonstration', 1)]
+    assert [r.step for r in records] == [0, 1, 2, 0]
     assert records[1].base_action.tolist() == pytest.approx([0.02, 0.02])
     assert records[2].terminated and records[2].reward == 1.0  # the successful episode's end
-    assert records[4].truncated and not records[4].terminated and records[4].reward == 0.0
+    assert not any(r.truncated for r in records)
     assert records[0].next_observation.tolist() == [2.0, 3.0]
-    assert all(np.array_equal(r.human_action, expert[0]) for r in records)
+
+
+def test_demonstration_records_carry_the_executed_and_the_expert_action_apart():
+    demos = _demonstrations()
+    records = list(demonstration_records(demos, base_policy=np.zeros_like))
+    for index, record in zip((0, 1, 2, 3), records):
+        # the noisy action is what moved the arm to the next state: the critic learns on it
+        assert record.executed_action.tolist() == pytest.approx(demos.actions[index].tolist())
+        assert np.array_equal(record.next_observation, demos.observations[index + 1]) or (
+            record.terminated and index == 2)
+        # the expert's clean action is the guidance target, on every axis
+        assert record.human_action.tolist() == [0.5, 0.5] and record.intervened_axes is None
+    assert not np.allclose(records[0].executed_action, records[0].human_action)
+    learner = ResidualLearner(CONFIG)
+    for record in records:
+        learner.add(record, demonstration=True)
+    batch = learner.intervention.gather(np.arange(4), n_step=1)
+    assert np.array_equal(batch.executed_action, demos.actions[:4])
+    assert batch.human_action.tolist() == [[0.5, 0.5]] * 4 and batch.human_axes.all()
+
+
+def test_a_failed_demonstration_never_bootstraps_from_its_own_last_state():
+    demos = _demonstrations()
+    records = list(demonstration_records(demos, base_policy=np.zeros_like))
+    failed = [r for r in records if r.episode == ('demonstration', 1)]
+    # its last step (index 4) has no next state: left out; the step before it goes on to it
+    assert len(failed) == 1 and failed[0].step == 0
+    assert failed[0].next_observation.tolist() == demos.observations[4].tolist()
+    assert not (failed[0].terminated or failed[0].truncated) and failed[0].reward == 0.0
+    learner = ResidualLearner(CONFIG)
+    for record in records:
+        learner.add(record, demonstration=True)
+    batch = learner.intervention.gather(np.array([3]), n_step=3, gamma=0.5)
+    assert batch.bootstrap_observation.tolist() == [demos.observations[4].tolist()]
+    assert batch.bootstrap_discount.tolist() == [0.5]  # one step taken, then bootstrapped
+    single = list(demonstration_records(Demonstrations(
+        observations=[[0.0, 0.0]], actions=[[0.1, 0.1]], expert_actions=[[0.2, 0.2]],
+        episode_index=[0], episode_success=[False]), base_policy=np.zeros_like))
+    assert single == []  # a one-step failed demonstration holds nothing to learn from
+
+
+def test_per_axis_interventions_reach_the_buffers_with_their_axes():
+    learner = ResidualLearner(CONFIG)
+    record = _record(0, human=np.ones(2))
+    record.intervened_axes = np.array([False, True])
+    learner.add(record)
+    learner.add_offline(_record(1, human=np.ones(2)))  # an older bag: no axes, all of them
+    assert learner.online.gather(np.array([0, 1])).human_axes.tolist() == [
+        [False, True], [True, True]]
+    assert learner.intervention.gather(np.array([0, 1])).human_axes.tolist() == [
+        [False, True], [True, True]]

@@ -56,9 +56,10 @@ class EpisodeResult:
 
     success: bool
     steps: int
-    intervention_steps: int
+    intervention_steps: int  # steps within an intervention segment, quiet periods included
     transitions: List[Step] = field(default_factory=list)
     subtasks_done: int = 0  # sub-tasks reached, of a chained episode
+    human_steps: int = 0  # steps that executed the person's action on some axis: human cost
 
 
 class HeadlessCell:
@@ -113,7 +114,10 @@ class HeadlessCell:
         self.base_policy.reset(task.instruction)
         if self.operator is not None:
             self.operator.reset()
+        # An episode that ended mid-correction must not start the next one under the person.
+        self.arbiter.reset()
         self.mapper.clear()
+        self.gripper_button.release()
         self.safety.reset()
         result = EpisodeResult(False, 0, 0)
         observation = task.task_state()
@@ -125,13 +129,15 @@ class HeadlessCell:
             now_s = step * self.control_period_s
             hand = None
             if self.operator is not None and allow_intervention:
-                hand = self.operator.step(observation, last_proposal, task.ee_pose()[0]).action
+                hand = self.operator.step(observation, last_proposal, task.ee_pose()[0],
+                                          task.progress()).action
             linear, angular = (self.mapper.channels_for_action(hand) if hand is not None
                                else (np.zeros(3), np.zeros(3)))
             self.mapper.update_twist(linear, angular)
             believed = last_human[3] if last_human is not None else (
                 np.sign(last_proposal[3]) if last_proposal is not None else None)
-            pressed = hand is not None and self.gripper_button.press(hand[3], believed)
+            pressed = hand is not None and self.gripper_button.press(
+                self.operator.gripper_range.closed(hand[3]), believed)
             if hand is None:
                 self.gripper_button.release()
             self.mapper.update_buttons([int(pressed), 0])
@@ -151,6 +157,7 @@ class HeadlessCell:
             task.step(executed)
             last_proposal = proposal
             last_human = decision.human_action if decision.active else None
+            persons = decision.human_action is not None and bool(np.any(decision.intervened_axes))
             success = task.success()
             subtask_done = success
             next_observation = task.task_state()  # (before a next goal replaces the goal)
@@ -163,6 +170,7 @@ class HeadlessCell:
                 subtask_start = step + 1
             result.steps += 1
             result.intervention_steps += int(decision.active)
+            result.human_steps += int(persons)
             if keep_transitions:
                 result.transitions.append(Step(
                     observation, base, correction, np.asarray(executed, np.float32),

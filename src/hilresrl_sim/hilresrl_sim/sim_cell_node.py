@@ -2,7 +2,8 @@
 sim_cell: a simulated robot cell (MuJoCo) that speaks the topics of a real ROS 2 driver stack.
 
 Publishes joint_states, the end-effector pose, camera images, the task state a perception stack
-would give, the task instruction (latched) and the simulator's success; takes MoveIt-Servo-style
+would give, the task instruction (latched), the simulator's success and its task_progress (what
+remains to do, for the simulated operator); takes MoveIt-Servo-style
 twists and a gripper command, or Cartesian target poses; resets with a seed. Two clocks:
 realtime steps at a fixed rate like a robot; lockstep steps once per command, as fast as the
 loop answers, for training.
@@ -26,7 +27,7 @@ from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float64MultiArray, String
 
 from .sim_cell_parameters import CLOCK_MODES, PARAMETERS
-from .tasks import make_task, SimTask
+from .tasks import make_task, PROGRESS_NAMES, SimTask
 
 # Reliable: in lockstep a lost observation would stall the loop until the watchdog steps in.
 SENSOR_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10,
@@ -91,6 +92,7 @@ class SimCellNode(Node):
         self._pose_pub = self.create_publisher(PoseStamped, 'ee_pose', SENSOR_QOS)
         self._state_pub = self.create_publisher(StateVector, 'task_state', SENSOR_QOS)
         self._success_pub = self.create_publisher(StateVector, 'success', SENSOR_QOS)
+        self._progress_pub = self.create_publisher(StateVector, 'task_progress', SENSOR_QOS)
         self._image_pubs = {camera: self.create_publisher(Image, f'camera/{camera}/image_raw',
                                                           SENSOR_QOS)
                             for camera in self.cameras}
@@ -223,8 +225,13 @@ class SimCellNode(Node):
     def _publish_observation(self) -> None:
         self._published_at = time.monotonic()
         stamp = ns_to_stamp(self._stamp_ns)
-        # The task state first: the policies act on it alone, and every microsecond before
-        # it leaves is control latency.
+        # The progress just before the task state, so that the simulated operator, who acts on
+        # the pair, mostly has it when the state arrives; then the task state: the policies act
+        # on it alone, and every microsecond before it leaves is control latency.
+        progress = StateVector(names=list(PROGRESS_NAMES),
+                               data=float32_field(self.task.progress()))
+        progress.header.stamp, progress.header.frame_id = stamp, self.frame_id
+        self._progress_pub.publish(progress)
         state = StateVector(data=float32_field(self.task.task_state()))
         state.header.stamp, state.header.frame_id = stamp, self.frame_id
         self._state_pub.publish(state)

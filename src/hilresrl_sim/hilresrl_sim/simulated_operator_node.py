@@ -1,12 +1,14 @@
 """
 simulated_operator: plays the person at the SpaceMouse, through the same spacenav topics.
 
-It watches the task state and the policy's proposals and, when the policy drifts, publishes the
-scripted expert's correction as spacenav/twist and spacenav/joy (the gripper button), exactly
-what the ROS 2 spacenav driver publishes for a real person; the arbiter cannot tell the two apart.
+It watches the task state, the cell's task_progress and the policy's proposals and, when the
+policy is about to fail, publishes the scripted expert's correction as spacenav/twist and
+spacenav/joy (the gripper button), exactly what the ROS 2 spacenav driver publishes for a real
+person; the arbiter cannot tell the two apart. The person is operator_model's, as in the
+headless cell.
 """
 
-from typing import Optional
+from typing import Optional, Tuple
 
 from geometry_msgs.msg import PoseStamped, Twist
 from hilresrl_common.conversions import pose_to_array, stamp_to_ns
@@ -54,10 +56,14 @@ class SimulatedOperatorNode(Node):
         self._buttons = max(self.gripper_button + 1, 2)
         self._ee_position = np.zeros(3)
         self._last_stamp_ns = -1
+        # The task state and the progress of one step, paired by stamp (either may come first).
+        self._state: Optional[Tuple[int, np.ndarray]] = None
+        self._progress: Optional[Tuple[int, np.ndarray]] = None
 
         self._twist_pub = self.create_publisher(Twist, 'spacenav/twist', COMMAND_QOS)
         self._joy_pub = self.create_publisher(Joy, 'spacenav/joy', COMMAND_QOS)
         self.create_subscription(StateVector, 'task_state', self._on_state, SENSOR_QOS)
+        self.create_subscription(StateVector, 'task_progress', self._on_progress, SENSOR_QOS)
         self.create_subscription(PoseStamped, 'ee_pose', self._on_ee_pose, SENSOR_QOS)
         self.create_subscription(ProposedAction, 'proposed_action', self._on_proposal,
                                  COMMAND_QOS)
@@ -65,8 +71,9 @@ class SimulatedOperatorNode(Node):
                                  self._on_intervention, COMMAND_QOS)
         self.create_subscription(Mode, 'mode', self._on_mode, LATCHED_QOS)
         self.create_subscription(EpisodeEvent, 'episode_events', self._on_event, EVENTS_QOS)
-        self.get_logger().info(f'simulated operator for {task}: steps in after '
-                               f'{config.patience_steps} drifting steps')
+        self.get_logger().info(f'simulated operator for {task}: steps in when the policy is '
+                               f'about to fail (stuck {config.stuck_steps} steps, object lost, '
+                               f'wrong gripper)')
 
     def _on_state(self, message: StateVector) -> None:
         # Act on the observation itself, so the hand is on the device before the policy's
@@ -74,12 +81,28 @@ class SimulatedOperatorNode(Node):
         stamp_ns = stamp_to_ns(message.header.stamp)
         if stamp_ns == self._last_stamp_ns:
             return  # the cell published this step again: the hand already answered it
-        self._last_stamp_ns = stamp_ns
-        state = np.asarray(message.data, dtype=np.float32)
         if self._mode != Mode.TRAIN:
+            self._last_stamp_ns = stamp_ns
             self._publish(None)
             return
-        decision = self.operator.step(state, self._last_proposal, self._ee_position)
+        self._state = (stamp_ns, np.asarray(message.data, dtype=np.float32))
+        self._act()
+
+    def _on_progress(self, message: StateVector) -> None:
+        self._progress = (stamp_to_ns(message.header.stamp),
+                          np.asarray(message.data, dtype=np.float32))
+        self._act()
+
+    def _act(self) -> None:
+        # Once the state and the progress of the same step are both here, and only once.
+        if self._state is None or self._progress is None:
+            return
+        stamp_ns, state = self._state
+        if self._progress[0] != stamp_ns or stamp_ns == self._last_stamp_ns:
+            return
+        self._last_stamp_ns = stamp_ns
+        decision = self.operator.step(state, self._last_proposal, self._ee_position,
+                                      self._progress[1])
         if decision.triggered and decision.action is not None:
             self.get_logger().info(f'stepping in ({decision.triggered})')
         self._publish(decision.action)
@@ -91,7 +114,8 @@ class SimulatedOperatorNode(Node):
             linear, angular = self.mapper.channels_for_action(action)
             twist.linear.x, twist.linear.y, twist.linear.z = (float(v) for v in linear)
             twist.angular.x, twist.angular.y, twist.angular.z = (float(v) for v in angular)
-            buttons[self.gripper_button] = int(self._press_gripper(action[self.gripper_axis]))
+            buttons[self.gripper_button] = int(self._press_gripper(
+                self.operator.gripper_range.closed(action[self.gripper_axis])))
         else:
             self.gripper_button_state.release()
         self._twist_pub.publish(twist)
@@ -99,11 +123,11 @@ class SimulatedOperatorNode(Node):
             twist.linear.x, twist.linear.y, twist.linear.z, twist.angular.x, twist.angular.y,
             twist.angular.z)], buttons=buttons))
 
-    def _press_gripper(self, wanted: float) -> bool:
+    def _press_gripper(self, wanted_closed: bool) -> bool:
         believed = self._human_gripper
         if believed is None and self._last_proposal is not None:
             believed = float(np.sign(self._last_proposal[self.gripper_axis]))
-        return self.gripper_button_state.press(wanted, believed)
+        return self.gripper_button_state.press(wanted_closed, believed)
 
     def _on_proposal(self, message: ProposedAction) -> None:
         self._last_proposal = np.asarray(message.composed_action, dtype=np.float32)

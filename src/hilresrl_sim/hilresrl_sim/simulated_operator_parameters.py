@@ -7,7 +7,7 @@ simulated_operator_node declares them; a headless benchmark reads their defaults
 
 from typing import Any, Mapping
 
-from hilresrl_common.parameters import at_least, Parameter
+from hilresrl_common.parameters import above, at_least, Parameter
 from hilresrl_teleop.arbiter_parameters import PARAMETERS as ARBITER_PARAMETERS
 
 from .operator_model import OperatorConfig
@@ -16,19 +16,26 @@ OPERATOR_PREFIX = 'operator.'
 
 PARAMETERS = (
     Parameter('task', 'pick-place-v3', 'Task whose scripted expert the person knows'),
-    Parameter('operator.deviation_threshold', 0.5,
-              'Difference from the expert on a translation axis (action units) that counts as '
-              'drifting', check=at_least(0.0)),
-    Parameter('operator.patience_steps', 4, 'Drifting steps in a row before the person steps in',
-              check=at_least(0)),
-    Parameter('operator.stuck_steps', 25, 'Steps without end-effector progress before stepping '
-                                          'in', check=at_least(0)),
+    Parameter('operator.stuck_steps', 20,
+              'Steps in which nothing got nearer (task_progress) and the hand stood still before '
+              'the person steps in', check=at_least(1)),
     Parameter('operator.stuck_distance_m', 0.01,
-              'Movement (m) over stuck_steps that counts as progress', check=at_least(0.0)),
+              'Hand movement (m) over stuck_steps below which the hand stands still',
+              check=at_least(0.0)),
+    Parameter('operator.progress_epsilon', 0.005,
+              'Gain on a task_progress measure (m, or shaped reward 0-1) that counts as getting '
+              'nearer', check=at_least(0.0)),
+    Parameter('operator.setback_m', 0.05,
+              'The object out of the hand and further from its goal than ever by this (m): '
+              'knocked or dropped away, the person steps in', check=above(0.0)),
+    Parameter('operator.gripper_patience_steps', 2,
+              "Steps in a row the policy's gripper contradicts the expert's (open and closed as "
+              'the expert uses them) before the person steps in', check=at_least(1)),
     Parameter('operator.reaction_delay_steps', 1, 'Steps between noticing and acting',
               check=at_least(0)),
-    Parameter('operator.correction_steps', 15, 'Steps the person corrects before letting go',
-              check=at_least(0)),
+    Parameter('operator.correction_steps', 15,
+              'Least steps of a correction; the person then lets go once the correction got '
+              'somewhere and the policy would carry on sensibly', check=at_least(1)),
     Parameter('operator.noise_std', 0.05, 'Imprecision of the hand (action units, per axis)',
               check=at_least(0.0)),
     Parameter('seed', 0, 'Seed of the hand noise'),

@@ -14,6 +14,8 @@ from hilresrl_sim.experts import make_expert, PANDA_PICK_CUBE
 import numpy as np
 
 ACTION_NAMES = ('x', 'y', 'z', 'gripper')
+# What SimTask.progress() measures: what remains to do, each lower as the task advances.
+PROGRESS_NAMES = ('reward_to_go', 'hand_to_object_m', 'object_to_goal_m')
 
 # Time limits in steps, measured with the scripted expert over 300 episodes a task (seeds
 # 10000-10299, at most 500 steps): 1.2 times the number of steps within which 97% of its
@@ -37,6 +39,7 @@ _METAWORLD_MAX_EPISODE_STEPS = {
     'shelf-place-v3': 310, 'soccer-v3': 150, 'stick-pull-v3': 290, 'stick-push-v3': 100,
     'sweep-into-v3': 80, 'sweep-v3': 130, 'window-close-v3': 110, 'window-open-v3': 120,
 }
+_METAWORLD_MAX_REWARD = 10.0  # its shaped rewards run from 0 to 10, 10 at success
 _METAWORLD_DEFAULT_MAX_EPISODE_STEPS = 500  # Meta-World's own horizon, for tasks added later
 # PandaPickCube, measured the same way: the expert succeeded in all 300 episodes, 97% of
 # them within 26 steps.
@@ -155,6 +158,17 @@ class SimTask(abc.ABC):
         """Return the simulator's own success signal for the current state."""
 
     @abc.abstractmethod
+    def progress(self) -> np.ndarray:
+        """
+        Return what remains to do, as a person watching the scene judges it (PROGRESS_NAMES).
+
+        float32, shape (3,), each lower as the task advances: the simulator's shaped reward
+        still to earn (0 to 1), the hand's distance to the object and the object's distance to
+        its goal (m). Only roughly monotone, and no success signal: a way to see "getting
+        there" and "losing it".
+        """
+
+    @abc.abstractmethod
     def ee_pose(self) -> Tuple[np.ndarray, np.ndarray]:
         """Return the end-effector position (xyz, metres) and orientation (quaternion xyzw)."""
 
@@ -228,6 +242,7 @@ class _MetaWorldTask(SimTask):
             raise
         self._state = None
         self._success = False
+        self._progress = np.zeros(len(PROGRESS_NAMES), np.float32)
         self.reset(seed)
 
     @property
@@ -240,6 +255,7 @@ class _MetaWorldTask(SimTask):
         observation, _ = self._env.reset()
         self._state = observation.astype(np.float32)
         self._success = False
+        self._progress = self._evaluate_progress(self._state)
 
     def retarget(self, rng: np.random.Generator) -> np.ndarray:
         # Anywhere in the task's own goal range, far enough from the goal just reached that
@@ -255,18 +271,35 @@ class _MetaWorldTask(SimTask):
         self._env.model.site('goal').pos = goal
         self._state[-3:] = goal  # the goal as the next observation gives it
         self._success = False
+        self._progress = self._evaluate_progress(self._state)
         return goal
 
     def _apply(self, action: np.ndarray) -> None:
-        observation, _, _, _, info = self._env.step(action)
+        observation, reward, _, _, info = self._env.step(action)
         self._state = observation.astype(np.float32)
         self._success = bool(info['success'])
+        self._progress = self._progress_from(reward, info)
+
+    def _evaluate_progress(self, state: np.ndarray) -> np.ndarray:
+        # The scene as it stands, the gripper relaxed (the shaped reward weighs the command).
+        reward, info = self._env.evaluate_state(state.astype(np.float64),
+                                                np.zeros(self.action_dim))
+        return self._progress_from(reward, info)
+
+    def _progress_from(self, reward: float, info: dict) -> np.ndarray:
+        # The task state's first object (4:7) is each task's main object.
+        hand_to_object_m = np.linalg.norm(self._env.tcp_center - self._state[4:7])
+        return np.array([1.0 - np.clip(reward / _METAWORLD_MAX_REWARD, 0.0, 1.0),
+                         hand_to_object_m, info['obj_to_target']], np.float32)
 
     def task_state(self) -> np.ndarray:
         return self._state.copy()
 
     def success(self) -> bool:
         return self._success
+
+    def progress(self) -> np.ndarray:
+        return self._progress.copy()
 
     def ee_pose(self) -> Tuple[np.ndarray, np.ndarray]:
         # The hand body: its position is the one in the task state (task_state[:3]).
@@ -335,6 +368,19 @@ class _PandaPickCubeTask(SimTask):
 
     def success(self) -> bool:
         return self._success
+
+    def progress(self) -> np.ndarray:
+        # gym-hil's dense reward (its reward_type "dense", in [0, 1]): the pinch point near the
+        # block, then the block lifted towards the success height. Computed here, as the env is
+        # made with the sparse reward whose success the cell reports.
+        env = self._env
+        block = np.asarray(env._data.sensor('block_pos').data, np.float64)
+        pinch = np.asarray(env._data.sensor('2f85/pinch_pos').data, np.float64)
+        hand_to_object_m = float(np.linalg.norm(block - pinch))
+        lift = np.clip((block[2] - env._z_init) / (env._z_success - env._z_init), 0.0, 1.0)
+        reward = 0.3 * math.exp(-20.0 * hand_to_object_m) + 0.7 * lift
+        return np.array([1.0 - reward, hand_to_object_m, max(env._z_success - block[2], 0.0)],
+                        np.float32)
 
     def ee_pose(self) -> Tuple[np.ndarray, np.ndarray]:
         return (np.array(self._data.sensor('2f85/pinch_pos').data, dtype=np.float64),

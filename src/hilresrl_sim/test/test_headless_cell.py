@@ -1,6 +1,7 @@
 """The headless control loop: the nodes' cores in one process, for benchmarks (no ROS)."""
 
 from hilresrl_policy.adapters import BasePolicy
+from hilresrl_sim.experts import make_expert
 from hilresrl_sim.headless_cell import HeadlessCell
 from hilresrl_sim.operator_model import OperatorConfig
 from hilresrl_sim.scripted_policy import make_scripted_policy
@@ -15,6 +16,41 @@ class StandStill(BasePolicy):
 
     def act(self, observation):
         return np.zeros((1, 4), dtype=np.float32)
+
+
+class ExpertVariant(BasePolicy):
+    """The task's scripted expert, changed by act(); ``count`` restarts with each episode."""
+
+    action_dim, horizon = 4, 1
+
+    def __init__(self, task):
+        self.source_model = type(self).__name__
+        self.expert = make_expert(task)
+        self.count = 0
+
+    def reset(self, instruction=''):
+        self.count = 0
+
+
+class Detour(ExpertVariant):
+    """The expert, after a detour of its own: up, sideways and wide open for 8 steps."""
+
+    def act(self, observation):
+        self.count += 1
+        if self.count <= 8:
+            return np.array([[0.0, -1.0, 1.0, -1.0]], np.float32)
+        return self.expert(observation['task_state'])[None]
+
+
+class LetsGo(ExpertVariant):
+    """The expert, but it opens the gripper 8 steps into carrying the object: it drops it."""
+
+    def act(self, observation):
+        action = self.expert(observation['task_state']).copy()
+        self.count += int(action[3] > 0.5)  # steps closed
+        if self.count > 8:
+            action[3] = -1.0
+        return action[None]
 
 
 def test_the_scripted_base_policy_solves_the_task_alone():
@@ -34,12 +70,77 @@ def test_the_operator_takes_over_a_policy_that_does_nothing():
     finally:
         cell.close()
     assert result.intervention_steps > result.steps / 2 and result.success
-    assert not alone.success and alone.intervention_steps == 0
+    assert result.steps / 2 < result.human_steps <= result.intervention_steps
+    assert not alone.success and alone.intervention_steps == alone.human_steps == 0
     corrected = [t for t in result.transitions if t.human_action is not None]
     assert corrected and all(np.array_equal(t.executed_action, t.human_action.astype(np.float32))
                              for t in corrected)
     assert result.transitions[-1].terminated and result.transitions[-1].reward == 1.0
     assert len(result.transitions) == result.steps
+
+
+def test_the_operator_leaves_alone_a_policy_that_succeeds_off_the_experts_path():
+    cell = HeadlessCell('pick-place-v3', Detour('pick-place-v3'), OperatorConfig())
+    expert = make_expert('pick-place-v3')
+    try:
+        for seed in (1, 2):
+            alone = cell.run_episode(seed, allow_intervention=False, keep_transitions=True)
+            watched = cell.run_episode(seed)
+            # It succeeds on its own, far from the expert's path (the old operator took over
+            # after 4 steps 0.3 off it) ...
+            off_path = [np.max(np.abs(t.executed_action[:3] - expert(t.observation)[:3])) > 0.5
+                        for t in alone.transitions]
+            assert alone.success and sum(off_path) >= 8
+            # ... and the person lets it.
+            assert watched.success and watched.human_steps == watched.intervention_steps == 0
+    finally:
+        cell.close()
+
+
+def test_the_operator_steps_in_before_a_policy_drops_the_object():
+    config = OperatorConfig()
+    cell = HeadlessCell('pick-place-v3', LetsGo('pick-place-v3'), config)
+    try:
+        for seed in (1, 2):
+            alone = cell.run_episode(seed, allow_intervention=False)
+            watched = cell.run_episode(seed, keep_transitions=True)
+            assert not alone.success and watched.success
+            grips = [t.base_action[3] for t in watched.transitions]
+            lets_go = next(k for k in range(1, len(grips)) if grips[k] < 0 < grips[k - 1])
+            first_hand = next(k for k, t in enumerate(watched.transitions)
+                              if t.human_action is not None)
+            # It sees the proposal a step later, waits out its patience, then its reaction.
+            assert lets_go < first_hand <= (lets_go + 1 + config.gripper_patience_steps
+                                            + config.reaction_delay_steps)
+            assert watched.human_steps < watched.steps / 2
+    finally:
+        cell.close()
+
+
+def test_an_episode_that_ends_mid_correction_does_not_start_the_next_under_the_person():
+    cell = HeadlessCell('pick-place-v3', StandStill(), OperatorConfig(), max_episode_steps=30)
+    results, resets = [], []
+    arbitrate, reset = cell.arbiter.arbitrate, cell.arbiter.reset
+
+    def spy_arbitrate(*args, **kwargs):
+        results.append(arbitrate(*args, **kwargs))
+        return results[-1]
+
+    def spy_reset():
+        resets.append(len(results))
+        return reset()
+
+    cell.arbiter.arbitrate, cell.arbiter.reset = spy_arbitrate, spy_reset
+    try:
+        first = cell.run_episode(3)
+        assert cell.operator.correcting and results[-1].intervened  # cut off mid-correction
+        second = cell.run_episode(3, keep_transitions=True)
+    finally:
+        cell.close()
+    assert resets == [0, 30] and first.human_steps > 0
+    # The next episode starts with the policy in control: no segment, no quiet period.
+    assert not results[30].active and second.transitions[0].human_action is None
+    assert second.human_steps <= second.intervention_steps < second.steps
 
 
 def test_a_residual_function_changes_what_is_executed():
@@ -155,5 +256,5 @@ def test_the_learning_benchmark_defaults_are_the_nodes_table_defaults(tmp_path, 
     assert OperatorConfig(**settings['operator']) == operator_config(defaults(OPERATOR))
     # The cell profile's values win over the defaults, as they do for the nodes.
     assert real['config']['residual_scale'] == (0.5, 0.5, 0.5, 1.0)
-    assert real['operator']['deviation_threshold'] == 0.3
+    assert real['operator']['reaction_delay_steps'] == 1
     assert real['operator']['stuck_steps'] == defaults(OPERATOR)['operator.stuck_steps']

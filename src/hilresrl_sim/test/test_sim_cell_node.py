@@ -6,6 +6,7 @@ from hilresrl_common.qos import COMMAND_QOS, LATCHED_QOS
 from hilresrl_msgs.msg import StateVector
 from hilresrl_msgs.srv import ResetCell
 from hilresrl_sim.sim_cell_node import SimCellNode
+from hilresrl_sim.tasks import PROGRESS_NAMES
 import pytest
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image, JointState
@@ -35,8 +36,9 @@ class Driver:
     def __init__(self, probe, cell):
         self.probe, self.cell = probe, cell
         self.states, self.poses, self.joints, self.successes, self.images = [], [], [], [], []
-        self.instructions = []
+        self.instructions, self.progress = [], []
         node = probe.node
+        node.create_subscription(StateVector, 'task_progress', self.progress.append, 10)
         node.create_subscription(StateVector, 'task_state', self.states.append, 10)
         node.create_subscription(PoseStamped, 'ee_pose', self.poses.append, 10)
         node.create_subscription(JointState, 'joint_states', self.joints.append, 10)
@@ -83,6 +85,12 @@ def test_lockstep_steps_once_per_current_command(make_cell):
     # the hand follows its target with a lag: about 6 of the 10 cm after 10 steps from rest
     assert 0.04 < driver.poses[-1].pose.position.x - x0 < 0.11
     assert driver.successes[-1].data.tolist() == [0.0]
+    # What remains to do, for the simulated operator, stamped as the state it goes with.
+    driver.probe.wait_for(lambda: driver.progress and driver.progress[-1].header.stamp
+                          == driver.states[-1].header.stamp, message='the progress')
+    assert list(driver.progress[-1].names) == list(PROGRESS_NAMES)
+    assert driver.progress[-1].data.tolist() == pytest.approx(
+        driver.cell.task.progress().tolist())
     steps = driver.cell.steps
     driver.command(stamp, vx=0.1)  # answers an observation that is no longer current
     driver.probe.wait_for(lambda: driver.cell.stale_commands == 1, message='a stale command')

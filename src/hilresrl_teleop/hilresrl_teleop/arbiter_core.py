@@ -29,7 +29,8 @@ class StepOutcome:
     or its command was refused; ``stale_pose``: why the pose was too old to check it against.
     ``decision``: the arbitration of the step, None where a hold came first. ``handover``: the
     detail of the intervention segment that started or ended (decision.started says which).
-    ``correction``: the talk-and-tweak words of the segment, to publish now (None: none).
+    ``correction``: the talk-and-tweak words of the segment so far, to publish now: on the
+    person's steps and on the step that ends it (None: none).
     ``limits``: the safety limits that changed the command. ``device_lost``, ``device_back``:
     what to log when the device went silent on this step, or came back ('': neither).
     """
@@ -127,11 +128,22 @@ class ArbiterCore:
             self.watchdog.feed('ee_pose', now_s)
         return ''
 
-    def episode_started(self, episode_id: int, robot_id: str) -> None:
-        """Take an episode's start: its first command is limited from rest."""
+    def episode_started(self, episode_id: int, robot_id: str) -> str:
+        """
+        Take an episode's start: the arbitration starts afresh, the first command from rest.
+
+        Return the detail of the intervention segment this ends ('': none was running), as an
+        episode that ended mid-correction leaves one.
+        """
         self._episode_id, self.robot_id = episode_id, robot_id
         self.episode_running = self._episodes_managed = True
         self.safety.reset()
+        segment_id = self.arbiter.segment_id
+        if not self.arbiter.reset():
+            return ''
+        if self.corrections is not None:
+            self.corrections.start()
+        return f'segment {segment_id}: episode start'
 
     def episode_ended(self) -> None:
         """Take an episode's end."""
@@ -221,14 +233,14 @@ class ArbiterCore:
 
     def _describe(self, decision: ArbitrationResult,
                   base_action: Sequence[float]) -> Optional[str]:
-        """Talk-and-tweak: the correction of the segment so far, in words (None: no words)."""
+        """Talk-and-tweak: the person's correction so far, in words (None: not on this step)."""
         if self.corrections is None:
             return None
         if decision.started:
             self.corrections.start()
-        if decision.active:
+        if decision.intervened:
             # What the person changed: only the axes in their hands (the executed action has
-            # the policy's values on the others).
+            # the policy's values on the others); the quiet steps are the policy's.
             self.corrections.add(decision.executed, np.asarray(base_action))
             return self.corrections.command()
         return self.corrections.finish() if decision.ended else None

@@ -30,9 +30,8 @@ def executed_action(stamp_ns: int, frame_id: str, device_name: str, command: np.
         for name in PROPOSAL_FIELDS:
             setattr(message, name, getattr(proposal, name))
     decision = None if step.held else step.decision
-    if decision is not None and (decision.active or decision.ended):
+    if decision is not None and decision.intervened:  # a quiet step is the policy's
         message.correction = step.correction or ''
-    if decision is not None and decision.active:
         message.intervened = True
         message.intervened_axes = bool_field(decision.intervened_axes)
         message.human_action = float32_field(decision.human_action)
@@ -42,11 +41,16 @@ def executed_action(stamp_ns: int, frame_id: str, device_name: str, command: np.
 
 def intervention_state(stamp_ns: int, device_name: str, decision: ArbitrationResult,
                        correction: str) -> InterventionState:
-    """Return who is in control after a step, and what the person commands."""
+    """
+    Return the state of the segment after a step, and what the person commands on it.
+
+    ``active`` holds through the segment's quiet period; the axes, the human action and the
+    words only come with a step the person commands.
+    """
     message = InterventionState(active=decision.active, segment_id=decision.segment_id,
                                 active_duration_s=decision.active_duration_s)
     message.header.stamp = ns_to_stamp(stamp_ns)
-    if decision.active:
+    if decision.intervened:
         message.axis_mask = bool_field(decision.intervened_axes)
         message.human_action = float32_field(decision.human_action)
         message.device = device_name

@@ -69,7 +69,8 @@ PARAMETERS = (
               'Joy button held to take over without moving (-1: none)'),
     Parameter('per_axis', False, 'Take over only the axes the person moves (else all axes)'),
     Parameter('quiet_period_s', 0.5,
-              'Seconds of device rest before control returns to the policy', check=at_least(0.0)),
+              'Seconds of device rest before an intervention segment ends (the policy commands '
+              'every step the device rests)', check=at_least(0.0)),
     Parameter('spacemouse.timeout_s', 0.5, 'A device that published before and then sent '
               'nothing for this long (s, wall clock) is let go: its command goes to zero and '
               'control returns to the policy (0: off)', check=at_least(0.0)),

@@ -158,7 +158,9 @@ class InterventionArbiterNode(Node):
 
     def _on_event(self, event: EpisodeEvent) -> None:
         if event.event == EpisodeEvent.EPISODE_START:
-            self.core.episode_started(event.episode_id, event.robot_id)
+            handover = self.core.episode_started(event.episode_id, event.robot_id)
+            if handover:  # the last episode ended mid-correction: its segment ends here
+                self._publish_event(EpisodeEvent.INTERVENTION_END, handover)
         elif event.event == EpisodeEvent.EPISODE_END:
             self.core.episode_ended()
 

@@ -69,11 +69,28 @@ def test_takeover_hands_back_with_the_correction_in_words():
     assert first.decision.intervened_axes.tolist() == [False, True, False, False]
     assert first.correction == 'move left 1 cm'  # 0.7 cm faster than the policy
     core.device_twist(0.15, (0.0, 0.0, 0.0), (0.0, 0.0, 0.0))
+    steps = []
     for now_s in (0.2, 0.3, 0.4):  # the quiet period
         assert core.end_effector_pose(now_s, POSE, int(now_s * 1e9)) == ''
-        last = propose(core, now_s + 0.01, [0.2, 0.3, -0.1, -1.0])
-    assert last.decision.ended and last.handover == f'segment 1: {last.correction}'
-    assert last.correction  # the net of what the person did, in words
+        steps.append(propose(core, now_s + 0.01, [0.2, 0.3, -0.1, -1.0]))
+    assert [s.correction for s in steps[:2]] == [None, None]  # the policy's steps: no words
+    last = steps[-1]
+    assert last.decision.ended and last.handover == 'segment 1: move left 1 cm'
+    assert last.correction == 'move left 1 cm'  # the person's step only, not the quiet ones
+
+
+def test_an_episode_start_ends_the_segment_of_the_last_episode():
+    core = make_core(per_axis=True)
+    core.episode_started(1, 'robot1')
+    core.device_twist(0.0, (0.0, 1.0, 0.0), (0.0, 0.0, 0.0))
+    assert propose(core, 0.1, STILL).decision.intervened  # the episode ends mid-correction
+    core.episode_ended()
+    core.device_twist(0.15, (0.0, 0.0, 0.0), (0.0, 0.0, 0.0))
+    assert core.episode_started(2, 'robot1') == 'segment 1: episode start'
+    step = propose(core, 0.2, STILL)  # within what was the quiet period
+    assert not step.decision.active and not step.decision.intervened and not step.handover
+    assert step.command.tolist() == pytest.approx(STILL) and step.correction is None
+    assert core.episode_started(3, 'robot1') == ''  # nothing running: nothing to end
 
 
 def test_a_silent_device_lets_go_after_its_timeout():

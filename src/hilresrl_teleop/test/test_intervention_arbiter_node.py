@@ -56,6 +56,7 @@ class Cell:
         self.grippers = []
         node = probe.node
         self.proposals = node.create_publisher(ProposedAction, 'proposed_action', COMMAND_QOS)
+        self.episode_events = node.create_publisher(EpisodeEvent, 'episode_events', EVENTS_QOS)
         self.device = node.create_publisher(Twist, 'spacenav/twist', 10)
         self.pose = node.create_publisher(PoseStamped, 'ee_pose', 10)
         node.create_subscription(ExecutedAction, 'executed_action', self.executed.append,
@@ -78,6 +79,24 @@ class Cell:
         self.measure()
         self.probe.wait_for(lambda: self.arbiter.ee_position is not None and np.allclose(
             self.arbiter.ee_position, position), message='the end-effector pose')
+
+    def announce(self, kind: int, episode_id: int = 3) -> None:
+        """Publish an episode's start or end, as the episode manager does; wait until taken."""
+        self.probe.wait_for(lambda: self.episode_events.get_subscription_count() >= 2,
+                            message="the arbiter's episode_events subscription")  # and ours
+        self.episode_events.publish(EpisodeEvent(event=kind, robot_id='robot1',
+                                                 episode_id=episode_id))
+        running = kind == EpisodeEvent.EPISODE_START
+        self.probe.wait_for(lambda: self.arbiter.core.episode_id == (episode_id if running
+                                                                     else 0), message='event')
+
+    def state(self, k: int) -> InterventionState:
+        """Return the intervention state published after step k."""
+        def published():
+            return next((s for s in self.states if s.header.stamp.nanosec == k * 100_000_000
+                         and s.header.stamp.sec == 0), None)
+        self.probe.wait_for(lambda: published() is not None, message=f'state {k}')
+        return published()
 
     def measure(self):
         """Publish the end-effector pose again (a cell measures it every step)."""
@@ -141,12 +160,19 @@ def test_takeover_within_one_step_and_hand_back_after_the_quiet_period(make_arbi
     assert _values(executed.base_action) == pytest.approx(POLICY)
     cell.probe.wait_for(lambda: cell.states and cell.states[-1].active, message='state')
     cell.hand()  # hands off at t=0.2 s
-    assert cell.propose(3).intervened and cell.propose(4).intervened  # 0.1, 0.2 s quiet
-    back = cell.propose(5)  # 0.3 s quiet: the policy again
+    for k in (3, 4):  # 0.1, 0.2 s quiet: the policy commands, the segment goes on
+        quiet = cell.propose(k)
+        assert not quiet.intervened and not len(quiet.human_action) and not quiet.correction
+        assert _values(quiet.executed_action) == pytest.approx(POLICY)
+        state = cell.state(k)
+        assert state.active and state.segment_id == 1
+        assert not len(state.axis_mask) and not len(state.human_action)
+    back = cell.propose(5)  # 0.3 s quiet: the segment ends
     assert not back.intervened
     assert _values(back.executed_action) == pytest.approx(POLICY)
     cell.probe.wait_for(lambda: [e.event for e in cell.events] == [
         EpisodeEvent.INTERVENTION_START, EpisodeEvent.INTERVENTION_END], message='events')
+    assert not cell.state(5).active
 
 
 def test_a_correction_is_put_into_words_while_it_happens(make_arbiter):
@@ -160,15 +186,13 @@ def test_a_correction_is_put_into_words_while_it_happens(make_arbiter):
     cell.probe.wait_for(lambda: len(words) >= 3, message='the words on the topic')
     assert words[-1].data == 'move left 2 cm'
     assert cell.states[-1].correction == 'move left 2 cm'
-    cell.hand()  # the person lets go: the robot stops where the policy would have moved on
+    cell.hand()  # the person lets go: the policy moves on
     for k in range(4, 8):  # quiet period, then the hand-back carries the final words
-        cell.propose(k)
+        assert not cell.propose(k).correction  # the policy's steps: none of the person's words
     cell.probe.wait_for(lambda: any(e.event == EpisodeEvent.INTERVENTION_END
                                     for e in cell.events), message='the hand-back')
     end = next(e for e in cell.events if e.event == EpisodeEvent.INTERVENTION_END)
-    # net of what the person did: 2.1 cm left, then 3 still steps 0.3 cm each short of the
-    # policy's motion
-    assert end.detail == 'segment 1: move left 1 cm'
+    assert end.detail == 'segment 1: move left 2 cm'  # the person's 2.1 cm, the quiet steps none
 
 
 def test_per_axis_takeover_mixes_human_and_policy(make_arbiter):
@@ -210,18 +234,31 @@ def test_watchdog_holds_when_proposals_stop(make_arbiter):
                         message='watchdog event')
 
 
+def test_an_episode_that_ends_mid_correction_leaves_the_next_to_the_policy(make_arbiter):
+    # Quiet period 0.3 s (three steps); the device never times out and the watchdog waits
+    # 5 s, so only the episode start can end the segment.
+    cell = make_arbiter(**{'spacemouse.timeout_s': 0.0, 'watchdog_timeout_s': 5.0})
+    cell.announce(EpisodeEvent.EPISODE_START, 1)
+    cell.hand(x=0.55)
+    assert cell.propose(1).intervened  # the device still deflected as the episode ends
+    cell.announce(EpisodeEvent.EPISODE_END, 1)
+    cell.hand()  # released between the episodes
+    cell.announce(EpisodeEvent.EPISODE_START, 2)
+    cell.probe.wait_for(lambda: any(e.event == EpisodeEvent.INTERVENTION_END
+                                    for e in cell.events), message='the segment to end')
+    end = next(e for e in cell.events if e.event == EpisodeEvent.INTERVENTION_END)
+    assert (end.detail, end.episode_id) == ('segment 1: episode start', 2)
+    first = cell.propose(2)  # 0.1 s after the last input: the old segment's quiet period
+    assert not first.intervened and not len(first.human_action)
+    assert _values(first.executed_action) == pytest.approx(POLICY)
+    assert not cell.state(2).active  # no segment carried over into the new episode
+
+
 def test_a_proposal_after_the_episode_end_raises_no_alarm_while_the_cell_idles(make_arbiter):
     cell = make_arbiter()
-    events = cell.probe.node.create_publisher(EpisodeEvent, 'episode_events', EVENTS_QOS)
-
-    def announce(kind):
-        events.publish(EpisodeEvent(event=kind, robot_id='robot1', episode_id=3))
-        running = kind == EpisodeEvent.EPISODE_START
-        cell.probe.wait_for(lambda: cell.arbiter.episode_running == running, message='event')
-
-    announce(EpisodeEvent.EPISODE_START)
+    cell.announce(EpisodeEvent.EPISODE_START)
     cell.propose(1)
-    announce(EpisodeEvent.EPISODE_END)
+    cell.announce(EpisodeEvent.EPISODE_END)
     cell.propose(2)  # the episode's last proposal, delivered after its end event
     executed, alarms = len(cell.executed), len(cell.events)
     # The cell idles between episodes for five watchdog timeouts (0.3 s): no hold, no alarm.
@@ -229,7 +266,7 @@ def test_a_proposal_after_the_episode_end_raises_no_alarm_while_the_cell_idles(m
     cell.probe.wait_for(lambda: time.monotonic() > idle_until, 10.0, 'the idle period')
     assert not any(e.held for e in cell.executed[executed:])
     assert not any(e.event == EpisodeEvent.WATCHDOG_HOLD for e in cell.events[alarms:])
-    announce(EpisodeEvent.EPISODE_START)  # inside an episode the watchdog is armed again
+    cell.announce(EpisodeEvent.EPISODE_START)  # inside an episode the watchdog is armed
     cell.propose(3)
     executed = len(cell.executed)
     cell.probe.wait_for(lambda: any(e.held and 'watchdog' in e.hold_reason
