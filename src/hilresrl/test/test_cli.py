@@ -171,7 +171,9 @@ def test_train_graph_feeds_the_learner_and_the_operator_steps_in(
                    or launched.process.poll() is not None, 180,
                    'a transition the simulated operator corrected')
     assert launched.process.poll() is None, launched.output
-    seen = len(transitions)  # the cell goes on meanwhile: the learner must catch up with this
+    # The cell goes on meanwhile: the learner must catch up with this. It counts training
+    # steps only: evaluation and held steps are recorded, never learned from.
+    seen = sum(1 for t in list(transitions) if not t.evaluation and not t.held)
     probe.wait_for(lambda: statuses and statuses[-1].env_steps >= seen, 30,
                    'the learner to count the transitions')
     corrected = next(t for t in transitions if t.intervened)

@@ -3,8 +3,9 @@ A simulated person at the SpaceMouse: lets the policy work, and takes over when 
 
 The person watches what remains to do (SimTask.progress: shaped reward, hand to object, object
 to goal) and the hand, and steps in only when the policy is about to fail: nothing got nearer
-and the hand stood still for ``stuck_steps``, the object got knocked or dropped away from its
-goal, or the gripper contradicts the task's expert at the grasp for ``gripper_patience_steps``.
+and the hand stood still for ``stuck_steps`` (or wandered for ``wander_steps``: moving without
+getting anywhere), the object got knocked or dropped away from its goal, or the gripper
+contradicts the task's expert at the grasp for ``gripper_patience_steps``.
 A policy that succeeds on a path of its own is left alone. The person reacts
 ``reaction_delay_steps`` after noticing and corrects with the expert's action plus hand noise
 for at least ``correction_steps``, then hands back once the correction has got somewhere and
@@ -24,6 +25,7 @@ class OperatorConfig:
 
     stuck_steps: int = 20
     stuck_distance_m: float = 0.01
+    wander_steps: int = 40
     progress_epsilon: float = 0.005
     setback_m: float = 0.05
     gripper_patience_steps: int = 2
@@ -213,6 +215,11 @@ class SimulatedOperator:
             return 'object lost'
         if (len(self._hand) == self._hand.maxlen and self._since_progress >= config.stuck_steps
                 and np.linalg.norm(self._hand[-1] - self._hand[0]) < config.stuck_distance_m):
+            self._watch()
+            return 'no progress'
+        if self._since_progress >= config.wander_steps:
+            # Moving, but nothing got nearer for longer than an expert pauses: a person would
+            # not watch the arm wander about any longer.
             self._watch()
             return 'no progress'
         return ''

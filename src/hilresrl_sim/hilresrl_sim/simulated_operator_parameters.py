@@ -22,6 +22,9 @@ PARAMETERS = (
     Parameter('operator.stuck_distance_m', 0.01,
               'Hand movement (m) over stuck_steps below which the hand stands still',
               check=at_least(0.0)),
+    Parameter('operator.wander_steps', 40,
+              'Steps in which nothing got nearer (task_progress), the hand moving or not, before '
+              'the person steps in', check=at_least(1)),
     Parameter('operator.progress_epsilon', 0.005,
               'Gain on a task_progress measure (m, or shaped reward 0-1) that counts as getting '
               'nearer', check=at_least(0.0)),

@@ -53,8 +53,15 @@ def test_a_still_policy_with_no_progress_is_taken_over_after_stuck_steps():
 
 
 def test_a_moving_hand_is_not_stuck_even_without_progress():
-    operator = _operator()
+    operator = _operator(wander_steps=40)
     assert _run(operator, lambda k: EXPERT, 30, progressing=False) == [None] * 30
+
+
+def test_a_hand_that_wanders_without_progress_is_taken_over_after_wander_steps():
+    operator = _operator(reaction_delay_steps=0, wander_steps=12)
+    actions = _run(operator, lambda k: EXPERT, 16, progressing=False)
+    # moving all along, nothing nearer from step 1 on: noticed and acted on at step 12
+    assert _hands(actions) == [False] * 12 + [True] * 4 and operator.interventions == 1
 
 
 @pytest.mark.parametrize('delay', [0, 1, 3])
