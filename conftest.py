@@ -67,6 +67,13 @@ class Probe:
         self.node = Node(name, context=context)
         self.executor = SingleThreadedExecutor(context=context)
         self.executor.add_node(self.node)
+        self._spun: List = []  # nodes under test spun here, destroyed with the probe
+
+    def spin(self, node):
+        """Spin a node under test with the probe's executor until the probe closes; return it."""
+        self.executor.add_node(node)
+        self._spun.append(node)
+        return node
 
     def spin_once(self) -> None:
         """Handle whatever is ready, waiting at most a tenth of a second."""
@@ -86,7 +93,10 @@ class Probe:
         return future.result()
 
     def close(self) -> None:
-        """Destroy the node."""
+        """Destroy the nodes under test, then the probe's own."""
+        for node in self._spun:
+            self.executor.remove_node(node)
+            node.destroy_node()
         self.executor.remove_node(self.node)
         self.node.destroy_node()
 

@@ -23,19 +23,14 @@ AUTO = {'auto_start': True, 'observation_sources': ['task_state'], 'reward_sourc
 
 @pytest.fixture
 def make_manager(ros_context, probe):
-    nodes = []
 
     def make(**overrides):
         node = EpisodeManagerNode(context=ros_context, parameter_overrides=[
             Parameter(name, value=value) for name, value in {**MANUAL, **overrides}.items()])
-        probe.executor.add_node(node)
-        nodes.append(node)
+        probe.spin(node)
         return node
 
-    yield make
-    for node in nodes:
-        probe.executor.remove_node(node)
-        node.destroy_node()
+    return make
 
 
 class Cell:

@@ -99,18 +99,13 @@ class Cell:
 
 @pytest.fixture
 def in_process_learner(ros_context, probe, tmp_path):
-    nodes = []
 
     def start(**overrides) -> LearnerNode:
         node = _learner(ros_context, tmp_path / 'run', **overrides)
-        probe.executor.add_node(node)
-        nodes.append(node)
+        probe.spin(node)
         return node
 
-    yield start
-    for node in nodes:
-        probe.executor.remove_node(node)
-        node.destroy_node()
+    return start
 
 
 def test_gaps_outcomes_and_evaluation_rounds_reach_the_status(in_process_learner, probe,

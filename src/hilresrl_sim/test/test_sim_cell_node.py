@@ -15,19 +15,14 @@ from std_msgs.msg import Float64MultiArray, String
 
 @pytest.fixture
 def make_cell(ros_context, probe):
-    nodes = []
 
     def make(**overrides):
         node = SimCellNode(context=ros_context, parameter_overrides=[
             Parameter(name, value=value) for name, value in overrides.items()])
-        probe.executor.add_node(node)
-        nodes.append(node)
+        probe.spin(node)
         return Driver(probe, node)
 
-    yield make
-    for node in nodes:
-        probe.executor.remove_node(node)
-        node.destroy_node()
+    return make
 
 
 class Driver:

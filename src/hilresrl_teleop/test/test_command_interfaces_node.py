@@ -25,7 +25,6 @@ PERIOD_S = 0.1
 
 @pytest.fixture
 def make_arbiter(ros_context, probe):
-    nodes = []
 
     def make(**overrides):
         axes = len(overrides.get('action_names', ['x', 'y', 'z', 'gripper']))
@@ -35,14 +34,10 @@ def make_arbiter(ros_context, probe):
                     **overrides}
         node = InterventionArbiterNode(context=ros_context, parameter_overrides=[
             Parameter(name, value=value) for name, value in settings.items()])
-        probe.executor.add_node(node)
-        nodes.append(node)
+        probe.spin(node)
         return node
 
-    yield make
-    for node in nodes:
-        probe.executor.remove_node(node)
-        node.destroy_node()
+    return make
 
 
 class Controller:

@@ -29,7 +29,6 @@ POLICY = [0.2, 0.3, -0.1, -1.0]
 
 @pytest.fixture
 def make_arbiter(ros_context, probe):
-    nodes = []
 
     def make(**overrides):
         settings = {'quiet_period_s': 0.3, 'watchdog_timeout_s': 0.3,
@@ -37,14 +36,10 @@ def make_arbiter(ros_context, probe):
                     'safety.workspace_max': [1.0, 1.0, 1.0], **overrides}
         node = InterventionArbiterNode(context=ros_context, parameter_overrides=[
             Parameter(name, value=value) for name, value in settings.items()])
-        probe.executor.add_node(node)
-        nodes.append(node)
+        probe.spin(node)
         return Cell(probe, node)
 
-    yield make
-    for node in nodes:
-        probe.executor.remove_node(node)
-        node.destroy_node()
+    return make
 
 
 class Cell:

@@ -78,21 +78,16 @@ def start_daemon():
 
 @pytest.fixture
 def start_node(ros_context, probe):
-    nodes = []
 
     def start(socket_path, **overrides) -> SpaceMouseNode:
         values = {'socket_path': str(socket_path), 'backend': 'socket',
                   'publish_rate_hz': 50.0, 'retry_period_s': 0.2, **overrides}
         node = SpaceMouseNode(context=ros_context, parameter_overrides=[
             Parameter(name, value=value) for name, value in values.items()])
-        probe.executor.add_node(node)
-        nodes.append(node)
+        probe.spin(node)
         return node
 
-    yield start
-    for node in nodes:
-        probe.executor.remove_node(node)
-        node.destroy_node()
+    return start
 
 
 class Reader:
