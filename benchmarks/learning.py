@@ -11,12 +11,16 @@ the sim cell profile (config/cells/sim.yaml), PandaPickCube with sim_panda.yaml.
 Tasks (default): twelve Meta-World v3 tasks, each with a scripted expert in metaworld.policies and
 a BC base policy the suite's builder lands in its 30-70% band (FAMILIES below), plus PandaPickCube.
 
-Methods, side by side on the same seeds (the default set is the first four):
+Methods, side by side on the same seeds (the default set is the first five):
   base               the frozen BC base policy alone (evaluated once)
-  residual_operator  residual RL with the simulated operator intervening (the main method)
+  residual_operator_demos  residual RL with the simulated operator intervening and 20 scripted
+                     demonstrations in the intervention buffer, their base action relabelled
+                     by the frozen base policy (the main method: what the learner node does
+                     with demonstrations:=auto)
+  residual_operator  the same without demonstrations: the person's corrections alone
   residual_no_human  residual RL, nobody intervenes
-  full_rl_operator   full-action RL from scratch with the same operator plus 20 scripted
-                     demonstrations in the intervention buffer (the HIL-SERL recipe)
+  full_rl_operator   full-action RL from scratch with the same operator plus the same 20
+                     demonstrations (the HIL-SERL recipe)
 and, with a flow-matching base policy (hilresrl_policy.flow_bc), the learner node's actor modes,
 all with the operator: flow_base, flow_residual, flow_latent, flow_dual.
 
@@ -41,8 +45,10 @@ Every point goes to the --results JSONL file as it comes, one line each (task, m
 attempt, kind: screen | held_back | final, env_steps, human_steps, ...), so a run cut off by
 --time-limit-s (checked between episodes and evaluations) still leaves its points and a final
 line saying so. Runs with a final line of status reached or budget in the file are not run again;
-cut-off runs are, from the start. Base policies are built on first use into $HILRESRL_HOME
-(--build-only builds them and exits). The table (benchmarks/learning_table.py) reads the file.
+a cut-off run leaves its state (networks, optimisers, buffers, counters) under --state-dir and
+the next call goes on from it as the same attempt, so 20k-step runs fit in 10-minute calls.
+Base policies are built on first use into $HILRESRL_HOME (--build-only builds them and
+exits). The table (benchmarks/learning_table.py) reads the file.
 
     source scripts/env.sh && python benchmarks/learning.py --workers 2 --seeds 0 1 2
     python benchmarks/learning.py --build-only --workers 16                 # base policies
@@ -77,14 +83,18 @@ FAMILIES = {
     'articulated': ('door-open-v3', 'drawer-open-v3', 'faucet-open-v3'),
 }
 TASKS = tuple(task for tasks in FAMILIES.values() for task in tasks)
-MAIN_METHOD = 'residual_operator'
-METHODS = ('base', 'residual_operator', 'residual_no_human', 'full_rl_operator',
-           'flow_base', 'flow_residual', 'flow_latent', 'flow_dual')
-DEFAULT_METHODS = METHODS[:4]
-FLOW_METHODS = METHODS[4:]
+# The main method is what `hilresrl launch train` runs on a simulated cell: residual RL with the
+# person, the intervention buffer preloaded with demonstrations (demonstrations:=auto).
+MAIN_METHOD = 'residual_operator_demos'
+DEFAULT_METHODS = ('base', 'residual_operator_demos', 'residual_operator', 'residual_no_human',
+                   'full_rl_operator')
+FLOW_METHODS = ('flow_base', 'flow_residual', 'flow_latent', 'flow_dual')
+METHODS = DEFAULT_METHODS + FLOW_METHODS
 FIXED_METHODS = ('base', 'flow_base')  # nothing learns: evaluated once
-OPERATOR_METHODS = ('residual_operator', 'full_rl_operator', 'flow_residual', 'flow_latent',
-                    'flow_dual')
+OPERATOR_METHODS = ('residual_operator', 'full_rl_operator', 'residual_operator_demos',
+                    'flow_residual', 'flow_latent', 'flow_dual')
+# Methods whose intervention buffer starts with --demos scripted demonstrations.
+DEMO_METHODS = ('full_rl_operator', 'residual_operator_demos')
 PANDA_TASKS = ('PandaPickCube',)
 BUDGETS = (5_000, 10_000, 20_000)
 # Seed streams: the held-back set's, the screens', and the demonstrations of full-action RL.
@@ -93,12 +103,14 @@ _SCREEN_STREAM = 20_000
 _DEMO_STREAM = 100
 
 
-def cell_settings(task: str) -> dict:
+def cell_settings(task: str, learner_set: Optional[Dict[str, object]] = None) -> dict:
     """
     Return the learner, operator and residual settings of the task's cell profile.
 
     Each node's values are its declared defaults (the tables the nodes declare), then the
-    profile's "/**" section, then the node's own section, as ROS applies a parameter file.
+    profile's "/**" section, then the node's own section, as ROS applies a parameter file;
+    ``learner_set`` then overrides learner parameters by name, for every task alike (to
+    measure a choice, never to tune a task).
     """
     from hilresrl_common.parameters import defaults
     from hilresrl_learner.learner_parameters import config_settings, latent_scale
@@ -119,6 +131,10 @@ def cell_settings(task: str) -> dict:
         return values
 
     learner = node(LEARNER, 'learner')
+    unknown = sorted(set(learner_set or {}) - set(learner))
+    if unknown:
+        raise ValueError(f'not learner parameters: {", ".join(unknown)}')
+    learner.update(learner_set or {})
     return {
         'config': config_settings(learner),
         'update_to_data': learner['update_to_data'],
@@ -175,10 +191,11 @@ def fresh_seed(stream: int, index: int, excluded: Iterable[int]) -> int:
 class PointWriter:
     """Append a run's points to the JSONL results file as they come, one line each."""
 
-    def __init__(self, path: Optional[str], task: str, method: str, seed: int):
+    def __init__(self, path: Optional[str], task: str, method: str, seed: int,
+                 attempt: Optional[str] = None):
         self.path = path
         self.key = {'task': task, 'method': method, 'seed': seed,
-                    'attempt': uuid.uuid4().hex[:12]}
+                    'attempt': attempt or uuid.uuid4().hex[:12]}
         self.points: List[dict] = []
 
     def write(self, point: dict) -> dict:
@@ -208,15 +225,20 @@ def run(task: str, method: str, seed: int, options: dict) -> dict:
     ``options`` holds the command line's settings (max_steps, target, screen_every,
     screen_episodes, eval_episodes, demos, algorithm, residual_scale) and base_checkpoints
     (flow_checkpoints for the flow methods); optionally results (the JSONL path),
-    stop_screens, budgets, deadline (time.time() at which to stop), actor_out.
+    stop_screens, budgets, deadline (time.time() at which to stop), actor_out, learner_set,
+    state_dir. With a state_dir, a run cut off by the deadline leaves its state there (networks,
+    optimisers, buffers, counters, the evaluations still owed) and the next call goes on from
+    it, as the same attempt: a 20k-step run fits in several 10-minute calls.
     """
     from hilresrl_common.success_statistics import wilson_interval
     from hilresrl_sim.base_policy_builder import evaluation_seeds
     from hilresrl_sim.headless_cell import HeadlessCell
     from hilresrl_sim.operator_model import OperatorConfig
-    started = time.monotonic()
     deadline = options.get('deadline')
-    writer = PointWriter(options.get('results'), task, method, seed)
+    saved = RunState(options.get('state_dir'), task, method, seed)
+    state = saved.load()
+    writer = PointWriter(options.get('results'), task, method, seed,
+                         attempt=state['attempt'] if state else None)
     result = {'task': task, 'method': method, 'seed': seed, 'points': writer.points,
               'reached_at': None, 'final': None, 'env_steps': 0, 'human_steps': 0}
     if deadline is not None and time.time() >= deadline:
@@ -229,7 +251,7 @@ def run(task: str, method: str, seed: int, options: dict) -> dict:
     torch.set_num_threads(1)
     from hilresrl_policy.adapters.bc_policy import BCPolicy
     from hilresrl_policy.adapters.flow_policy import FlowBCPolicy
-    settings = cell_settings(task)
+    settings = cell_settings(task, options.get('learner_set'))
     flow = method in FLOW_METHODS
     base = (FlowBCPolicy(options['flow_checkpoints'][task], seed=seed) if flow
             else BCPolicy(options['base_checkpoints'][task]))
@@ -242,9 +264,22 @@ def run(task: str, method: str, seed: int, options: dict) -> dict:
                         residual_scale=scale, seed=seed)
     held_back = evaluation_seeds(_HELD_BACK_STREAM + seed, options['eval_episodes'])
     excluded = frozenset(held_back)
-    learner = steering = None
-    if method not in FIXED_METHODS:
+    if state is not None:
+        learner, steering = _Learner(state['learner']), state['steering']
+        result.update(final=state['final'], reached_at=state['reached_at'])
+        print(f'[{task} {method} seed {seed}] goes on from {state["env_steps"]} steps',
+              flush=True)
+    elif method not in FIXED_METHODS:
         learner, steering = _learners(task, method, seed, options, settings, cell, base)
+    else:
+        learner = steering = None
+    # The loop's counters: all of them in the saved state, so a later call goes on exactly.
+    loop = state['loop'] if state else {
+        'env_steps': 0, 'human_steps': 0, 'episode': 0, 'screens': [],
+        'next_screen': options['screen_every'], 'since_screen': [0, 0],
+        'budgets': [b for b in options.get('budgets', ()) if b <= options['max_steps']],
+        'stop_pending': False}
+    started = time.monotonic() - (state['wall_s'] if state else 0.0)
 
     def policy(observation, base_action, explore):
         if learner is None or method == 'flow_latent':
@@ -267,13 +302,21 @@ def run(task: str, method: str, seed: int, options: dict) -> dict:
                 'episodes': len(seeds), 'ci_low': low, 'ci_high': high}
 
     demo_steps = learner.demo_steps if learner is not None else 0
-    env_steps = human_steps = 0
 
     def finish(status: str) -> dict:
+        env_steps, human_steps = loop['env_steps'], loop['human_steps']
+        if status == 'cut_off' and learner is not None:
+            saved.save({'attempt': writer.key['attempt'], 'learner': learner.learner,
+                        'steering': steering, 'loop': loop, 'final': result['final'],
+                        'reached_at': result['reached_at'], 'env_steps': env_steps,
+                        'wall_s': time.monotonic() - started})
+        else:
+            saved.remove()
         point = writer.write({'kind': 'final', 'status': status, 'env_steps': env_steps,
                               'human_steps': human_steps, 'demo_steps': demo_steps,
                               'max_steps': options['max_steps'], 'target': options['target'],
                               'budgets': list(options.get('budgets', ())),
+                              'learner_set': options.get('learner_set') or {},
                               'reached_at': result['reached_at'],
                               'held_back': result['final'],
                               'updates': learner.updates if learner is not None else 0,
@@ -291,63 +334,46 @@ def run(task: str, method: str, seed: int, options: dict) -> dict:
         if outcome is None:
             return None
         result['final'] = writer.write(dict(
-            outcome, kind='held_back', at=at, budget=budget, env_steps=env_steps,
-            human_steps=human_steps, wall_s=time.monotonic() - started))
+            outcome, kind='held_back', at=at, budget=budget, env_steps=loop['env_steps'],
+            human_steps=loop['human_steps'], wall_s=time.monotonic() - started))
         return result['final']
 
     if method in FIXED_METHODS:
         return finish('budget' if held_back_point('base', None) else 'cut_off')
 
-    budgets = [b for b in options.get('budgets', ()) if b <= options['max_steps']]
     stop_screens = options.get('stop_screens', 2)
-    screens: List[dict] = []
-    next_screen = options['screen_every']
-    since_screen = [0, 0]  # env steps and human steps since the last screen
-    episode = 0
-    while env_steps < options['max_steps']:
-        if cut_off():
-            return finish('cut_off')
-        outcome = cell.run_episode(fresh_seed(seed, episode, excluded), policy, explore=True,
-                                   allow_intervention=with_operator, keep_transitions=True,
-                                   latent=latent, subtasks=options.get('subtasks', 1))
-        episode += 1
-        learner.store(outcome.transitions, episode)
-        if steering is not None:
-            steering.store(outcome.transitions, episode)
-        env_steps += len(outcome.transitions)
-        episode_human = human_steps_of(outcome)
-        human_steps += episode_human
-        since_screen[0] += len(outcome.transitions)
-        since_screen[1] += episode_human
-        if method != 'flow_latent':  # (the refinement actor alone acts)
-            learner.train_due()
-        if steering is not None:
-            steering.train_due(env_steps)
-        crossed = [b for b in budgets if env_steps >= b]
-        for budget in crossed:
-            budgets.remove(budget)
-        if crossed and not held_back_point('budget', max(crossed)):
-            return finish('cut_off')
-        if env_steps < next_screen and env_steps < options['max_steps']:
-            continue
-        next_screen = env_steps + options['screen_every']
-        seeds = [fresh_seed(_SCREEN_STREAM + seed, len(screens) * 1000 + k, excluded)
-                 for k in range(options['screen_episodes'])]
-        outcome = evaluate(seeds)
-        if outcome is None:
-            return finish('cut_off')
-        screens.append(writer.write(dict(
-            outcome, kind='screen', env_steps=env_steps, human_steps=human_steps,
-            interval_steps=since_screen[0], interval_human_steps=since_screen[1],
-            human_share=since_screen[1] / max(1, since_screen[0]), episodes_trained=episode,
-            wall_s=time.monotonic() - started)))
-        since_screen = [0, 0]
-        recent = screens[-stop_screens:]
-        pooled = (sum(p['successes'] for p in recent) / sum(p['episodes'] for p in recent))
-        print(f'[{task} {method} seed {seed}] {env_steps} steps: screen '
-              f'{100 * outcome["success_rate"]:.0f}%, person '
-              f'{100 * screens[-1]["human_share"]:.0f}% of the steps', flush=True)
-        if len(recent) == stop_screens and pooled >= options['target']:
+    screens = loop['screens']
+    while True:
+        # The evaluations owed at these steps first: a counter moves only once its evaluation
+        # is written, so a run cut off in one plays it again when it goes on.
+        env_steps = loop['env_steps']
+        crossed = [b for b in loop['budgets'] if env_steps >= b]
+        if crossed:
+            if not held_back_point('budget', max(crossed)):
+                return finish('cut_off')
+            loop['budgets'] = [b for b in loop['budgets'] if b not in crossed]
+        if not loop['stop_pending'] and (env_steps >= loop['next_screen']
+                                         or env_steps >= options['max_steps']):
+            seeds = [fresh_seed(_SCREEN_STREAM + seed, len(screens) * 1000 + k, excluded)
+                     for k in range(options['screen_episodes'])]
+            outcome = evaluate(seeds)
+            if outcome is None:
+                return finish('cut_off')
+            interval, interval_human = loop['since_screen']
+            screens.append(writer.write(dict(
+                outcome, kind='screen', env_steps=env_steps, human_steps=loop['human_steps'],
+                interval_steps=interval, interval_human_steps=interval_human,
+                human_share=interval_human / max(1, interval),
+                episodes_trained=loop['episode'], wall_s=time.monotonic() - started)))
+            loop['since_screen'] = [0, 0]
+            loop['next_screen'] = env_steps + options['screen_every']
+            print(f'[{task} {method} seed {seed}] {env_steps} steps: screen '
+                  f'{100 * outcome["success_rate"]:.0f}%, person '
+                  f'{100 * screens[-1]["human_share"]:.0f}% of the steps', flush=True)
+            recent = screens[-stop_screens:]
+            pooled = (sum(p['successes'] for p in recent) / sum(p['episodes'] for p in recent))
+            loop['stop_pending'] = len(recent) == stop_screens and pooled >= options['target']
+        if loop['stop_pending']:
             point = result['final']
             if point is None or point['env_steps'] != env_steps:
                 point = held_back_point('stop', None)
@@ -356,15 +382,67 @@ def run(task: str, method: str, seed: int, options: dict) -> dict:
             else:
                 point['at'] = 'stop'  # (a budget's evaluation at this very step serves both)
             if point['success_rate'] >= options['target']:
-                result['reached_at'] = {'env_steps': env_steps, 'human_steps': human_steps,
+                result['reached_at'] = {'env_steps': env_steps,
+                                        'human_steps': loop['human_steps'],
                                         'wall_s': time.monotonic() - started}
             _save_actor(learner, options, result)
             return finish('reached' if result['reached_at'] else 'stopped_unconfirmed')
-    if result['final'] is None or result['final']['env_steps'] != env_steps:
+        if env_steps >= options['max_steps']:
+            break
+        if cut_off():
+            return finish('cut_off')
+        outcome = cell.run_episode(fresh_seed(seed, loop['episode'], excluded), policy,
+                                   explore=True, allow_intervention=with_operator,
+                                   keep_transitions=True, latent=latent,
+                                   subtasks=options.get('subtasks', 1))
+        loop['episode'] += 1
+        learner.store(outcome.transitions, loop['episode'])
+        if steering is not None:
+            steering.store(outcome.transitions, loop['episode'])
+        episode_human = human_steps_of(outcome)
+        loop['env_steps'] += len(outcome.transitions)
+        loop['human_steps'] += episode_human
+        loop['since_screen'][0] += len(outcome.transitions)
+        loop['since_screen'][1] += episode_human
+        if method != 'flow_latent':  # (the refinement actor alone acts)
+            learner.train_due()
+        if steering is not None:
+            steering.train_due(loop['env_steps'])
+    if result['final'] is None or result['final']['env_steps'] != loop['env_steps']:
         if not held_back_point('end', None):
             return finish('cut_off')
     _save_actor(learner, options, result)
     return finish('budget')
+
+
+class RunState:
+    """A cut-off run's state in state_dir, to go on from in a later call (none: no state)."""
+
+    def __init__(self, state_dir: Optional[str], task: str, method: str, seed: int):
+        self.path = (pathlib.Path(state_dir) / f'{task}__{method}__{seed}.pt'
+                     if state_dir else None)
+
+    def load(self) -> Optional[dict]:
+        """Return the saved state, or None."""
+        if self.path is None or not self.path.is_file():
+            return None
+        import torch
+        return torch.load(self.path, weights_only=False)  # (our own file, written below)
+
+    def save(self, state: dict) -> None:
+        """Write the state whole or not at all (a file written aside, then renamed)."""
+        if self.path is None:
+            return
+        import torch
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        partial = self.path.with_suffix('.partial')
+        torch.save(state, partial)
+        partial.replace(self.path)
+
+    def remove(self) -> None:
+        """Forget the state: the run finished."""
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
 
 
 class _ZeroPolicy:
@@ -465,10 +543,18 @@ def _learners(task: str, method: str, seed: int, options: dict, settings: dict, 
     learner = ResidualLearner(config, settings['update_to_data'],
                               settings['intervention_fraction'], seed=seed,
                               device=options.get('device', 'cpu'))
-    if full_rl:
+    if method in DEMO_METHODS:
         demos = collect_demonstrations(task, options['demos'], 0.1, seed=_DEMO_STREAM + seed)
         zeros = np.zeros(base.action_dim, np.float32)
-        for record in demonstration_records(demos, base_policy=lambda observation: zeros):
+
+        def base_action(observation):
+            # What the frozen base policy does there, as the learner node relabels demos.
+            if full_rl:
+                return zeros
+            base.reset(cell.task.instruction)
+            return np.asarray(base.act({'task_state': observation})[0], np.float32)
+
+        for record in demonstration_records(demos, base_policy=base_action):
             learner.add(record, demonstration=True)
     steering = (_Steering(settings['config'], settings, seed, base.latent_dim,
                           cell.task.state_dim)
@@ -524,6 +610,23 @@ def build_all(pool, tasks: Sequence[str], methods: Sequence[str],
     return paths
 
 
+def learner_overrides(parser: argparse.ArgumentParser, items: Sequence[str]) -> dict:
+    """Return --learner-set's NAME=VALUE items as a dict (values read as YAML), checked."""
+    if not items:
+        return {}
+    overrides = {}
+    for item in items:
+        name, equals, value = item.partition('=')
+        if not equals or not name:
+            parser.error(f'--learner-set takes NAME=VALUE, not {item!r}')
+        overrides[name] = yaml.safe_load(value)
+    try:
+        cell_settings(TASKS[0], overrides)
+    except ValueError as error:
+        parser.error(f'--learner-set: {error}')
+    return overrides
+
+
 def main(argv=None) -> int:
     """Run the benchmark (or build, or print the table)."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
@@ -549,6 +652,9 @@ def main(argv=None) -> int:
     parser.add_argument('--results', type=pathlib.Path,
                         default=pathlib.Path('learning-results') / 'results.jsonl',
                         help='JSONL file the points are appended to')
+    parser.add_argument('--state-dir', type=pathlib.Path, default=None,
+                        help='where cut-off runs leave their state, to go on from in the next '
+                             'call (default: beside --results, <name>-state)')
     parser.add_argument('--time-limit-s', type=float, default=None,
                         help='stop every run cleanly this long after the start (leave room for '
                              'one evaluation in flight)')
@@ -564,7 +670,11 @@ def main(argv=None) -> int:
     parser.add_argument('--residual-scale', nargs='+', type=float, default=None,
                         help='residual scale per axis for the residual methods (default: the '
                              "cell profile's), e.g. to compare gripper scales")
+    parser.add_argument('--learner-set', nargs='+', default=[], metavar='NAME=VALUE',
+                        help='override learner parameters of the cell profile for every task '
+                             '(YAML values), e.g. support_weight=1.0 warmup_updates=2000')
     args = parser.parse_args(argv)
+    args.learner_set = learner_overrides(parser, args.learner_set)
     if args.table:
         tables = results_table()
         print(tables.table(tables.read_points(args.table), args.target))
@@ -581,7 +691,9 @@ def main(argv=None) -> int:
             print('\n'.join(f'{kind} {task}: {path}' for kind, paths in checkpoints.items()
                             for task, path in paths.items()))
             return 0
+        state_dir = args.state_dir or args.results.with_name(args.results.stem + '-state')
         options = dict(vars(args), results=str(args.results), deadline=deadline,
+                       state_dir=str(state_dir),
                        base_dir=str(args.base_dir) if args.base_dir else None,
                        base_checkpoints=checkpoints['bc'],
                        flow_checkpoints=checkpoints.get('flow', {}))

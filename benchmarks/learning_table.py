@@ -225,7 +225,8 @@ def table(points: Sequence[dict], target: Optional[float] = None) -> str:
         f'\nA run stops when its last screens (fresh seeds) reach {goal}; it reaches {goal} at '
         f'that stop if the held-back set (its own seeds, never used to decide) confirms it '
         f'there; "-" = not reached. Human steps are the steps the person controlled (for '
-        f'full-action RL plus its demonstration steps). Budget and final successes are '
+        f'the methods with demonstrations, plus the demonstration steps). Budget and final '
+        f'successes are '
         f'held-back success pooled over seeds; a run that stopped earlier keeps its policy '
         f'(its stop evaluation counts at later budgets). Base: the base policy on the same '
         f'held-back sets. Cut-off runs (a time limit) count as not reached and have no final.')

@@ -13,7 +13,8 @@ import re
 import shutil
 from typing import Dict, List, Mapping, Optional, Tuple
 
-from hilresrl_common.home import base_policy_folder, new_run_folder, newest_run, runs_folder
+from hilresrl_common.home import (base_policy_demonstrations, base_policy_folder,
+                                  new_run_folder, newest_run, runs_folder)
 import yaml
 
 JOBS = ('train', 'eval')
@@ -23,6 +24,7 @@ RECORDERS = ('recorder', 'ros2bag')
 ACTOR_MODES = ('residual', 'latent', 'dual')
 # Base-policy adapters that the suite builds for a simulated cell (adapter: builder --kind).
 BUILT_BASE_POLICIES = {'bc': 'bc', 'flow_bc': 'flow'}
+AUTO_DEMONSTRATIONS = 'auto'
 BAG_STORAGES = ('mcap', 'sqlite3')
 
 
@@ -136,9 +138,11 @@ ARGUMENTS: Tuple[Argument, ...] = (
              'cell profile says, else cpu)', jobs=('train',)),
     Argument('offline_bags', '', 'Recorded runs to learn from before and while the robot '
              'trains: bag or run folders, comma-separated', jobs=('train',)),
-    Argument('demonstrations', '', 'Demonstration files (hilresrl demos --out) for the '
-             'intervention buffer, comma-separated; the base policy relabels their base '
-             'action', jobs=('train',)),
+    Argument('demonstrations', AUTO_DEMONSTRATIONS, 'Demonstration files (hilresrl demos '
+             '--out) for the intervention buffer, comma-separated; the base policy relabels '
+             f'their base action. {AUTO_DEMONSTRATIONS}: the ones a built base policy was '
+             "trained on (demonstrations.npz in its folder), if it has them; '': none",
+             jobs=('train',)),
     Argument('record', 'false', 'Record the run to a rosbag2 bag in run_dir/bag (transitions, '
              'proposals, commands, interventions, events, observations, images)',
              choices=BOOLEANS),
@@ -632,7 +636,9 @@ def learner_node(settings: GraphSettings) -> NodeSpec:
     offline_bags = _absolute_paths(values['offline_bags'])
     if offline_bags:
         parameters['offline_bags'] = offline_bags
-    demonstrations = _absolute_paths(values['demonstrations'])
+    demonstrations = (base_policy_demonstrations_of(settings)
+                      if values['demonstrations'] == AUTO_DEMONSTRATIONS
+                      else _absolute_paths(values['demonstrations']))
     if demonstrations:
         parameters.update({'demonstrations': demonstrations,
                            'base_policy.kind': settings.base_policy,
@@ -640,6 +646,25 @@ def learner_node(settings: GraphSettings) -> NodeSpec:
                            'base_policy.task': settings.task})
     return NodeSpec('hilresrl_learner', 'learner_node', 'learner', parameters=parameters,
                     **settings.common)
+
+
+def base_policy_demonstrations_of(settings: GraphSettings) -> List[str]:
+    """
+    Return the demonstrations the graph's base policy was trained on, as a one-path list.
+
+    Those of a base policy the suite builds (hilresrl_sim.base_policy_builder), whether built
+    already or about to be built before the graph starts; none for any other base policy, for
+    one built before base policies kept their demonstrations, or for cells of several tasks
+    (the learner relabels demonstrations with one base policy).
+    """
+    if (not settings.checkpoint or settings.base_policy not in BUILT_BASE_POLICIES
+            or len(set(settings.tasks)) > 1):
+        return []
+    folder = os.path.abspath(os.path.expanduser(settings.checkpoint))
+    demonstrations = base_policy_demonstrations(folder)
+    built = os.path.isfile(os.path.join(folder, 'config.json'))
+    to_be_built = settings.simulated and not built
+    return [str(demonstrations)] if demonstrations.is_file() or to_be_built else []
 
 
 def _absolute_paths(value: str) -> List[str]:

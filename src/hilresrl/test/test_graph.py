@@ -116,7 +116,7 @@ def test_train_graph_in_the_simulated_cell(config_dir, tmp_path):
 
 def test_train_run_folder_resume_and_learner_device(config_dir, tmp_path):
     nodes = build_graph('train', {'run_dir': str(tmp_path / 'run7'), 'resume': 'true',
-                                  'learner_device': 'cuda'}, config_dir)
+                                  'learner_device': 'cuda', 'demonstrations': ''}, config_dir)
     learner = {n.executable: n.parameters for n in nodes}['learner_node']
     assert learner == {'resume': True, 'seed': 0, 'run_dir': str(tmp_path / 'run7'),
                        'device': 'cuda'}
@@ -207,7 +207,8 @@ def test_base_policy_config_reaches_the_base_policy_node_as_json(config_dir):
 
 def test_offline_bags_reach_the_learner_as_absolute_paths(config_dir, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    nodes = build_graph('train', {'offline_bags': '[runs/a, /data/b/bag]'}, config_dir)
+    nodes = build_graph('train', {'offline_bags': '[runs/a, /data/b/bag]',
+                                  'demonstrations': ''}, config_dir)
     learner = {n.executable: n.parameters for n in nodes}['learner_node']
     assert learner['offline_bags'] == [str(tmp_path / 'runs' / 'a'), '/data/b/bag']
     assert 'demonstrations' not in learner
@@ -217,6 +218,29 @@ def test_offline_bags_reach_the_learner_as_absolute_paths(config_dir, tmp_path, 
     # the base policy that relabels them is the base policy node's
     assert learner['base_policy.kind'] == 'bc' and learner['base_policy.task'] == 'pick-place-v3'
     assert learner['base_policy.checkpoint'].endswith('base_policies/pick-place-v3')
+
+
+def test_a_built_base_policys_own_demonstrations_reach_the_learner_by_default(
+        config_dir, tmp_path):
+    folder = tmp_path / 'home' / 'base_policies' / 'pick-place-v3'
+    demonstrations = str(folder / 'demonstrations.npz')
+
+    def learner(**values):
+        nodes = build_graph('train', values, config_dir)
+        return {n.executable: n.parameters for n in nodes}['learner_node']
+
+    # Not built yet: the launcher builds it, with its demonstrations, before the graph starts.
+    assert learner()['demonstrations'] == [demonstrations]
+    assert learner()['base_policy.checkpoint'] == str(folder)
+    folder.mkdir(parents=True)
+    (folder / 'config.json').write_text('{}')
+    # Built before base policies kept their demonstrations: none to preload.
+    assert 'demonstrations' not in learner()
+    (folder / 'demonstrations.npz').write_bytes(b'')
+    assert learner()['demonstrations'] == [demonstrations]
+    assert 'demonstrations' not in learner(demonstrations='')
+    # Several tasks, one relabelling base policy: none.
+    assert 'demonstrations' not in learner(tasks='pick-place-v3,push-v3', robots='2')
 
 
 def test_eval_graph_has_no_learner_and_no_exploration(config_dir):

@@ -55,3 +55,8 @@ def base_policy_folder(task: str, kind: str = 'bc') -> pathlib.Path:
     A flow policy sits beside the behaviour-cloning one, so building one never replaces the other.
     """
     return hilresrl_home() / 'base_policies' / (task if kind == 'bc' else f'{task}-{kind}')
+
+
+def base_policy_demonstrations(checkpoint_folder) -> pathlib.Path:
+    """Return where a built base policy keeps the demonstrations it was trained on."""
+    return pathlib.Path(checkpoint_folder) / 'demonstrations.npz'

@@ -34,10 +34,16 @@ def condition_vector(values: Sequence[float]) -> np.ndarray:
 
 def refinement_config(obs_dim: int, latent_dim: int, settings: dict,
                       actor_lr: float) -> LearnerConfig:
-    """Return the refinement actor's learner config: the residual one's, on the latent."""
+    """
+    Return the refinement actor's learner config: the residual one's, on the latent.
+
+    No guidance and no support pull: no person picks a latent, and the first latents are drawn
+    at random, so there is no executed behaviour to keep to (the pull is measured for the
+    residual only).
+    """
     return LearnerConfig(obs_dim=obs_dim + COMMAND_FEATURES, action_dim=latent_dim,
                          **{**settings, 'residual_scale': (1.0,), 'bc_weight': 0.0,
-                            'actor_lr': actor_lr})
+                            'support_weight': 0.0, 'actor_lr': actor_lr})
 
 
 def steered_step(episode: Hashable, step: int, observation: np.ndarray,

@@ -20,7 +20,8 @@ CONFIG_FIELDS = {
     'layer_norm': 'layer_norm', 'critic.hidden_sizes': 'critic_hidden',
     'critic.heads': 'critic_heads', 'gamma': 'gamma', 'n_step': 'n_step',
     'batch_size': 'batch_size', 'actor_lr': 'actor_lr', 'critic_lr': 'critic_lr', 'tau': 'tau',
-    'warmup_updates': 'warmup_updates', 'bc_weight': 'bc_weight'}
+    'warmup_updates': 'warmup_updates', 'bc_weight': 'bc_weight',
+    'support_weight': 'support_weight'}
 
 PARAMETERS = (
     Parameter('run_dir', None, 'Folder of this run (checkpoints, transition log, curves); '
@@ -55,6 +56,9 @@ PARAMETERS = (
               check=at_least(0)),
     Parameter('bc_weight', 1.0, 'Weight of the pull toward (human - base) / scale on steps a '
               'person corrected (0: off)', check=at_least(0.0)),
+    Parameter('support_weight', 0.0, 'Weight of the pull of the residual toward the residuals '
+              'the stored steps executed: the actor leaves the actions the critic has data on '
+              'only as far as the critic gains (0: off)', check=at_least(0.0)),
     Parameter('update_to_data', 1.0, 'Gradient updates per training transition (evaluation '
               'steps are not trained on)', check=at_least(0.0)),
     Parameter('actor_mode', 'residual', 'What is learned: residual (the residual actor), latent '

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .residual_td3 import guidance_loss, LearnerConfig, ResidualTD3
+from .residual_td3 import guidance_loss, LearnerConfig, ResidualTD3, support_loss
 
 INITIAL_STD = 0.1  # as TD3's exploration noise on the residual
 
@@ -86,9 +86,14 @@ class ResidualSAC(ResidualTD3):
         q = self.critic(observation, base, action).mean(dim=0)
         loss = (self.alpha * log_prob - q).mean()
         # Human guidance on the mean residual, as in TD3.
-        guidance = guidance_loss(self.actor(observation, base), tensors, self.scale)
+        mean_residual = self.actor(observation, base)
+        guidance = guidance_loss(mean_residual, tensors, self.scale)
         self._last_log_prob = log_prob.detach()
-        return loss + config.bc_weight * guidance, guidance.detach()
+        loss = loss + config.bc_weight * guidance
+        if config.support_weight > 0:
+            loss = loss + config.support_weight * support_loss(mean_residual, tensors,
+                                                               self.scale)
+        return loss, guidance.detach()
 
     def _actor_step(self, tensors: Dict[str, torch.Tensor]):
         loss, guidance = super()._actor_step(tensors)

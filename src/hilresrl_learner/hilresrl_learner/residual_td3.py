@@ -7,8 +7,9 @@ MLPs, heads batched in one matrix product) scores (state, base action, executed 
 target takes the minimum over a random pair of target heads. Steps a person took over teach the
 critic with the human action that was executed, and, with ``bc_weight``, pull the residual
 toward (human - base) / residual_scale on the axes the person took. The actor waits
-``warmup_updates`` critic-only updates before it moves, and then moves slowly, so training
-starts exactly at the base policy and the success rate does not dip when the actor starts.
+``warmup_updates`` critic-only updates before it moves, and then moves slowly; with
+``support_weight`` it is also held near the residuals the cell executed (support_loss), so
+that it does not climb the critic's extrapolation away from the base policy.
 Torch only: no ROS.
 """
 
@@ -50,6 +51,9 @@ class LearnerConfig:
     warmup_updates: int = 500
     grad_clip: float = 10.0
     bc_weight: float = 1.0
+    # The pull of the residual toward the residuals the stored steps executed: the actor may
+    # leave the actions its critic has data on only as far as the critic's gain outweighs it.
+    support_weight: float = 0.0
     # td3 (what the learner node runs) or sac (residual_sac: kept to measure the choice)
     algorithm: str = 'td3'
 
@@ -58,6 +62,8 @@ class LearnerConfig:
             object.__setattr__(self, name, tuple(getattr(self, name)))
         if self.critic_heads < 2:
             raise ValueError('the critic needs at least 2 heads (the target takes a pair)')
+        if self.support_weight < 0 or self.bc_weight < 0:
+            raise ValueError('bc_weight and support_weight must not be negative')
         if self.algorithm not in ('td3', 'sac'):
             raise ValueError(f'algorithm must be td3 or sac, not {self.algorithm!r}')
         self.scale_vector()  # one value or one per axis, else ValueError
@@ -231,7 +237,10 @@ class ResidualTD3:
         action = compose(base, residual, self.scale)
         loss = -self.critic(observation, base, action).mean()
         guidance = guidance_loss(residual, tensors, self.scale)
-        return loss + config.bc_weight * guidance, guidance.detach()
+        loss = loss + config.bc_weight * guidance
+        if config.support_weight > 0:
+            loss = loss + config.support_weight * support_loss(residual, tensors, self.scale)
+        return loss, guidance.detach()
 
     def _actor_step(self, tensors: Dict[str, torch.Tensor]):
         loss, guidance = self._compiled('actor', self._actor_loss)(tensors)
@@ -291,6 +300,21 @@ def guidance_loss(residual: torch.Tensor, tensors: Dict[str, torch.Tensor],
     axes = tensors['human_axes'].to(residual.dtype)
     steps = tensors['intervened'].to(residual.dtype)
     return (((residual - wanted) ** 2) * axes).sum() / steps.sum().clamp(min=1.0)
+
+
+def support_loss(residual: torch.Tensor, tensors: Dict[str, torch.Tensor],
+                 scale: torch.Tensor) -> torch.Tensor:
+    """
+    Return the mean squared distance of ``residual`` from the residuals the steps executed.
+
+    The critic knows the actions near the ones the cell executed (the actor's, with its
+    exploration noise, and the person's); far from them its value is extrapolation, and an
+    actor that climbs it wrecks the base policy. This pull keeps the actor where the data is
+    and lets it move only as far as the critic's gain outweighs the pull: a trust region that
+    widens as the executed residuals follow the actor (TD3+BC's behaviour term, on residuals).
+    """
+    executed = residual_toward(tensors['executed_action'], tensors['base_action'], scale)
+    return ((residual - executed) ** 2).sum(dim=-1).mean()
 
 
 def _soft_update(source: nn.Module, target: nn.Module, tau: float) -> None:

@@ -8,7 +8,7 @@ import torch
 
 CONFIG = LearnerConfig(obs_dim=3, action_dim=2, residual_scale=(0.5,), actor_hidden=(32,),
                        critic_hidden=(32, 32), critic_heads=4, warmup_updates=5,
-                       batch_size=16, actor_lr=1e-2, bc_weight=10.0)
+                       batch_size=16, actor_lr=1e-2, bc_weight=10.0, support_weight=0.0)
 
 
 def _batch(size=16, intervened=True, human=0.4, axes=(True, True)):
@@ -79,6 +79,47 @@ def test_guidance_pulls_only_the_axes_the_person_took(algorithm):
     residual = agent.residual(np.zeros(3), np.zeros(2))
     assert residual[0] == pytest.approx(0.8, abs=0.1)
     assert abs(residual[1]) < 0.1
+
+
+class _RisingCritic(torch.nn.Module):
+    """Q = the first action axis, for every head: the actor gains by raising it without end."""
+
+    def __init__(self):
+        super().__init__()
+        self.gain = torch.nn.Parameter(torch.ones(()))
+
+    def forward(self, observation, base_action, action):
+        return (self.gain * action[..., 0]).expand(CONFIG.critic_heads, -1)
+
+
+@pytest.mark.parametrize('algorithm', ['td3', 'sac'])
+def test_the_support_pull_keeps_the_actor_where_the_critic_has_data(algorithm):
+    from hilresrl_learner.residual_sac import ResidualSAC
+    from hilresrl_learner.residual_td3 import support_loss
+    # The cell executed the base action (0) at every step; nobody intervened.
+    batch = _batch(intervened=False, human=0.0)
+    tensors = ResidualTD3(CONFIG)._tensors(batch)
+    assert float(support_loss(torch.full((16, 2), 0.5), tensors, torch.tensor(0.5))) == \
+        pytest.approx(0.5)  # 0.25 per axis, two axes
+
+    def drift(support_weight):
+        config = LearnerConfig(**{**CONFIG.__dict__, 'algorithm': algorithm, 'critic_lr': 0.0,
+                                  'support_weight': support_weight})
+        agent = (ResidualSAC if algorithm == 'sac' else ResidualTD3)(config, seed=3)
+        agent.critic = _RisingCritic()  # its value grows with the first axis of the action
+        agent.critic_target = _RisingCritic()
+        agent.critic_optimizer = torch.optim.SGD(agent.critic.parameters(), lr=0.0)
+        for _ in range(300):
+            agent.update(batch)
+        observations = np.random.default_rng(1).normal(size=(20, 3)).astype(np.float32)
+        return max(abs(agent.residual(o, np.zeros(2, np.float32))[0]) for o in observations)
+
+    # Far from the executed actions the critic's value is extrapolation: without the pull the
+    # actor climbs it to the residual's bound; with it, it stays near what was executed.
+    assert drift(0.0) > 0.6
+    assert drift(10.0) < 0.2
+    with pytest.raises(ValueError, match='must not be negative'):
+        LearnerConfig(obs_dim=3, action_dim=2, support_weight=-1.0)
 
 
 def test_config_differences_are_named():

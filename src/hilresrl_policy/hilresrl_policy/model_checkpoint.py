@@ -15,6 +15,7 @@ import tempfile
 from typing import Any, Callable, Dict, Mapping, NamedTuple, Optional, Tuple, Union
 import uuid
 
+from hilresrl_common.home import base_policy_demonstrations
 import safetensors.torch
 import torch
 from torch import nn
@@ -55,13 +56,17 @@ class LoadedModel(NamedTuple):
 
 
 def check_checkpoint_destination(directory: PathLike) -> None:
-    """Raise CheckpointError unless ``directory`` is absent or holds only a checkpoint."""
+    """
+    Raise CheckpointError unless ``directory`` is absent or holds only a checkpoint.
+
+    A built base policy's demonstrations, beside its checkpoint, belong to it.
+    """
     directory = pathlib.Path(directory)
     if directory.exists():
         if not directory.is_dir():
             raise CheckpointError(f'{directory} exists and is not a directory')
-        strangers = sorted(path.name for path in directory.iterdir()
-                           if path.name not in (MODEL_FILE, CONFIG_FILE))
+        ours = (MODEL_FILE, CONFIG_FILE, base_policy_demonstrations(directory).name)
+        strangers = sorted(path.name for path in directory.iterdir() if path.name not in ours)
         if strangers:
             raise CheckpointError(f'{directory} holds other files ({", ".join(strangers)}): '
                                   'not replacing it with a checkpoint')

@@ -12,7 +12,7 @@ import sys
 import time
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-from hilresrl_common.home import base_policy_folder
+from hilresrl_common.home import base_policy_demonstrations, base_policy_folder
 from hilresrl_common.success_statistics import wilson_interval
 from hilresrl_policy.bc import BCNetwork, load_checkpoint, save_checkpoint, train_bc
 from hilresrl_policy.flow_bc import FlowPolicy, load_flow_checkpoint, save_flow_checkpoint
@@ -170,6 +170,7 @@ def build_base_policy(task: str, out_dir, target: Tuple[float, float] = DEFAULT_
             'target': [low, high],
             'in_band': in_band,
             'demonstrations': {
+                'file': base_policy_demonstrations(out_dir).name,
                 'episodes': chosen['demos'], 'steps': chosen['samples'],
                 'noise_std': NOISE_STD, 'seed': seed,
                 'episode_seeds': [episode_seed(seed, index) for index in range(chosen['demos'])],
@@ -199,6 +200,9 @@ def build_base_policy(task: str, out_dir, target: Tuple[float, float] = DEFAULT_
     else:
         path = save_checkpoint(out_dir, network, metadata)
         source_model = f'bc_mlp:{task}@{load_checkpoint(path).sha256[:12]}'
+    # The demonstrations it learnt from, beside it: the learner preloads them (the person's
+    # guidance over whole episodes, not only at the failures the person corrects).
+    demos.first_episodes(chosen['demos']).save(base_policy_demonstrations(path))
     low_ci, high_ci = metadata['success_interval_95']
     verdict = 'inside' if in_band else 'OUTSIDE'
     say(f'saved {path} ({source_model}): success {chosen["success_rate"]:.0%} '

@@ -21,7 +21,7 @@ from hilresrl_teleop.spacemouse import SpaceMouseMapper
 import numpy as np
 
 from .experts import make_expert
-from .operator_model import GripperButton, OperatorConfig, SimulatedOperator
+from .operator_model import expert_pace, GripperButton, OperatorConfig, SimulatedOperator
 from .tasks import make_task
 
 # The arbiter node's settings when nothing is given (no workspace box: the simulator keeps the
@@ -81,7 +81,8 @@ class HeadlessCell:
         self.control_period_s = (arbiter.control_period_s if control_period_s is None
                                  else control_period_s)
         self.max_episode_steps = max_episode_steps or self.task.max_episode_steps
-        self.operator = (SimulatedOperator(operator, make_expert(task_name), seed)
+        self.operator = (SimulatedOperator(operator, make_expert(task_name), seed,
+                                           expert_pace(self.task, operator, seed))
                          if operator is not None else None)
         self.mapper = SpaceMouseMapper(arbiter.spacemouse, dim)
         self.gripper_button = GripperButton()

@@ -4,8 +4,9 @@ A simulated person at the SpaceMouse: lets the policy work, and takes over when 
 The person watches what remains to do (SimTask.progress: shaped reward, hand to object, object
 to goal) and the hand, and steps in only when the policy is about to fail: nothing got nearer
 and the hand stood still for ``stuck_steps`` (or wandered for ``wander_steps``: moving without
-getting anywhere), the object got knocked or dropped away from its goal, or the gripper
-contradicts the task's expert at the grasp for ``gripper_patience_steps``.
+getting anywhere), the object got knocked or dropped away from its goal, the gripper
+contradicts the task's expert at the grasp for ``gripper_patience_steps``, or the policy is too
+far behind the expert's own pace to finish in time (expert_pace.ExpertPace, ``late_factor``).
 A policy that succeeds on a path of its own is left alone. The person reacts
 ``reaction_delay_steps`` after noticing and corrects with the expert's action plus hand noise
 for at least ``correction_steps``, then hands back once the correction has got somewhere and
@@ -17,6 +18,8 @@ from dataclasses import dataclass
 from typing import Callable, Deque, Optional
 
 import numpy as np
+
+from .expert_pace import ExpertPace
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,9 @@ class OperatorConfig:
     max_correction_steps: int = 60
     agree_steps: int = 2
     noise_std: float = 0.05
+    # Late: more progress left than the slowest expert episode had this many times earlier.
+    late_factor: float = 1.25
+    pace_episodes: int = 8  # expert episodes the person has watched, to know the pace
     translation_axes: tuple = (0, 1, 2)
     gripper_axis: Optional[int] = 3
 
@@ -95,9 +101,10 @@ class SimulatedOperator:
     """Decides, step by step, whether and how the simulated person intervenes."""
 
     def __init__(self, config: OperatorConfig, expert: Callable[[np.ndarray], np.ndarray],
-                 seed: int = 0):
+                 seed: int = 0, pace: Optional[ExpertPace] = None):
         self.config = config
         self._expert = expert
+        self.pace = pace  # None: the person does not judge by time
         self._rng = np.random.default_rng(seed)
         self.gripper_range = GripperRange()  # what the person knows of the task: kept
         self.reset()
@@ -111,6 +118,7 @@ class SimulatedOperator:
         self._gripper_wrong = 0
         self._watch()
         self.interventions = 0
+        self._step = -1  # the episode's step being watched
 
     @property
     def correcting(self) -> bool:
@@ -126,6 +134,7 @@ class SimulatedOperator:
         ``ee_position`` the hand (m) and ``progress`` the task's SimTask.progress().
         """
         config = self.config
+        self._step += 1
         expert = np.asarray(self._expert(task_state), dtype=np.float64)
         if config.gripper_axis is not None:
             self.gripper_range.see(expert[config.gripper_axis])
@@ -213,6 +222,10 @@ class SimulatedOperator:
             # The hand had been at the object, which is now out of it and further from its
             # goal than it ever was by setback_m: knocked or dropped away.
             return 'object lost'
+        if self.pace is not None and self.pace.late(self._step, self._best[0]):
+            # Still creeping forward, perhaps, but too slowly to be done in time.
+            self._watch()
+            return 'late'
         if (len(self._hand) == self._hand.maxlen and self._since_progress >= config.stuck_steps
                 and np.linalg.norm(self._hand[-1] - self._hand[0]) < config.stuck_distance_m):
             self._watch()
@@ -229,6 +242,14 @@ class SimulatedOperator:
         axes = list(self.config.translation_axes)
         noisy[axes] += self._rng.normal(0.0, self.config.noise_std, len(axes))
         return np.clip(noisy, -1.0, 1.0)
+
+
+def expert_pace(task, config: OperatorConfig, seed: int = 0) -> Optional[ExpertPace]:
+    """Return the pace the person judges by, learnt on ``task`` (a SimTask); None: no pace."""
+    if config.late_factor <= 0:
+        return None
+    return ExpertPace.of_expert(task, config.pace_episodes, config.noise_std,
+                                config.late_factor, seed)
 
 
 class GripperButton:

@@ -22,9 +22,10 @@ from rclpy.node import Node
 from sensor_msgs.msg import Joy
 
 from .experts import make_expert
-from .operator_model import GripperButton, SimulatedOperator
+from .operator_model import expert_pace, GripperButton, SimulatedOperator
 from .sim_cell_node import SENSOR_QOS
 from .simulated_operator_parameters import operator_config, PARAMETERS
+from .tasks import make_task
 
 
 class SimulatedOperatorNode(Node):
@@ -46,9 +47,15 @@ class SimulatedOperatorNode(Node):
                 scales=tuple(values['spacemouse.scales']),
                 gripper_axis=self.gripper_axis, gripper_button=self.gripper_button),
                 len(channels))
+            # The person has watched the expert do the task a few times: they know its pace.
+            watched = make_task(task, values['seed'])
+            try:
+                pace = expert_pace(watched, config, values['seed'])
+            finally:
+                watched.close()
         except ValueError as error:
             raise ConfigurationError(str(error)) from error
-        self.operator = SimulatedOperator(config, expert, values['seed'])
+        self.operator = SimulatedOperator(config, expert, values['seed'], pace)
         self._mode = Mode.TRAIN
         self._last_proposal: Optional[np.ndarray] = None
         self._human_gripper: Optional[float] = None
@@ -71,9 +78,11 @@ class SimulatedOperatorNode(Node):
                                  self._on_intervention, COMMAND_QOS)
         self.create_subscription(Mode, 'mode', self._on_mode, LATCHED_QOS)
         self.create_subscription(EpisodeEvent, 'episode_events', self._on_event, EVENTS_QOS)
+        late = (f"{config.late_factor:g}x behind the expert's pace" if pace is not None
+                else 'never judged by time')
         self.get_logger().info(f'simulated operator for {task}: steps in when the policy is '
                                f'about to fail (stuck {config.stuck_steps} steps, object lost, '
-                               f'wrong gripper)')
+                               f'wrong gripper, {late})')
 
     def _on_state(self, message: StateVector) -> None:
         # Act on the observation itself, so the hand is on the device before the policy's

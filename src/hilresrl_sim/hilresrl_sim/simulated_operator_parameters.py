@@ -41,6 +41,13 @@ PARAMETERS = (
               'somewhere and the policy would carry on sensibly', check=at_least(1)),
     Parameter('operator.noise_std', 0.05, 'Imprecision of the hand (action units, per axis)',
               check=at_least(0.0)),
+    Parameter('operator.late_factor', 1.25,
+              'The person steps in when the progress left (task_progress reward_to_go) is more '
+              "than the slowest of the expert's own episodes had left this many times earlier "
+              'in the episode: too late to finish (0: never judged by time)',
+              check=lambda value: '' if value == 0 or value >= 1 else 'must be 0 or at least 1'),
+    Parameter('operator.pace_episodes', 8,
+              'Expert episodes played at start-up to learn the pace', check=at_least(1)),
     Parameter('seed', 0, 'Seed of the hand noise'),
     # The person's device is mapped as the arbiter maps it: the same declarations.
     *(parameter for parameter in ARBITER_PARAMETERS if parameter.name in (

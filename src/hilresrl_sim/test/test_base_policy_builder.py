@@ -40,10 +40,17 @@ def test_a_tiny_build_saves_a_loadable_checkpoint_with_its_measurements(tiny_tra
     policy = load_base_policy('bc', {'checkpoint': result['checkpoint']})
     assert policy.source_model == result['source_model']
     assert policy.act({'task_state': np.zeros(39, dtype=np.float32)}).shape == (1, 4)
+    # The demonstrations it learnt from lie beside it, for the learner to preload.
+    kept = Demonstrations.load(tmp_path / 'base' / result['demonstrations']['file'])
+    assert kept.episodes == result['demonstrations']['episodes']
+    assert len(kept) == result['demonstrations']['steps']
+    assert kept.task == 'pick-place-v3'
 
-    again = builder.build_base_policy('pick-place-v3', tmp_path / 'again', target=(0.0, 1.0),
+    # Built again in its own folder (its demonstrations belong to it): the same weights.
+    again = builder.build_base_policy('pick-place-v3', tmp_path / 'base', target=(0.0, 1.0),
                                       eval_episodes=2, seed=3, progress=None)
     assert again['source_model'] == result['source_model']  # same seed, same weights
+    assert Demonstrations.load(tmp_path / 'base' / 'demonstrations.npz').episodes == 10
 
 
 def _fake_calibration(monkeypatch, success_by_demos):

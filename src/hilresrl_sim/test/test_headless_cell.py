@@ -53,6 +53,15 @@ class LetsGo(ExpertVariant):
         return action[None]
 
 
+class Creeps(ExpertVariant):
+    """The expert at a third of its speed: always getting nearer, never there in time."""
+
+    def act(self, observation):
+        action = self.expert(observation['task_state']).copy()
+        action[:3] /= 3.0
+        return action[None]
+
+
 def test_the_scripted_base_policy_solves_the_task_alone():
     cell = HeadlessCell('pick-place-v3', make_scripted_policy({'task': 'pick-place-v3'}))
     try:
@@ -115,6 +124,29 @@ def test_the_operator_steps_in_before_a_policy_drops_the_object():
             assert watched.human_steps < watched.steps / 2
     finally:
         cell.close()
+
+
+def test_the_operator_steps_in_when_a_policy_is_too_slow_to_finish_in_time():
+    # Plate-slide's base policies fail this way: the puck keeps moving, ever more slowly.
+    cell = HeadlessCell('plate-slide-v3', Creeps('plate-slide-v3'), OperatorConfig())
+    without_pace = HeadlessCell('plate-slide-v3', Creeps('plate-slide-v3'),
+                                OperatorConfig(late_factor=0.0))
+    try:
+        assert cell.operator.pace is not None and without_pace.operator.pace is None
+        for seed in (1, 2):
+            alone = cell.run_episode(seed, allow_intervention=False)
+            watched = cell.run_episode(seed, keep_transitions=True)
+            unjudged = without_pace.run_episode(seed)
+            assert not alone.success
+            # Nothing else fires on a policy that keeps getting nearer: only the pace does, in
+            # the first half of the episode, while there is time to show how it is done.
+            assert unjudged.human_steps == 0 and not unjudged.success
+            first_hand = next(k for k, t in enumerate(watched.transitions)
+                              if t.human_action is not None)
+            assert first_hand < watched.steps / 2 and watched.human_steps > 10
+    finally:
+        cell.close()
+        without_pace.close()
 
 
 def test_an_episode_that_ends_mid_correction_does_not_start_the_next_under_the_person():

@@ -6,6 +6,7 @@ import pathlib
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 BENCHMARKS = pathlib.Path(__file__).resolve().parents[3] / 'benchmarks'
@@ -61,9 +62,9 @@ def test_the_default_schedule_runs_the_main_method_first():
     for family in ('pick and place', 'insertion', 'pushing', 'tool use', 'articulated'):
         assert any(task.endswith('-v3') for task in learning.FAMILIES[family]), family
     assert 'PandaPickCube' in learning.TASKS
-    assert learning.MAIN_METHOD == 'residual_operator'
-    assert learning.DEFAULT_METHODS == ('base', 'residual_operator', 'residual_no_human',
-                                        'full_rl_operator')
+    assert learning.MAIN_METHOD == 'residual_operator_demos'
+    assert learning.DEFAULT_METHODS == ('base', 'residual_operator_demos', 'residual_operator',
+                                        'residual_no_human', 'full_rl_operator')
 
 
 def test_a_tiny_run_writes_its_points_as_it_goes_and_the_table_renders(
@@ -133,3 +134,77 @@ def test_a_run_past_its_deadline_leaves_its_points_and_a_final_line(tmp_path, ba
     assert points[-1]['kind'] == 'final' and points[-1]['status'] == 'cut_off'
     assert points[-1]['env_steps'] < TINY['max_steps']
     assert (TASK, 'residual_no_human', 1) not in learning.finished_runs(results)
+
+
+class _Clock:
+    """time.time() that passes the deadline (1.0) at its ``calls``-th reading."""
+
+    def __init__(self, calls: int):
+        self.calls = calls
+
+    def time(self) -> float:
+        self.calls -= 1
+        return 0.0 if self.calls > 0 else 2.0
+
+    @staticmethod
+    def monotonic() -> float:
+        import time
+        return time.monotonic()
+
+
+def test_a_cut_off_run_goes_on_from_its_state_as_the_same_attempt(
+        tmp_path, base_checkpoint, monkeypatch):
+    learning = _module('learning')
+    results, state_dir = tmp_path / 'results.jsonl', tmp_path / 'state'
+    options = dict(TINY, results=str(results), base_checkpoints={TASK: base_checkpoint},
+                   state_dir=str(state_dir))
+    # Cut off at the fourth reading of the clock: after the first training episode, in the
+    # middle of the first screen (two episodes, one reading each).
+    monkeypatch.setattr(learning, 'time', _Clock(4))
+    first = learning.run(TASK, 'residual_no_human', 0, dict(options, deadline=1.0))
+    assert first['status'] == 'cut_off'
+    assert 0 < first['env_steps'] < TINY['max_steps']
+    assert list(state_dir.iterdir()) == [state_dir / f'{TASK}__residual_no_human__0.pt']
+    monkeypatch.undo()
+    second = learning.run(TASK, 'residual_no_human', 0, options)
+    assert second['status'] in ('budget', 'reached', 'stopped_unconfirmed')
+    assert not list(state_dir.iterdir())  # finished: its state is gone
+    points = [json.loads(line) for line in results.read_text().splitlines()]
+    assert len({p['attempt'] for p in points}) == 1
+    screens = [p for p in points if p['kind'] == 'screen']
+    # The screen the cut interrupted is played when the run goes on, at the same steps.
+    assert screens[0]['env_steps'] == first['env_steps']
+    assert sum(p['interval_steps'] for p in screens) == screens[-1]['env_steps']
+    final = points[-1]
+    assert final['kind'] == 'final' and final['env_steps'] == second['env_steps']
+    # The learner went on too: one update per step since the start, not since the restart.
+    assert final['updates'] == final['env_steps']
+    assert (TASK, 'residual_no_human', 0) in learning.finished_runs(results)
+    table = learning.results_table()
+    (run,) = table.runs_of(table.read_points([results]))[(TASK, 'residual_no_human')]
+    assert run.finished and run.env_steps == second['env_steps']
+
+
+def test_residual_rl_with_demonstrations_relabels_them_with_the_base_policy(base_checkpoint):
+    learning = _module('learning')
+    from hilresrl_policy.adapters.bc_policy import BCPolicy
+    from hilresrl_sim.headless_cell import HeadlessCell
+    settings = learning.cell_settings(TASK)
+    base = BCPolicy(base_checkpoint)
+    cell = HeadlessCell(TASK, base)
+    try:
+        options = dict(TINY, demos=2)
+        learner, _ = learning._learners(TASK, 'residual_operator_demos', 0, options, settings,
+                                        cell, base)
+        full, _ = learning._learners(TASK, 'full_rl_operator', 0, options, settings, cell, base)
+    finally:
+        cell.close()
+    assert learner.demo_steps > 0 and learner.demo_steps == full.demo_steps
+    assert len(learner.online) == 0  # demonstrations are not robot steps
+    stored = learner.intervention._data
+    count = len(learner.intervention)
+    relabelled = np.stack([base.act({'task_state': o})[0]
+                           for o in stored['observation'][:count]])
+    assert np.allclose(stored['base_action'][:count], relabelled, atol=1e-6)
+    assert not np.allclose(relabelled, 0.0)
+    assert np.all(full.intervention._data['base_action'][:count] == 0.0)

@@ -145,3 +145,40 @@ def test_gripper_button_presses_once_per_needed_toggle():
     assert GripperButton().press(True, 1.0) is False
     assert GripperButton().press(False, 1.0) is True  # the expert opens: open it
     assert GripperButton().press(False, None) is False  # unknown counts as open
+
+
+def test_the_pace_says_late_only_past_the_slowest_expert_by_the_factor():
+    from hilresrl_sim.expert_pace import ExpertPace, LATE_MARGIN
+    # The slowest expert episode had 1.0 left until step 10, then 0.1 less a step, done at 20.
+    most_left = np.concatenate([np.ones(10), np.linspace(0.9, 0.0, 10), np.zeros(10)])
+    pace = ExpertPace(most_left, late_factor=2.0)
+    assert not pace.late(19, 1.0)  # at step 19 it may be where the expert was at step 9
+    assert not pace.late(24, 0.7 + LATE_MARGIN / 2)  # the expert's at step 12, plus noise
+    assert pace.late(24, 0.8)
+    assert pace.late(100, 0.05)  # past the end of the calibration: any progress left is late
+    assert not pace.late(100, 0.0)
+    with pytest.raises(ValueError, match='at least 1'):
+        ExpertPace(most_left, late_factor=0.5)
+
+
+def test_a_policy_too_slow_to_finish_in_time_is_taken_over_as_late():
+    from hilresrl_sim.expert_pace import ExpertPace
+    # The expert gets 1 cm nearer a step (as _run's progress); a policy at a quarter of that
+    # pace keeps getting nearer, so no other trigger fires, but it cannot finish in time.
+    pace = ExpertPace(np.maximum(1.0 - 0.01 * np.arange(200), 0.0), late_factor=1.25)
+    on_time = _operator(wander_steps=1000)
+    on_time.pace = pace
+    assert _run(on_time, lambda k: EXPERT, 100) == [None] * 100
+    slow = SimulatedOperator(on_time.config, lambda state: EXPERT, seed=0, pace=pace)
+    noticed = []
+    for k in range(100):
+        remaining = 1.0 - 0.0025 * k  # progressing, at a quarter of the pace
+        hand = slow.step(np.zeros(3), EXPERT, np.array([0.01 * k, 0, 0]),
+                         np.full(3, remaining))
+        noticed.append(hand.triggered)
+        if hand.action is not None:
+            break
+    assert 'late' in noticed and slow.interventions == 1
+    # Late from the step at which the progress left passed the expert's 1.25 times earlier
+    # (plus the margin): 1 - 0.0025 k > 1 - 0.01 k / 1.25 + 0.02 from k = 4.
+    assert noticed.index('late') == pytest.approx(4, abs=1)
