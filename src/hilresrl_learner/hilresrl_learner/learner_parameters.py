@@ -21,7 +21,8 @@ CONFIG_FIELDS = {
     'critic.heads': 'critic_heads', 'gamma': 'gamma', 'n_step': 'n_step',
     'batch_size': 'batch_size', 'actor_lr': 'actor_lr', 'critic_lr': 'critic_lr', 'tau': 'tau',
     'warmup_updates': 'warmup_updates', 'bc_weight': 'bc_weight',
-    'support_weight': 'support_weight'}
+    'support_weight': 'support_weight',
+    'observation_normalization': 'observation_normalization'}
 
 PARAMETERS = (
     Parameter('run_dir', None, 'Folder of this run (checkpoints, transition log, curves); '
@@ -59,6 +60,9 @@ PARAMETERS = (
     Parameter('support_weight', 0.0, 'Weight of the pull of the residual toward the residuals '
               'the stored steps executed: the actor leaves the actions the critic has data on '
               'only as far as the critic gains (0: off)', check=at_least(0.0)),
+    Parameter('observation_normalization', False, 'Normalize the observation for actor and '
+              'critic with the mean and standard deviation of the steps stored when the first '
+              'update is due (demonstrations included), fixed from then on'),
     Parameter('update_to_data', 1.0, 'Gradient updates per training transition (evaluation '
               'steps are not trained on)', check=at_least(0.0)),
     Parameter('actor_mode', 'residual', 'What is learned: residual (the residual actor), latent '

@@ -50,6 +50,10 @@ class ReplayBuffer:
         """Return the number of stored steps."""
         return self._size
 
+    def observations(self) -> np.ndarray:
+        """Return the observations of the stored steps (a view: do not keep it across adds)."""
+        return self._data['observation'][:self._size]
+
     def add(self, episode: Hashable, step: int, observation, base_action, executed_action,
             reward: float, next_observation, terminated: bool, truncated: bool,
             human_action=None, human_axes=None) -> int:

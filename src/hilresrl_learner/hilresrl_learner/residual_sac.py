@@ -39,7 +39,7 @@ class ResidualSAC(ResidualTD3):
     def _sample(self, observation: torch.Tensor, base: torch.Tensor
                 ) -> Tuple[torch.Tensor, torch.Tensor]:
         """Return a reparameterized residual sample and its log-probability."""
-        mean = self.actor.net(torch.cat([observation, base], dim=-1))
+        mean = self.actor.net(self.actor.inputs(observation, base))
         std = self.log_std.exp().expand_as(mean)
         noise = torch.randn(mean.shape, generator=self.generator, device=self.device)
         pre_tanh = mean + std * noise

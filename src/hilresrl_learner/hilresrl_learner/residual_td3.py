@@ -9,7 +9,9 @@ critic with the human action that was executed, and, with ``bc_weight``, pull th
 toward (human - base) / residual_scale on the axes the person took. The actor waits
 ``warmup_updates`` critic-only updates before it moves, and then moves slowly; with
 ``support_weight`` it is also held near the residuals the cell executed (support_loss), so
-that it does not climb the critic's extrapolation away from the base policy.
+that it does not climb the critic's extrapolation away from the base policy. With
+``observation_normalization`` actor and critic see the observation through statistics set once
+(set_observation_statistics), kept in their state and so in checkpoints and broadcast weights.
 Torch only: no ROS.
 """
 
@@ -20,7 +22,8 @@ from typing import Dict, Sequence, Tuple
 
 from hilresrl_common.residual_contract import (compose, RESIDUAL_SCALE, residual_scale_vector,
                                                residual_toward)
-from hilresrl_policy.residual import ResidualActor, ResidualConfig
+from hilresrl_policy.residual import (ObservationNormalizer, ResidualActor, ResidualConfig,
+                                      with_identity_normalizer)
 import numpy as np
 import torch
 from torch import nn
@@ -54,6 +57,9 @@ class LearnerConfig:
     # The pull of the residual toward the residuals the stored steps executed: the actor may
     # leave the actions its critic has data on only as far as the critic's gain outweighs it.
     support_weight: float = 0.0
+    # Normalize observations with statistics of the first stored steps, fixed from then on
+    # (hilresrl_policy.residual.ObservationNormalizer), in actor and critic alike.
+    observation_normalization: bool = False
     # td3 (what the learner node runs) or sac (residual_sac: kept to measure the choice)
     algorithm: str = 'td3'
 
@@ -131,11 +137,12 @@ class CriticEnsemble(nn.Module):
                     layers.append(EnsembleLayerNorm(heads, outputs))
                 layers.append(nn.ReLU())
         self.heads = heads
+        self.observation_normalizer = ObservationNormalizer(config.obs_dim)
         self.net = nn.Sequential(*layers)
 
     def forward(self, observation, base_action, action) -> torch.Tensor:
         """Return Q of every head for a batch."""
-        x = torch.cat([observation, base_action, action], dim=-1)
+        x = torch.cat([self.observation_normalizer(observation), base_action, action], dim=-1)
         return self.net(x.unsqueeze(0).expand(self.heads, -1, -1)).squeeze(-1)
 
 
@@ -164,6 +171,16 @@ class ResidualTD3:
         self.scale = torch.as_tensor(config.scale_vector(), device=self.device)
         self.updates = 0
         self.actor_updates = 0
+
+    @property
+    def observations_normalized(self) -> bool:
+        """Return whether observation statistics were set."""
+        return not self.actor.observation_normalizer.identity
+
+    def set_observation_statistics(self, mean: np.ndarray, std: np.ndarray) -> None:
+        """Normalize observations with these statistics from now on, in every network."""
+        for module in (self.actor, self.actor_target, self.critic, self.critic_target):
+            module.observation_normalizer.set_statistics(mean, std)
 
     # --- acting -------------------------------------------------------------------------
     def residual(self, observation: np.ndarray, base_action: np.ndarray,
@@ -281,10 +298,11 @@ class ResidualTD3:
         for prefix, module in (('actor', self.actor), ('critic', self.critic),
                                ('actor_target', self.actor_target),
                                ('critic_target', self.critic_target)):
-            module.load_state_dict({name[len(prefix) + 1:]: tensor.to(self.device)
-                                    for name, tensor in state.items()
-                                    if name.startswith(prefix + '.')
-                                    and name.split('.')[0] == prefix})
+            own = {name[len(prefix) + 1:]: tensor.to(self.device)
+                   for name, tensor in state.items()
+                   if name.startswith(prefix + '.') and name.split('.')[0] == prefix}
+            # Checkpoints from before observation normalization: identity statistics.
+            module.load_state_dict(with_identity_normalizer(own, module))
 
 
 def guidance_loss(residual: torch.Tensor, tensors: Dict[str, torch.Tensor],

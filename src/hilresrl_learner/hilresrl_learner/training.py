@@ -6,12 +6,15 @@ steps go to the online buffer, the ones a person controlled (and demonstrations)
 intervention buffer too; updates are due as data arrives, at ``update_to_data`` per step.
 Steps of recorded runs (offline data) go to the same buffers, or to an offline buffer of their
 own with its own share of each batch; they count as neither robot steps nor, for the
-update-to-data ratio, the updates done on them before the robot moves. No ROS here.
+update-to-data ratio, the updates done on them before the robot moves. With observation
+normalization, its statistics come from every step stored when the first update is due
+(demonstrations and recorded runs included) and stay fixed. No ROS here.
 """
 
 from dataclasses import dataclass
 from typing import Callable, Dict, Hashable, Iterator, Optional
 
+from hilresrl_policy.residual import observation_statistics
 import numpy as np
 
 from .replay import MixedSampler, ReplayBuffer
@@ -121,6 +124,12 @@ class ResidualLearner:
         ``offline`` updates are warm-up on recorded runs before the robot moves: they do not
         count against the update-to-data ratio of the robot's own steps.
         """
+        if updates > 0 and self.config.observation_normalization and \
+                not self.agent.observations_normalized:
+            buffers = [buffer for buffer in (self.online, self.intervention, self.offline)
+                       if buffer is not None]
+            self.agent.set_observation_statistics(*observation_statistics(
+                np.concatenate([buffer.observations() for buffer in buffers])))
         for _ in range(updates):
             batch = self.sampler.sample(self.config.batch_size, self.rng, self.config.n_step,
                                         self.config.gamma)

@@ -3,6 +3,7 @@
 from hilresrl_common.demonstrations import Demonstrations
 from hilresrl_learner.residual_td3 import LearnerConfig
 from hilresrl_learner.training import demonstration_records, ResidualLearner, StepRecord
+from hilresrl_policy.residual import STD_FLOOR
 import numpy as np
 import pytest
 
@@ -133,3 +134,54 @@ def test_per_axis_interventions_reach_the_buffers_with_their_axes():
         [False, True], [True, True]]
     assert learner.intervention.gather(np.array([0, 1])).human_axes.tolist() == [
         [False, True], [True, True]]
+
+
+def _unit_steps(learner, scale, rng, steps=60):
+    # Steps of a 2-value state, its second value in other units (a 0-255 gripper reading).
+    for index in range(steps):
+        state = rng.normal(size=2) * [1.0, scale]
+        human = rng.uniform(-1, 1, 2) if index % 3 == 0 else None
+        learner.add(StepRecord(index // 20, index % 20, state, rng.uniform(-1, 1, 2),
+                               rng.uniform(-1, 1, 2), float(index % 20 == 19),
+                               rng.normal(size=2) * [1.0, scale], index % 20 == 19, False,
+                               human))
+
+
+def test_observation_statistics_come_from_every_stored_step_and_stay_fixed():
+    config = LearnerConfig(obs_dim=2, action_dim=2, actor_hidden=(8,), critic_hidden=(8,),
+                           batch_size=4, observation_normalization=True)
+    learner = ResidualLearner(config, min_steps=1)
+    learner.add(StepRecord('d', 0, np.array([10.0, 0.0]), np.zeros(2), np.zeros(2), 0.0,
+                           np.zeros(2), False, False), demonstration=True)
+    learner.add(StepRecord('e', 0, np.array([30.0, 0.0]), np.zeros(2), np.zeros(2), 0.0,
+                           np.zeros(2), False, False))
+    assert not learner.agent.observations_normalized
+    learner.train(0)  # nothing due: nothing fitted
+    assert not learner.agent.observations_normalized
+    learner.train(1)
+    agent = learner.agent
+    for network in (agent.actor, agent.actor_target, agent.critic, agent.critic_target):
+        assert network.observation_normalizer.mean.tolist() == [20.0, 0.0]
+        assert network.observation_normalizer.std.tolist() == pytest.approx([10.0, STD_FLOOR])
+    learner.add(StepRecord('e', 1, np.array([1000.0, 5.0]), np.zeros(2), np.zeros(2), 0.0,
+                           np.zeros(2), False, False))
+    learner.train(2)
+    assert agent.actor.observation_normalizer.mean.tolist() == [20.0, 0.0]  # fixed
+    plain = ResidualLearner(CONFIG, min_steps=1)
+    plain.add(_record(0))
+    plain.train(1)
+    assert not plain.agent.observations_normalized
+
+
+def test_with_normalization_what_is_learnt_does_not_depend_on_the_observation_units():
+    def learnt(scale, normalized):
+        config = LearnerConfig(obs_dim=2, action_dim=2, actor_hidden=(16,),
+                               critic_hidden=(16,), batch_size=16, warmup_updates=0,
+                               actor_delay=1, observation_normalization=normalized)
+        learner = ResidualLearner(config, min_steps=1, seed=3)
+        _unit_steps(learner, scale, np.random.default_rng(7))
+        learner.train(30)
+        return learner.residual(np.array([0.5, 0.5 * scale]), np.zeros(2))
+
+    assert np.allclose(learnt(1.0, True), learnt(200.0, True), atol=1e-4)
+    assert not np.allclose(learnt(1.0, False), learnt(200.0, False), atol=1e-4)

@@ -2,15 +2,19 @@
 The residual actor: observation + base action -> residual in [-1, 1] per axis, and its weights.
 
 Its last layer starts at zero, so training begins exactly at the base policy; how the residual
-is composed with the base action is hilresrl_common.residual_contract's. Weights travel as
-safetensors bytes with a JSON architecture that carries the residual scale they were trained
-under, and a receiver refuses any that do not match its own.
+is composed with the base action is hilresrl_common.residual_contract's. The observation goes
+through fixed normalization statistics that the learner may set once (identity until then).
+Weights, statistics included, travel as safetensors bytes with a JSON architecture that
+carries the residual scale they were trained under, and a receiver refuses any that do not
+match its own.
 """
 
 from dataclasses import asdict, dataclass, field, replace
 import hashlib
 import json
 from typing import Dict, Sequence, Tuple
+
+import numpy as np
 
 from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
@@ -87,21 +91,95 @@ def mlp(sizes: Sequence[int], layer_norm: bool) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+# A dimension that barely varied in the data the statistics came from (a constant, an object
+# that stood upright) is divided by this instead (observation units, metres in the simulated
+# cells): a later change of it must not become a thousand standard deviations.
+STD_FLOOR = 0.05
+# Normalized values beyond this many standard deviations are clipped.
+NORMALIZED_LIMIT = 10.0
+
+
+def observation_statistics(observations: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """Return the mean and the (floored) standard deviation of observations (N, obs_dim)."""
+    observations = np.asarray(observations, dtype=np.float64)
+    if observations.ndim != 2 or len(observations) == 0:
+        raise ValueError('observation statistics need at least one observation (N, obs_dim)')
+    return (observations.mean(axis=0).astype(np.float32),
+            np.maximum(observations.std(axis=0), STD_FLOOR).astype(np.float32))
+
+
+class ObservationNormalizer(nn.Module):
+    """(observation - mean) / std, clipped: fixed statistics, identity until they are set."""
+
+    def __init__(self, obs_dim: int):
+        super().__init__()
+        self.register_buffer('mean', torch.zeros(obs_dim))
+        self.register_buffer('std', torch.ones(obs_dim))
+
+    @property
+    def identity(self) -> bool:
+        """Return whether no statistics were set (fitted ones are never exactly 0 and 1)."""
+        return bool((self.mean == 0).all() and (self.std == 1).all())
+
+    def set_statistics(self, mean, std) -> None:
+        """Take these statistics (arrays of obs_dim values; std positive)."""
+        mean = torch.as_tensor(np.asarray(mean), dtype=self.mean.dtype)
+        std = torch.as_tensor(np.asarray(std), dtype=self.std.dtype)
+        if mean.shape != self.mean.shape or std.shape != self.std.shape:
+            raise ValueError(f'statistics of shape {tuple(mean.shape)}/{tuple(std.shape)} for '
+                             f'{self.mean.shape[0]} observation values')
+        if not bool((std > 0).all()) or not bool(torch.isfinite(mean).all()):
+            raise ValueError('observation statistics must be finite with a positive std')
+        self.mean.copy_(mean)
+        self.std.copy_(std)
+
+    def forward(self, observation: torch.Tensor) -> torch.Tensor:
+        """Return the normalized observation."""
+        return ((observation - self.mean) / self.std).clamp(-NORMALIZED_LIMIT, NORMALIZED_LIMIT)
+
+
+# Tensors of the normalizer in an actor's state: weights written before it existed lack them.
+NORMALIZER_TENSORS = ('observation_normalizer.mean', 'observation_normalizer.std')
+
+
+def with_identity_normalizer(state: Dict[str, torch.Tensor], module: nn.Module,
+                             prefix: str = '') -> Dict[str, torch.Tensor]:
+    """
+    Return ``state`` with identity statistics added where weights from before them lack them.
+
+    Only when all of a module's normalizer tensors are missing: a partial set stays an error.
+    """
+    names = [prefix + name for name in NORMALIZER_TENSORS]
+    if any(name in state for name in names):
+        return state
+    own = module.state_dict()
+    filled = dict(state)
+    for name, own_name in zip(names, NORMALIZER_TENSORS):
+        filled[name] = (torch.zeros_like(own[own_name]) if name.endswith('mean')
+                        else torch.ones_like(own[own_name]))
+    return filled
+
+
 class ResidualActor(nn.Module):
     """Observation + base action -> residual in [-1, 1] per axis (tanh)."""
 
     def __init__(self, config: ResidualConfig):
         super().__init__()
         self.config = config
+        self.observation_normalizer = ObservationNormalizer(config.obs_dim)
         self.net = mlp([config.obs_dim + config.action_dim, *config.hidden_sizes,
                         config.action_dim], config.layer_norm)
         last = self.net[-1]
         nn.init.zeros_(last.weight)  # residual 0: composed == base until trained
         nn.init.zeros_(last.bias)
 
+    def inputs(self, observation: torch.Tensor, base_action: torch.Tensor) -> torch.Tensor:
+        """Return the network's input: the normalized observation and the base action."""
+        return torch.cat([self.observation_normalizer(observation), base_action], dim=-1)
+
     def forward(self, observation: torch.Tensor, base_action: torch.Tensor) -> torch.Tensor:
         """Return the residual for a batch of observations and base actions."""
-        return torch.tanh(self.net(torch.cat([observation, base_action], dim=-1)))
+        return torch.tanh(self.net(self.inputs(observation, base_action)))
 
 
 @dataclass
@@ -141,7 +219,7 @@ def load_actor_weights(actor: ResidualActor, blob: bytes, sha256: str, architect
     if differences:
         raise WeightsError('architecture mismatch: ' + ', '.join(differences))
     try:
-        state = load_tensors(bytes(blob))
+        state = with_identity_normalizer(load_tensors(bytes(blob)), actor)
     except Exception as error:  # safetensors raises its own error types
         raise WeightsError(f'unreadable safetensors blob: {error}') from error
     expected = actor.state_dict()

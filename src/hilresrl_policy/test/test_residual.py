@@ -3,10 +3,12 @@
 import hashlib
 
 from hilresrl_common.residual_contract import compose, residual_scale_vector
-from hilresrl_policy.residual import (load_actor_weights, ResidualActor, ResidualConfig,
-                                      serialize_actor, WeightsError)
+from hilresrl_policy.residual import (load_actor_weights, NORMALIZED_LIMIT, NORMALIZER_TENSORS,
+                                      observation_statistics, ResidualActor, ResidualConfig,
+                                      serialize_actor, STD_FLOOR, WeightsError)
 import numpy as np
 import pytest
+from safetensors.torch import save as save_tensors
 import torch
 
 CONFIG = ResidualConfig(obs_dim=5, action_dim=3, hidden_sizes=(16, 16))
@@ -148,3 +150,48 @@ def test_the_weights_gate_orders_versions_within_a_run():
     pinned = WeightsGate(pinned_run_id='real')
     with pytest.raises(WeightsError, match='parameter learner_run_id'):
         pinned.check_order('other', 1)
+
+
+def test_observation_statistics_travel_with_the_weights_and_old_weights_mean_identity():
+    actor = _trained_actor()
+    observations = np.array([[0.0, 1.0, 200.0, 0.3, 5.0], [2.0, 1.0, 0.0, 0.3, 7.0]])
+    mean, std = observation_statistics(observations)
+    assert mean.tolist() == [1.0, 1.0, 100.0, pytest.approx(0.3), 6.0]
+    # a value that did not vary is divided by the floor, not by zero
+    assert std.tolist() == pytest.approx([1.0, STD_FLOOR, 100.0, STD_FLOOR, 1.0])
+    assert actor.observation_normalizer.identity
+    actor.observation_normalizer.set_statistics(mean, std)
+    assert not actor.observation_normalizer.identity
+    observation, base = torch.as_tensor(observations, dtype=torch.float32), torch.zeros(2, 3)
+    receiver = ResidualActor(CONFIG)
+    weights = serialize_actor(actor)
+    load_actor_weights(receiver, weights.blob, weights.sha256, weights.architecture)
+    assert torch.equal(receiver(observation, base), actor(observation, base))
+    assert torch.equal(receiver.observation_normalizer.std, torch.as_tensor(std))
+
+    # weights written before the statistics existed: the receiver takes identity statistics
+    old = {name: tensor for name, tensor in actor.state_dict().items()
+           if name not in NORMALIZER_TENSORS}
+    blob = save_tensors(old)
+    load_actor_weights(receiver, blob, hashlib.sha256(blob).hexdigest(), weights.architecture)
+    assert receiver.observation_normalizer.identity
+    unnormalized = _trained_actor()
+    assert torch.equal(receiver(observation, base), unnormalized(observation, base))
+    # half a set is damage, not an old format
+    partial = dict(old, **{NORMALIZER_TENSORS[0]: torch.zeros(5)})
+    blob = save_tensors(partial)
+    with pytest.raises(WeightsError, match='observation_normalizer.std'):
+        load_actor_weights(receiver, blob, hashlib.sha256(blob).hexdigest(),
+                           weights.architecture)
+
+
+def test_normalized_observations_are_clipped_and_bad_statistics_refused():
+    normalizer = ResidualActor(CONFIG).observation_normalizer
+    normalizer.set_statistics(np.zeros(5), np.full(5, 0.1))
+    assert normalizer(torch.full((1, 5), 1e6)).max().item() == NORMALIZED_LIMIT
+    for mean, std in ((np.zeros(4), np.ones(4)), (np.zeros(5), np.zeros(5)),
+                      (np.full(5, np.nan), np.ones(5))):
+        with pytest.raises(ValueError):
+            normalizer.set_statistics(mean, std)
+    with pytest.raises(ValueError, match='at least one observation'):
+        observation_statistics(np.zeros((0, 5)))
