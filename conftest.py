@@ -114,9 +114,11 @@ class LaunchedProcess:
 
     def __init__(self, command: List[str], env: Optional[dict] = None, stdin=None):
         self.lines: List[str] = []
+        # A Python process that hangs prints every thread's stack on SIGABRT (wait() sends it).
         self.process = subprocess.Popen(command, stdin=stdin, stdout=subprocess.PIPE,
                                         stderr=subprocess.STDOUT, text=True,
-                                        env=env or dict(os.environ), start_new_session=True)
+                                        env=dict(env or os.environ, PYTHONFAULTHANDLER='1'),
+                                        start_new_session=True)
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
@@ -136,8 +138,23 @@ class LaunchedProcess:
         return self.wait(timeout_s)
 
     def wait(self, timeout_s: float = 30.0) -> int:
-        """Wait for the process to end and its output to be read; return its exit status."""
-        code = self.process.wait(timeout=timeout_s)
+        """
+        Wait for the process to end and its output to be read; return its exit status.
+
+        A process still running after ``timeout_s`` fails the test with its output and, for a
+        Python process, the stacks of its threads at that moment: where it hung.
+        """
+        try:
+            code = self.process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            self.process.send_signal(signal.SIGABRT)
+            try:
+                self.process.wait(timeout=10.0)
+            except subprocess.TimeoutExpired:
+                self.kill()
+            self._reader.join(timeout=5.0)
+            raise AssertionError(f'{" ".join(self.process.args)} still ran {timeout_s:g} s '
+                                 'later; its output, then its stacks:\n' + self.output) from None
         self._reader.join(timeout=5.0)
         return code
 

@@ -8,6 +8,7 @@ from hilresrl_learner.residual_td3 import LearnerConfig
 from hilresrl_learner.training import ResidualLearner, StepRecord
 import numpy as np
 import pytest
+from safetensors.torch import load_file, save_file
 import torch
 
 CONFIG = LearnerConfig(obs_dim=3, action_dim=2, actor_hidden=(16,), critic_hidden=(16, 16),
@@ -174,3 +175,35 @@ def test_the_checkpoint_folder_is_fsynced_after_the_renames(tmp_path, monkeypatc
     learner = _learner()
     save_checkpoint(tmp_path, learner.agent, learner.rng, {})
     assert str(tmp_path / 'checkpoints') in synced
+
+
+def test_observation_statistics_are_kept_and_checkpoints_without_them_load(tmp_path):
+    normalized = LearnerConfig(**dict(vars(CONFIG), observation_normalization=True))
+    learner = ResidualLearner(normalized, min_steps=1)
+    rng = np.random.default_rng(0)
+    for index in range(20):
+        learner.add(StepRecord(0, index, rng.normal(size=3) * [1, 100, 0.01], np.zeros(2),
+                               np.zeros(2), 0.0, rng.normal(size=3), False, False))
+    learner.train(3)
+    statistics = learner.agent.critic.observation_normalizer.std.clone()
+    save_checkpoint(tmp_path / 'normalized', learner.agent, learner.rng, {})
+    resumed = ResidualLearner(normalized, min_steps=1)
+    resumed.add(StepRecord(0, 0, np.full(3, 1e3), np.zeros(2), np.zeros(2), 0.0, np.zeros(3),
+                           False, False))
+    load_checkpoint(latest_checkpoint(tmp_path / 'normalized'), resumed.agent, resumed.rng)
+    resumed.train(1)  # statistics came with the checkpoint: not fitted again on new steps
+    for network in (resumed.agent.actor, resumed.agent.critic_target):
+        assert torch.equal(network.observation_normalizer.std, statistics)
+
+    # a checkpoint written before the statistics existed: the networks see raw observations
+    old = _learner()
+    old.train(5)
+    path = save_checkpoint(tmp_path / 'old', old.agent, old.rng, {})
+    networks = load_file(str(path / 'networks.safetensors'))
+    save_file({name: tensor for name, tensor in networks.items()
+               if 'observation_normalizer' not in name}, str(path / 'networks.safetensors'))
+    copy = _learner(seed=5)
+    load_checkpoint(path, copy.agent, copy.rng)
+    assert not copy.agent.observations_normalized
+    assert all(torch.equal(a, b) for a, b in zip(_parameters(copy).values(),
+                                                 _parameters(old).values()))
