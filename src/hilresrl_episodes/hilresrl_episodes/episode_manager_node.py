@@ -245,7 +245,10 @@ class EpisodeManagerNode(Node):
         self._success_signal = False
         self._assembler.reset()
         self._steps.start(first_stamp_ns)
-        self._publish_event(EpisodeEvent.EPISODE_START, detail=self._instruction)
+        # Stamped with the episode's first observation when the reset said which it is, so
+        # that the policy nodes can tell plans of the last episode from plans of this one.
+        self._publish_event(EpisodeEvent.EPISODE_START, detail=self._instruction,
+                            stamp_ns=first_stamp_ns)
         return episode_id
 
     # --- steps ---------------------------------------------------------------------------
@@ -465,9 +468,11 @@ class EpisodeManagerNode(Node):
         if 0 <= self.success_button < len(buttons) and buttons[self.success_button]:
             self._success_signal = True
 
-    def _publish_event(self, event: int, summary: EpisodeSummary = None, detail: str = ''):
+    def _publish_event(self, event: int, summary: EpisodeSummary = None, detail: str = '',
+                       stamp_ns: int = 0):
         message = EpisodeEvent(robot_id=self.robot_id, event=event, detail=detail)
-        message.header.stamp = self.get_clock().now().to_msg()
+        message.header.stamp = (ns_to_stamp(stamp_ns) if stamp_ns > 0
+                                else self.get_clock().now().to_msg())
         message.episode_id = self._episodes.episode_id
         message.mode.value = int(self._episodes.episode_mode if self._episodes.running
                                  else self._episodes.mode)

@@ -10,7 +10,7 @@ from hilresrl_episodes import episodes
 from hilresrl_episodes.episode_manager_node import EpisodeManagerNode
 from hilresrl_msgs.msg import (EpisodeEvent, EpisodeOutcome, ExecutedAction, LearnerStatus,
                                Mode, StateVector, Transition)
-from hilresrl_msgs.srv import EndEpisode, SetMode, StartEpisode
+from hilresrl_msgs.srv import EndEpisode, ResetCell, SetMode, StartEpisode
 import pytest
 from rclpy.parameter import Parameter
 
@@ -99,6 +99,25 @@ def test_episode_start_and_end_are_published(make_manager, probe):
         EpisodeEvent.EPISODE_START, 'cellA', 1, Mode.EVAL, 'pick')
     assert (end.event, end.outcome.value, end.mode.value, end.detail) == (
         EpisodeEvent.EPISODE_END, EpisodeOutcome.FAILURE, Mode.EVAL, 'dropped')
+
+
+def test_an_episode_start_is_stamped_with_the_first_observation_after_the_reset(
+        make_manager, probe):
+    # The policy nodes drop plans older than this stamp: the last episode's.
+    def reset(request, response):
+        response.success, response.instruction = True, 'pick'
+        response.observation_stamp = ns_to_stamp(7_250_000_000)
+        return response
+
+    probe.node.create_service(ResetCell, 'reset', reset)
+    events = []
+    probe.node.create_subscription(EpisodeEvent, 'episode_events', events.append, EVENTS_QOS)
+    make_manager(reset_service='reset')
+    started = probe.call(StartEpisode, 'start_episode', StartEpisode.Request())
+    assert started.success
+    probe.wait_for(lambda: events, message='the episode start')
+    assert events[0].event == EpisodeEvent.EPISODE_START
+    assert (events[0].header.stamp.sec, events[0].header.stamp.nanosec) == (7, 250_000_000)
 
 
 def test_pause_aborts_the_running_episode_and_is_latched(make_manager, probe):

@@ -119,6 +119,12 @@ class ChunkBuffer:
         limit = self._execute_steps or (self._chunk.horizon if self._chunk else 1)
         return row is None or row >= min(limit, self._chunk.horizon)
 
+    def forget_before(self, stamp_ns: int) -> None:
+        """Drop the chunks planned from observations older than ``stamp_ns`` (a new episode)."""
+        if self._chunk is not None and self._chunk.stamp_ns < stamp_ns:
+            self._chunk = None
+        self._recent = [kept for kept in self._recent if kept.stamp_ns >= stamp_ns]
+
     def keep_newest(self) -> None:
         """Forget the chunks before the newest (their plans predate a person's correction)."""
         self._recent = self._recent[-1:]

@@ -242,7 +242,16 @@ class ResidualPolicyNode(Node):
                                 f'{reason} ({self.refused_weights} refused so far)')
 
     def _on_event(self, event: EpisodeEvent) -> None:
-        if event.event == EpisodeEvent.INTERVENTION_END:
+        if event.event == EpisodeEvent.EPISODE_START:
+            # The event is stamped with the episode's first observation: a plan (or a waiting
+            # observation) from before it belongs to the last episode, perhaps to another
+            # instruction, and must not move the robot now. A plan from that first observation
+            # may already be here: it stays.
+            started_ns = stamp_to_ns(event.header.stamp)
+            self._chunks.forget_before(started_ns)
+            if self._waiting is not None and self._waiting.stamp_ns < started_ns:
+                self._waiting = None
+        elif event.event == EpisodeEvent.INTERVENTION_END:
             self._chunks.keep_newest()  # plans made before the correction no longer count
 
     def _on_instruction(self, message: String) -> None:

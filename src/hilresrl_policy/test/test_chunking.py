@@ -79,3 +79,14 @@ def test_temporal_ensembling_weighs_the_rows_every_recent_chunk_has_for_a_time()
     assert buffer.action_at(200 * MS).action.tolist() == [11.0]  # nothing from before
     with pytest.raises(ValueError, match='must not be negative'):
         ChunkBuffer(ensemble_decay=-1.0)
+
+
+def test_a_new_episode_forgets_the_plans_of_the_last_one():
+    buffer = ChunkBuffer(ensemble_decay=0.5)
+    buffer.add(_chunk(1000))
+    buffer.add(_chunk(1100))
+    buffer.forget_before(1100 * MS)  # a plan from the episode's first observation stays
+    assert buffer.chunk.stamp_ns == 1100 * MS
+    assert buffer.action_at(1200 * MS).action.tolist() == [2.0, 3.0]  # row 1, no older chunk
+    buffer.forget_before(1150 * MS)
+    assert buffer.chunk is None and buffer.action_at(1200 * MS) is None

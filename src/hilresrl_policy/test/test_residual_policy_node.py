@@ -1,8 +1,9 @@
 """residual_policy_node over DDS: composition, weight swaps between steps, refused weights."""
 
 from hilresrl_common.conversions import float32_field, ns_to_stamp
-from hilresrl_common.qos import COMMAND_QOS, LATCHED_QOS
-from hilresrl_msgs.msg import ActionChunk, Mode, PolicyWeights, ProposedAction, StateVector
+from hilresrl_common.qos import COMMAND_QOS, EVENTS_QOS, LATCHED_QOS
+from hilresrl_msgs.msg import (ActionChunk, EpisodeEvent, Mode, PolicyWeights, ProposedAction,
+                               StateVector)
 from hilresrl_policy.residual import ResidualActor, ResidualConfig, serialize_actor
 from hilresrl_policy.residual_policy_node import ResidualPolicyNode
 import numpy as np
@@ -316,3 +317,31 @@ def test_weights_trained_under_another_residual_scale_are_refused(residual, prob
     probe.wait_for(lambda: residual.weights_version == 3, message='weights without a scale')
     assert cell.step(3, STATE, BASE).weights_version == 3
     assert residual.refused_weights == 1
+
+
+def test_a_new_episode_never_moves_with_the_last_episodes_plan(residual, probe):
+    cell = Cell(probe)
+    events = probe.node.create_publisher(EpisodeEvent, 'episode_events', EVENTS_QOS)
+    probe.wait_for(lambda: events.get_subscription_count() == 1, message='the event subscriber')
+    # The last episode's plan: 20 rows of 0.1 s from t = 1.0 s, so it would still cover 1.5 s.
+    old = ActionChunk(action_dim=3, horizon=20, step_period_s=0.1, chunk_id=7,
+                      source_model='test', data=float32_field(np.tile([0.9, 0.9, 1.0], 20)))
+    old.header.stamp = ns_to_stamp(1_000_000_000)
+    cell.chunks.publish(old)
+    probe.wait_for(lambda: residual._chunks.chunk is not None, message='the old plan')
+    start = EpisodeEvent(event=EpisodeEvent.EPISODE_START)
+    start.header.stamp = ns_to_stamp(1_500_000_000)  # the new episode's first observation
+    events.publish(start)
+    probe.wait_for(lambda: residual._chunks.chunk is None, message='the old plan dropped')
+    first = StateVector(data=float32_field(STATE))
+    first.header.stamp = ns_to_stamp(1_500_000_000)
+    cell.states.publish(first)
+    # Nothing is proposed from the old plan: the node waits for one of this episode.
+    fresh = ActionChunk(action_dim=3, horizon=1, step_period_s=0.1, chunk_id=8,
+                        source_model='test', data=float32_field([0.1, 0.0, 0.0]))
+    fresh.header.stamp = ns_to_stamp(1_500_000_000)
+    cell.chunks.publish(fresh)
+    probe.wait_for(lambda: cell.proposals, message='a proposal')
+    assert [proposal.base_chunk_id for proposal in cell.proposals] == [8]
+    assert np.asarray(cell.proposals[0].composed_action).tolist() == pytest.approx(
+        [0.1, 0.0, 0.0])
