@@ -15,6 +15,12 @@ from typing import Callable, List, Optional
 
 import pytest
 
+# The processes the tests start must take SIGINT as Ctrl-C. A test runner started in the
+# background (with & or nohup) has it ignored, and a child inherits an ignored signal through
+# exec; a handled one it gets back as the default, which Python turns into KeyboardInterrupt.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
 # Fast DDS accepts domain ids 0-232 on Linux; start at an offset drawn from the process id, so
 # that two test sessions on one machine are unlikely to share a domain.
 _DOMAIN_IDS = itertools.count(1 + os.getpid() % 100)
