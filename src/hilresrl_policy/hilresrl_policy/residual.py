@@ -109,17 +109,23 @@ def observation_statistics(observations: np.ndarray) -> Tuple[np.ndarray, np.nda
 
 
 class ObservationNormalizer(nn.Module):
-    """(observation - mean) / std, clipped: fixed statistics, identity until they are set."""
+    """
+    (observation - mean) / std, clipped: fixed statistics; until they are set, a pass-through.
+
+    Until then nothing is computed and nothing clipped (a 0-255 gripper reading stays 255), so
+    a learner without normalization costs the control loop nothing and sees what it always saw.
+    """
 
     def __init__(self, obs_dim: int):
         super().__init__()
         self.register_buffer('mean', torch.zeros(obs_dim))
         self.register_buffer('std', torch.ones(obs_dim))
+        self.active = False  # statistics set (or loaded): kept as a flag, read on every call
 
     @property
     def identity(self) -> bool:
-        """Return whether no statistics were set (fitted ones are never exactly 0 and 1)."""
-        return bool((self.mean == 0).all() and (self.std == 1).all())
+        """Return whether no statistics were set."""
+        return not self.active
 
     def set_statistics(self, mean, std) -> None:
         """Take these statistics (arrays of obs_dim values; std positive)."""
@@ -132,9 +138,17 @@ class ObservationNormalizer(nn.Module):
             raise ValueError('observation statistics must be finite with a positive std')
         self.mean.copy_(mean)
         self.std.copy_(std)
+        self.active = True
+
+    def _load_from_state_dict(self, *args, **kwargs):
+        super()._load_from_state_dict(*args, **kwargs)
+        # Loaded statistics are in force unless they are the identity's (fitted ones never are).
+        self.active = not bool((self.mean == 0).all() and (self.std == 1).all())
 
     def forward(self, observation: torch.Tensor) -> torch.Tensor:
-        """Return the normalized observation."""
+        """Return the normalized observation (the observation itself, without statistics)."""
+        if not self.active:
+            return observation
         return ((observation - self.mean) / self.std).clamp(-NORMALIZED_LIMIT, NORMALIZED_LIMIT)
 
 
@@ -142,21 +156,20 @@ class ObservationNormalizer(nn.Module):
 NORMALIZER_TENSORS = ('observation_normalizer.mean', 'observation_normalizer.std')
 
 
-def with_identity_normalizer(state: Dict[str, torch.Tensor], module: nn.Module,
-                             prefix: str = '') -> Dict[str, torch.Tensor]:
+def with_identity_normalizer(state: Dict[str, torch.Tensor],
+                             module: nn.Module) -> Dict[str, torch.Tensor]:
     """
     Return ``state`` with identity statistics added where weights from before them lack them.
 
     Only when all of a module's normalizer tensors are missing: a partial set stays an error.
     """
-    names = [prefix + name for name in NORMALIZER_TENSORS]
-    if any(name in state for name in names):
+    if any(name in state for name in NORMALIZER_TENSORS):
         return state
     own = module.state_dict()
     filled = dict(state)
-    for name, own_name in zip(names, NORMALIZER_TENSORS):
-        filled[name] = (torch.zeros_like(own[own_name]) if name.endswith('mean')
-                        else torch.ones_like(own[own_name]))
+    for name in NORMALIZER_TENSORS:
+        filled[name] = (torch.zeros_like(own[name]) if name.endswith('mean')
+                        else torch.ones_like(own[name]))
     return filled
 
 

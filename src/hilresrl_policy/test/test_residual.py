@@ -187,6 +187,8 @@ def test_observation_statistics_travel_with_the_weights_and_old_weights_mean_ide
 
 def test_normalized_observations_are_clipped_and_bad_statistics_refused():
     normalizer = ResidualActor(CONFIG).observation_normalizer
+    raw = torch.tensor([[255.0, -1e6, 0.5, 3.0, 1e6]])
+    assert torch.equal(normalizer(raw), raw)  # no statistics: nothing changed, nothing clipped
     normalizer.set_statistics(np.zeros(5), np.full(5, 0.1))
     assert normalizer(torch.full((1, 5), 1e6)).max().item() == NORMALIZED_LIMIT
     for mean, std in ((np.zeros(4), np.ones(4)), (np.zeros(5), np.zeros(5)),
