@@ -74,6 +74,31 @@ else
   step "requirements up to date ($mode, Python $py_version)"
 fi
 
+# --- the upstream launch system and ros2 command line, where their sources are at hand --------
+# The wheels lack them; a ROS 2 distribution has its own. ../shared/ros2-tools (or
+# HILRESRL_ROS2_TOOLS) holds upstream's sources: installed, `ros2 launch hilresrl ...` and the
+# `ros2` verbs work here and the tests run the real launch system. Without them, hilresrl
+# launch runs the same graph and those tests are skipped.
+tools_src="${HILRESRL_ROS2_TOOLS:-$root/../shared/ros2-tools}"
+tools_copy="$venv/ros2-tools"   # a writable copy (pip builds in place; the source may be read-only)
+if [ "$mode" = "wheels" ] && [ -d "$tools_src/src/launch_ros" ]; then
+  tools_stamp="$(cd "$tools_src/src" && find . -type f | sort | xargs -d '\n' sha256sum | sha256sum | cut -d' ' -f1)"
+  if [ "$(cat "$venv/.hilresrl-ros2-tools" 2>/dev/null)" != "$tools_stamp" ]; then
+    step "installing the ROS 2 launch system and command line from $tools_src"
+    rm -rf "$tools_copy" && mkdir -p "$tools_copy" && cp -r "$tools_src/src/." "$tools_copy/"
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps \
+      -r "$root/requirements/ros2-tools.txt" \
+      "$tools_copy"/{launch,launch_xml,launch_yaml,launch_ros,ros2launch,ros2cli,ros2topic,ros2node,ros2param,ros2service,ros2run,ros2pkg,ros2interface,rosidl_runtime_py} \
+      2> >(grep -v 'is ignored: it is neither a file nor a directory' >&2)
+    echo "$tools_stamp" > "$venv/.hilresrl-ros2-tools"
+    rm -f "$venv/.hilresrl-build"
+  else
+    step "ROS 2 launch system and command line up to date"
+  fi
+fi
+extra_packages=()
+[ -d "$tools_copy/composition_interfaces" ] && extra_packages=("$tools_copy/composition_interfaces")
+
 # --- build ---------------------------------------------------------------------------------
 export VIRTUAL_ENV="$venv"
 export PATH="$venv/bin:$PATH"
@@ -95,8 +120,9 @@ else
   step "building the workspace with colcon"
   rm -f "$venv/.hilresrl-build"
   # Run colcon with the environment's interpreter, so installed scripts use it (and torch).
-  "$venv/bin/python" "$(command -v colcon)" build --symlink-install --base-paths src \
-    --event-handlers console_cohesion- status-
+  # (composition_interfaces, a message package of the launch system's, is built here too)
+  "$venv/bin/python" "$(command -v colcon)" build --symlink-install \
+    --base-paths src "${extra_packages[@]}" --event-handlers console_cohesion- status-
   echo "$build_stamp" > "$venv/.hilresrl-build"
 fi
 step "ready: 'source scripts/env.sh' puts hilresrl and the ROS 2 environment in this shell"

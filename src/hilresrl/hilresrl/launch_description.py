@@ -55,8 +55,14 @@ def _nodes(context, job: str):
         from hilresrl_sim.base_policy_builder import build_base_policy
         build_base_policy(task, checkpoint, kind=kind)
     actions = []
+    ending = {spec.full_name for spec in nodes if spec.ends_run}
     for spec in nodes:
-        on_exit = Shutdown(reason=f'{spec.full_name} exited') if spec.required else None
+        if spec.required:
+            on_exit = Shutdown(reason=f'{spec.full_name} exited')
+        elif spec.ends_run:
+            on_exit = _end_when_all_ended(ending, spec.full_name)
+        else:
+            on_exit = None
         if spec.command:  # ros2 bag record
             actions.append(ExecuteProcess(cmd=list(spec.command), name=spec.name,
                                           output='screen', on_exit=on_exit))
@@ -73,3 +79,15 @@ def _nodes(context, job: str):
             output='screen',
             on_exit=on_exit))
     return actions
+
+
+def _end_when_all_ended(ending: set, name: str):
+    """Return an on_exit callback: the run ends once every node marked ends_run has ended."""
+    def on_exit(event, context):
+        from launch.actions import Shutdown
+
+        ending.discard(name)  # the set is shared by the callbacks of one launch
+        if not ending:
+            return [Shutdown(reason='every cell has finished')]
+        return None
+    return on_exit

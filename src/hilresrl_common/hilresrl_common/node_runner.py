@@ -22,7 +22,11 @@ from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 
 
-ACKNOWLEDGEMENT_TIMEOUT_S = 2.0
+# Longer than Fast DDS's default heartbeat period (3 s): a reader that missed messages (a
+# recorder held up for a moment) asks for them again only on a heartbeat, so a shorter wait can
+# end a publisher before it has repaired that reader. Shorter than the 5 s that launch leaves a
+# node between SIGINT and SIGTERM.
+ACKNOWLEDGEMENT_TIMEOUT_S = 4.0
 
 
 class ConfigurationError(ValueError):

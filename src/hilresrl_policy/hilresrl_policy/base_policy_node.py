@@ -19,7 +19,7 @@ from hilresrl_common.observation import Observation, ObservationAssembler
 from hilresrl_common.observation_topics import (declare_observation_parameters,
                                                 subscribe_observations)
 from hilresrl_common.parameter_declaration import declare_parameters
-from hilresrl_common.qos import COMMAND_QOS, EVENTS_QOS, LATCHED_QOS
+from hilresrl_common.qos import EVENTS_QOS, LATCHED_QOS, STEP_QOS
 from hilresrl_msgs.msg import ActionChunk, EpisodeEvent, Mode, PolicyWeights
 import numpy as np
 from rclpy.node import Node
@@ -87,7 +87,7 @@ class BasePolicyNode(Node):
         self._training = True
         self._last_chunk: Optional[ActionChunk] = None
         self._instruction = ''
-        self._chunks_pub = self.create_publisher(ActionChunk, 'base_action_chunk', COMMAND_QOS)
+        self._chunks_pub = self.create_publisher(ActionChunk, 'base_action_chunk', STEP_QOS)
         subscribe_observations(self, observation, self._on_observation_message)
         self.create_subscription(EpisodeEvent, 'episode_events', self._on_event, EVENTS_QOS)
         self.create_subscription(String, 'task_instruction', self._on_instruction, LATCHED_QOS)

@@ -18,7 +18,7 @@ from hilresrl_common.observation import Observation, ObservationAssembler
 from hilresrl_common.observation_topics import (declare_observation_parameters,
                                                 subscribe_observations)
 from hilresrl_common.parameter_declaration import declare_parameters
-from hilresrl_common.qos import COMMAND_QOS, EVENTS_QOS, LATCHED_QOS
+from hilresrl_common.qos import COMMAND_QOS, EVENTS_QOS, LATCHED_QOS, STEP_QOS
 from hilresrl_common.residual_contract import compose, residual_scale_vector
 from hilresrl_msgs.msg import ActionChunk, EpisodeEvent, Mode, PolicyWeights, ProposedAction
 import numpy as np
@@ -86,7 +86,7 @@ class ResidualPolicyNode(Node):
         self._mode = Mode.TRAIN
         self._instruction = ''
 
-        self._proposals = self.create_publisher(ProposedAction, 'proposed_action', COMMAND_QOS)
+        self._proposals = self.create_publisher(ProposedAction, 'proposed_action', STEP_QOS)
         subscribe_observations(self, observation, self._on_observation_message)
         self.create_subscription(ActionChunk, 'base_action_chunk', self._on_chunk, COMMAND_QOS)
         # Raw: the size is checked before anything is decoded.

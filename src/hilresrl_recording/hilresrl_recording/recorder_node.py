@@ -13,7 +13,8 @@ import hashlib
 import json
 import os
 import pathlib
-from typing import Dict, List
+import time
+from typing import Dict, List, Optional
 
 from hilresrl_common.home import new_bag_folder
 from hilresrl_common.node_runner import ConfigurationError, run_node
@@ -77,6 +78,8 @@ class RecorderNode(Node):
         self._unsupported: Dict[str, str] = {}
         self._state = 'waiting_for_topics'
         self._status_pub = None
+        self.discovery_settle_s: float = values['discovery_settle_s']
+        self._required_subscribed_at: Optional[float] = None  # monotonic seconds
         self.run_info['base_checkpoint_sha256'] = _file_hashes(
             self.run_info.get('base_checkpoint', ''))
         self._write_run_info()
@@ -103,9 +106,12 @@ class RecorderNode(Node):
             if not self.selector.matches(topic) or not self.count_publishers(topic):
                 continue
             self._subscribe(topic, types[0])
-        if self._state == 'waiting_for_topics' and all(
-                self.selector.absolute(name) in self._recorded
-                for name in self.required_topics):
+        if self._state != 'waiting_for_topics' or not all(
+                self.selector.absolute(name) in self._recorded for name in self.required_topics):
+            return
+        if self._required_subscribed_at is None:
+            self._required_subscribed_at = time.monotonic()
+        if time.monotonic() - self._required_subscribed_at >= self.discovery_settle_s:
             self._state = 'recording'
             # Created now, not before: whoever waits for this topic's publisher (the episode
             # manager) starts the first episode only once every required topic is recorded.

@@ -5,7 +5,7 @@ recorder_node declares them with hilresrl_common.parameter_declaration.declare_p
 which checks every value at start-up.
 """
 
-from hilresrl_common.parameters import above, one_of, Parameter
+from hilresrl_common.parameters import above, at_least, one_of, Parameter
 
 from .bag import COMPRESSIONS, STORAGES
 from .topic_selection import DEFAULT_REQUIRED_TOPICS, DEFAULT_TOPICS
@@ -34,6 +34,10 @@ PARAMETERS = (
     Parameter('queue_depth', 1000, 'Subscription depth per topic (no drops while the disk is '
                                    'slow)'),
     Parameter('discovery_period_s', 0.25, 'Seconds between looks for new topics'),
+    Parameter('discovery_settle_s', 1.0,
+              "Seconds between subscribing to the last required topic and reporting 'recording': "
+              'a publisher learns of a new subscription through DDS discovery, which the '
+              'recorder cannot observe, and sends it nothing before', check=at_least(0.0)),
     Parameter('run_info', '{}', 'JSON: what produced this run (base policy, cell, launch '
                                 'arguments, parameter files), kept beside the bag'),
     Parameter('append', False, 'Add to an existing bag (a resumed run) instead of refusing'),

@@ -2,6 +2,7 @@
 
 import os
 import signal
+import time
 
 from hilresrl_common.conversions import array_to_image
 from hilresrl_common.qos import LATCHED_QOS
@@ -128,3 +129,21 @@ def test_a_killed_recorder_loses_at_most_its_last_flush_period(probe, launch_pro
     from rclpy.serialization import deserialize_message
     assert [deserialize_message(raw, String).data for raw in data[:500]] == [
         f'message {index}' for index in range(500)]
+
+
+def test_recording_is_reported_only_a_settle_period_after_the_last_required_subscription(
+        probe, launch_process, tmp_path):
+    # Publishers learn of the recorder's subscription through discovery, which it cannot see:
+    # the first episode (which waits for 'recording') must leave them that time.
+    recorder = _recorder(launch_process, tmp_path / 'bag', "topics:=['chatter']",
+                         "required_topics:=['chatter']", 'discovery_settle_s:=5.0')
+    statuses = []
+    _latest_status(probe, statuses)
+    chatter = probe.node.create_publisher(String, '/cell/chatter', PUBLISH_QOS)
+    probe.wait_for(lambda: 'recording /cell/chatter' in recorder.output, 60,
+                   'the recorder to subscribe')
+    subscribed_at = time.monotonic()
+    probe.wait_for(lambda: statuses and statuses[-1].state == 'recording', 60,
+                   "'recording'")
+    assert time.monotonic() - subscribed_at >= 3.0  # 5 s less however late its log reached us
+    assert chatter.get_subscription_count() == 1

@@ -16,7 +16,7 @@ from geometry_msgs.msg import PoseStamped, TwistStamped
 from hilresrl_common.conversions import array_to_image, float32_field, ns_to_stamp, stamp_to_ns
 from hilresrl_common.node_runner import ConfigurationError, run_node
 from hilresrl_common.parameter_declaration import declare_parameters
-from hilresrl_common.qos import COMMAND_QOS, EVENTS_QOS, LATCHED_QOS
+from hilresrl_common.qos import COMMAND_QOS, EVENTS_QOS, LATCHED_QOS, STEP_QOS
 from hilresrl_msgs.msg import EpisodeEvent, StateVector
 from hilresrl_msgs.srv import ResetCell
 from hilresrl_teleop.command_interface import TwistInterface
@@ -29,9 +29,10 @@ from std_msgs.msg import Float64MultiArray, String
 from .sim_cell_parameters import CLOCK_MODES, PARAMETERS
 from .tasks import make_task, PROGRESS_NAMES, SimTask
 
-# Reliable: in lockstep a lost observation would stall the loop until the watchdog steps in.
-SENSOR_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10,
-                        reliability=ReliabilityPolicy.RELIABLE)
+# Images: reliable (in lockstep a lost observation would stall the loop until the watchdog
+# steps in), a tenth of STEP_QOS's depth (the state topics') as that history holds whole frames.
+IMAGE_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100,
+                       reliability=ReliabilityPolicy.RELIABLE)
 
 
 class SimCellNode(Node):
@@ -88,13 +89,13 @@ class SimCellNode(Node):
         self.republished = 0
         self._published_at = time.monotonic()
 
-        self._joint_pub = self.create_publisher(JointState, 'joint_states', SENSOR_QOS)
-        self._pose_pub = self.create_publisher(PoseStamped, 'ee_pose', SENSOR_QOS)
-        self._state_pub = self.create_publisher(StateVector, 'task_state', SENSOR_QOS)
-        self._success_pub = self.create_publisher(StateVector, 'success', SENSOR_QOS)
-        self._progress_pub = self.create_publisher(StateVector, 'task_progress', SENSOR_QOS)
+        self._joint_pub = self.create_publisher(JointState, 'joint_states', STEP_QOS)
+        self._pose_pub = self.create_publisher(PoseStamped, 'ee_pose', STEP_QOS)
+        self._state_pub = self.create_publisher(StateVector, 'task_state', STEP_QOS)
+        self._success_pub = self.create_publisher(StateVector, 'success', STEP_QOS)
+        self._progress_pub = self.create_publisher(StateVector, 'task_progress', STEP_QOS)
         self._image_pubs = {camera: self.create_publisher(Image, f'camera/{camera}/image_raw',
-                                                          SENSOR_QOS)
+                                                          IMAGE_QOS)
                             for camera in self.cameras}
         self._instruction_pub = self.create_publisher(String, 'task_instruction', LATCHED_QOS)
         self.create_subscription(TwistStamped, 'servo/delta_twist_cmds', self._on_twist,

@@ -23,7 +23,6 @@ from sensor_msgs.msg import Joy
 
 from .experts import make_expert
 from .operator_model import expert_pace, GripperButton, SimulatedOperator
-from .sim_cell_node import SENSOR_QOS
 from .simulated_operator_parameters import operator_config, PARAMETERS
 from .tasks import make_task
 
@@ -69,9 +68,9 @@ class SimulatedOperatorNode(Node):
 
         self._twist_pub = self.create_publisher(Twist, 'spacenav/twist', COMMAND_QOS)
         self._joy_pub = self.create_publisher(Joy, 'spacenav/joy', COMMAND_QOS)
-        self.create_subscription(StateVector, 'task_state', self._on_state, SENSOR_QOS)
-        self.create_subscription(StateVector, 'task_progress', self._on_progress, SENSOR_QOS)
-        self.create_subscription(PoseStamped, 'ee_pose', self._on_ee_pose, SENSOR_QOS)
+        self.create_subscription(StateVector, 'task_state', self._on_state, COMMAND_QOS)
+        self.create_subscription(StateVector, 'task_progress', self._on_progress, COMMAND_QOS)
+        self.create_subscription(PoseStamped, 'ee_pose', self._on_ee_pose, COMMAND_QOS)
         self.create_subscription(ProposedAction, 'proposed_action', self._on_proposal,
                                  COMMAND_QOS)
         self.create_subscription(InterventionState, 'intervention_state',

@@ -1,10 +1,9 @@
 """simulated_operator over DDS: it acts on a step's task state and progress, as a SpaceMouse."""
 
 from geometry_msgs.msg import Twist
-from hilresrl_common.qos import COMMAND_QOS
+from hilresrl_common.qos import COMMAND_QOS, STEP_QOS
 from hilresrl_msgs.msg import StateVector
 from hilresrl_sim.experts import make_expert
-from hilresrl_sim.sim_cell_node import SENSOR_QOS
 from hilresrl_sim.simulated_operator_node import SimulatedOperatorNode
 from hilresrl_sim.tasks import make_task, PROGRESS_NAMES
 import numpy as np
@@ -21,8 +20,8 @@ def test_a_stuck_policy_gets_the_experts_hand_once_state_and_progress_pair_up(
     try:
         twists = []
         probe.node.create_subscription(Twist, 'spacenav/twist', twists.append, COMMAND_QOS)
-        states = probe.node.create_publisher(StateVector, 'task_state', SENSOR_QOS)
-        progress = probe.node.create_publisher(StateVector, 'task_progress', SENSOR_QOS)
+        states = probe.node.create_publisher(StateVector, 'task_state', STEP_QOS)
+        progress = probe.node.create_publisher(StateVector, 'task_progress', STEP_QOS)
         probe.wait_for(lambda: states.get_subscription_count() == 1
                        and progress.get_subscription_count() == 1
                        and probe.node.count_publishers('spacenav/twist') == 1,

@@ -14,7 +14,7 @@ from hilresrl_common.conversions import ns_to_stamp, pose_to_array, stamp_to_ns
 from hilresrl_common.node_runner import (ConfigurationError, run_node,
                                          wait_for_acknowledgements)
 from hilresrl_common.parameter_declaration import declare_parameters
-from hilresrl_common.qos import COMMAND_QOS, EVENTS_QOS, LATCHED_QOS
+from hilresrl_common.qos import COMMAND_QOS, EVENTS_QOS, LATCHED_QOS, STEP_QOS
 from hilresrl_msgs.msg import (EpisodeEvent, ExecutedAction, InterventionState, Mode,
                                ProposedAction)
 import numpy as np
@@ -70,9 +70,9 @@ class InterventionArbiterNode(Node):
         start_servo(self, settings.servo_start_service, settings.servo_command_type_service,
                     settings.servo_wait_s)
         self._executed_pub = self.create_publisher(ExecutedAction, 'executed_action',
-                                                   COMMAND_QOS)
+                                                   STEP_QOS)
         self._state_pub = self.create_publisher(InterventionState, 'intervention_state',
-                                                COMMAND_QOS)
+                                                STEP_QOS)
         self._events_pub = self.create_publisher(EpisodeEvent, 'episode_events', EVENTS_QOS)
         self.create_subscription(ProposedAction, 'proposed_action',
                                  guard('proposed_action', self._on_proposal), COMMAND_QOS)
