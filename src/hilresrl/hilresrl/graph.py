@@ -150,8 +150,9 @@ ARGUMENTS: Tuple[Argument, ...] = (
              "ros2 bag record (a ROS 2 distribution's)", choices=RECORDERS),
     Argument('record_topics', '', 'Topics to record, comma-separated names or regular '
              "expressions relative to the namespace (empty: the suite's default set)"),
-    Argument('bag_storage', 'mcap', 'Storage of the bag: mcap (Jazzy and later, Foxglove) or '
-             'sqlite3 (Humble)', choices=BAG_STORAGES),
+    Argument('bag_storage', '', 'Storage of the bag: mcap (Jazzy and later, Foxglove) or '
+             "sqlite3 (Humble); empty: the one ROS_DISTRO's own ros2 bag reads",
+             choices=('',) + BAG_STORAGES),
     Argument('clock', '', "Simulated cell's clock: lockstep (as fast as the loop) or realtime "
              "(empty: the cell profile's)", choices=('', 'lockstep', 'realtime')),
     Argument('robots', '1', 'Cells of this graph, each in its own namespace (robot1, robot2, '
@@ -310,8 +311,11 @@ def recording_nodes(job: str, values: Mapping[str, str], run_dir: str,
                     common: Mapping[str, object], run_info: Mapping[str, object],
                     robots: int = 1) -> List[NodeSpec]:
     """Return the node (or ros2 bag process) that records the run into run_dir/bag."""
+    from hilresrl_recording.bag import storage_for_distribution
     from hilresrl_recording.topic_selection import DEFAULT_REQUIRED_TOPICS, DEFAULT_TOPICS
     bag_path = os.path.join(run_dir, 'bag')
+    # The launch's environment decides, as it does for the nodes (ros2 bag of Humble: sqlite3).
+    storage = values['bag_storage'] or storage_for_distribution(os.environ.get('ROS_DISTRO', ''))
     topics = split_list(values['record_topics'])
     remapped = dict(common['remappings'])
     if remapped:  # a remapped topic is recorded under the name it really has
@@ -328,11 +332,11 @@ def recording_nodes(job: str, values: Mapping[str, str], run_dir: str,
         namespace = str(common['namespace']).rstrip('/')
         names = [topic if topic.startswith('/') else f'{namespace}/{topic}'
                  for topic in topics or DEFAULT_TOPICS]
-        command = ('ros2', 'bag', 'record', '-o', bag_path, '-s', values['bag_storage'],
+        command = ('ros2', 'bag', 'record', '-o', bag_path, '-s', storage,
                    '-e', '^(' + '|'.join(names) + ')$')
         return [NodeSpec('rosbag2', 'ros2 bag record', 'ros2_bag_record', command=command,
                          stop_last=True, **common)]
-    parameters = {'bag_path': bag_path, 'storage': values['bag_storage'],
+    parameters = {'bag_path': bag_path, 'storage': storage,
                   'append': job == 'train' and values.get('resume') == 'true',
                   'run_info': json.dumps(run_info, sort_keys=True)}
     if topics:

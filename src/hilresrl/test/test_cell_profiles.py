@@ -35,7 +35,7 @@ def test_a_real_cell_runs_the_policy_nodes_and_no_simulation(cell):
 @pytest.mark.parametrize('cell', sorted(REAL_CELLS))
 def test_the_arbiter_takes_the_cell_profile(cell, ros_context):
     values = _parameters(load_profile(str(CELLS / f'{cell}.yaml')), 'intervention_arbiter')
-    values['servo.start_service'] = ''  # no MoveIt Servo in this test
+    values['servo.start_service'] = values['servo.node'] = ''  # no MoveIt Servo in this test
     node = InterventionArbiterNode(context=ros_context, parameter_overrides=[
         Parameter(name, value=value) for name, value in values.items()])
     try:

@@ -168,6 +168,24 @@ def test_ros2_bag_record_is_refused_without_a_distribution(config_dir, monkeypat
     assert '/robot3/transitions' in pattern and '/robot3/camera/.*/image_raw' in pattern
 
 
+@pytest.mark.parametrize('distribution, storage', [('humble', 'sqlite3'), ('jazzy', 'mcap'),
+                                                   ('kilted', 'mcap'), (None, 'mcap')])
+def test_the_bag_storage_is_the_one_the_distributions_ros2_bag_reads(
+        config_dir, monkeypatch, distribution, storage):
+    if distribution is None:  # the PyPI wheels: no distribution sourced
+        monkeypatch.delenv('ROS_DISTRO', raising=False)
+    else:
+        monkeypatch.setenv('ROS_DISTRO', distribution)
+    recorder = build_graph('eval', {'record': 'true'}, config_dir)[-1]
+    assert recorder.parameters['storage'] == storage
+    chosen = build_graph('eval', {'record': 'true', 'bag_storage': 'mcap'}, config_dir)[-1]
+    assert chosen.parameters['storage'] == 'mcap'  # the argument wins
+    monkeypatch.setattr('shutil.which', lambda name: f'/opt/ros/{distribution}/bin/ros2')
+    command = build_graph('eval', {'record': 'true', 'record_with': 'ros2bag'},
+                          config_dir)[-1].command
+    assert command[command.index('-s') + 1] == storage
+
+
 def test_remappings_reach_every_node_and_the_recorder_records_the_real_names(config_dir):
     nodes = build_graph('eval', {'remap': 'ee_pose:=/franka/current_pose, '
                                           'joint_states:=/franka/joint_states',

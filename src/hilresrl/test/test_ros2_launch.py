@@ -1,6 +1,7 @@
 """The real launch system and ros2 command line against the suite (where they are installed)."""
 
 import json
+import os
 import shutil
 import subprocess
 import time
@@ -28,14 +29,21 @@ def _ros2(*arguments, until=lambda result: result.returncode == 0, deadline_s=12
             return result
 
 
-def test_ros2_launch_runs_an_eval_to_its_end(launch_process, ros_domain_id, tmp_path):
+def test_ros2_launch_runs_a_recorded_eval_to_its_end(launch_process, ros_domain_id, tmp_path):
+    from hilresrl_recording.bag import BagReader
+
     summary_file = tmp_path / 'summary.json'
     launched = launch_process(['ros2', 'launch', 'hilresrl', 'eval.launch.py',
-                               'base_policy:=scripted', 'episodes:=2',
-                               f'summary_file:={summary_file}'])
+                               'base_policy:=scripted', 'episodes:=2', 'record:=true',
+                               f'run_dir:={tmp_path / "run"}', f'summary_file:={summary_file}'])
     assert launched.wait(300) == 0, launched.output
     summary = json.loads(summary_file.read_text())
     assert summary['episodes'] == 2 and summary['modes'] == ['eval']
+    # Stopped together with the others by launch, the recorder still has every step.
+    published = round(summary['episodes'] * summary['mean_episode_steps'])
+    counts = BagReader(tmp_path / 'run' / 'bag').count_messages()
+    assert counts['/transitions'] == published, counts
+    assert counts['/executed_action'] >= published, counts
 
 
 def test_ros2_launch_ends_a_two_robot_eval_when_both_cells_have_finished(
@@ -66,3 +74,64 @@ def test_the_ros2_command_line_answers_from_a_graph_ros2_launch_started(
     assert '/reset' in services.stdout.split(), services.stdout
     assert launched.interrupt(timeout_s=60) == 0, launched.output
     assert (tmp_path / 'run').is_dir()
+
+
+STUB_LAUNCH = """
+from launch import LaunchDescription
+from launch.actions import OpaqueFunction
+
+
+def _say(context):
+    print('STUB {name} ' + repr(sorted(context.launch_configurations.items())), flush=True)
+
+
+def generate_launch_description():
+    return LaunchDescription([OpaqueFunction(function=_say)])
+"""
+STUB_SPAWNER = '#!/bin/sh\necho "STUB spawner $*"\n'
+
+
+def _stub_prefix(prefix, launch_files):
+    """Make an install prefix with stand-ins for the drivers' launch files and spawner."""
+    index = prefix / 'share' / 'ament_index' / 'resource_index' / 'packages'
+    index.mkdir(parents=True)
+    for package, name in launch_files:
+        (index / package).touch()
+        folder = prefix / 'share' / package / 'launch'
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(STUB_LAUNCH.replace('{name}', f'{package}/{name}'))
+    (index / 'controller_manager').touch()
+    spawner = prefix / 'lib' / 'controller_manager' / 'spawner'
+    spawner.parent.mkdir(parents=True)
+    spawner.write_text(STUB_SPAWNER)
+    spawner.chmod(0o755)
+
+
+@pytest.mark.parametrize('launch_file, arguments, expected', [
+    ('ur_servo_driver.launch.py', ['robot_ip:=192.0.2.1'],
+     ['STUB ur_robot_driver/ur_control.launch.py', "('robot_ip', '192.0.2.1')",
+      "('initial_joint_controller', 'forward_position_controller')",
+      'STUB ur_moveit_config/ur_moveit.launch.py', "('launch_servo', 'true')"]),
+    ('franka_cartesian_driver.launch.py', ['robot_ip:=192.0.2.2', 'controller:=my_controller'],
+     ['STUB franka_bringup/franka.launch.py', "('load_gripper', 'true')",
+      'STUB spawner my_controller']),
+    ('joint_trajectory_arm_driver.launch.py',
+     ['bringup_package:=my_arm_bringup', 'bringup_launch:=my_arm.launch.py'],
+     ['STUB my_arm_bringup/my_arm.launch.py', 'STUB spawner arm_controller',
+      'STUB spawner hand_controller']),
+])
+def test_each_cell_driver_launch_file_runs_under_ros2_launch(
+        launch_process, ros_domain_id, tmp_path, launch_file, arguments, expected):
+    # The drivers (ur_robot_driver, franka_bringup, ros2_control) are not installed here:
+    # stand-ins record what the example launch files pass them.
+    _stub_prefix(tmp_path, [('ur_robot_driver', 'ur_control.launch.py'),
+                            ('ur_moveit_config', 'ur_moveit.launch.py'),
+                            ('franka_bringup', 'franka.launch.py'),
+                            ('my_arm_bringup', 'my_arm.launch.py')])
+    environment = dict(os.environ,
+                       AMENT_PREFIX_PATH=f'{tmp_path}:{os.environ["AMENT_PREFIX_PATH"]}')
+    launched = launch_process(['ros2', 'launch', 'hilresrl', launch_file, *arguments],
+                              env=environment)
+    assert launched.wait(120) == 0, launched.output
+    for text in expected:
+        assert text in launched.output, launched.output

@@ -8,6 +8,9 @@ with status 0. Before a node is destroyed, its reliable subscribers get a moment
 what it sent (destroying a publisher drops what has not reached them). A node that records what
 others send sets ``drain_on_stop_s``: asked to stop, it goes on taking messages that have
 already arrived for that long, and may define ``on_stop_requested()``, called once before that.
+One that must outlive its senders also defines ``senders_remaining()`` (what still publishes to
+it) and ``wait_for_senders_on_stop_s``: asked to stop, it spins on until nothing remains, at
+most that long, before its drain.
 """
 
 import os
@@ -93,6 +96,13 @@ def run_node(make_node: Callable[[], Node], args: Optional[list] = None) -> int:
             executor.spin_once(timeout_sec=0.2)
         if stop_requested and hasattr(node, 'on_stop_requested'):
             node.on_stop_requested()  # e.g. the learner stops updating to store what came in
+        # A recorder is stopped last even where a launcher stops every node at once (ros2
+        # launch): it goes on while the nodes it records still publish, at most its limit.
+        senders_remaining = getattr(node, 'senders_remaining', None)
+        wait_until = time.monotonic() + getattr(node, 'wait_for_senders_on_stop_s', 0.0)
+        while (stop_requested and senders_remaining is not None and rclpy.ok()
+               and time.monotonic() < wait_until and senders_remaining()):
+            executor.spin_once(timeout_sec=0.05)
         # A publisher that has exited may have had its last messages acknowledged by this
         # node's middleware without their callbacks having run yet: take them now.
         drain_until = time.monotonic() + getattr(node, 'drain_on_stop_s', 0.0)

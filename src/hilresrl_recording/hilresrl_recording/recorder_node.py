@@ -27,7 +27,7 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from rclpy.serialization import deserialize_message
 import yaml
 
-from .bag import BagError, BagWriter, qos_profile_dict
+from .bag import BagError, BagWriter, qos_profile_dict, storage_for_distribution
 from .message_definitions import message_class, ros2msg_definition, type_hash
 from .recorder_parameters import PARAMETERS
 from .topic_selection import subscription_qos, TopicSelector
@@ -50,7 +50,8 @@ class RecorderNode(Node):
         self.drain_on_stop_s: float = 0.5
 
         values = declare_parameters(self, PARAMETERS)
-        self.storage: str = values['storage']
+        self.storage: str = values['storage'] or storage_for_distribution(
+            os.environ.get('ROS_DISTRO', ''))
         self.required_topics: List[str] = [t for t in values['required_topics'] if t]
         self.flush_period_s: float = values['flush_period_s']
         self.queue_depth: int = values['queue_depth']
@@ -79,6 +80,7 @@ class RecorderNode(Node):
         self._state = 'waiting_for_topics'
         self._status_pub = None
         self.discovery_settle_s: float = values['discovery_settle_s']
+        self.wait_for_senders_on_stop_s: float = values['wait_for_senders_on_stop_s']
         self._required_subscribed_at: Optional[float] = None  # monotonic seconds
         self.run_info['base_checkpoint_sha256'] = _file_hashes(
             self.run_info.get('base_checkpoint', ''))
@@ -153,6 +155,19 @@ class RecorderNode(Node):
             qos, raw=True, event_callbacks=events)
         self.get_logger().info(f'recording {topic} ({type_name}, {choice["reliability"]}, '
                                f'{choice["durability"]})')
+
+    def on_stop_requested(self) -> None:
+        """Say what the recorder waits for before it stops (run_node calls this once)."""
+        senders = self.senders_remaining()
+        if senders and self.wait_for_senders_on_stop_s > 0:
+            self.get_logger().info(
+                f'stop requested: recording on until {", ".join(senders)} have no publisher '
+                f'(at most {self.wait_for_senders_on_stop_s:g} s)')
+
+    def senders_remaining(self) -> List[str]:
+        """Return the required topics that still have a publisher."""
+        return [topic for topic in (self.selector.absolute(name) for name in self.required_topics)
+                if self.count_publishers(topic)]
 
     # --- data ----------------------------------------------------------------------------
     def _on_message(self, topic: str, data: bytes) -> None:

@@ -13,8 +13,9 @@ from .topic_selection import DEFAULT_REQUIRED_TOPICS, DEFAULT_TOPICS
 PARAMETERS = (
     Parameter('bag_path', None, 'Bag folder to create (unset or empty: '
                                 '$HILRESRL_HOME/bags/<date-time>)', type='string'),
-    Parameter('storage', 'mcap', 'Storage: mcap (Jazzy and later, Foxglove) or sqlite3 (Humble)',
-              check=one_of(STORAGES)),
+    Parameter('storage', '', 'Storage: mcap (Jazzy and later, Foxglove) or sqlite3 (Humble); '
+                             "empty: the one ROS_DISTRO's own ros2 bag reads",
+              check=one_of(('',) + STORAGES)),
     Parameter('compression', 'none', 'Chunk compression of MCAP: none, lz4 or zstd',
               check=one_of(COMPRESSIONS)),
     Parameter('topics', list(DEFAULT_TOPICS), 'Topics to record: names or regular expressions, '
@@ -40,5 +41,10 @@ PARAMETERS = (
               'recorder cannot observe, and sends it nothing before', check=at_least(0.0)),
     Parameter('run_info', '{}', 'JSON: what produced this run (base policy, cell, launch '
                                 'arguments, parameter files), kept beside the bag'),
+    Parameter('wait_for_senders_on_stop_s', 8.0,
+              'Asked to stop, go on recording until the required topics have no publisher left, '
+              'at most this long: ros2 launch stops every node at once, and the recorder must '
+              'take what the others send on their way out (launch kills 10 s after SIGINT)',
+              check=at_least(0.0)),
     Parameter('append', False, 'Add to an existing bag (a resumed run) instead of refusing'),
 )

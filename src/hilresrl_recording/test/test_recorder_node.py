@@ -10,18 +10,20 @@ from hilresrl_msgs.msg import RecorderStatus, Transition
 from hilresrl_recording.bag import BagReader
 import numpy as np
 import pytest
+from rclpy.duration import Duration
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rosbags.rosbag2 import Reader as RosbagsReader
 from rosbags.typesys import get_types_from_msg, get_typestore, Stores
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
+import yaml
 
 # Deep enough to hold everything a test publishes until the recorder acknowledges it.
 PUBLISH_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1000,
                          reliability=ReliabilityPolicy.RELIABLE)
 
 
-def _recorder(launch_process, bag_path, *parameters):
+def _recorder(launch_process, bag_path, *parameters, env=None):
     from ament_index_python.packages import get_package_prefix
     executable = os.path.join(get_package_prefix('hilresrl_recording'), 'lib',
                               'hilresrl_recording', 'recorder')
@@ -29,7 +31,7 @@ def _recorder(launch_process, bag_path, *parameters):
                  '-p', 'discovery_period_s:=0.1']
     for parameter in parameters:
         arguments += ['-p', parameter]
-    return launch_process(arguments)
+    return launch_process(arguments, env=env)
 
 
 def _latest_status(probe, statuses):
@@ -75,6 +77,7 @@ def test_every_published_message_is_counted_and_reads_back_with_rosbags(
     probe.wait_for(lambda: _received(statuses, '/cell/transitions') == 300
                    and _received(statuses, '/cell/camera/front/image_raw') == 30, 60,
                    'the recorder to count every message')
+    probe.node.destroy_publisher(transitions)  # the graph's senders go first, as in a launch
     assert recorder.interrupt() == 0, recorder.output
     assert 'bag ' + str(tmp_path / 'bag') + ': 331 messages on 3 topics, 0 lost' in \
         recorder.output
@@ -147,3 +150,35 @@ def test_recording_is_reported_only_a_settle_period_after_the_last_required_subs
                    "'recording'")
     assert time.monotonic() - subscribed_at >= 3.0  # 5 s less however late its log reached us
     assert chatter.get_subscription_count() == 1
+
+
+def test_a_recorder_asked_to_stop_records_until_its_senders_have_gone(
+        probe, launch_process, tmp_path):
+    # ros2 launch stops every node at once: what the others send on their way out is kept.
+    recorder = _recorder(launch_process, tmp_path / 'bag', "topics:=['chatter']",
+                         "required_topics:=['chatter']", 'discovery_settle_s:=0.0')
+    chatter = probe.node.create_publisher(String, '/cell/chatter', PUBLISH_QOS)
+    statuses = []
+    _latest_status(probe, statuses)
+    probe.wait_for(lambda: statuses and statuses[-1].state == 'recording'
+                   and chatter.get_subscription_count() == 1, 60, 'the recorder')
+    recorder.process.send_signal(signal.SIGINT)
+    probe.wait_for(lambda: 'recording on until /cell/chatter have no publisher' in
+                   recorder.output, 30, 'the recorder to wait for its sender')
+    for index in range(100):
+        chatter.publish(String(data=f'message {index}'))
+    assert chatter.wait_for_all_acked(Duration(seconds=30))
+    probe.node.destroy_publisher(chatter)
+    assert recorder.wait(30) == 0, recorder.output
+    reader = BagReader(tmp_path / 'bag')
+    assert reader.count_messages()['/cell/chatter'] == 100
+
+
+def test_with_no_storage_chosen_a_humble_recorder_writes_sqlite3(probe, launch_process, tmp_path):
+    recorder = _recorder(launch_process, tmp_path / 'bag', "required_topics:=['']",
+                         env=dict(os.environ, ROS_DISTRO='humble'))
+    probe.wait_for(lambda: 'recording sqlite3 to' in recorder.output, 60, 'the recorder')
+    assert recorder.interrupt() == 0, recorder.output
+    metadata = yaml.safe_load((tmp_path / 'bag' / 'metadata.yaml').read_text())
+    assert metadata['rosbag2_bagfile_information']['storage_identifier'] == 'sqlite3'
+    assert metadata['rosbag2_bagfile_information']['version'] == 5  # as Humble's ros2 bag reads

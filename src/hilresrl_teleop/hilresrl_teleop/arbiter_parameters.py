@@ -52,6 +52,15 @@ PARAMETERS = (
     Parameter('ik.tip_link', '', 'Link whose pose IK solves for'),
     Parameter('ik.service', '/compute_ik', "move_group's IK service, where moveit_py is missing"),
     Parameter('ik.wait_s', 5.0, 'Seconds to wait for the IK service', check=at_least(0.0)),
+    Parameter('ik.moveit_config_package', '',
+              "The robot's MoveIt configuration package, for moveit_py (empty: moveit_py reads "
+              'its parameters from the launch); where moveit_py cannot be set up, /compute_ik'),
+    Parameter('ik.moveit_robot_name', '',
+              'Robot name of that configuration (its URDF and SRDF files are named after it)'),
+    Parameter('servo.node', '',
+              "MoveIt Servo's node (e.g. /servo_node), started the way its distribution's "
+              'services say: Humble <node>/start_servo; Jazzy and later <node>/pause_servo '
+              '(unpaused) and <node>/switch_command_type (twist); empty: the two below'),
     Parameter('servo.start_service', '', "MoveIt Servo's start service to call at start-up "
               '(Humble: <servo>/start_servo, std_srvs/Trigger; empty: none)'),
     Parameter('servo.command_type_service', '', "MoveIt Servo's command-type switch (Jazzy and "
@@ -109,6 +118,7 @@ class ArbiterSettings:
     device_timeout_s: float = 0.5  # 0: off
     action_bound: float = 1.0
     watchdog_timeout_s: float = 0.5  # 0: off
+    servo_node: str = ''
     servo_start_service: str = ''
     servo_command_type_service: str = ''
     servo_wait_s: float = 5.0
@@ -166,7 +176,9 @@ def arbiter_settings(values: Mapping[str, Any]) -> ArbiterSettings:
         gripper_open_position=values['gripper.open_position'],
         gripper_closed_position=values['gripper.closed_position'],
         ik_group=values['ik.group'], ik_tip_link=values['ik.tip_link'],
-        ik_service=values['ik.service'], ik_wait_s=values['ik.wait_s'])
+        ik_service=values['ik.service'], ik_wait_s=values['ik.wait_s'],
+        moveit_config_package=values['ik.moveit_config_package'],
+        moveit_robot_name=values['ik.moveit_robot_name'])
     command.validate(names)
     spacemouse = SpaceMouseConfig(
         deadband=values['spacemouse.deadband'],
@@ -192,6 +204,7 @@ def arbiter_settings(values: Mapping[str, Any]) -> ArbiterSettings:
         device_timeout_s=values['spacemouse.timeout_s'],
         action_bound=float(values['safety.action_bound']),
         watchdog_timeout_s=values['watchdog_timeout_s'],
+        servo_node=values['servo.node'],
         servo_start_service=values['servo.start_service'],
         servo_command_type_service=values['servo.command_type_service'],
         servo_wait_s=values['servo.wait_s'],

@@ -99,6 +99,8 @@ class CommandSettings:
     ik_tip_link: str = ''
     ik_service: str = '/compute_ik'
     ik_wait_s: float = 5.0
+    moveit_config_package: str = ''
+    moveit_robot_name: str = ''
 
     def validate(self, action_names: Sequence[str] = ()) -> None:
         """Refuse settings that cannot work (ValueError), naming the parameter."""

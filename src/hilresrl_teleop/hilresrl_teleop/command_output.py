@@ -11,7 +11,8 @@ where neither exists. Gripper: Float64MultiArray or a gripper JointTrajectory. M
 started at start-up where its services are configured.
 """
 
-from typing import Dict, Optional, Sequence
+import time
+from typing import Dict, Optional, Sequence, Tuple
 
 from builtin_interfaces.msg import Duration as DurationMsg
 from geometry_msgs.msg import PoseStamped, TwistStamped
@@ -21,7 +22,7 @@ from hilresrl_common.qos import COMMAND_QOS
 import numpy as np
 from rclpy.node import Node
 from std_msgs.msg import Float64MultiArray
-from std_srvs.srv import Trigger
+from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from .command_interface import (CartesianPoseIntegrator, CommandSettings, gripper_position,
@@ -260,7 +261,17 @@ class _MoveItPyIK:
     def __init__(self, node: Node, settings: CommandSettings, moveit_py):
         from moveit.core.robot_state import RobotState
         self.settings = settings
-        self._moveit = moveit_py(node_name=node.get_name() + '_moveit_py')
+        name = node.get_name() + '_moveit_py'
+        if settings.moveit_config_package:
+            if not settings.moveit_robot_name:
+                raise ValueError('ik.moveit_config_package needs ik.moveit_robot_name')
+            from moveit_configs_utils import MoveItConfigsBuilder
+            config = MoveItConfigsBuilder(settings.moveit_robot_name,
+                                          package_name=settings.moveit_config_package)
+            self._moveit = moveit_py(node_name=name,
+                                     config_dict=config.to_moveit_configs().to_dict())
+        else:  # its parameters come from the launch, as MoveIt's own launch files give them
+            self._moveit = moveit_py(node_name=name)
         self._state = RobotState(self._moveit.get_robot_model())
 
     def solve(self, pose: PoseStamped, seed: Dict[str, float], publish) -> None:
@@ -272,12 +283,19 @@ class _MoveItPyIK:
 
 
 def inverse_kinematics(node: Node, settings: CommandSettings):
-    """Return an IK backend: moveit_py where installed, else /compute_ik; else refuse."""
+    """Return an IK backend: moveit_py where it can be set up, else /compute_ik; else refuse."""
     try:
         from moveit.planning import MoveItPy
-        return _MoveItPyIK(node, settings, MoveItPy)
     except ImportError:
-        pass
+        MoveItPy = None
+    if MoveItPy is not None:
+        try:
+            return _MoveItPyIK(node, settings, MoveItPy)
+        except Exception as error:  # noqa: B902 - a RuntimeError without its configuration,
+            # or anything from its C++ side: the service still solves the same IK
+            node.get_logger().warning(
+                f'moveit_py is installed but could not be set up ({type(error).__name__}: '
+                f'{error}); solving IK through {settings.ik_service} instead')
     try:
         from moveit_msgs.srv import GetPositionIK
     except ImportError:
@@ -290,7 +308,33 @@ def inverse_kinematics(node: Node, settings: CommandSettings):
     return _ComputeIK(node, settings, GetPositionIK)
 
 
-def start_servo(node: Node, start_service: str, command_type_service: str,
+def servo_services(node: Node, servo_node: str, wait_s: float) -> Tuple[str, str, str]:
+    """
+    Return (start, command type, pause) services of the MoveIt Servo node that is there.
+
+    Humble's Servo has <node>/start_servo; Jazzy's and later have <node>/switch_command_type
+    and <node>/pause_servo instead. Waits up to wait_s for either; refuses if neither comes.
+    """
+    if not servo_node.startswith('/'):  # relative, as a node's own names are
+        servo_node = f'{node.get_namespace().rstrip("/")}/{servo_node}'
+    servo_node = servo_node.rstrip('/')
+    start, switch, pause = (f'{servo_node}/start_servo', f'{servo_node}/switch_command_type',
+                            f'{servo_node}/pause_servo')
+    deadline = time.monotonic() + wait_s
+    while True:
+        names = {name for name, _ in node.get_service_names_and_types()}
+        if switch in names:
+            return '', switch, pause if pause in names else ''
+        if start in names:
+            return start, '', ''
+        if time.monotonic() >= deadline:
+            raise ConfigurationError(
+                f'MoveIt Servo is not there: neither {start} (Humble) nor {switch} (Jazzy and '
+                f'later) after {wait_s:g} s (is servo_node running under that name?)')
+        time.sleep(0.1)  # the graph fills in as discovery goes on; nothing to spin here
+
+
+def start_servo(node: Node, start_service: str, command_type_service: str, pause_service: str,
                 wait_s: float) -> None:
     """Start MoveIt Servo where its services are configured; refuse if it is not there."""
     def report(service, done):
@@ -308,13 +352,21 @@ def start_servo(node: Node, start_service: str, command_type_service: str,
                                      'empty servo.start_service: do not start it)')
         client.call_async(Trigger.Request()).add_done_callback(
             lambda done: report(start_service, done))
-    if command_type_service:  # Jazzy and later: moveit_msgs/srv/ServoCommandType
+    if command_type_service:  # refused before anything is called
         try:
             from moveit_msgs.srv import ServoCommandType
         except ImportError:
             raise ConfigurationError(
-                'servo.command_type_service needs moveit_msgs (ServoCommandType), which '
-                'is not installed: install MoveIt 2 or leave the parameter empty') from None
+                f'MoveIt Servo at {command_type_service} needs moveit_msgs (ServoCommandType), '
+                'which is not installed: install MoveIt 2 (ros-<distro>-moveit-msgs)') from None
+    if pause_service:  # Jazzy and later: a std_srvs/SetBool, false to run
+        client = node.create_client(SetBool, pause_service)
+        if not client.wait_for_service(timeout_sec=wait_s):
+            raise ConfigurationError(f'MoveIt Servo is not there: no {pause_service} '
+                                     f'service after {wait_s:g} s')
+        client.call_async(SetBool.Request(data=False)).add_done_callback(
+            lambda done: report(pause_service, done))
+    if command_type_service:  # Jazzy and later: moveit_msgs/srv/ServoCommandType
         client = node.create_client(ServoCommandType, command_type_service)
         if not client.wait_for_service(timeout_sec=wait_s):
             raise ConfigurationError(f'MoveIt Servo is not there: no '

@@ -7,7 +7,7 @@ can take it down: a callback that fails holds the robot, and every shutdown send
 
 from collections import Counter
 import time
-from typing import Callable, Optional
+from typing import Callable, Optional, Tuple
 
 from geometry_msgs.msg import PoseStamped, Twist
 from hilresrl_common.conversions import ns_to_stamp, pose_to_array, stamp_to_ns
@@ -20,6 +20,7 @@ from hilresrl_msgs.msg import (EpisodeEvent, ExecutedAction, InterventionState, 
 import numpy as np
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.time import Time
 from sensor_msgs.msg import JointState, Joy
 from std_msgs.msg import Bool, String
 from std_srvs.srv import Trigger
@@ -27,7 +28,8 @@ from std_srvs.srv import Trigger
 from .arbiter_core import ArbiterCore, StepOutcome
 from .arbiter_messages import executed_action, intervention_state
 from .arbiter_parameters import arbiter_settings, PARAMETERS
-from .command_output import CommandOutput, start_servo
+from .command_output import CommandOutput, servo_services, start_servo
+from .pose_frames import pose_in_frame, same_frame
 
 # The spacenav driver and most devices publish reliable; best effort receives from either.
 DEVICE_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10,
@@ -58,6 +60,8 @@ class InterventionArbiterNode(Node):
         self._mode = Mode.TRAIN
         self._last_proposal: Optional[ProposedAction] = None
         self._stopped = False
+        self._tf_buffer = None  # tf2, where a pose comes in another frame than the commands'
+        self._tf_listener = None
         self.output = CommandOutput(self, settings.command, settings.twist, self.action_names)
         self._correction_pub = self.create_publisher(String, 'correction', COMMAND_QOS)
         guard = self._guarded
@@ -67,8 +71,12 @@ class InterventionArbiterNode(Node):
         if self.output.needs_joint_states:
             self.create_subscription(JointState, 'joint_states',
                                      guard('joint_states', self._on_joint_states), pose_qos)
-        start_servo(self, settings.servo_start_service, settings.servo_command_type_service,
-                    settings.servo_wait_s)
+        start_servo_services = (settings.servo_start_service,
+                                settings.servo_command_type_service, '')
+        if settings.servo_node:  # which services it has says which distribution's Servo it is
+            start_servo_services = servo_services(self, settings.servo_node,
+                                                  settings.servo_wait_s)
+        start_servo(self, *start_servo_services, settings.servo_wait_s)
         self._executed_pub = self.create_publisher(ExecutedAction, 'executed_action',
                                                    STEP_QOS)
         self._state_pub = self.create_publisher(InterventionState, 'intervention_state',
@@ -140,10 +148,37 @@ class InterventionArbiterNode(Node):
     def _on_ee_pose(self, message: PoseStamped) -> None:
         pose = pose_to_array(message).astype(np.float64)
         stamp_ns = stamp_to_ns(message.header.stamp)
+        if not same_frame(message.header.frame_id, self.settings.command.base_frame_id):
+            pose, reason = self._in_command_frame(pose, message.header.frame_id)
+            if self._refused('ee_pose', reason):
+                return  # no pose taken: the robot is held once the last one is stale
         if not self._refused('ee_pose',
                              self.core.end_effector_pose(time.monotonic(), pose, stamp_ns)):
             self.pose_messages += 1
             self.output.update_pose(pose[:3], pose[3:], stamp_ns)
+
+    def _in_command_frame(self, pose: np.ndarray, frame: str) -> Tuple[np.ndarray, str]:
+        """Return the pose in command_frame_id through tf2, or a reason it cannot be."""
+        command_frame = self.settings.command.base_frame_id
+        if self._tf_buffer is None:
+            try:
+                import tf2_ros
+            except ImportError:
+                return pose, (f'the pose is in frame {frame!r}, the commands in '
+                              f'{command_frame!r} (command_frame_id), and tf2_ros is not '
+                              'installed to transform it: publish the pose in '
+                              f'{command_frame!r} or set command_frame_id to {frame!r}')
+            # Only now: a cell whose pose is in the commands' frame needs no tf subscriptions.
+            self._tf_buffer = tf2_ros.Buffer()
+            self._tf_listener = tf2_ros.TransformListener(self._tf_buffer, self)
+        try:
+            transform = self._tf_buffer.lookup_transform(command_frame, frame, Time()).transform
+        except Exception as error:  # noqa: B902 - tf2's lookup, connectivity, extrapolation
+            return pose, (f"no transform from the pose's frame {frame!r} to {command_frame!r} "
+                          f'(command_frame_id) in tf: {error}')
+        translation, rotation = transform.translation, transform.rotation
+        return pose_in_frame(pose, (translation.x, translation.y, translation.z),
+                             (rotation.x, rotation.y, rotation.z, rotation.w)), ''
 
     def _on_joint_states(self, message: JointState) -> None:
         self._refused('joint_states', self.output.update_joints(message.name, message.position))

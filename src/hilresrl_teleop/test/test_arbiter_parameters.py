@@ -10,7 +10,7 @@ import pytest
 
 def test_every_parameter_is_declared_once_and_described():
     names = [parameter.name for parameter in PARAMETERS]
-    assert len(names) == len(set(names)) == 39
+    assert len(names) == len(set(names)) == 42
     assert all(parameter.description and parameter.read_only for parameter in PARAMETERS)
 
 

@@ -1,5 +1,8 @@
 """Each command interface against a consumer that subscribes as the real controller does."""
 
+import sys
+import types
+
 from geometry_msgs.msg import PoseStamped, TwistStamped
 from hilresrl_common.conversions import float32_field, ns_to_stamp
 from hilresrl_common.node_runner import ConfigurationError
@@ -13,7 +16,7 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from scipy.spatial.transform import Rotation
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
-from std_srvs.srv import Trigger
+from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 # joint_trajectory_controller, forward command controllers and MoveIt Servo subscribe with the
@@ -178,6 +181,40 @@ def test_joint_targets_from_cartesian_actions_need_inverse_kinematics(ros_contex
     assert 'joint-space actions' in message
 
 
+def test_a_moveit_py_that_cannot_be_set_up_falls_back_to_compute_ik(
+        ros_context, probe, monkeypatch):
+    # MoveItPy() throws without the robot's MoveIt configuration (Jazzy): the arbiter must not
+    # die of it but solve IK through move_group's service. MoveIt is not installed here, so
+    # stand-ins take its modules' places: a MoveItPy that throws, and as /compute_ik's type a
+    # service type that is installed.
+    class ThrowingMoveItPy:
+        def __init__(self, **kwargs):
+            raise RuntimeError('Failed to load robot_description')
+
+    planning = types.ModuleType('moveit.planning')
+    planning.MoveItPy = ThrowingMoveItPy
+    robot_state = types.ModuleType('moveit.core.robot_state')
+    robot_state.RobotState = object
+    services = types.ModuleType('moveit_msgs.srv')
+    services.GetPositionIK = Trigger
+    for name, module in {'moveit': types.ModuleType('moveit'), 'moveit.planning': planning,
+                         'moveit.core': types.ModuleType('moveit.core'),
+                         'moveit.core.robot_state': robot_state,
+                         'moveit_msgs': types.ModuleType('moveit_msgs'),
+                         'moveit_msgs.srv': services}.items():
+        monkeypatch.setitem(sys.modules, name, module)
+    probe.node.create_service(Trigger, 'compute_ik', lambda request, response: response)
+    arbiter = InterventionArbiterNode(context=ros_context, parameter_overrides=[
+        Parameter('command_interface', value='joint_trajectory'),
+        Parameter('joint_names', value=['j1', 'j2']), Parameter('ik.service', value='compute_ik'),
+        Parameter('ik.wait_s', value=30.0)])
+    try:
+        assert type(arbiter.output._ik).__name__ == '_ComputeIK'
+        assert arbiter.output._ik.client.srv_name.endswith('compute_ik')
+    finally:
+        arbiter.destroy_node()
+
+
 def test_moveit_servo_is_started_and_a_missing_servo_is_refused(make_arbiter, probe,
                                                                 ros_context):
     started = []
@@ -195,6 +232,44 @@ def test_moveit_servo_is_started_and_a_missing_servo_is_refused(make_arbiter, pr
         InterventionArbiterNode(context=ros_context, parameter_overrides=[
             Parameter('servo.start_service', value='elsewhere/start_servo'),
             Parameter('servo.wait_s', value=0.5)])
+
+
+def test_servo_is_started_the_way_the_servo_that_is_there_takes_it(make_arbiter, probe,
+                                                                   ros_context):
+    # Humble's Servo: <node>/start_servo (std_srvs/Trigger), found and called.
+    started = []
+
+    def start(request, response):
+        started.append(True)
+        response.success = True
+        return response
+
+    humble = probe.node.create_service(Trigger, 'humble_servo/start_servo', start)
+    make_arbiter(**{'servo.node': 'humble_servo', 'servo.wait_s': 30.0})
+    probe.wait_for(lambda: started, message='the start_servo call')
+    probe.node.destroy_service(humble)
+    # Jazzy's: <node>/pause_servo (std_srvs/SetBool) and <node>/switch_command_type
+    # (moveit_msgs, not installed here: a stand-in of another type under that name). Found,
+    # and refused naming what is missing, before anything is called.
+    unpaused = []
+
+    def pause(request, response):
+        unpaused.append(not request.data)
+        response.success = True
+        return response
+
+    probe.node.create_service(SetBool, 'jazzy_servo/pause_servo', pause)
+    probe.node.create_service(Trigger, 'jazzy_servo/switch_command_type',
+                              lambda request, response: response)
+    with pytest.raises(ConfigurationError, match='jazzy_servo/switch_command_type needs '
+                                                 'moveit_msgs'):
+        InterventionArbiterNode(context=ros_context, parameter_overrides=[
+            Parameter('servo.node', value='jazzy_servo'), Parameter('servo.wait_s', value=30.0)])
+    assert not unpaused and not started[1:]
+    with pytest.raises(ConfigurationError, match='neither /nowhere/start_servo .Humble. nor '
+                                                 '/nowhere/switch_command_type'):
+        InterventionArbiterNode(context=ros_context, parameter_overrides=[
+            Parameter('servo.node', value='/nowhere'), Parameter('servo.wait_s', value=0.5)])
 
 
 def test_the_tf_pose_node_names_what_it_needs_where_tf2_is_missing(ros_context):

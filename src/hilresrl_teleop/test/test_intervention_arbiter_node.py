@@ -5,6 +5,7 @@ The fault tests at the end feed it what a broken device, a stopped node or a for
 would send; the probe is the witness of what went out.
 """
 
+import importlib.util
 import itertools
 import math
 import os
@@ -456,3 +457,32 @@ def test_a_bad_parameter_stops_the_arbiter_at_start_up_naming_it(launch_process)
     assert arbiter.wait(60.0) == 1, arbiter.output
     assert 'control_period_s=-0.1: must be above 0' in arbiter.output
     assert 'stop command' not in arbiter.output  # it never ran: nothing to stop
+
+
+def test_a_pose_in_another_frame_than_the_commands_is_refused_without_tf2(make_arbiter):
+    # ur_robot_driver's pose is in 'base', x and y mirrored against base_link: taken as it is,
+    # the workspace box would be applied mirrored. Without tf2 here, it is refused.
+    if importlib.util.find_spec('tf2_ros') is not None:
+        pytest.skip('tf2_ros is installed here: the pose would be transformed')
+    cell = make_arbiter(command_frame_id='base_link')  # watchdog 0.3 s
+    assert not cell.propose(1, [0.5, 0, 0, -1]).held  # unstamped poses: taken as they are
+    foreign = PoseStamped()
+    foreign.header.frame_id = 'base'
+    foreign.pose.position.z, foreign.pose.orientation.w = 0.5, 1.0
+    until = time.monotonic() + 0.5
+    while time.monotonic() < until:  # the driver keeps publishing, every pose in 'base'
+        refused = cell.arbiter.rejected_inputs['ee_pose']
+        cell.pose.publish(foreign)
+        cell.probe.wait_for(lambda: cell.arbiter.rejected_inputs['ee_pose'] > refused,
+                            message='the pose refused')
+    executed = cell.propose(2, [0.5, 0, 0, -1], measure=False)
+    assert executed.held and 'stale end-effector pose' in executed.hold_reason
+    cell.probe.wait_for(lambda: len(cell.twists) >= len(cell.executed), message='the twists')
+    assert cell.twists[-1].twist.linear.x == 0.0
+    stamped = PoseStamped()
+    stamped.header.frame_id = 'base_link'  # the commands' own frame: taken
+    stamped.pose.position.z, stamped.pose.orientation.w = 0.5, 1.0
+    count = cell.arbiter.pose_messages
+    cell.pose.publish(stamped)
+    cell.probe.wait_for(lambda: cell.arbiter.pose_messages > count, message='the pose')
+    assert not cell.propose(3, [0.5, 0, 0, -1], measure=False).held

@@ -16,9 +16,10 @@ file each; writer.py: BagWriter; reader.py: BagReader; info.py: ``hilresrl bag-i
 
 from .info import describe, main
 from .metadata import (BagError, COMPRESSIONS, EXTENSIONS, METADATA_VERSION, qos_profile_dict,
-                       STORAGES, TopicInfo)
+                       storage_for_distribution, STORAGES, TopicInfo)
 from .reader import BagReader
 from .writer import BagWriter
 
 __all__ = ['BagError', 'BagReader', 'BagWriter', 'COMPRESSIONS', 'describe', 'EXTENSIONS',
-           'main', 'METADATA_VERSION', 'qos_profile_dict', 'STORAGES', 'TopicInfo']
+           'main', 'METADATA_VERSION', 'qos_profile_dict', 'storage_for_distribution',
+           'STORAGES', 'TopicInfo']

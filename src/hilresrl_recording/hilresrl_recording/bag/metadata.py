@@ -16,6 +16,18 @@ EXTENSIONS = {'mcap': '.mcap', 'sqlite3': '.db3'}
 # metadata.yaml versions: 9 as Jazzy and Kilted write it (QoS as a list); sqlite3 bags are for
 # Humble users, whose rosbag2 reads up to version 5 (QoS as a YAML string).
 METADATA_VERSION = {'mcap': 9, 'sqlite3': 5}
+
+
+def storage_for_distribution(ros_distro: str) -> str:
+    """
+    Return the storage a distribution's own ``ros2 bag`` reads.
+
+    sqlite3 on Humble (its rosbag2 reads no metadata version 9, and MCAP only with a plugin that
+    is not installed by default); mcap from Jazzy on, and with the Kilted wheels.
+    """
+    return 'sqlite3' if ros_distro.strip().lower() == 'humble' else 'mcap'
+
+
 # rosbag2's QoS enumerations (rmw), as metadata version 5 writes them.
 QOS_ENUMS = {
     'history': ('system_default', 'keep_last', 'keep_all', 'unknown'),
