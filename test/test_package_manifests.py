@@ -33,7 +33,7 @@ PIP_NAMES = {'torch': 'torch', 'safetensors': 'safetensors', 'mcap': 'mcap',
 ROS_MODULES = {'rclpy', 'std_msgs', 'std_srvs', 'geometry_msgs', 'sensor_msgs',
                'trajectory_msgs', 'builtin_interfaces', 'rcl_interfaces', 'tf2_ros',
                'ament_index_python', 'launch', 'launch_ros', 'moveit', 'moveit_msgs',
-               'moveit_configs_utils'}
+               'moveit_configs_utils', 'cv_bridge'}
 
 
 def _imports(package: pathlib.Path):

@@ -15,6 +15,8 @@ from hilresrl_msgs.msg import NamedArray, StateVector
 import numpy as np
 from sensor_msgs.msg import CompressedImage, Image, JointState
 
+from .image_encodings import decode_pixels, DEPTH_ENCODINGS
+
 SOURCE_KINDS = {
     'joint_state': JointState,
     'pose': PoseStamped,
@@ -69,8 +71,9 @@ def source_arrays(topic: str, kind: str, message) -> Dict[str, np.ndarray]:
         force, torque = message.wrench.force, message.wrench.torque
         return {topic: np.array([force.x, force.y, force.z, torque.x, torque.y, torque.z],
                                 dtype=np.float32)}
-    if kind == 'image':
-        return {f'image/{topic}': image_to_array(message)}
+    if kind == 'image':  # a depth image is no RGB picture: policies ask for it by its name
+        prefix = 'depth' if message.encoding in DEPTH_ENCODINGS else 'image'
+        return {f'{prefix}/{topic}': image_to_array(message)}
     if kind == 'compressed_image':  # named as the raw topic it compresses
         return {f'image/{topic[:-len("/compressed")] if topic.endswith("/compressed") else topic}':
                 compressed_image_to_array(message)}
@@ -84,20 +87,39 @@ def pose_to_array(message: PoseStamped) -> np.ndarray:
 
 
 def image_to_array(message: Image) -> np.ndarray:
-    """Return an Image as H x W x 3 uint8 RGB (rgb8, bgr8, rgba8, bgra8 or mono8)."""
-    channels = {'rgb8': 3, 'bgr8': 3, 'rgba8': 4, 'bgra8': 4, 'mono8': 1}
-    if message.encoding not in channels:
-        raise ValueError(f'image encoding {message.encoding!r} is not supported; '
-                         f'supported: {", ".join(channels)}')
-    depth = channels[message.encoding]
-    rows = np.frombuffer(bytes(message.data), dtype=np.uint8).reshape(
-        message.height, message.step)
-    pixels = rows[:, :message.width * depth].reshape(message.height, message.width, depth)
-    if message.encoding.startswith('bgr'):
-        pixels = pixels[..., 2::-1]
-    elif depth == 1:
-        pixels = np.repeat(pixels, 3, axis=2)
-    return np.ascontiguousarray(pixels[..., :3])
+    """
+    Return an Image as H x W x 3 uint8 RGB, or a depth image as H x W x 1 float32 metres.
+
+    Through cv_bridge where it is installed (every encoding it knows), else the suite's own
+    decoding (image_encodings: the colour, grey, YUV 4:2:2 and depth encodings cameras send).
+    """
+    bridge = _cv_bridge()
+    if bridge is None:
+        return decode_pixels(bytes(message.data), message.height, message.width, message.step,
+                             message.encoding, bool(message.is_bigendian))
+    try:
+        if message.encoding in DEPTH_ENCODINGS:
+            depth = np.asarray(bridge.imgmsg_to_cv2(message, desired_encoding='passthrough'),
+                               dtype=np.float32)
+            scale = 1000.0 if message.encoding == '16UC1' else 1.0  # millimetres
+            return (depth / scale).reshape(message.height, message.width, 1)
+        return np.ascontiguousarray(bridge.imgmsg_to_cv2(message, desired_encoding='rgb8'))
+    except Exception as error:  # noqa: B902 - CvBridgeError, or OpenCV's own on a bad image
+        raise ValueError(f'cannot convert a {message.encoding!r} image: {error}') from error
+
+
+_BRIDGE = []
+
+
+def _cv_bridge():
+    """Return a CvBridge where cv_bridge is installed (a ROS 2 distribution), else None."""
+    if not _BRIDGE:
+        try:
+            from cv_bridge import CvBridge
+            _BRIDGE.append(CvBridge())
+        except ImportError:
+            _BRIDGE.append(None)
+    return _BRIDGE[0]
 
 
 def compressed_image_to_array(message: CompressedImage) -> np.ndarray:
@@ -132,7 +154,8 @@ def array_to_image(pixels: np.ndarray, stamp: Time, frame_id: str) -> Image:
 def to_named_arrays(arrays: Mapping[str, np.ndarray]) -> List[NamedArray]:
     """Return the non-image arrays of an observation as NamedArray messages, sorted by name."""
     return [NamedArray(name=name, data=float32_field(value))
-            for name, value in sorted(arrays.items()) if not name.startswith('image/')]
+            for name, value in sorted(arrays.items())
+            if not name.startswith(('image/', 'depth/'))]
 
 
 def from_named_arrays(named: Sequence[NamedArray]) -> Dict[str, np.ndarray]:

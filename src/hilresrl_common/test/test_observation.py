@@ -69,3 +69,21 @@ def test_compressed_camera_images_decode_to_the_raw_topic_name():
     assert np.array_equal(arrays['image/camera/front/image_raw'], pixels)  # lossless, RGB
     with pytest.raises(ValueError, match='cannot decode'):
         source_arrays(topic, kind, CompressedImage(format='jpeg', data=b'not an image'))
+
+
+def test_a_depth_camera_gives_metres_under_its_own_name_and_colour_stays_rgb():
+    from hilresrl_common.conversions import parse_source, source_arrays, to_named_arrays
+    from sensor_msgs.msg import Image
+    topic, kind = parse_source('camera/wrist/depth/image_rect_raw')
+    assert kind == 'image'
+    millimetres = np.array([[0, 250], [500, 1000]], dtype='<u2')
+    depth = Image(height=2, width=2, encoding='16UC1', step=4, data=millimetres.tobytes())
+    arrays = source_arrays(topic, kind, depth)
+    assert list(arrays) == ['depth/camera/wrist/depth/image_rect_raw']
+    assert arrays['depth/camera/wrist/depth/image_rect_raw'][..., 0].tolist() == [
+        [0.0, 0.25], [0.5, 1.0]]
+    assert to_named_arrays(arrays) == []  # pixels never go into the state vectors
+    uyvy = Image(height=1, width=2, encoding='uyvy', step=4,
+                 data=bytes([128, 76, 128, 76]))  # two grey pixels
+    grey = source_arrays('camera/usb/image_raw', 'image', uyvy)['image/camera/usb/image_raw']
+    assert grey.tolist() == [[[76, 76, 76], [76, 76, 76]]]

@@ -39,6 +39,18 @@ def _latest_status(probe, statuses):
                                    LATCHED_QOS)
 
 
+def _recording_chatter(probe, launch_process, tmp_path, *parameters):
+    """Start a recorder of /cell/chatter and a publisher on it; return both, and statuses."""
+    recorder = _recorder(launch_process, tmp_path / 'bag', "topics:=['chatter']",
+                         "required_topics:=['chatter']", *parameters)
+    chatter = probe.node.create_publisher(String, '/cell/chatter', PUBLISH_QOS)
+    statuses = []
+    _latest_status(probe, statuses)
+    probe.wait_for(lambda: statuses and statuses[-1].state == 'recording'
+                   and chatter.get_subscription_count() == 1, 60, 'the recorder')
+    return recorder, chatter, statuses
+
+
 def _received(statuses, topic):
     if not statuses or topic not in statuses[-1].topics:
         return 0
@@ -109,13 +121,8 @@ def test_every_published_message_is_counted_and_reads_back_with_rosbags(
 
 def test_a_killed_recorder_loses_at_most_its_last_flush_period(probe, launch_process,
                                                                tmp_path):
-    recorder = _recorder(launch_process, tmp_path / 'bag', "topics:=['chatter']",
-                         "required_topics:=['chatter']", 'flush_period_s:=0.2')
-    chatter = probe.node.create_publisher(String, '/cell/chatter', PUBLISH_QOS)
-    statuses = []
-    _latest_status(probe, statuses)
-    probe.wait_for(lambda: statuses and statuses[-1].state == 'recording'
-                   and chatter.get_subscription_count() == 1, 60, 'the recorder')
+    recorder, chatter, statuses = _recording_chatter(probe, launch_process, tmp_path,
+                                                     'flush_period_s:=0.2')
     for index in range(500):
         chatter.publish(String(data=f'message {index}'))
     probe.wait_for(lambda: _received(statuses, '/cell/chatter') == 500, 60,
@@ -155,13 +162,8 @@ def test_recording_is_reported_only_a_settle_period_after_the_last_required_subs
 def test_a_recorder_asked_to_stop_records_until_its_senders_have_gone(
         probe, launch_process, tmp_path):
     # ros2 launch stops every node at once: what the others send on their way out is kept.
-    recorder = _recorder(launch_process, tmp_path / 'bag', "topics:=['chatter']",
-                         "required_topics:=['chatter']", 'discovery_settle_s:=0.0')
-    chatter = probe.node.create_publisher(String, '/cell/chatter', PUBLISH_QOS)
-    statuses = []
-    _latest_status(probe, statuses)
-    probe.wait_for(lambda: statuses and statuses[-1].state == 'recording'
-                   and chatter.get_subscription_count() == 1, 60, 'the recorder')
+    recorder, chatter, _ = _recording_chatter(probe, launch_process, tmp_path,
+                                              'discovery_settle_s:=0.0')
     recorder.process.send_signal(signal.SIGINT)
     probe.wait_for(lambda: 'recording on until /cell/chatter have no publisher' in
                    recorder.output, 30, 'the recorder to wait for its sender')

@@ -215,16 +215,19 @@ def test_a_moveit_py_that_cannot_be_set_up_falls_back_to_compute_ik(
         arbiter.destroy_node()
 
 
+def _recording_service(calls: list):
+    """Return a service callback that notes each request and answers success."""
+    def answer(request, response):
+        calls.append(request)
+        response.success = True
+        return response
+    return answer
+
+
 def test_moveit_servo_is_started_and_a_missing_servo_is_refused(make_arbiter, probe,
                                                                 ros_context):
     started = []
-
-    def start(request, response):
-        started.append(True)
-        response.success = True
-        return response
-
-    probe.node.create_service(Trigger, 'servo_node/start_servo', start)
+    probe.node.create_service(Trigger, 'servo_node/start_servo', _recording_service(started))
     make_arbiter(**{'servo.start_service': 'servo_node/start_servo', 'servo.wait_s': 30.0})
     probe.wait_for(lambda: started, message='the start_servo call')
     with pytest.raises(ConfigurationError, match='MoveIt Servo is not there: no '
@@ -238,13 +241,8 @@ def test_servo_is_started_the_way_the_servo_that_is_there_takes_it(make_arbiter,
                                                                    ros_context):
     # Humble's Servo: <node>/start_servo (std_srvs/Trigger), found and called.
     started = []
-
-    def start(request, response):
-        started.append(True)
-        response.success = True
-        return response
-
-    humble = probe.node.create_service(Trigger, 'humble_servo/start_servo', start)
+    humble = probe.node.create_service(Trigger, 'humble_servo/start_servo',
+                                       _recording_service(started))
     make_arbiter(**{'servo.node': 'humble_servo', 'servo.wait_s': 30.0})
     probe.wait_for(lambda: started, message='the start_servo call')
     probe.node.destroy_service(humble)
@@ -252,13 +250,7 @@ def test_servo_is_started_the_way_the_servo_that_is_there_takes_it(make_arbiter,
     # (moveit_msgs, not installed here: a stand-in of another type under that name). Found,
     # and refused naming what is missing, before anything is called.
     unpaused = []
-
-    def pause(request, response):
-        unpaused.append(not request.data)
-        response.success = True
-        return response
-
-    probe.node.create_service(SetBool, 'jazzy_servo/pause_servo', pause)
+    probe.node.create_service(SetBool, 'jazzy_servo/pause_servo', _recording_service(unpaused))
     probe.node.create_service(Trigger, 'jazzy_servo/switch_command_type',
                               lambda request, response: response)
     with pytest.raises(ConfigurationError, match='jazzy_servo/switch_command_type needs '

@@ -104,6 +104,15 @@ class Cell:
         self.pose.publish(message)
         self.probe.wait_for(lambda: self.arbiter.pose_messages > count, message='the pose')
 
+    def publish_refused_poses(self, pose: PoseStamped, seconds: float = 0.5) -> None:
+        """Publish a pose the arbiter refuses, again and again, as a driver would."""
+        until = time.monotonic() + seconds
+        while time.monotonic() < until:
+            refused = self.arbiter.rejected_inputs['ee_pose']
+            self.pose.publish(pose)
+            self.probe.wait_for(lambda: self.arbiter.rejected_inputs['ee_pose'] > refused,
+                                message='the pose refused')
+
     def hand(self, x=0.0, y=0.0, z=0.0):
         message = Twist()
         message.linear.x, message.linear.y, message.linear.z = x, y, z
@@ -364,12 +373,7 @@ def test_a_non_finite_pose_counts_as_no_pose(make_arbiter):
     assert not cell.propose(1, [0.5, 0, 0, -1]).held
     broken = PoseStamped()
     broken.pose.position.x, broken.pose.orientation.w = math.nan, 1.0
-    until = time.monotonic() + 0.5
-    while time.monotonic() < until:  # the driver keeps publishing, every pose broken
-        refused = cell.arbiter.rejected_inputs['ee_pose']
-        cell.pose.publish(broken)
-        cell.probe.wait_for(lambda: cell.arbiter.rejected_inputs['ee_pose'] > refused,
-                            message='the broken pose refused')
+    cell.publish_refused_poses(broken)  # the driver keeps publishing, every pose broken
     executed = cell.propose(2, [0.5, 0, 0, -1], measure=False)
     assert executed.held and 'stale end-effector pose' in executed.hold_reason
     assert _values(executed.executed_action)[:3] == [0.0, 0.0, 0.0]
@@ -469,12 +473,7 @@ def test_a_pose_in_another_frame_than_the_commands_is_refused_without_tf2(make_a
     foreign = PoseStamped()
     foreign.header.frame_id = 'base'
     foreign.pose.position.z, foreign.pose.orientation.w = 0.5, 1.0
-    until = time.monotonic() + 0.5
-    while time.monotonic() < until:  # the driver keeps publishing, every pose in 'base'
-        refused = cell.arbiter.rejected_inputs['ee_pose']
-        cell.pose.publish(foreign)
-        cell.probe.wait_for(lambda: cell.arbiter.rejected_inputs['ee_pose'] > refused,
-                            message='the pose refused')
+    cell.publish_refused_poses(foreign)  # the driver keeps publishing, every pose in 'base'
     executed = cell.propose(2, [0.5, 0, 0, -1], measure=False)
     assert executed.held and 'stale end-effector pose' in executed.hold_reason
     cell.probe.wait_for(lambda: len(cell.twists) >= len(cell.executed), message='the twists')
