@@ -95,7 +95,7 @@ def image_to_array(message: Image) -> np.ndarray:
     """
     bridge = _cv_bridge()
     if bridge is None:
-        return decode_pixels(bytes(message.data), message.height, message.width, message.step,
+        return decode_pixels(message.data, message.height, message.width, message.step,
                              message.encoding, bool(message.is_bigendian))
     try:
         if message.encoding in DEPTH_ENCODINGS:

@@ -22,9 +22,13 @@ DEPTH_ENCODINGS = tuple(name for name, (_, kind) in ENCODINGS.items()
                         if kind.startswith('depth'))
 
 
-def decode_pixels(data: bytes, height: int, width: int, step: int, encoding: str,
+def decode_pixels(data, height: int, width: int, step: int, encoding: str,
                   is_bigendian: bool = False) -> np.ndarray:
-    """Return the image: H x W x 3 uint8 RGB, or H x W x 1 float32 metres for depth."""
+    """
+    Return the image: H x W x 3 uint8 RGB, or H x W x 1 float32 metres for depth.
+
+    data: the message's bytes (bytes, or the array.array rclpy gives), read without a copy.
+    """
     if encoding not in ENCODINGS:
         raise ValueError(f'image encoding {encoding!r} is not supported; supported: '
                          f'{", ".join(ENCODINGS)}')
@@ -32,7 +36,7 @@ def decode_pixels(data: bytes, height: int, width: int, step: int, encoding: str
     if step < width * size or len(data) < height * step:
         raise ValueError(f'{encoding} image of {width} x {height} with step {step} needs '
                          f'{height * max(step, width * size)} bytes, got {len(data)}')
-    rows = np.frombuffer(bytes(data), dtype=np.uint8)[:height * step].reshape(height, step)
+    rows = np.frombuffer(data, dtype=np.uint8)[:height * step].reshape(height, step)
     packed = rows[:, :width * size]
     if kind in ('rgb', 'bgr', 'grey'):
         pixels = packed.reshape(height, width, size)

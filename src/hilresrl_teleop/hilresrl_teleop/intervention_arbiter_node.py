@@ -60,7 +60,9 @@ class InterventionArbiterNode(Node):
         self._mode = Mode.TRAIN
         self._last_proposal: Optional[ProposedAction] = None
         self._stopped = False
-        self._tf_buffer = None  # tf2, where a pose comes in another frame than the commands'
+        # tf2, set up at the first pose in another frame than the commands' (False: not
+        # installed, so such poses are refused without trying the import again)
+        self._tf_buffer = None
         self._tf_listener = None
         self.output = CommandOutput(self, settings.command, settings.twist, self.action_names)
         self._correction_pub = self.create_publisher(String, 'correction', COMMAND_QOS)
@@ -164,13 +166,16 @@ class InterventionArbiterNode(Node):
             try:
                 import tf2_ros
             except ImportError:
-                return pose, (f'the pose is in frame {frame!r}, the commands in '
-                              f'{command_frame!r} (command_frame_id), and tf2_ros is not '
-                              'installed to transform it: publish the pose in '
-                              f'{command_frame!r} or set command_frame_id to {frame!r}')
-            # Only now: a cell whose pose is in the commands' frame needs no tf subscriptions.
-            self._tf_buffer = tf2_ros.Buffer()
-            self._tf_listener = tf2_ros.TransformListener(self._tf_buffer, self)
+                self._tf_buffer = False
+            else:
+                # Only now: a cell whose pose is in the commands' frame needs no tf subscriptions.
+                self._tf_buffer = tf2_ros.Buffer()
+                self._tf_listener = tf2_ros.TransformListener(self._tf_buffer, self)
+        if self._tf_buffer is False:
+            return pose, (f'the pose is in frame {frame!r}, the commands in {command_frame!r} '
+                          '(command_frame_id), and tf2_ros is not installed to transform it: '
+                          f'publish the pose in {command_frame!r} or set command_frame_id to '
+                          f'{frame!r}')
         try:
             transform = self._tf_buffer.lookup_transform(command_frame, frame, Time()).transform
         except Exception as error:  # noqa: B902 - tf2's lookup, connectivity, extrapolation
