@@ -5,8 +5,10 @@ Tests that talk over DDS take ``ros_domain_id`` (or ``ros_context``): each gets 
 its own, so tests never see each other's nodes, and discovery stays on this host.
 """
 
+import importlib.util
 import itertools
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -20,6 +22,53 @@ import pytest
 # exec; a handled one it gets back as the default, which Python turns into KeyboardInterrupt.
 if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
+
+# Where ROS 2 is not installed (the GPU machine; the Python 3.10 and 3.12 install checks of
+# test/test_python_versions.py), a test that needs it is reported skipped, naming the missing
+# package, and every other test runs. With ROS 2 installed nothing changes.
+ROS_INSTALLED = importlib.util.find_spec('rclpy') is not None
+ROS_PACKAGE = re.compile(r'(rclpy|rcl_interfaces|builtin_interfaces|launch|launch_\w+|ros2\w*'
+                         r'|ament_\w+|rosidl_\w+|rosbag2_\w+|\w+_msgs|\w+_srvs)$')
+NO_MODULE = re.compile(r"No module named '([\w.]+)'")
+
+
+def _missing_ros_package(error_text: str) -> Optional[str]:
+    """Return the ROS package whose absence the error names, if it names one."""
+    match = NO_MODULE.search(error_text)
+    root = match.group(1).split('.')[0] if match else ''
+    return root if ROS_PACKAGE.match(root) else None
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    """Report a test module that imports ROS 2 where it is missing as skipped."""
+    outcome = yield
+    report = outcome.get_result()
+    missing = None if ROS_INSTALLED or not report.failed else \
+        _missing_ros_package(str(report.longrepr))
+    if missing:
+        report.outcome = 'skipped'
+        report.longrepr = (str(collector.path), 0, f'Skipped: needs ROS 2 ({missing} is not '
+                           'installed)')
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Report a test (or its fixture) that imports ROS 2 where it is missing as skipped."""
+    outcome = yield
+    report = outcome.get_result()
+    if ROS_INSTALLED or not report.failed or call.excinfo is None:
+        return
+    error, missing = call.excinfo.value, None
+    while error is not None and missing is None:  # the error, or one it was raised from
+        if isinstance(error, ModuleNotFoundError):
+            missing = _missing_ros_package(str(error))
+        error = error.__cause__ or error.__context__
+    if missing:
+        report.outcome = 'skipped'
+        report.longrepr = (str(item.path), item.location[1] or 0,
+                           f'Skipped: needs ROS 2 ({missing} is not installed)')
+
 
 # Fast DDS accepts domain ids 0-232 on Linux; start at an offset drawn from the process id, so
 # that two test sessions on one machine are unlikely to share a domain.

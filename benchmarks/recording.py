@@ -57,7 +57,9 @@ def cpu_seconds(pid: int) -> float:
 
 def run_graph(label: str, seconds: float, arguments, folder: pathlib.Path) -> dict:
     """Run the train graph for `seconds`, then stop it; return its output and CPU figures."""
-    command = ['hilresrl', 'launch', 'train', 'cell:=sim', 'clock:=realtime', *arguments]
+    # The process launcher: its 'started /node (..., pid N)' lines give each node's pid.
+    command = ['hilresrl', 'launch', '--launcher', 'processes', 'train', 'cell:=sim',
+               'clock:=realtime', *arguments]
     print(f'[{label}] {" ".join(command)}', flush=True)
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                text=True, start_new_session=True)

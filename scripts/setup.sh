@@ -42,7 +42,8 @@ printf '%s\n3.16\n' "$cmake_version" | sort -V -C && fail "CMake $cmake_version 
 # --- ROS 2: the sourced distribution, or wheels ----------------------------------------------
 if [ -n "${ROS_DISTRO:-}" ] && [ -n "${AMENT_PREFIX_PATH:-}" ] && command -v colcon >/dev/null; then
   mode="distro-$ROS_DISTRO"
-  locks=("$root/requirements/python.txt")
+  # numpy 1, as the distribution's message packages and cv_bridge were built with
+  locks=("$root/requirements/python-distribution.txt")
   venv_flags=(--system-site-packages)   # the distribution's rclpy, messages and numpy
 else
   mode="wheels"

@@ -1,9 +1,11 @@
 """
-The ``hilresrl`` command line: start the suite's node graphs where ``ros2 launch`` is missing.
+The ``hilresrl`` command line: start the suite's node graphs, with or without ``ros2 launch``.
 
-``hilresrl launch train [name:=value ...]`` takes the arguments of train.launch.py;
-``hilresrl launch eval --show-args`` lists the arguments of a job. Commands that join the ROS
-graph keep DDS discovery on this machine unless the user chose otherwise (hilresrl.discovery).
+``hilresrl launch train [name:=value ...]`` takes the arguments of train.launch.py and runs it
+under the ROS 2 launch system where launch_ros is importable, else under hilresrl's own process
+launcher; ``hilresrl launch eval --show-args`` lists the arguments of a job. Commands that join
+the ROS graph keep DDS discovery on this machine unless the user chose otherwise
+(hilresrl.discovery).
 """
 
 import argparse
@@ -16,7 +18,12 @@ from typing import List, Optional
 from .discovery import apply_localhost_defaults
 from .graph import (arguments, base_policies_to_build, build_graph, GraphError, JOBS,
                     parse_assignments)
+from .launch_runner import run_under_launch
 from .process_launcher import GraphProcesses
+
+# Who runs the graph: the ROS 2 launch system, hilresrl's process launcher, or (auto) the first
+# where launch_ros is importable, else the second.
+LAUNCHERS = ('auto', 'launch', 'processes')
 
 
 @dataclass(frozen=True)
@@ -68,6 +75,10 @@ def _parser() -> argparse.ArgumentParser:
                         help='launch arguments, as for ros2 launch')
     launch.add_argument('-s', '--show-args', action='store_true',
                         help='list the launch arguments of the job and exit')
+    launch.add_argument('--launcher', choices=LAUNCHERS, default='auto',
+                        help='run the graph under the ROS 2 launch system (launch) or '
+                             "hilresrl's own process launcher (processes); auto, the "
+                             'default: launch where launch_ros is importable, else processes')
     for subcommand in SUBCOMMANDS:
         commands.add_parser(subcommand.name, add_help=False, help=subcommand.summary)
     return parser
@@ -82,11 +93,33 @@ def _show_arguments(job: str) -> int:
     return 0
 
 
-def launch(job: str, assignments: List[str], show_args: bool = False) -> int:
+def launch_system_available() -> bool:
+    """Return whether the ROS 2 launch system (launch_ros) is importable here."""
+    try:  # launch_ros, not launch: PyPI has an unrelated package named "launch"
+        import launch_ros  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _chosen_launcher(launcher: str) -> str:
+    available = launch_system_available()
+    if launcher == 'launch' and not available:
+        raise GraphError('--launcher launch: the ROS 2 launch system is not installed here '
+                         '(launch_ros cannot be imported; source a ROS 2 distribution, or run '
+                         '--launcher processes)')
+    if launcher == 'auto':
+        return 'launch' if available else 'processes'
+    return launcher
+
+
+def launch(job: str, assignments: List[str], show_args: bool = False,
+           launcher: str = 'auto') -> int:
     """Start the graph of a job and supervise it until it stops; return the exit status."""
     if show_args:
         return _show_arguments(job)
     nodes = build_graph(job, parse_assignments(assignments))
+    launcher = _chosen_launcher(launcher)
     # Before any process starts: each inherits this environment.
     for name, value in apply_localhost_defaults(os.environ).items():
         print(f'[hilresrl] {name}={value}: DDS discovery stays on this machine (set it, or '
@@ -98,6 +131,8 @@ def launch(job: str, assignments: List[str], show_args: bool = False) -> int:
         from hilresrl_sim.base_policy_builder import build_base_policy
         build_base_policy(task, checkpoint, kind=kind,
                           progress=lambda line: print(f'[base-policy] {line}', flush=True))
+    if launcher == 'launch':  # the launch files' description, in this process
+        return run_under_launch(job, assignments)
     return GraphProcesses(nodes).run()
 
 
@@ -112,7 +147,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     options = _parser().parse_args(argv)
     try:
         if options.command == 'launch':
-            return launch(options.job, options.assignments, options.show_args)
+            return launch(options.job, options.assignments, options.show_args,
+                          options.launcher)
     except GraphError as error:
         print(f'hilresrl: {error}', file=sys.stderr)
         return 2

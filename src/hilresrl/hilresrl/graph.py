@@ -2,8 +2,9 @@
 The hilresrl node graph, declared once in plain Python (no ``launch`` import).
 
 Two consumers turn it into running nodes: the launch files in launch/ (launch_ros ``Node``
-actions, for users with a ROS 2 distribution) and ``hilresrl launch`` (processes started with
-``--ros-args``). Both take the same arguments, so a graph is the same whichever starts it.
+actions, which ``hilresrl launch`` runs too where launch_ros is importable) and hilresrl's own
+process launcher (processes started with ``--ros-args``, for machines without launch). Both take
+the same arguments, so a graph is the same whichever starts it.
 """
 
 from dataclasses import dataclass, field

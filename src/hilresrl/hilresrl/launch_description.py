@@ -12,8 +12,13 @@ from .discovery import localhost_defaults
 from .graph import arguments, base_policies_to_build, build_graph, write_inline_parameters
 
 
-def generate_for(job: str):
-    """Return the LaunchDescription of a job: its arguments, then its nodes."""
+def generate_for(job: str, exits=None):
+    """
+    Return the LaunchDescription of a job: its arguments, then its nodes.
+
+    ``exits``, where given, is told of every node's exit (hilresrl.launch_runner.NodeExits):
+    hilresrl launch turns what it hears into its exit status.
+    """
     from launch import LaunchDescription
     from launch.actions import DeclareLaunchArgument, OpaqueFunction
 
@@ -23,7 +28,7 @@ def generate_for(job: str):
                                          if argument.choices else {}))
                 for argument in arguments(job)]
     return LaunchDescription(declared + [OpaqueFunction(function=discovery_defaults),
-                                         OpaqueFunction(function=_nodes, args=[job])])
+                                         OpaqueFunction(function=_nodes, args=[job, exits])])
 
 
 def discovery_defaults(context):
@@ -42,8 +47,8 @@ def _enclave(spec, context):
     return ['--enclave', f'/hilresrl/{spec.name}']
 
 
-def _nodes(context, job: str):
-    from launch.actions import ExecuteProcess, Shutdown
+def _nodes(context, job: str, exits=None):
+    from launch.actions import ExecuteProcess
     from launch.substitutions import LaunchConfiguration
     from launch_ros.actions import Node
 
@@ -57,12 +62,7 @@ def _nodes(context, job: str):
     actions = []
     ending = {spec.full_name for spec in nodes if spec.ends_run}
     for spec in nodes:
-        if spec.required:
-            on_exit = Shutdown(reason=f'{spec.full_name} exited')
-        elif spec.ends_run:
-            on_exit = _end_when_all_ended(ending, spec.full_name)
-        else:
-            on_exit = None
+        on_exit = _on_exit(spec, ending, exits)
         if spec.command:  # ros2 bag record
             actions.append(ExecuteProcess(cmd=list(spec.command), name=spec.name,
                                           output='screen', on_exit=on_exit))
@@ -81,13 +81,32 @@ def _nodes(context, job: str):
     return actions
 
 
-def _end_when_all_ended(ending: set, name: str):
-    """Return an on_exit callback: the run ends once every node marked ends_run has ended."""
+def _on_exit(spec, ending: set, exits):
+    """
+    Return a node's on_exit callback, or None where it has nothing to do.
+
+    It tells ``exits``; a required node ends the run, and so does the last of the nodes marked
+    ends_run to end (``ending``: their names, shared by the callbacks of one launch).
+    """
+    if exits is None and not spec.required and not spec.ends_run:
+        return None
+
     def on_exit(event, context):
         from launch.actions import Shutdown
 
-        ending.discard(name)  # the set is shared by the callbacks of one launch
-        if not ending:
-            return [Shutdown(reason='every cell has finished')]
+        # Once the graph is stopping, a node's exit ends nothing more.
+        running = exits is None or not exits.stopping
+        if exits is not None:
+            exits.node_exited(spec, event.returncode)
+        if not running:
+            return None
+        if spec.required:
+            return [Shutdown(reason=f'{spec.full_name} exited')]
+        if spec.ends_run:
+            ending.discard(spec.full_name)
+            if not ending:
+                if exits is not None:
+                    exits.say('every cell has finished; stopping the graph')
+                return [Shutdown(reason='every cell has finished')]
         return None
     return on_exit

@@ -1,11 +1,16 @@
 """hilresrl launch: the suite's real node processes over DDS, started, supervised and stopped."""
 
+import io
 import json
 import os
+import pathlib
 import re
 import signal
 import subprocess
 
+from hilresrl import cli
+from hilresrl.graph import NodeSpec
+from hilresrl.launch_runner import NodeExits
 from hilresrl_common.qos import COMMAND_QOS, LATCHED_QOS, TRANSITIONS_QOS
 from hilresrl_msgs.msg import (EpisodeEvent, ExecutedAction, LearnerStatus, ProposedAction,
                                RecorderStatus, Transition)
@@ -24,6 +29,65 @@ RECEIVE_ALL_QOS = QoSProfile(history=HistoryPolicy.KEEP_ALL,
 
 def _hilresrl(*arguments):
     return ['hilresrl', 'launch', *arguments]
+
+
+def _processes(*arguments):
+    """Return hilresrl launch under its own process launcher, whose output these tests read."""
+    return _hilresrl('--launcher', 'processes', *arguments)
+
+
+UNDER_LAUNCH = pytest.mark.skipif(
+    not cli.launch_system_available(),
+    reason='the ROS 2 launch system (launch_ros) is not installed here: hilresrl launch runs '
+           'its own process launcher (a ROS 2 distribution has launch; scripts/setup.sh '
+           'installs it from ../shared/ros2-tools where that exists)')
+# The same graph under each launcher: its own processes, or by default the launch system.
+LAUNCHERS = ['processes', pytest.param('launch', marks=UNDER_LAUNCH)]
+
+
+def _command(launcher, *arguments):
+    """Return hilresrl launch under a launcher: processes, or launch (the default here)."""
+    return _processes(*arguments) if launcher == 'processes' else _hilresrl(*arguments)
+
+
+def _under_launch(output):
+    """Return whether launch ran the graph: its own lines and process names, not hilresrl's."""
+    return ('[INFO] [launch]: ' in output and re.search(r'\[episode_manager-\d+\]', output)
+            is not None and '[hilresrl] started ' not in output)
+
+
+def _pid(launched, launcher, full_name, executable):
+    """Return the pid of a node as its launcher said it started it, or None before that."""
+    pattern = (rf'\[hilresrl\] started {re.escape(full_name)} \(.*pid (\d+)\)'
+               if launcher == 'processes' else
+               rf'\[INFO\] \[{re.escape(executable)}-\d+\]: process started with pid \[(\d+)\]')
+    found = re.search(pattern, launched.output)
+    return int(found.group(1)) if found else None
+
+
+def _running(text):
+    """Return the pids of this machine's processes whose command line holds ``text``."""
+    found = []
+    for folder in pathlib.Path('/proc').iterdir():
+        try:
+            if folder.name.isdigit() and text.encode() in (folder / 'cmdline').read_bytes():
+                found.append(int(folder.name))
+        except OSError:  # it ended meanwhile
+            pass
+    return found
+
+
+def _last_command_is_a_stop(probe, twists):
+    """Return whether the last twist the robot was sent is a stop (zero linear velocity)."""
+    # A stopping arbiter waits for acknowledgements before it exits: what it sent is in the
+    # probe's queue; take it until the queue is empty.
+    quiet_spins = 0
+    while quiet_spins < 3:
+        count = len(twists)
+        probe.spin_once()
+        quiet_spins = quiet_spins + 1 if len(twists) == count else 0
+    last = twists[-1].twist
+    return (last.linear.x, last.linear.y, last.linear.z) == (0.0, 0.0, 0.0)
 
 
 def test_unknown_argument_names_the_valid_ones():
@@ -55,9 +119,9 @@ def test_eval_runs_episodes_and_an_untrained_residual_executes_the_base_action(
     params_file.write_text('/**/episode_manager:\n  ros__parameters:\n    wait_for_topics: '
                            '[base_action_chunk, proposed_action, executed_action, '
                            'probe_ready]\n')
-    launched = launch_process(_hilresrl('eval', 'namespace:=cell5', 'base_policy:=scripted',
-                                        'episodes:=2', f'summary_file:={summary_file}',
-                                        f'params_file:={params_file}'))
+    launched = launch_process(_processes('eval', 'namespace:=cell5', 'base_policy:=scripted',
+                                         'episodes:=2', f'summary_file:={summary_file}',
+                                         f'params_file:={params_file}'))
     probe.wait_for(lambda: probe.node.count_publishers('/cell5/executed_action') == 1, 120,
                    'the arbiter')
     probe.node.create_publisher(Empty, '/cell5/probe_ready', COMMAND_QOS)
@@ -94,11 +158,11 @@ def test_a_recorded_eval_run_holds_every_transition_as_published(
                            '[base_action_chunk, proposed_action, executed_action, '
                            'probe_ready]\n')
     summary_file = tmp_path / 'summary.json'
-    launched = launch_process(_hilresrl('eval', 'namespace:=cell6', 'base_policy:=scripted',
-                                        'episodes:=2', 'record:=true',
-                                        f'run_dir:={tmp_path / "run"}',
-                                        f'summary_file:={summary_file}',
-                                        f'params_file:={params_file}'))
+    launched = launch_process(_processes('eval', 'namespace:=cell6', 'base_policy:=scripted',
+                                         'episodes:=2', 'record:=true',
+                                         f'run_dir:={tmp_path / "run"}',
+                                         f'summary_file:={summary_file}',
+                                         f'params_file:={params_file}'))
     # A person's command, said before the run (latched, as hilresrl say sends it).
     said = probe.node.create_publisher(String, '/cell6/refinement_command', LATCHED_QOS)
     said.publish(String(data='move left 2 cm'))
@@ -191,7 +255,7 @@ def test_train_graph_feeds_the_learner_and_the_operator_steps_in(
                                    LATCHED_QOS)
     probe.node.create_subscription(Transition, '/cell7/transitions', transitions.append,
                                    TRANSITIONS_QOS)
-    launched = launch_process(_hilresrl(
+    launched = launch_process(_processes(
         'train', 'namespace:=cell7', 'robot_id:=robot7', 'base_policy:=bc',
         f'base_checkpoint:={tmp_path / "untrained"}', 'operator:=true'))
     probe.wait_for(lambda: any(t.intervened for t in transitions)
@@ -212,33 +276,27 @@ def test_train_graph_feeds_the_learner_and_the_operator_steps_in(
     assert '[simulated_operator] ' in launched.output
 
 
-def test_a_dying_node_stops_the_graph_and_is_named(probe, launch_process):
+@pytest.mark.parametrize('launcher', LAUNCHERS)
+def test_a_dying_node_stops_the_graph_and_is_named(probe, launch_process, launcher):
     from geometry_msgs.msg import TwistStamped
     twists = []  # the witness: every command the robot was sent
     probe.node.create_subscription(TwistStamped, '/cell8/servo/delta_twist_cmds', twists.append,
                                    RECEIVE_ALL_QOS)
-    launched = launch_process(_hilresrl('eval', 'namespace:=cell8', 'base_policy:=scripted',
-                                        'episodes:=0'))
-    probe.wait_for(lambda: 'started /cell8/residual_policy' in launched.output, 60,
-                   'the residual node')
+    launched = launch_process(_command(launcher, 'eval', 'namespace:=cell8',
+                                       'base_policy:=scripted', 'episodes:=0'))
+    probe.wait_for(lambda: _pid(launched, launcher, '/cell8/residual_policy',
+                                'residual_policy_node') or launched.process.poll() is not None,
+                   60, 'the residual node')
     probe.wait_for(lambda: any(t.twist.linear.x or t.twist.linear.y or t.twist.linear.z
                                for t in twists), 120, 'the robot to move')
-    pid = int(next(line for line in launched.lines if 'started /cell8/residual_policy' in line)
-              .rsplit('pid ', 1)[1].rstrip(')'))
-    os.kill(pid, signal.SIGKILL)
-    assert launched.wait(timeout_s=60) == 1
-    assert ('node /cell8/residual_policy (hilresrl_policy/residual_policy_node) died (exit '
-            'code -9)') in launched.output
+    os.kill(_pid(launched, launcher, '/cell8/residual_policy', 'residual_policy_node'),
+            signal.SIGKILL)
+    assert launched.wait(timeout_s=60) == 1, launched.output
+    assert ('[hilresrl] node /cell8/residual_policy (hilresrl_policy/residual_policy_node) died '
+            '(exit code -9); stopping the graph') in launched.output
+    assert _under_launch(launched.output) == (launcher == 'launch'), launched.output
     # The graph went down with the robot at rest: the arbiter's last command is a stop.
-    # The arbiter waited for acknowledgements before it exited: what it sent is in the
-    # probe's queue; take it until the queue is empty.
-    quiet_spins = 0
-    while quiet_spins < 3:
-        count = len(twists)
-        probe.spin_once()
-        quiet_spins = quiet_spins + 1 if len(twists) == count else 0
-    last = twists[-1].twist
-    assert (last.linear.x, last.linear.y, last.linear.z) == (0.0, 0.0, 0.0), launched.output
+    assert _last_command_is_a_stop(probe, twists), launched.output
 
 
 @pytest.mark.parametrize('argument,message', [
@@ -272,9 +330,9 @@ def test_two_robots_train_one_learner_and_one_robot_can_die(probe, launch_proces
             Transition, f'/{robot}/transitions',
             lambda message, robot=robot: sequences[robot].append(
                 (message.robot_id, message.sequence)), RECEIVE_ALL_QOS)
-    launched = launch_process(_hilresrl('train', 'robots:=2', 'base_policy:=scripted',
-                                        f'run_dir:={tmp_path / "run"}',
-                                        f'params_file:={params_file}'))
+    launched = launch_process(_processes('train', 'robots:=2', 'base_policy:=scripted',
+                                         f'run_dir:={tmp_path / "run"}',
+                                         f'params_file:={params_file}'))
     probe.wait_for(lambda: statuses and statuses[-1].env_steps >= 400
                    and versions['robot1'] and versions['robot1'][-1] >= 1
                    and versions['robot2'] and versions['robot2'][-1] >= 1, 240,
@@ -300,3 +358,124 @@ def test_two_robots_train_one_learner_and_one_robot_can_die(probe, launch_proces
     assert launched.process.poll() is None, launched.output
     assert 'every cell has finished' not in launched.output
     assert launched.interrupt(timeout_s=60) == 0, launched.output
+
+
+# hilresrl launch under the ROS 2 launch system: the launch files' own description, in-process.
+
+@UNDER_LAUNCH
+def test_by_default_an_eval_runs_under_the_launch_system_to_its_end(
+        ros_domain_id, launch_process, tmp_path):
+    summary_file = tmp_path / 'summary.json'
+    launched = launch_process(_hilresrl('eval', 'namespace:=cell10', 'base_policy:=scripted',
+                                        'episodes:=2', f'summary_file:={summary_file}'))
+    assert launched.wait(300) == 0, launched.output
+    assert _under_launch(launched.output), launched.output
+    summary = json.loads(summary_file.read_text())
+    assert summary['episodes'] == 2 and summary['modes'] == ['eval']
+    assert ('[hilresrl] node /cell10/episode_manager (hilresrl_episodes/episode_manager) '
+            'finished; stopping the graph') in launched.output
+    assert launched.lines[-1] == '[hilresrl] all nodes stopped', launched.output
+
+
+@UNDER_LAUNCH
+def test_under_launch_a_two_robot_eval_ends_when_both_cells_have_finished(
+        ros_domain_id, launch_process):
+    launched = launch_process(_hilresrl('eval', 'robots:=2', 'base_policy:=scripted',
+                                        'episodes:=2'))
+    assert launched.wait(300) == 0, launched.output
+    assert _under_launch(launched.output), launched.output
+    assert launched.output.count('episode 2/2 eval') == 2, launched.output
+    assert '[hilresrl] every cell has finished; stopping the graph' in launched.output
+    assert launched.lines[-1] == '[hilresrl] all nodes stopped', launched.output
+
+
+@UNDER_LAUNCH
+def test_under_launch_sigterm_stops_the_graph_as_ctrl_c_does(probe, launch_process):
+    # Launch itself would end at once and leave the nodes running, the robot still commanded.
+    from geometry_msgs.msg import TwistStamped
+    twists = []
+    probe.node.create_subscription(TwistStamped, '/cell11/servo/delta_twist_cmds',
+                                   twists.append, RECEIVE_ALL_QOS)
+    launched = launch_process(_hilresrl('eval', 'namespace:=cell11', 'base_policy:=scripted',
+                                        'episodes:=0'))
+    probe.wait_for(lambda: any(t.twist.linear.x or t.twist.linear.y or t.twist.linear.z
+                               for t in twists) or launched.process.poll() is not None, 120,
+                   'the robot to move')
+    assert launched.process.poll() is None, launched.output
+    launched.process.send_signal(signal.SIGTERM)
+    assert launched.wait(timeout_s=60) == 0, launched.output
+    assert _under_launch(launched.output), launched.output
+    assert launched.lines[-1] == '[hilresrl] all nodes stopped', launched.output
+    assert _running('__ns:=/cell11') == []
+    assert _last_command_is_a_stop(probe, twists), launched.output
+
+
+def test_launcher_launch_is_refused_where_launch_ros_is_missing(monkeypatch, capsys):
+    monkeypatch.setattr(cli, 'launch_system_available', lambda: False)
+    assert cli.main(['launch', '--launcher', 'launch', 'eval']) == 2
+    assert ('--launcher launch: the ROS 2 launch system is not installed here'
+            in capsys.readouterr().err)
+
+
+@pytest.mark.parametrize('available, launcher, runs', [
+    (True, 'auto', 'launch'), (False, 'auto', 'processes'), (True, 'processes', 'processes'),
+    (True, 'launch', 'launch')])
+def test_each_launcher_runs_where_chosen(available, launcher, runs, monkeypatch):
+    ran = []
+
+    class Recording:
+        """GraphProcesses standing in."""
+
+        def __init__(self, nodes):
+            self.nodes = nodes
+
+        def run(self):
+            ran.append(('processes', [node.full_name for node in self.nodes][-1]))
+            return 0
+
+    monkeypatch.setattr(cli, 'launch_system_available', lambda: available)
+    monkeypatch.setattr(cli, 'apply_localhost_defaults', lambda environment: {})
+    monkeypatch.setattr(cli, 'base_policies_to_build', lambda nodes: [])
+    monkeypatch.setattr(cli, 'GraphProcesses', Recording)
+    monkeypatch.setattr(cli, 'run_under_launch',
+                        lambda job, assignments: ran.append(('launch', job, assignments)) or 0)
+    assert cli.main(['launch', '--launcher', launcher, 'eval', 'namespace:=cell12']) == 0
+    assert ran == [('launch', 'eval', ['namespace:=cell12']) if runs == 'launch' else
+                   ('processes', '/cell12/episode_manager')]
+
+
+def _spec(name, required=True):
+    return NodeSpec(package='pkg', executable=f'{name}_node', name=name, namespace='/cell',
+                    required=required)
+
+
+# What the nodes of a launch do, in order: (name, required, exit code), or 'shutdown' (Ctrl-C,
+# SIGTERM, the last cell); then launch's own status, the exit status and the lines said.
+@pytest.mark.parametrize('happened, launch_status, status, said', [
+    (['shutdown', ('a', True, 0), ('b', True, -2), ('c', False, -15)], 0, 0,
+     ['all nodes stopped']),
+    ([('a', True, 0), ('b', True, 0)], 0, 0,
+     ['node /cell/a (pkg/a_node) finished; stopping the graph', 'all nodes stopped']),
+    ([('a', True, -9), ('b', True, -2)], 0, 1,
+     ['node /cell/a (pkg/a_node) died (exit code -9); stopping the graph',
+      'all nodes stopped']),
+    ([('a', True, 3), ('b', True, 0)], 0, 3,
+     ['node /cell/a (pkg/a_node) died (exit code 3); stopping the graph', 'all nodes stopped']),
+    ([('a', True, 0), ('b', True, 1), ('c', False, -9)], 0, 1,
+     ['node /cell/a (pkg/a_node) finished; stopping the graph',
+      'node /cell/b exited with code 1 while stopping',
+      'node /cell/c exited with code -9 while stopping']),
+    ([('c', False, 1), 'shutdown', ('a', True, 0)], 0, 0, ['all nodes stopped']),
+    (['shutdown', ('a', True, 0)], 1, 1, ['all nodes stopped']),
+])
+def test_node_exits_give_the_process_launchers_exit_status(happened, launch_status, status,
+                                                           said):
+    output = io.StringIO()
+    exits = NodeExits(output)
+    for event in happened:
+        if event == 'shutdown':
+            exits.shutdown_asked(None, None)
+        else:
+            exits.node_exited(_spec(event[0], event[1]), event[2])
+    assert exits.status(launch_status) == status
+    assert output.getvalue().splitlines() == [f'[hilresrl] {line}' for line in said]

@@ -78,8 +78,12 @@ def test_in_env_sh_runs_commands_with_the_same_default():
     assert result.stdout.strip() == 'LOCALHOST'
 
 
+@pytest.mark.parametrize('launcher', ['processes', 'launch'])
 @pytest.mark.parametrize('user, expected', CASES[:4] + CASES[6:7])
-def test_hilresrl_launch_starts_its_nodes_with_the_default(user, expected, monkeypatch):
+def test_hilresrl_launch_starts_its_nodes_with_the_default(user, expected, launcher,
+                                                           monkeypatch):
+    # The graph is read from the installed hilresrl package (its config, through the index).
+    pytest.importorskip('ament_index_python', reason='needs ROS 2 (the built workspace)')
     _with(user, monkeypatch)
     seen = {}
 
@@ -93,9 +97,16 @@ def test_hilresrl_launch_starts_its_nodes_with_the_default(user, expected, monke
             seen.update(os.environ)
             return 0
 
+    def run_under_launch(job, assignments):
+        """Stand in for the launch system: record the environment its nodes would inherit."""
+        seen.update(os.environ)
+        return 0
+
     monkeypatch.setattr(cli, 'GraphProcesses', Recording)
+    monkeypatch.setattr(cli, 'run_under_launch', run_under_launch)
+    monkeypatch.setattr(cli, 'launch_system_available', lambda: True)
     monkeypatch.setattr(cli, 'base_policies_to_build', lambda nodes: [])
-    assert cli.main(['launch', 'eval']) == 0
+    assert cli.main(['launch', '--launcher', launcher, 'eval']) == 0
     assert _discovery(seen) == expected
 
 

@@ -2,6 +2,8 @@
 
 import json
 import os
+import pathlib
+import re
 import shutil
 import subprocess
 import time
@@ -72,8 +74,13 @@ def test_the_ros2_command_line_answers_from_a_graph_ros2_launch_started(
     services = _ros2('service', 'list', '--no-daemon',
                      until=lambda result: '/reset' in result.stdout.split())
     assert '/reset' in services.stdout.split(), services.stdout
+    # (the learner saves once it has data: asked again until it has)
+    saved = _ros2('service', 'call', '/save_checkpoint', 'hilresrl_msgs/srv/SaveCheckpoint',
+                  '{path: ""}', until=lambda result: 'success=True' in result.stdout)
+    assert 'success=True' in saved.stdout, saved.stdout + saved.stderr
+    checkpoint = pathlib.Path(re.search(r"path='([^']+)'", saved.stdout).group(1))
+    assert checkpoint.is_dir() and checkpoint.is_relative_to(tmp_path / 'run'), saved.stdout
     assert launched.interrupt(timeout_s=60) == 0, launched.output
-    assert (tmp_path / 'run').is_dir()
 
 
 STUB_LAUNCH = """

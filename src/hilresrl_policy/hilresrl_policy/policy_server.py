@@ -12,7 +12,7 @@ import re
 import sys
 import threading
 import time
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Set
 
 from hilresrl_policy.adapters.base import BasePolicy, BasePolicyError, load_base_policy
 from hilresrl_policy.msgpack_arrays import packb, unpackb
@@ -68,6 +68,8 @@ class PolicyServer:
         self._thread: Optional[threading.Thread] = None
         # Each connection has its own thread, and a policy need not be thread-safe.
         self._policy_lock = threading.Lock()
+        self._connections: Set[ServerConnection] = set()  # open now, to close on stop()
+        self._connections_lock = threading.Lock()
 
     @property
     def uri(self) -> str:
@@ -94,6 +96,12 @@ class PolicyServer:
             return
         # Waits for requests in progress: a policy that never returns holds this up.
         server.shutdown()
+        # websockets 16 (the last for Python 3.10) closes only the listening socket here, so
+        # its clients would go on talking to a stopped server: close them as 17 does.
+        with self._connections_lock:
+            connections = list(self._connections)
+        for connection in connections:
+            connection.close(CloseCode.GOING_AWAY)
         self._thread.join()
 
     def wait(self) -> None:
@@ -114,6 +122,8 @@ class PolicyServer:
             peer = connection.remote_address
         except OSError:  # gone already
             return
+        with self._connections_lock:
+            self._connections.add(connection)
         try:
             connection.send(packb(self.metadata))
             for message in connection:
@@ -127,6 +137,9 @@ class PolicyServer:
                 _LOGGER.warning('refused a request from %s over the size limit of %d bytes '
                                 '(max_message_bytes): closed its connection',
                                 peer, self.max_message_bytes)
+        finally:
+            with self._connections_lock:
+                self._connections.discard(connection)
 
     def _answer(self, message: Any) -> Any:
         """Return the packed reply to one request, or the error text if it failed."""
