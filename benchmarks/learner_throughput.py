@@ -1,24 +1,33 @@
-"""
+r"""
 Learner updates per second: residual TD3 at batch 256 with 2 and 10 critic heads.
 
 Each update is what the learner node does per step of its schedule: draw a mixed batch from the
-replay buffers (n-step returns), one critic update of the whole ensemble, and every second
-update after the warm-up one actor update, plus the target networks' averaging. The networks are
-those of the main job (actor 256x256, critic heads 3x256 with LayerNorm, 39 observation values,
-4 action axes). Printed per configuration: updates/s, and the control rate the learner keeps up
-with at update-to-data ratios 1 to 20 (updates/s divided by the ratio).
+replay buffers (n-step returns, a fifth of the steps a person's), one critic update of the whole
+ensemble, and every second update after the warm-up one actor update, plus the target
+networks' averaging. The networks are those of the main job (actor 256x256, critic heads 3x256
+with LayerNorm, 39 observation values, 4 action axes). Sampling is included in every mode.
 
-On a GPU such small updates are bound by kernel launches, so besides eager PyTorch it times the
-losses through torch.compile (``compile``) and through torch.compile with CUDA graphs
-(``cudagraphs``, mode reduce-overhead).
+Modes: ``host`` draws batches from the host buffers and copies them over (the CPU's path, and
+the GPU's before device replay); ``device`` draws them on the device (device_replay), eager;
+``graphs`` runs of --graph-updates updates, sampling included, captured as CUDA graphs
+(graphed_updates), what the learner does on a GPU; ``compile`` and ``cudagraphs`` the losses
+through torch.compile (host sampling). Printed per configuration: updates/s, the control rate
+it serves at update-to-data ratios 1, 4 and 20, and on a GPU the share of the time the GPU spent
+in kernels (torch.profiler). With --reference, the reference update
+(../shared/bench/learner_update_reference.py: random tensors, no sampling, one CUDA graph) runs
+in the same process run for the same head counts, and the ratio is printed.
 
     source scripts/env.sh && python benchmarks/learner_throughput.py            # this CPU
-    PYTHONPATH=src/hilresrl_learner:src/hilresrl_policy python benchmarks/learner_throughput.py \
-        --device cuda --modes eager compile cudagraphs      # a GPU machine without ROS
+    PYTHONPATH=src/hilresrl_learner:src/hilresrl_policy:src/hilresrl_common python \
+        benchmarks/learner_throughput.py --device cuda --modes host graphs --reference \
+        path/to/learner_update_reference.py --output results.json
 """
 
 import argparse
+import json
 import os
+import re
+import subprocess
 import sys
 import time
 
@@ -28,16 +37,20 @@ import numpy as np
 import torch
 
 OBS_DIM, ACTION_DIM = 39, 4
-MODES = {'eager': None, 'compile': 'default', 'cudagraphs': 'reduce-overhead'}
+MODES = ('host', 'device', 'graphs', 'compile', 'cudagraphs')
 
 
-def filled_learner(heads: int, device: str, mode: str, steps: int = 20_000) -> ResidualLearner:
+def filled_learner(heads: int, device: str, mode: str, graph_updates: int,
+                   steps: int = 20_000) -> ResidualLearner:
     """Return a learner with `steps` random transitions (a fifth of them human) in its buffers."""
     config = LearnerConfig(obs_dim=OBS_DIM, action_dim=ACTION_DIM, critic_heads=heads,
                            residual_scale=(0.5, 0.5, 0.5, 1.0), warmup_updates=0)
-    learner = ResidualLearner(config, device=device, use_compile=mode != 'eager')
-    if mode != 'eager':
-        learner.agent.compile_mode = MODES[mode]
+    learner = ResidualLearner(
+        config, device=device, use_compile=mode in ('compile', 'cudagraphs'),
+        device_replay=mode in ('device', 'graphs'),
+        graph_updates=graph_updates if mode == 'graphs' else 0)
+    if mode in ('compile', 'cudagraphs'):
+        learner.agent.compile_mode = 'default' if mode == 'compile' else 'reduce-overhead'
     rng = np.random.default_rng(0)
     for index in range(steps):
         episode, step = divmod(index, 100)
@@ -50,22 +63,50 @@ def filled_learner(heads: int, device: str, mode: str, steps: int = 20_000) -> R
     return learner
 
 
-def measure(heads: int, device: str, mode: str, seconds: float) -> dict:
-    """Return updates/s of one configuration, after a warm-up that includes any compilation."""
-    learner = filled_learner(heads, device, mode)
+def kernel_share(learner: ResidualLearner, calls: int, per_call: int) -> float:
+    """Return the share of wall time the GPU spent in kernels over `calls` train calls."""
+    from torch.profiler import profile, ProfilerActivity
+
+    torch.cuda.synchronize()
     started = time.perf_counter()
-    learner.train(20)  # compiles here, and warms caches and the allocator
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as profiler:
+        for _ in range(calls):
+            learner.train(per_call)
+        torch.cuda.synchronize()
+    wall_us = (time.perf_counter() - started) * 1e6
+    kernel_us = sum(event.self_device_time_total for event in profiler.key_averages()
+                    if event.device_type == torch.autograd.DeviceType.CUDA)
+    return kernel_us / wall_us
+
+
+def measure(heads: int, device: str, mode: str, seconds: float, graph_updates: int) -> dict:
+    """Return updates/s of one configuration, after a warm-up that includes any compilation."""
+    learner = filled_learner(heads, device, mode, graph_updates)
+    per_call = max(graph_updates, 8) * 4  # as the node asks: many updates per timer tick
+    started = time.perf_counter()
+    learner.train(3 * per_call)  # compiles or captures here, and warms caches and allocator
     float(learner.last_metrics['critic_loss'])
     warmup_s = time.perf_counter() - started
     updates = 0
     started = time.perf_counter()
     while time.perf_counter() - started < seconds:
-        learner.train(10)
-        updates += 10
+        learner.train(per_call)
+        updates += per_call
     learner.last_metrics  # waits for the device to finish the queued updates
     elapsed = time.perf_counter() - started
-    return {'heads': heads, 'mode': mode, 'updates_per_s': updates / elapsed,
-            'warmup_s': warmup_s}
+    result = {'heads': heads, 'mode': mode, 'updates_per_s': updates / elapsed,
+              'warmup_s': warmup_s, 'updates_per_call': per_call}
+    if device.startswith('cuda'):
+        result['kernel_share'] = kernel_share(learner, 3, per_call)
+    return result
+
+
+def reference(script: str, heads: int) -> dict:
+    """Run the reference update script for this head count; return its updates/s."""
+    found = subprocess.run([sys.executable, script, 'cuda', str(heads)], capture_output=True,
+                           text=True, timeout=600)
+    rates = dict(re.findall(r'(eager|cuda-graph) updates/s: (\d+)', found.stdout))
+    return {name: float(value) for name, value in rates.items()}
 
 
 def main(argv=None) -> int:
@@ -73,27 +114,43 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--heads', nargs='+', type=int, default=[2, 10])
-    parser.add_argument('--modes', nargs='+', default=['eager'], choices=list(MODES))
-    parser.add_argument('--utd', nargs='+', type=int, default=[1, 2, 5, 10, 20])
+    parser.add_argument('--modes', nargs='+', default=['host'], choices=MODES)
+    parser.add_argument('--utd', nargs='+', type=int, default=[1, 4, 20])
     parser.add_argument('--seconds', type=float, default=10.0)
+    parser.add_argument('--graph-updates', type=int, default=8,
+                        help='updates per captured graph in the graphs mode')
     parser.add_argument('--threads', type=int, default=torch.get_num_threads(),
                         help='CPU threads for torch (default: all)')
+    parser.add_argument('--reference', help='learner_update_reference.py, run alongside (GPU)')
+    parser.add_argument('--output', help='write the raw results here (JSON)')
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     where = (torch.cuda.get_device_name(0) if args.device.startswith('cuda')
              else f'CPU, {args.threads} thread(s) of {os.cpu_count()} cores')
     print(f'torch {torch.__version__} on {where}; batch 256, actor 256x256, critic heads '
-          f'3x256 + LayerNorm', flush=True)
+          f'3x256 + LayerNorm; sampling included', flush=True)
     utd = ' | '.join(f'Hz at UTD {ratio}' for ratio in args.utd)
-    lines = [f'| critic heads | mode | updates/s | {utd} | first 20 updates (s) |',
-             '|---|---|---|' + '---|' * len(args.utd) + '---|']
+    lines = [f'| critic heads | mode | updates/s | {utd} | GPU busy | reference | ratio |',
+             '|---|---|---|' + '---|' * len(args.utd) + '---|---|---|']
+    results = []
     for heads in args.heads:
+        expected = reference(args.reference, heads) if args.reference else {}
         for mode in args.modes:
-            result = measure(heads, args.device, mode, args.seconds)
+            result = measure(heads, args.device, mode, args.seconds, args.graph_updates)
+            result['reference'] = expected
+            results.append(result)
             rates = ' | '.join(f'{result["updates_per_s"] / ratio:.1f}' for ratio in args.utd)
+            busy = (f'{100 * result["kernel_share"]:.0f}%' if 'kernel_share' in result
+                    else '-')
+            graph_rate = expected.get('cuda-graph')
+            ratio = f'{result["updates_per_s"] / graph_rate:.2f}' if graph_rate else '-'
             lines.append(f'| {heads} | {mode} | {result["updates_per_s"]:.0f} | {rates} | '
-                         f'{result["warmup_s"]:.1f} |')
+                         f'{busy} | {graph_rate or "-"} | {ratio} |')
             print(lines[-1], flush=True)
+            if args.output:  # as they come: a run cut short keeps its points
+                with open(args.output, 'w') as stream:
+                    json.dump({'device': where, 'torch': torch.__version__,
+                               'results': results}, stream, indent=1)
     print('\n'.join(lines))
     return 0
 

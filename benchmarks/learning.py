@@ -480,8 +480,8 @@ class _Learner:
             part, step = (part + 1, 0) if t.terminated or t.truncated else (part, step + 1)
 
     def train_due(self) -> None:
-        """Do the updates the update-to-data ratio owes."""
-        self.learner.train(self.learner.updates_due())
+        """Do the updates the update-to-data ratio owes (on a GPU in whole captured runs)."""
+        self.learner.train(self.learner.whole_runs(self.learner.updates_due()))
 
 
 class _Steering:
@@ -527,7 +527,7 @@ class _Steering:
 
     def train_due(self, env_steps: int) -> None:
         """Keep pace with all the robot's steps."""
-        self.refiner.train(self.refiner.updates_due(env_steps))
+        self.refiner.train(self.refiner.whole_runs(self.refiner.updates_due(env_steps)))
 
 
 def _learners(task: str, method: str, seed: int, options: dict, settings: dict, cell,

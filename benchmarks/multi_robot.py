@@ -192,7 +192,8 @@ def run(robots: int, options: dict) -> dict:
         except queue.Empty:
             pass
         if learner is not None:
-            learner.train(min(learner.updates_due(), 10))
+            learner.train(learner.whole_runs(min(learner.updates_due(),
+                                                 10 * learner.updates_per_call)))
             if learner.agent.actor_updates and learner.updates > last_broadcast[0] and (
                     learner.updates - last_broadcast[0] >= BROADCAST_UPDATES
                     or now - last_broadcast[1] >= BROADCAST_PERIOD_S):

@@ -69,7 +69,7 @@ class ActorLearners:
         self.residual = ResidualLearner(
             config, values['update_to_data'], values['intervention_fraction'],
             values['min_steps'], values['device'], values['seed'],
-            offline_fraction=values['offline_fraction'])
+            offline_fraction=values['offline_fraction'], graph_updates=values['graph_updates'])
         self.log(f'residual TD3: {obs_dim} observation values, {self.action_dim} axes, '
                  f'{config.critic_heads} critic heads, update-to-data '
                  f'{values["update_to_data"]}, {100 * values["intervention_fraction"]:.0f}% '
@@ -82,7 +82,7 @@ class ActorLearners:
                                    values['latent.actor_lr'])
         self.latent = ResidualLearner(config, values['latent.update_to_data'], 0.0,
                                       values['min_steps'], values['device'],
-                                      values['seed'] + 1)
+                                      values['seed'] + 1, graph_updates=values['graph_updates'])
         self.log(f'refinement actor (TD3 on the latent): {config.obs_dim} observation values '
                  f'(with the command features), latent of {self.latent_dim} in '
                  f'[-{self.latent_scale}, {self.latent_scale}], update-to-data '
@@ -161,13 +161,16 @@ class ActorLearners:
         if self.offline_updates_left:
             return
         learners = [learner for learner in self.learned if learner is not None]
-        # Each at its ratio to every transition received, the refinement actor included.
-        due = [learner.updates_due(self.residual.env_steps) for learner in learners]
+        # Each at its ratio to every transition received, the refinement actor included; on
+        # a GPU in whole captured runs (updates_per_call), the rest left for the next tick.
+        runs = [learner.updates_per_call for learner in learners]
+        due = [learner.updates_due(self.residual.env_steps) // run
+               for learner, run in zip(learners, runs)]
         # Taking turns, so that each keeps its update-to-data ratio when time is short.
         while any(due) and time.monotonic() < deadline:
             for index, learner in enumerate(learners):
                 if due[index] > 0:
-                    learner.train(1)
+                    learner.train(runs[index])
                     due[index] -= 1
             between()
 

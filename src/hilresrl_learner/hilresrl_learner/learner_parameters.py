@@ -31,6 +31,9 @@ PARAMETERS = (
     Parameter('resume', False, 'Continue the run in run_dir: its checkpoint, its logged '
               'transitions and its counters'),
     Parameter('device', 'cpu', 'Torch device of the learner'),
+    Parameter('graph_updates', 8, 'On a CUDA device: updates per captured CUDA graph, batches '
+              'drawn on the device (0: eager updates); the node trains in runs of this many',
+              check=at_least(0)),
     # One learner for several cells (robot1, robot2, ...): their transitions and episode
     # events come from their namespaces; the weights go out on this node's topic.
     Parameter('cells', [], 'Namespaces of the cells this learner learns from, relative to its '

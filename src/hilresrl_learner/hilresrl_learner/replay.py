@@ -44,11 +44,29 @@ class ReplayBuffer:
         self._data: Dict[str, np.ndarray] = {}
         self._next = np.zeros(0, dtype=np.int64)  # index of the next step of the episode, or -1
         self._last_of_episode: Dict[Hashable, Tuple[int, int]] = {}  # episode -> (index, step)
+        self._changed_from = 0  # the first row written since take_changed_rows()
         self._grow(initial_size)
 
     def __len__(self) -> int:
         """Return the number of stored steps."""
         return self._size
+
+    @property
+    def allocated(self) -> int:
+        """Return the rows the arrays have room for (they grow by doubling)."""
+        return self._allocated
+
+    def take_changed_rows(self) -> Tuple[int, int]:
+        """Return (start, stop) of the rows written since the last call (a device copy's)."""
+        changed = (min(self._changed_from, self._size), self._size)
+        self._changed_from = self._size
+        return changed
+
+    def arrays(self, start: int, stop: int) -> Dict[str, np.ndarray]:
+        """Return rows [start, stop) of every array, the episode links as next_index."""
+        rows = {name: self._data[name][start:stop] for name in FIELDS}
+        rows['next_index'] = self._next[start:stop]
+        return rows
 
     def observations(self) -> np.ndarray:
         """Return the observations of the stored steps (a view: do not keep it across adds)."""
@@ -84,9 +102,11 @@ class ReplayBuffer:
         data['truncated'][index] = truncated
         self._next[index] = -1
         previous = self._last_of_episode.get(episode)
+        self._changed_from = min(self._changed_from, index)
         if previous is not None and previous[1] == step - 1:
             self._next[previous[0]] = index
             data['next_base_action'][previous[0]] = base_action
+            self._changed_from = min(self._changed_from, previous[0])
         self._last_of_episode[episode] = (index, step)
         if terminated or truncated:
             self._last_of_episode.pop(episode, None)

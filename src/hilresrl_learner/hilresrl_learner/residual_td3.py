@@ -18,7 +18,7 @@ Torch only: no ROS.
 import copy
 from dataclasses import asdict, dataclass
 import json
-from typing import Dict, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 from hilresrl_common.residual_contract import (compose, RESIDUAL_SCALE, residual_scale_vector,
                                                residual_toward)
@@ -156,14 +156,17 @@ class ResidualTD3:
         # torch.compile of the losses: worth it on a GPU, where small updates are launch-bound.
         self.use_compile, self.compile_mode = use_compile, compile_mode
         self._compiled_functions: Dict[str, object] = {}
-        self.generator = torch.Generator(device=self.device).manual_seed(seed)
         torch.manual_seed(seed)
+        # On a GPU the default generator (seeded above): CUDA graphs replay its draws anew.
+        self.generator = (None if self.device.type == 'cuda' else
+                          torch.Generator(device=self.device).manual_seed(seed))
         self.actor = ResidualActor(config.actor_config).to(self.device)
         self.critic = CriticEnsemble(config).to(self.device)
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
-        # Fused Adam on CUDA: one kernel for all parameters instead of one per tensor.
-        fused = {'fused': True} if self.device.type == 'cuda' else {}
+        # Fused Adam on CUDA: one kernel for all parameters instead of one per tensor; its
+        # step count on the device, so that a captured update can step it (graphed_updates).
+        fused = {'fused': True, 'capturable': True} if self.device.type == 'cuda' else {}
         self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=config.actor_lr,
                                                 **fused)
         self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), lr=config.critic_lr,
@@ -203,16 +206,28 @@ class ResidualTD3:
         Returns the losses as 0-d tensors: reading them (float()) waits for the device, so the
         caller does it only when it reports, and a GPU runs update after update unhindered.
         """
+        return self.update_tensors(self._tensors(batch))
+
+    def actor_step_due(self, update: int) -> bool:
+        """Return whether update number ``update`` (counted from 1) steps the actor too."""
+        return update > self.config.warmup_updates and update % self.config.actor_delay == 0
+
+    def update_tensors(self, tensors: Dict[str, torch.Tensor],
+                       actor_step: Optional[bool] = None) -> Dict[str, torch.Tensor]:
+        """
+        Update from a batch already on the device (Batch's fields by name); see update().
+
+        ``actor_step`` overrides the schedule (a captured run knows it in advance).
+        """
         config = self.config
         if self.use_compile and self.compile_mode == 'reduce-overhead':
             # CUDA graphs reuse their output memory from one replay to the next: a new step
             # begins here, and what is kept (the losses) was cloned out of the graph.
             torch.compiler.cudagraph_mark_step_begin()
-        tensors = self._tensors(batch)
         critic_loss, mean_q = self._critic_step(tensors)
         self.updates += 1
         metrics = {'critic_loss': critic_loss, 'mean_q': mean_q}
-        if self.updates > config.warmup_updates and self.updates % config.actor_delay == 0:
+        if self.actor_step_due(self.updates) if actor_step is None else actor_step:
             metrics['actor_loss'], metrics['guidance_loss'] = self._actor_step(tensors)
             self.actor_updates += 1
             _soft_update(self.actor, self.actor_target, config.tau)

@@ -17,6 +17,8 @@ from typing import Callable, Dict, Hashable, Iterator, Optional
 from hilresrl_policy.residual import observation_statistics
 import numpy as np
 
+from .device_replay import DeviceReplay
+from .graphed_updates import GraphedUpdates
 from .replay import MixedSampler, ReplayBuffer
 from .residual_td3 import LearnerConfig, ResidualTD3
 
@@ -45,7 +47,15 @@ class ResidualLearner:
     def __init__(self, config: LearnerConfig, update_to_data: float = 1.0,
                  intervention_fraction: float = 0.5, min_steps: int = 256,
                  device: str = 'cpu', seed: int = 0, use_compile: bool = False,
-                 offline_fraction: float = 0.0):
+                 offline_fraction: float = 0.0, device_replay: bool = True,
+                 graph_updates: int = 8):
+        """
+        Build the buffers and the agent.
+
+        On a CUDA device (with ``device_replay``) the batches are drawn there, and with
+        ``graph_updates`` > 0 updates run in captured CUDA graphs of that many
+        (graphed_updates); on a CPU, from the host buffers as they are.
+        """
         self.config = config
         self.update_to_data = update_to_data
         self.min_steps = min_steps
@@ -62,11 +72,27 @@ class ResidualLearner:
         else:
             self.agent = ResidualTD3(config, device, seed, use_compile)
         self.rng = np.random.default_rng(seed)
+        self._device_updates = None
+        if self.agent.device.type == 'cuda' and device_replay and config.algorithm == 'td3' \
+                and not use_compile:
+            self._device_updates = GraphedUpdates(
+                self.agent, DeviceReplay(self.sampler, self.agent.device), graph_updates)
         self.env_steps = 0
         self.demo_steps = 0
         self.offline_steps = 0
         self.offline_updates = 0  # done on recorded runs alone: outside the UTD schedule
         self._last_metrics: Dict[str, object] = {}
+
+    @property
+    def updates_per_call(self) -> int:
+        """Return how many updates train() should be asked for at once: a captured run's."""
+        if self._device_updates is None:
+            return 1
+        return max(1, self._device_updates.updates_per_graph)
+
+    def whole_runs(self, updates: int) -> int:
+        """Return ``updates`` rounded down to whole calls of updates_per_call."""
+        return updates - updates % self.updates_per_call
 
     @property
     def updates(self) -> int:
@@ -130,7 +156,9 @@ class ResidualLearner:
                        if buffer is not None]
             self.agent.set_observation_statistics(*observation_statistics(
                 np.concatenate([buffer.observations() for buffer in buffers])))
-        for _ in range(updates):
+        if self._device_updates is not None and updates > 0:
+            self._last_metrics.update(self._device_updates.run(updates))
+        for _ in range(updates if self._device_updates is None else 0):
             batch = self.sampler.sample(self.config.batch_size, self.rng, self.config.n_step,
                                         self.config.gamma)
             metrics = self.agent.update(batch)
