@@ -10,12 +10,13 @@ with LayerNorm, 39 observation values, 4 action axes). Sampling is included in e
 Modes: ``host`` draws batches from the host buffers and copies them over (the CPU's path, and
 the GPU's before device replay); ``device`` draws them on the device (device_replay), eager;
 ``graphs`` runs of --graph-updates updates, sampling included, captured as CUDA graphs
-(graphed_updates), what the learner does on a GPU; ``compile`` and ``cudagraphs`` the losses
-through torch.compile (host sampling). Printed per configuration: updates/s, the control rate
-it serves at update-to-data ratios 1, 4 and 20, and on a GPU the share of the time the GPU spent
-in kernels (torch.profiler). With --reference, the reference update
+(graphed_updates), what the learner does on a GPU; ``graphs-compile`` the same with the losses
+through torch.compile (fused kernels inside the captured runs); ``compile`` and ``cudagraphs``
+the losses through torch.compile (host sampling). Printed per configuration: updates/s, the
+control rate it serves at update-to-data ratios 1, 4 and 20, and on a GPU the share of the time
+the GPU spent in kernels (torch.profiler). With --reference, the reference update
 (../shared/bench/learner_update_reference.py: random tensors, no sampling, one CUDA graph) runs
-in the same process run for the same head counts, and the ratio is printed.
+in the same run for the same head counts, and the ratio is printed.
 
     source scripts/env.sh && python benchmarks/learner_throughput.py            # this CPU
     PYTHONPATH=src/hilresrl_learner:src/hilresrl_policy:src/hilresrl_common python \
@@ -37,7 +38,7 @@ import numpy as np
 import torch
 
 OBS_DIM, ACTION_DIM = 39, 4
-MODES = ('host', 'device', 'graphs', 'compile', 'cudagraphs')
+MODES = ('host', 'device', 'graphs', 'graphs-compile', 'compile', 'cudagraphs')
 
 
 def filled_learner(heads: int, device: str, mode: str, graph_updates: int,
@@ -46,9 +47,9 @@ def filled_learner(heads: int, device: str, mode: str, graph_updates: int,
     config = LearnerConfig(obs_dim=OBS_DIM, action_dim=ACTION_DIM, critic_heads=heads,
                            residual_scale=(0.5, 0.5, 0.5, 1.0), warmup_updates=0)
     learner = ResidualLearner(
-        config, device=device, use_compile=mode in ('compile', 'cudagraphs'),
-        device_replay=mode in ('device', 'graphs'),
-        graph_updates=graph_updates if mode == 'graphs' else 0)
+        config, device=device, use_compile=mode in ('compile', 'cudagraphs', 'graphs-compile'),
+        device_replay=mode in ('device', 'graphs', 'graphs-compile'),
+        graph_updates=graph_updates if mode.startswith('graphs') else 0)
     if mode in ('compile', 'cudagraphs'):
         learner.agent.compile_mode = 'default' if mode == 'compile' else 'reduce-overhead'
     rng = np.random.default_rng(0)

@@ -73,8 +73,9 @@ class ResidualLearner:
             self.agent = ResidualTD3(config, device, seed, use_compile)
         self.rng = np.random.default_rng(seed)
         self._device_updates = None
+        # (torch.compile's own CUDA graphs, mode reduce-overhead, cannot nest in these)
         if self.agent.device.type == 'cuda' and device_replay and config.algorithm == 'td3' \
-                and not use_compile:
+                and not (use_compile and self.agent.compile_mode == 'reduce-overhead'):
             self._device_updates = GraphedUpdates(
                 self.agent, DeviceReplay(self.sampler, self.agent.device), graph_updates)
         self.env_steps = 0
