@@ -7,13 +7,11 @@ LaunchService, and turns how the nodes exit into the process launcher's exit sta
 
 import signal
 import sys
-from typing import Dict, IO, List, Optional, Tuple
+from typing import Dict, IO, List, Optional
 
 from .graph import NodeSpec, parse_assignments
 from .launch_description import generate_for
-
-# How a node that was asked to stop may end: on its own, or by the signal that asked it.
-STOPPED_AS_ASKED = (0, -signal.SIGINT, -signal.SIGTERM)
+from .process_launcher import ended_line, run_status, STOPPED_AS_ASKED
 
 
 class NodeExits:
@@ -24,7 +22,7 @@ class NodeExits:
         # Set once shutdown is asked for (Ctrl-C, SIGTERM, the last cell) or a required node
         # has ended the run: exits from then on are the graph stopping.
         self.stopping = False
-        self._ended_by: Optional[Tuple[NodeSpec, int]] = None
+        self._ended_code: Optional[int] = None  # of the required node that ended the run
         self._failed_while_stopping: Dict[str, int] = {}
 
     def say(self, line: str) -> None:
@@ -38,10 +36,8 @@ class NodeExits:
             if returncode not in STOPPED_AS_ASKED:
                 self._failed_while_stopping[spec.full_name] = returncode
         elif spec.required:
-            verb = 'finished' if returncode == 0 else f'died (exit code {returncode})'
-            self.say(f'node {spec.full_name} ({spec.package}/{spec.executable}) {verb}; '
-                     'stopping the graph')
-            self._ended_by = (spec, returncode)
+            self.say(ended_line(spec, returncode))
+            self._ended_code = returncode
             self.stopping = True
         # (a node that is not required may end alone: launch has said how)
 
@@ -51,15 +47,8 @@ class NodeExits:
 
     def status(self, launch_status: int = 0) -> int:
         """Say how the nodes stopped and return the exit status, launch's own where it failed."""
-        for name, code in self._failed_while_stopping.items():
-            self.say(f'node {name} exited with code {code} while stopping')
-        if not self._failed_while_stopping:
-            self.say('all nodes stopped')
-        status = 1 if self._failed_while_stopping else 0
-        if self._ended_by is not None:
-            code = self._ended_by[1]
-            status = code if code > 0 else (1 if code < 0 else status)
-        return status or launch_status
+        return run_status(self._ended_code, self._failed_while_stopping, self.say) \
+            or launch_status
 
 
 def run_under_launch(job: str, assignments: List[str]) -> int:

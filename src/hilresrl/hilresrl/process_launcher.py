@@ -16,7 +16,7 @@ import sys
 import tempfile
 import threading
 import time
-from typing import IO, List, Optional
+from typing import Callable, Dict, IO, List, Optional
 
 from .graph import GraphError, NodeSpec, write_inline_parameters
 
@@ -63,6 +63,35 @@ def node_command(spec: NodeSpec, executable_path: str,
         # files do.
         command += ['--enclave', f'/hilresrl/{spec.name}']
     return command
+
+
+# How a node that was asked to stop may end: on its own, or by the signal that asked it.
+STOPPED_AS_ASKED = (0, -signal.SIGINT, -signal.SIGTERM)
+
+
+def ended_line(spec: NodeSpec, code: int) -> str:
+    """Return the line that says a required node ended the run, and how."""
+    verb = 'finished' if code == 0 else f'died (exit code {code})'
+    return f'node {spec.full_name} ({spec.package}/{spec.executable}) {verb}; stopping the graph'
+
+
+def run_status(ended_code: Optional[int], failed_while_stopping: Dict[str, int],
+               say: Callable[[str], None]) -> int:
+    """
+    Say how the nodes stopped and return the launcher's exit status (both launchers').
+
+    ``ended_code``: the exit code of the required node that ended the run, if one did (its
+    own non-zero code, 1 for a signal); ``failed_while_stopping``: nodes that ended otherwise
+    than as asked while the graph stopped (status 1).
+    """
+    for name, code in failed_while_stopping.items():
+        say(f'node {name} exited with code {code} while stopping')
+    if not failed_while_stopping:
+        say('all nodes stopped')
+    status = 1 if failed_while_stopping else 0
+    if ended_code is not None:
+        status = ended_code if ended_code > 0 else (1 if ended_code < 0 else status)
+    return status
 
 
 class _RunningNode:
@@ -150,7 +179,7 @@ class GraphProcesses:
         while True:
             if self._signals_received:
                 self.say('shutdown requested, stopping the nodes')
-                return self._stop_all(reason=None)
+                return self._stop_all()
             for node in self._nodes:
                 code = node.process.poll()
                 if code is None:
@@ -161,18 +190,15 @@ class GraphProcesses:
                     self._nodes.remove(node)
                     if node.spec.ends_run and not any(n.spec.ends_run for n in self._nodes):
                         self.say('every cell has finished; stopping the graph')
-                        return self._stop_all(reason=None)
+                        return self._stop_all()
                     break
-                verb = 'finished' if code == 0 else f'died (exit code {code})'
-                self.say(f'node {node.spec.full_name} ({node.spec.package}/'
-                         f'{node.spec.executable}) {verb}; stopping the graph')
+                self.say(ended_line(node.spec, code))
                 self._nodes.remove(node)
-                status = self._stop_all(reason=node.spec.full_name)
-                return code if code > 0 else (1 if code < 0 else status)
+                return self._stop_all(ended_code=code)
             self._wake.wait(timeout=0.2)
             self._wake.clear()
 
-    def _stop_all(self, reason: Optional[str]) -> int:
+    def _stop_all(self, ended_code: Optional[int] = None) -> int:
         """Stop the remaining nodes (the stop_last ones last); return the status."""
         first = [node for node in self._nodes if not node.spec.stop_last]
         self._stop([node for node in first if node.process.poll() is None])
@@ -181,12 +207,8 @@ class GraphProcesses:
         for node in self._nodes:
             node.thread.join(timeout=1.0)
         failed = {node.spec.full_name: node.process.returncode for node in self._nodes
-                  if node.process.returncode not in (0, -signal.SIGINT, -signal.SIGTERM)}
-        for name, code in failed.items():
-            self.say(f'node {name} exited with code {code} while stopping')
-        if not failed:
-            self.say('all nodes stopped')
-        return 1 if failed else 0
+                  if node.process.returncode not in STOPPED_AS_ASKED}
+        return run_status(ended_code, failed, self.say)
 
     def _stop(self, running: List[_RunningNode]) -> None:
         """Stop nodes as launch does: SIGINT, then SIGTERM, then SIGKILL."""

@@ -36,13 +36,14 @@ class DeviceMirror:
         if self._allocated < self.buffer.allocated:
             self._allocate(self.buffer.allocated)
             start = 0  # a fresh storage: everything
-        if stop > start:
-            for name, array in self.buffer.arrays(start, stop).items():
-                source = torch.from_numpy(array)
-                if self.device.type == 'cuda':
-                    source = source.pin_memory()
-                self.tensors[name][start:stop].copy_(source, non_blocking=True)
-        self.size.fill_(len(self.buffer))
+        if stop <= start:
+            return
+        for name, array in self.buffer.arrays(start, stop).items():
+            source = torch.from_numpy(array)
+            if self.device.type == 'cuda':
+                source = source.pin_memory()
+            self.tensors[name][start:stop].copy_(source, non_blocking=True)
+        self.size.fill_(stop)
 
     def _allocate(self, rows: int) -> None:
         self.tensors = {name: torch.zeros((rows,) + array.shape[1:],

@@ -38,13 +38,16 @@ class GraphedUpdates:
         self.replay.sync()
         metrics: Dict[str, torch.Tensor] = {}
         done = 0
+        setting = None  # what the graphs of this call read: the same for all of them
         while self.updates_per_graph and updates - done >= self.updates_per_graph:
             if not self._can_capture():  # until each optimiser's first step has made its state
                 metrics.update(agent.update_tensors(self._sample()))
                 done += 1
                 continue
+            if setting is None:
+                setting = (self.replay.plan(config.batch_size), self._storage())
             pattern = self._actor_steps(self.updates_per_graph)
-            key = (self.replay.plan(config.batch_size), pattern, self._storage())
+            key = (setting, pattern)
             if key not in self._graphs:
                 if len(self._graphs) >= self.max_graphs:
                     self._graphs.clear()  # plans of the past: their memory goes back

@@ -157,13 +157,14 @@ class ResidualLearner:
                        if buffer is not None]
             self.agent.set_observation_statistics(*observation_statistics(
                 np.concatenate([buffer.observations() for buffer in buffers])))
-        if self._device_updates is not None and updates > 0:
-            self._last_metrics.update(self._device_updates.run(updates))
-        for _ in range(updates if self._device_updates is None else 0):
-            batch = self.sampler.sample(self.config.batch_size, self.rng, self.config.n_step,
-                                        self.config.gamma)
-            metrics = self.agent.update(batch)
-            self._last_metrics.update(metrics)
+        if self._device_updates is not None:
+            if updates > 0:
+                self._last_metrics.update(self._device_updates.run(updates))
+        else:
+            for _ in range(updates):
+                batch = self.sampler.sample(self.config.batch_size, self.rng,
+                                            self.config.n_step, self.config.gamma)
+                self._last_metrics.update(self.agent.update(batch))
         if offline:
             self.offline_updates += updates
 
