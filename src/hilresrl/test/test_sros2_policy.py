@@ -141,12 +141,20 @@ def test_the_running_train_graph_uses_nothing_the_policy_lacks(probe, launch_pro
             for name, node_namespace in node.get_node_names_and_namespaces()
             if node_namespace == namespace}
 
-    # Running: the learner has counted a transition, so every node is up and discovered.
-    probe.wait_for(lambda: launched.process.poll() is not None or (
-        expected <= set(snapshot()) and 'learner_status' in {
-            _resolve(topic, namespace) for topic, _ in
-            node.get_publisher_names_and_types_by_node('learner', namespace)}), 120,
-        'every node of the train graph')
+    def relative_names(endpoints):
+        return {_resolve(endpoint, namespace) for endpoint, _ in endpoints}
+
+    def discovered():
+        # Discovery brings a node's publishers, services and clients separately and in any
+        # order, so wait for a named endpoint of each kind the checks below rely on.
+        seen = snapshot()
+        return expected <= set(seen) and 'learner_status' in relative_names(
+            seen['learner']['publish']) and 'save_checkpoint' in relative_names(
+            seen['learner']['reply']) and 'executed_action' in relative_names(
+            seen['intervention_arbiter']['publish'])
+
+    probe.wait_for(lambda: launched.process.poll() is not None or discovered(), 120,
+                   'every node of the train graph')
     assert launched.process.poll() is None, launched.output
     seen = snapshot()
     rights = load_policy()
