@@ -31,7 +31,7 @@ import queue
 import sys
 import time
 
-from learning import base_checkpoint, cell_settings
+from learning import base_checkpoint, cell_settings, learner_overrides
 import numpy as np
 
 SNAPSHOT_PERIOD_S = 20.0
@@ -150,7 +150,7 @@ def run(robots: int, options: dict) -> dict:
     from hilresrl_learner.training import ResidualLearner, StepRecord
     from hilresrl_policy.residual import serialize_actor
 
-    settings = cell_settings(options['task'])
+    settings = cell_settings(options['task'], options['learner_set'])
     context = multiprocessing.get_context('spawn')
     transitions, snapshots, verdicts = context.Queue(), context.Queue(), context.Queue()
     inboxes = [context.Queue() for _ in range(robots)]
@@ -170,6 +170,9 @@ def run(robots: int, options: dict) -> dict:
     next_snapshot = started + SNAPSHOT_PERIOD_S
     result = {'robots': robots, 'seed': options['seed'], 'task': options['task'],
               'rate_hz': options['rate_hz'], 'learner_device': options['learner_device'],
+              'learner_set': options['learner_set'],
+              'critic_heads': settings['config']['critic_heads'],
+              'target_update_to_data': settings['update_to_data'],
               'reached_at': None, 'curve': [], 'episodes': 0,
               'train_successes': 0}
     last_report = started
@@ -251,9 +254,9 @@ def run(robots: int, options: dict) -> dict:
 
 def table(results) -> str:
     """Return the markdown table, one row per robot count (seeds pooled)."""
-    lines = ['| robots | env steps/s | updates per step | seeds at 95% | wall-clock to 95% '
-             '(s, per seed) | x one robot | env steps to 95% (per seed) |',
-             '|---|---|---|---|---|---|---|']
+    lines = ['| robots | critic heads | env steps/s | updates per step (asked) | seeds at 95% | '
+             'wall-clock to 95% (s, per seed) | x one robot | env steps to 95% (per seed) |',
+             '|---|---|---|---|---|---|---|---|']
     by_robots = {}
     for result in results:
         by_robots.setdefault(result['robots'], []).append(result)
@@ -264,8 +267,10 @@ def table(results) -> str:
         ratios = [r['reached_at']['wall_s'] / one[r['seed']] for r in runs
                   if r['reached_at'] and r['seed'] in one]
         lines.append(
-            f'| {robots} | {np.mean([r["steps_per_s"] for r in runs]):.1f} | '
-            f'{np.mean([r["update_to_data"] for r in runs]):.2f} | '
+            f'| {robots} | {runs[0].get("critic_heads", "-")} | '
+            f'{np.mean([r["steps_per_s"] for r in runs]):.1f} | '
+            f'{np.mean([r["update_to_data"] for r in runs]):.2f} '
+            f'({runs[0].get("target_update_to_data", "-")}) | '
             f'{sum(r is not None for r in reached)}/{len(runs)} | '
             + ', '.join(f'{r["wall_s"]:.0f}' if r else '-' for r in reached) + ' | '
             + (f'{np.mean(ratios):.2f}' if ratios else '-') + ' | '
@@ -290,7 +295,11 @@ def main(argv=None) -> int:
     parser.add_argument('--max-steps', type=int, default=30_000)
     parser.add_argument('--base-dir', type=pathlib.Path, default=None)
     parser.add_argument('--out', type=pathlib.Path, default=pathlib.Path('multi-robot-results'))
+    parser.add_argument('--learner-set', nargs='+', default=[], metavar='NAME=VALUE',
+                        help="learner parameters over the cell profile's, e.g. critic.heads=10 "
+                        'update_to_data=4 (every run alike)')
     args = parser.parse_args(argv)
+    args.learner_set = learner_overrides(parser, args.learner_set)
     os.environ.setdefault('MUJOCO_GL', 'egl')
     checkpoint = base_checkpoint(args.task, args.base_dir)
     args.out.mkdir(parents=True, exist_ok=True)

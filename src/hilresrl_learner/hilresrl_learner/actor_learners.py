@@ -2,9 +2,9 @@
 The learner node's two learners: the residual actor's and the refinement (latent) actor's.
 
 Builds them (configuration checked at start-up; the networks once the observation size is
-known), turns transitions into each one's steps, schedules their updates within a time budget
-(offline warm-up first, then each at its update-to-data ratio, taking turns) and checkpoints
-both. Which are learned is ``actor_mode``: residual, latent or dual. No ROS here.
+known), turns transitions into each one's steps, schedules their updates in rounds (offline
+warm-up first, then each at its update-to-data ratio, taking turns) and checkpoints both.
+Which are learned is ``actor_mode``: residual, latent or dual. No ROS here.
 """
 
 import pathlib
@@ -35,6 +35,10 @@ class ActorLearners:
         self.policy_inputs = list(values['policy_inputs'])
         self.latent_dim: int = values['latent.dim']
         self.latent_scale = latent_scale(values)
+        # torch.compile pays only inside captured graphs on a GPU (on a CPU it was slower).
+        self.compiled = values['compile_updates'] and values['device'].startswith('cuda')
+        if values['compile_updates'] and not self.compiled:
+            warn(f'compile_updates applies on a CUDA device only: ignored on {values["device"]}')
         self.settings = config_settings(values)
         self.run_dir, self.latent_dir = run_dir, run_dir / LATENT_FOLDER
         self.log, self.warn = log, warn
@@ -69,7 +73,8 @@ class ActorLearners:
         self.residual = ResidualLearner(
             config, values['update_to_data'], values['intervention_fraction'],
             values['min_steps'], values['device'], values['seed'],
-            offline_fraction=values['offline_fraction'], graph_updates=values['graph_updates'])
+            offline_fraction=values['offline_fraction'], graph_updates=values['graph_updates'],
+            use_compile=self.compiled)
         self.log(f'residual TD3: {obs_dim} observation values, {self.action_dim} axes, '
                  f'{config.critic_heads} critic heads, update-to-data '
                  f'{values["update_to_data"]}, {100 * values["intervention_fraction"]:.0f}% '
@@ -82,7 +87,8 @@ class ActorLearners:
                                    values['latent.actor_lr'])
         self.latent = ResidualLearner(config, values['latent.update_to_data'], 0.0,
                                       values['min_steps'], values['device'],
-                                      values['seed'] + 1, graph_updates=values['graph_updates'])
+                                      values['seed'] + 1, graph_updates=values['graph_updates'],
+                                      use_compile=self.compiled)
         self.log(f'refinement actor (TD3 on the latent): {config.obs_dim} observation values '
                  f'(with the command features), latent of {self.latent_dim} in '
                  f'[-{self.latent_scale}, {self.latent_scale}], update-to-data '
@@ -146,33 +152,31 @@ class ActorLearners:
             self.residual.add(record, demonstration=True)
 
     # --- updates --------------------------------------------------------------------------
-    def train(self, budget_s: float, between: Callable[[], None]) -> None:
-        """Do the updates due, for at most ``budget_s``; call ``between`` after each round."""
+    def train_round(self) -> bool:
+        """
+        Do one round of the updates due; return False when none was due.
+
+        A round is one offline warm-up update while the warm-up lasts, then one call of
+        updates_per_call for each learner that is behind its update-to-data ratio (to every
+        transition received, the refinement actor's included): taking turns, so that each
+        keeps its ratio when time is short.
+        """
         if self.residual is None:
-            return
-        deadline = time.monotonic() + budget_s
-        while self.offline_updates_left > 0 and time.monotonic() < deadline:
+            return False
+        if self.offline_updates_left > 0:
             self.residual.train(1, offline=True)
             self.offline_updates_left -= 1
-            between()
             if not self.offline_updates_left:
                 self.log(f'offline warm-up done: {self.residual.offline_updates} updates on '
                          'recorded runs; the robot may move')
-        if self.offline_updates_left:
-            return
-        learners = [learner for learner in self.learned if learner is not None]
-        # Each at its ratio to every transition received, the refinement actor included; on
-        # a GPU in whole captured runs (updates_per_call), the rest left for the next tick.
-        runs = [learner.updates_per_call for learner in learners]
-        due = [learner.updates_due(self.residual.env_steps) // run
-               for learner, run in zip(learners, runs)]
-        # Taking turns, so that each keeps its update-to-data ratio when time is short.
-        while any(due) and time.monotonic() < deadline:
-            for index, learner in enumerate(learners):
-                if due[index] > 0:
-                    learner.train(runs[index])
-                    due[index] -= 1
-            between()
+            return True
+        worked = False
+        for learner in self.learned:
+            if learner is not None and \
+                    learner.updates_due(self.residual.env_steps) >= learner.updates_per_call:
+                learner.train(learner.updates_per_call)
+                worked = True
+        return worked
 
     def paced_updates(self) -> int:
         """Return the updates the cells pace themselves by: of the slower learned actor."""

@@ -4,10 +4,12 @@ learner_node: learns the residual policy from every cell's transitions and broad
 The ROS side of the learner: transitions in (reliable, deep queue, written to the run's replay
 bag before they count), episode events in (evaluation rounds by their round id), weights out on
 the latched policy_weights (and latent_weights) topics, learner_status, the services, and the
-timers that run updates, broadcasts, checkpoints and the end of the run (never a subscription:
-no file I/O there but the replay bag's). The work is done by the package's cores: parameters
-(learner_parameters), intake, actor_learners, weights_channel, evaluation_rounds, offline_data
-(resume, recorded runs, demonstrations), run_progress and run_folder.
+timers that run broadcasts, checkpoints and the end of the run (never a subscription: no file
+I/O there but the replay bag's). The updates run in a thread of their own (update_thread), and
+whatever else touches the learners takes its turn with them. The work is done by the package's
+cores: parameters (learner_parameters), intake, actor_learners, weights_channel,
+evaluation_rounds, offline_data (resume, recorded runs, demonstrations), run_progress and
+run_folder.
 """
 
 import time
@@ -32,6 +34,7 @@ from .learner_parameters import deprecation_warnings, PARAMETERS
 from .offline_data import demonstration_steps, open_replay_bag, read_recorded_run, replay_run
 from .run_folder import checkpoint_refusal, choose_run_folder, learner_run_id, write_summary
 from .run_progress import RunProgress, tensorboard_writer
+from .update_thread import UpdateThread
 from .weights_channel import WeightsChannel
 
 
@@ -54,7 +57,6 @@ class LearnerNode(Node):
                           for cell in values['cells'] or ['']]
         self.actor_mode: str = values['actor_mode']
         self.max_env_steps: int = values['max_env_steps']
-        self.update_budget_s: float = values['update_budget_s']
         self.checkpoint_period_s: float = values['checkpoint_period_s']
         self.status_period_s: float = values['status_period_s']
         self.checkpoint_allow_dirs = values['checkpoint_allow_dirs']
@@ -90,6 +92,7 @@ class LearnerNode(Node):
         self.finished, self.outcome, self._draining = False, '', False
         self._last_checkpoint_s = time.monotonic()
         self._status_sent_s = 0.0
+        self.updates = UpdateThread(self._train_round)
 
         self._status = self.create_publisher(LearnerStatus, 'learner_status', LATCHED_QOS)
         self._weights_out = {self.weights: self.create_publisher(
@@ -132,10 +135,12 @@ class LearnerNode(Node):
         resumed = ' (resumed)' if self.resume else ''
         self.get_logger().info(f'run folder {self.run_dir}{resumed}')
         self._publish_status()
+        self.updates.start()
 
     def on_stop_requested(self) -> None:
         """Stop updating once asked to stop: the drain's time goes to storing transitions."""
         self._draining = True
+        self.updates.stop(timeout_s=0.0)
 
     # --- data in (no file I/O here but the replay bag's) ----------------------------------
     def _on_transition(self, data: bytes, topic: str) -> None:
@@ -146,7 +151,9 @@ class LearnerNode(Node):
             self._log.write(topic, self.get_clock().now().nanoseconds, data)
             self._log.flush(metadata=False)
             if records is not None:
-                self.intake.store(transition, records)
+                with self.updates.turn():
+                    self.intake.store(transition, records)
+                self.updates.wake()
         self._status_if_due()
 
     def _on_episode_event(self, event: EpisodeEvent) -> None:
@@ -167,7 +174,13 @@ class LearnerNode(Node):
                 self._end_reason = self.rounds.target_reached()
                 self._target_round = record if self._end_reason else None
 
-    # --- timers: learning, broadcasts, checkpoints, the callbacks' file work --------------
+    # --- learning (in the update thread) ---------------------------------------------------
+    def _train_round(self) -> bool:
+        if self.finished or self._draining or self._end_reason:
+            return False
+        return self.learners.train_round()
+
+    # --- timers: broadcasts, checkpoints, the callbacks' file work -------------------------
     def _settle(self) -> None:
         """Draw the evaluation rounds that ended, and end the run when it is over."""
         while self._pending_rounds:
@@ -181,10 +194,11 @@ class LearnerNode(Node):
             self._finish(self._end_reason)
 
     def _on_update_tick(self) -> None:
+        if self.updates.error is not None:
+            raise RuntimeError('the updates failed') from self.updates.error
         self._settle()
         if self.finished or self._draining:
             return
-        self.learners.train(self.update_budget_s, self._status_if_due)
         for channel, learner in self._channels():
             if channel.due(learner):
                 self._broadcast(channel, learner)
@@ -196,14 +210,16 @@ class LearnerNode(Node):
                 (self.latent_weights, self.learners.latent))
 
     def _broadcast(self, channel: WeightsChannel, learner) -> None:
-        message = PolicyWeights(**channel.take(learner))
+        with self.updates.turn():
+            message = PolicyWeights(**channel.take(learner))
         message.header.stamp = self.get_clock().now().to_msg()
         self._weights_out[channel].publish(message)
 
     def _checkpoint(self):
         self._last_checkpoint_s = time.monotonic()
-        return self.learners.save({'weights_version': self.weights.version,
-                                   **self.rounds.state()}, self.latent_weights.version)
+        with self.updates.turn():
+            return self.learners.save({'weights_version': self.weights.version,
+                                       **self.rounds.state()}, self.latent_weights.version)
 
     # --- resume and recorded runs ---------------------------------------------------------
     def _restore(self) -> None:
@@ -248,8 +264,9 @@ class LearnerNode(Node):
             self.get_logger().error(f'offline data not loaded: {error}')
             return response
         self._offline_sources.append(str(run.path))
-        for records in run.records:
-            self.learners.add(*records, offline=True)
+        with self.updates.turn():
+            for records in run.records:
+                self.learners.add(*records, offline=True)
         for problem in run.problems:
             self.get_logger().warning(problem)
         capped = ''
@@ -258,7 +275,8 @@ class LearnerNode(Node):
                       f'(load_bag_max_warmup_updates), not {warmup_updates}')
             warmup_updates = self.load_bag_max_warmup_updates
         if run.records and warmup_updates:
-            self.learners.offline_updates_left += warmup_updates
+            with self.updates.turn():
+                self.learners.offline_updates_left += warmup_updates
         response.success, response.message = True, run.summary() + capped
         response.transitions, response.intervention_transitions = (len(run.records),
                                                                    run.interventions)
@@ -275,7 +293,8 @@ class LearnerNode(Node):
         except ValueError as error:
             self.get_logger().error(f'demonstrations {path} not loaded: {error}')
             return 0
-        self.learners.add_demonstrations(records)
+        with self.updates.turn():
+            self.learners.add_demonstrations(records)
         self.get_logger().info(
             f'demonstrations: {len(records)} steps of {episodes} episodes from {path}, base '
             f'action relabelled by {self.demonstration_base_policy["kind"]}')
@@ -306,7 +325,8 @@ class LearnerNode(Node):
             response.success, response.message = False, refusal
             return response
         try:
-            load_checkpoint(request.path, learner.agent, learner.rng)
+            with self.updates.turn():
+                load_checkpoint(request.path, learner.agent, learner.rng)
         except CheckpointError as error:
             response.success, response.message = False, str(error)
             return response
@@ -319,8 +339,10 @@ class LearnerNode(Node):
     def _on_status_timer(self) -> None:
         self._settle()
         if self.progress.period_over(self.learners.paced_updates()) and self.learners.residual:
-            self.get_logger().info(self.progress.report(
-                self.learners, self.rounds, self.weights.version, self.latent_weights.version))
+            with self.updates.turn():
+                report = self.progress.report(self.learners, self.rounds, self.weights.version,
+                                              self.latent_weights.version)
+            self.get_logger().info(report)
         if self._log is not None:
             self._log.flush()  # metadata.yaml: the replay bag's counts, once a period
         self._publish_status()
@@ -334,11 +356,12 @@ class LearnerNode(Node):
 
     def _publish_status(self) -> None:
         self._status_sent_s = time.monotonic()
+        with self.updates.turn():  # the losses: not while an update writes them
+            fields = self.progress.status_fields(self.learners, self.rounds)
         status = LearnerStatus(
             state=self._state(), weights_version=self.weights.version,
             transitions_lost=self.intake.sequences.total_lost, actor_mode=self.actor_mode,
-            latent_weights_version=self.latent_weights.version,
-            **self.progress.status_fields(self.learners, self.rounds))
+            latent_weights_version=self.latent_weights.version, **fields)
         status.header.stamp = self.get_clock().now().to_msg()
         self._status.publish(status)
 
@@ -371,6 +394,8 @@ class LearnerNode(Node):
 
     def destroy_node(self):
         """Checkpoint, close the log and the event files, then destroy the node."""
+        if getattr(self, 'updates', None) is not None:
+            self.updates.stop()  # the round under way ends before the checkpoint
         learners = getattr(self, 'learners', None)
         unfinished = learners is not None and not self.finished and learners.residual is not None
         if unfinished:

@@ -73,14 +73,14 @@ def test_device_batches_take_the_samplers_shares():
     assert [count for _, count, _ in replay.plan(64)] == [48, 16]
 
 
-def _filled(device, graph_updates, steps=600, varied=True):
+def _filled(device, graph_updates, steps=600, varied=True, use_compile=False):
     """Return a learner with steps of 12 episodes; ``varied=False``: every step the same."""
     # (alike: one-step returns too, else a step's return depends on its episode's end)
     config = LearnerConfig(obs_dim=5, action_dim=2, critic_heads=2, warmup_updates=4,
                            batch_size=32, target_noise=0.2 if varied else 0.0,
                            n_step=3 if varied else 1)
     learner = ResidualLearner(config, device=device, graph_updates=graph_updates, seed=3,
-                              min_steps=1)
+                              min_steps=1, use_compile=use_compile)
     rng = np.random.default_rng(0)
     same = [rng.normal(size=5), rng.uniform(-1, 1, 2), rng.uniform(-1, 1, 2), 0.5,
             rng.normal(size=5), rng.uniform(-1, 1, 2)]
@@ -98,10 +98,13 @@ def _filled(device, graph_updates, steps=600, varied=True):
 
 
 @CUDA
-def test_captured_updates_compute_what_eager_updates_on_the_device_compute():
+@pytest.mark.parametrize('use_compile', [False, True], ids=['graphs', 'graphs-compile'])
+def test_captured_updates_compute_what_eager_updates_on_the_device_compute(use_compile):
     # Every stored step alike and no target noise with two heads: an update is the same
-    # whatever the draws, so the graphs' draws (not eager's) cannot make a difference.
-    eager, captured = _filled('cuda', 0, varied=False), _filled('cuda', 8, varied=False)
+    # whatever the draws, so the graphs' draws (not eager's) cannot make a difference. With
+    # torch.compile's fused kernels inside the graphs too (compile_updates).
+    eager = _filled('cuda', 0, varied=False)
+    captured = _filled('cuda', 8, varied=False, use_compile=use_compile)
     for learner in (eager, captured):
         learner.train(40)  # eager until both optimisers have stepped, then graphs of 8
         learner.train(21)  # 2 graphs of the same plan, and 5 eager updates

@@ -16,7 +16,7 @@ def _values(**given):
 def test_every_name_once_and_the_scales_from_the_residual_contract():
     names = [parameter.name for parameter in PARAMETERS]
     # 51 before, latent_scale, support_weight, observation_normalization
-    assert len(names) == len(set(names)) == 55
+    assert len(names) == len(set(names)) == 56
     assert RESIDUAL_SCALE in PARAMETERS and LATENT_SCALE in PARAMETERS
     table = defaults(PARAMETERS)
     assert table['residual_scale'] == [0.5] and table['latent_scale'] == 1.5
@@ -62,3 +62,9 @@ def test_a_configuration_the_networks_cannot_take_is_refused_before_any_data(tmp
     learners = ActorLearners(_values(action_dim=3, residual_scale=[0.5, 0.5, 0.5],
                                      **{'latent.scale': 1.2}), tmp_path)
     assert learners.residual is None and learners.latent_scale == 1.2  # built on data
+
+
+def test_the_ignored_update_budget_is_named_in_a_warning():
+    assert not deprecation_warnings(_values())
+    warnings = deprecation_warnings(_values(update_budget_s=0.5))
+    assert len(warnings) == 1 and 'update_budget_s is deprecated and ignored' in warnings[0]

@@ -41,6 +41,20 @@ def test_the_actor_waits_for_the_critic_warm_up():
     assert agent.actor_updates == 1
 
 
+def test_an_actor_step_moves_the_actor_and_leaves_the_critic_and_its_gradients_alone():
+    agent = ResidualTD3(CONFIG)
+    tensors = agent._tensors(_batch())
+    agent._critic_step(tensors)
+    critic = [(p.clone(), p.grad.clone()) for p in agent.critic.parameters()]
+    actor = [p.clone() for p in agent.actor.parameters()]
+    agent._actor_step(tensors)
+    assert all(torch.equal(value, p) and torch.equal(grad, p.grad)
+               for (value, grad), p in zip(critic, agent.critic.parameters()))
+    assert not all(torch.equal(a, b) for a, b in zip(actor, agent.actor.parameters()))
+    # and the critic learns on afterwards
+    assert all(p.requires_grad for p in agent.critic.parameters())
+
+
 def test_guidance_pulls_the_residual_toward_the_human_correction():
     agent = ResidualTD3(LearnerConfig(**{**CONFIG.__dict__, 'critic_lr': 0.0}))
     for _ in range(200):
