@@ -1,22 +1,27 @@
 """
-Observation-to-command latency of the control chain over real DDS, at 10, 30 and 50 Hz.
+Observation-to-command latency of the control chain over real DDS, in both process layouts.
 
 Runs the simulated cell in real time (it stamps each observation with the time it publishes
 it), the scripted base policy, the residual policy, the intervention arbiter and the episode
-manager as separate processes, exactly as ``hilresrl launch`` starts them, and listens to the
-twist commands the arbiter sends: each carries the stamp of the observation it answers, so
-receipt time minus stamp is the chain's latency. Two ways: the base policy asynchronous (the
-residual corrects the newest chunk at once: sim -> residual -> arbiter, as on a real cell) and
-in the chain (the residual waits for the chunk planned from the same observation, as in
-lockstep: sim -> base -> residual -> arbiter). Alongside,
-the same chain's computation without DDS (the residual forward pass, composition, arbitration
-and safety filter, in one process) is timed as the baseline that transport adds to.
+manager exactly as ``hilresrl launch`` starts them, and listens to the twist commands the
+arbiter sends: each carries the stamp of the observation it answers, so receipt time minus
+stamp is the chain's latency. Two layouts, measured in the same run: the residual and the
+arbiter in separate processes (the default: sim -> residual -> arbiter, two DDS hops to the
+command) and the residual in the arbiter's process (``residual_in_arbiter:=true``: one hop).
+Two ways of using the base policy: asynchronous (the residual corrects the newest chunk at
+once, as on a real cell) and in the chain (the residual waits for the chunk planned from the
+same observation, as in lockstep: sim -> base -> residual -> arbiter). Alongside, the same
+chain's computation without DDS (the residual forward pass, composition, arbitration and
+safety filter, in one process) is timed as the baseline that transport adds to. Raw latencies
+go to benchmarks/results/control-latency-RATES-DATE.json (--output).
 
     source scripts/env.sh && python benchmarks/control_latency.py [--seconds 20] [--rates 10 30 50]
 """
 
 import argparse
+import json
 import os
+import pathlib
 import subprocess
 import sys
 import tempfile
@@ -24,10 +29,14 @@ import time
 
 import numpy as np
 
+LAYOUTS = {'two processes': 'false', 'residual in arbiter': 'true'}
+BASES = {'asynchronous': False, 'in the chain': True}
+RESULTS = pathlib.Path(__file__).resolve().parent / 'results'
 
-def chain_latency(rate_hz: float, seconds: float, domain_id: int,
-                  wait_for_chunk: bool) -> dict:
-    """Run the chain at rate_hz for seconds; return latency percentiles and achieved rate."""
+
+def chain_latency(rate_hz: float, seconds: float, domain_id: int, wait_for_chunk: bool,
+                  residual_in_arbiter: str = 'false') -> dict:
+    """Run the chain at rate_hz for seconds; return latencies, percentiles and achieved rate."""
     import rclpy
     from geometry_msgs.msg import TwistStamped
     from hilresrl_common.conversions import stamp_to_ns
@@ -61,7 +70,8 @@ def chain_latency(rate_hz: float, seconds: float, domain_id: int,
                ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST')
     graph = subprocess.Popen(
         ['hilresrl', 'launch', 'eval', 'base_policy:=scripted', 'episodes:=0',
-         f'params_file:={stream.name}', 'log_level:=warn'],
+         f'residual_in_arbiter:={residual_in_arbiter}', f'params_file:={stream.name}',
+         'log_level:=warn'],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
 
     context = rclpy.Context()
@@ -105,20 +115,25 @@ def chain_latency(rate_hz: float, seconds: float, domain_id: int,
             'achieved_hz': commands / seconds,
             'p50_ms': float(np.percentile(values, 50)) if len(values) else float('nan'),
             'p99_ms': float(np.percentile(values, 99)) if len(values) else float('nan'),
-            'max_ms': float(values.max()) if len(values) else float('nan')}
+            'max_ms': float(values.max()) if len(values) else float('nan'),
+            'latencies_ms': [round(value, 4) for value in latencies]}
 
 
 def in_process_chain(repeats: int = 2000) -> dict:
     """Time the chain's computation without DDS: the baseline transport adds to."""
     import torch
     from hilresrl_common.residual_contract import compose, residual_scale_vector
-    from hilresrl_policy.residual import ResidualActor, ResidualConfig
+    from hilresrl_policy.residual import ResidualActor, ResidualConfig, SingleStepActor
     from hilresrl_teleop.arbitration import InterventionArbiter
     from hilresrl_teleop.safety import SafetyFilter, SafetyLimits
     from hilresrl_teleop.spacemouse import DeviceReading
 
     torch.set_num_threads(1)
     actor = ResidualActor(ResidualConfig(obs_dim=39, action_dim=4)).eval()
+    with torch.no_grad():  # trained-like weights: the zero last layer would flatter nothing
+        for parameter in actor.parameters():
+            parameter.normal_(0.0, 0.1)
+    single_step = SingleStepActor(actor)  # what the residual node runs on the CPU
     arbiter = InterventionArbiter(4)
     safety = SafetyFilter(SafetyLimits(action_dim=4, workspace_min=(-0.55, 0.35, 0.0),
                                        workspace_max=(0.55, 1.05, 0.55),
@@ -127,48 +142,92 @@ def in_process_chain(repeats: int = 2000) -> dict:
     base = np.zeros(4, dtype=np.float32)
     scale = residual_scale_vector([0.5], 4)
     idle = DeviceReading.idle(4)
-    forward, chain = [], []
-    for k in range(repeats):
+    torch_forward, numpy_forward, chain = [], [], []
+    for k in range(-repeats // 10, repeats):  # the first tenth warms up, untimed
         started = time.perf_counter()
         with torch.no_grad():
-            residual = actor(torch.from_numpy(state)[None], torch.from_numpy(base)[None])[0]
+            actor(torch.from_numpy(state)[None], torch.from_numpy(base)[None])[0].numpy()
+        torch_forward.append((time.perf_counter() - started) * 1e3)
+        started = time.perf_counter()
+        residual = single_step(state, base)
         forwarded = time.perf_counter()
-        composed = compose(base, residual.numpy(), scale)
+        composed = compose(base, residual, scale)
         decision = arbiter.arbitrate(k * 0.02, composed.astype(np.float64), idle)
         safety.filter(decision.executed, np.array([0.0, 0.6, 0.2]))
         done = time.perf_counter()
-        forward.append((forwarded - started) * 1e3)
+        if k < 0:
+            torch_forward.pop()
+            continue
+        numpy_forward.append((forwarded - started) * 1e3)
         chain.append((done - started) * 1e3)
-    return {'residual_forward_p50_ms': float(np.percentile(forward, 50)),
-            'residual_forward_p99_ms': float(np.percentile(forward, 99)),
-            'chain_compute_p50_ms': float(np.percentile(chain, 50)),
-            'chain_compute_p99_ms': float(np.percentile(chain, 99))}
+
+    def percentiles(name, values):
+        return {f'{name}_p50_ms': float(np.percentile(values, 50)),
+                f'{name}_p99_ms': float(np.percentile(values, 99))}
+    return {**percentiles('torch_forward', torch_forward),
+            **percentiles('numpy_forward', numpy_forward),
+            **percentiles('chain_compute', chain)}
 
 
 def main(argv=None) -> int:
-    """Run the benchmark and print its table."""
+    """Run the benchmark, print its tables and write the raw results."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--seconds', type=float, default=20.0, help='measured seconds per rate')
+    parser.add_argument('--seconds', type=float, default=20.0, help='measured seconds per run')
     parser.add_argument('--rates', type=float, nargs='+', default=[10.0, 30.0, 50.0])
+    parser.add_argument('--layouts', nargs='+', choices=list(LAYOUTS), default=list(LAYOUTS))
+    parser.add_argument('--bases', nargs='+', choices=list(BASES), default=list(BASES))
     parser.add_argument('--domain-id', type=int, default=117)
+    parser.add_argument('--output', type=pathlib.Path, default=None,
+                        help='where the raw results go (JSON; default: results/'
+                             'control-latency-RATES-DATE.json)')
     options = parser.parse_args(argv)
+    rates = '-'.join(f'{rate:g}' for rate in options.rates)
+    options.output = options.output or (
+        RESULTS / f'control-latency-{rates}hz-{time.strftime("%Y-%m-%d")}.json')
 
     compute = in_process_chain()
     print('in-process chain (no DDS), CPU, 1 thread:')
-    print(f"  residual forward (39+4 -> 2x256 -> 4): p50 {compute['residual_forward_p50_ms']:.3f}"
-          f" ms, p99 {compute['residual_forward_p99_ms']:.3f} ms")
-    print(f"  forward + compose + arbitrate + safety: p50 {compute['chain_compute_p50_ms']:.3f} "
-          f"ms, p99 {compute['chain_compute_p99_ms']:.3f} ms")
-    print('\nover DDS, separate processes (observation stamp -> twist command received):')
-    print(f"{'base policy':>32} {'rate':>6} {'achieved':>9} {'commands':>9} {'p50 ms':>7} "
-          f"{'p99 ms':>7} {'max ms':>7}")
-    runs = [(wait, rate) for wait in (False, True) for rate in options.rates]
-    for index, (wait, rate) in enumerate(runs):
-        result = chain_latency(rate, options.seconds, options.domain_id + index, wait)
-        label = 'in the chain (waits for chunk)' if wait else 'asynchronous (newest chunk)'
-        print(f"{label:>32} {result['rate_hz']:>4.0f}Hz {result['achieved_hz']:>7.1f}Hz "
-              f"{result['commands']:>9d} {result['p50_ms']:>7.2f} {result['p99_ms']:>7.2f} "
-              f"{result['max_ms']:>7.2f}", flush=True)
+    print('  residual forward (39+4 -> 2x256 -> 4), torch: p50 '
+          f"{compute['torch_forward_p50_ms']:.3f} ms, p99 {compute['torch_forward_p99_ms']:.3f} "
+          f"ms; numpy (the node's): p50 {compute['numpy_forward_p50_ms']:.3f} ms, p99 "
+          f"{compute['numpy_forward_p99_ms']:.3f} ms")
+    print('  numpy forward + compose + arbitrate + safety: p50 '
+          f"{compute['chain_compute_p50_ms']:.3f} ms, p99 {compute['chain_compute_p99_ms']:.3f} "
+          'ms', flush=True)
+    print('\nover DDS (observation stamp -> twist command received):')
+    print(f"{'layout':>20} {'base policy':>13} {'rate':>6} {'achieved':>9} {'commands':>9} "
+          f"{'p50 ms':>7} {'p99 ms':>7} {'max ms':>7}", flush=True)
+    # The layouts alternate, so that both meet the same state of the machine.
+    runs = [(base, rate, layout) for base in options.bases for rate in options.rates
+            for layout in options.layouts]
+    results = []
+    for index, (base, rate, layout) in enumerate(runs):
+        load_before = os.getloadavg()[0]
+        result = chain_latency(rate, options.seconds, options.domain_id + index, BASES[base],
+                               LAYOUTS[layout])
+        result.update(layout=layout, base_policy=base, load_1min_before=load_before)
+        results.append(result)
+        print(f"{layout:>20} {base:>13} {result['rate_hz']:>4.0f}Hz "
+              f"{result['achieved_hz']:>7.1f}Hz {result['commands']:>9d} "
+              f"{result['p50_ms']:>7.2f} {result['p99_ms']:>7.2f} {result['max_ms']:>7.2f}",
+              flush=True)
+
+    print('\nside by side, p50 / p99 ms:')
+    print(f"{'base policy':>13} {'rate':>6} " + ''.join(f'{layout:>22}'
+                                                        for layout in options.layouts))
+    for base in options.bases:
+        for rate in options.rates:
+            cells = {r['layout']: f"{r['p50_ms']:.2f} / {r['p99_ms']:.2f}" for r in results
+                     if r['base_policy'] == base and r['rate_hz'] == rate}
+            print(f'{base:>13} {rate:>4.0f}Hz ' + ''.join(f'{cells[layout]:>22}'
+                                                          for layout in options.layouts))
+    options.output.parent.mkdir(parents=True, exist_ok=True)
+    options.output.write_text(json.dumps({
+        'command': ' '.join(['python', 'benchmarks/control_latency.py'] + (
+            sys.argv[1:] if argv is None else list(argv))),
+        'cpus': os.cpu_count(), 'seconds': options.seconds, 'in_process': compute,
+        'runs': results}, indent=1) + '\n')
+    print(f'\nraw results: {options.output}')
     return 0
 
 

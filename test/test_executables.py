@@ -6,7 +6,7 @@ from ament_index_python.packages import get_package_prefix
 import pytest
 
 EXECUTABLES = (
-    ('hilresrl', 'hilresrl'),
+    ('hilresrl', 'hilresrl'), ('hilresrl', 'residual_in_arbiter'),
     ('hilresrl_sim', 'sim_cell'), ('hilresrl_sim', 'simulated_operator'),
     ('hilresrl_policy', 'base_policy_node'), ('hilresrl_policy', 'residual_policy_node'),
     ('hilresrl_policy', 'policy_server'),
@@ -25,6 +25,7 @@ EXECUTABLES = (
 
 @pytest.mark.parametrize('package,executable', EXECUTABLES, ids='/'.join)
 def test_executable_is_installed(package, executable):
-    folder = 'bin' if package == 'hilresrl' else os.path.join('lib', package)
+    # The hilresrl command is on PATH; node executables are where ros2 run and launch look.
+    folder = 'bin' if executable == 'hilresrl' else os.path.join('lib', package)
     path = os.path.join(get_package_prefix(package), folder, executable)
     assert os.access(path, os.X_OK), f'{path} is missing or not executable'

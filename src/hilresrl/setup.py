@@ -28,6 +28,8 @@ setup(
     data_files=[
         ('share/ament_index/resource_index/packages', ['resource/' + package_name]),
         ('share/' + package_name, ['package.xml']),
+        # A node executable, where ros2 run and launch_ros look (the command above is in bin/).
+        ('lib/' + package_name, ['scripts/residual_in_arbiter']),
     ] + tree('launch') + tree('config'),
     install_requires=['setuptools', 'PyYAML'],
     zip_safe=True,

@@ -26,6 +26,8 @@ ACTOR_MODES = ('residual', 'latent', 'dual')
 # Base-policy adapters that the suite builds for a simulated cell (adapter: builder --kind).
 BUILT_BASE_POLICIES = {'bc': 'bc', 'flow_bc': 'flow'}
 AUTO_DEMONSTRATIONS = 'auto'
+# The process of residual_in_arbiter:=true (hilresrl.residual_in_arbiter), also its enclave.
+RESIDUAL_IN_ARBITER = 'residual_in_arbiter'
 BAG_STORAGES = ('mcap', 'sqlite3')
 
 
@@ -65,6 +67,10 @@ class NodeSpec:
     # With several robots a cell's node may stop alone (the others go on training); the graph
     # ends when every node marked ends_run has ended (each cell's episode manager).
     ends_run: bool = False
+    # A process of several nodes (residual_in_arbiter:=true): the nodes it runs, each under its
+    # own name with its own parameters. ``name`` then names the process (its output, its SROS2
+    # enclave), and no node is renamed to it.
+    hosted: Tuple['NodeSpec', ...] = ()
 
     @property
     def full_name(self) -> str:
@@ -163,6 +169,10 @@ ARGUMENTS: Tuple[Argument, ...] = (
              'their number'),
     Argument('seed', '0', 'Seed of the first episode reset (and of exploration noise)'),
     Argument('summary_file', '', 'Write the final episode summary to this JSON file'),
+    Argument('residual_in_arbiter', 'false', 'Run the residual policy in the intervention '
+             "arbiter's process: its proposals reach the arbiter without a DDS hop (the faster "
+             'control path; proposed_action is still published); false: each in a process of its '
+             'own', choices=BOOLEANS),
     Argument('log_level', 'info', 'Log level of every node', choices=LOG_LEVELS),
 )
 
@@ -172,13 +182,16 @@ def write_inline_parameters(spec: NodeSpec, directory: str) -> Optional[str]:
     Write a node's inline parameters to a parameter file in directory; return its path.
 
     The section is the node's fully qualified name: rcl applies it after every wildcard
-    section ("/**", "/**/name") of the profile, so launch arguments win over the profile.
+    section ("/**", "/**/name") of the profile, so launch arguments win over the profile. A
+    process of several nodes gets one file with a section for each.
     """
-    if not spec.parameters:
+    sections = {node.full_name: {'ros__parameters': dict(node.parameters)}
+                for node in (spec,) + spec.hosted if node.parameters}
+    if not sections:
         return None
     path = os.path.join(directory, spec.full_name.strip('/').replace('/', '__') + '.yaml')
     with open(path, 'w') as stream:
-        yaml.safe_dump({spec.full_name: {'ros__parameters': dict(spec.parameters)}}, stream)
+        yaml.safe_dump(sections, stream)
     return path
 
 
@@ -511,9 +524,14 @@ def cell_nodes(settings: GraphSettings, index: int) -> List[NodeSpec]:
         nodes.append(NodeSpec('hilresrl_sim', 'sim_cell', 'sim_cell',
                               parameters=_sim_parameters(settings, cell_task, cell_seed),
                               **cell))
-    nodes += policy_nodes(settings, cell, cell_task, cell_seed)
-    nodes.append(NodeSpec('hilresrl_teleop', 'intervention_arbiter', 'intervention_arbiter',
-                          **cell))
+    base, residual = policy_nodes(settings, cell, cell_task, cell_seed)
+    arbiter = NodeSpec('hilresrl_teleop', 'intervention_arbiter', 'intervention_arbiter', **cell)
+    nodes.append(base)
+    if settings.values['residual_in_arbiter'] == 'true':
+        nodes.append(NodeSpec('hilresrl', RESIDUAL_IN_ARBITER, RESIDUAL_IN_ARBITER,
+                              hosted=(residual, arbiter), **cell))
+    else:
+        nodes += [residual, arbiter]
     nodes.append(episode_manager_node(settings, cell, index, cell_seed))
     nodes += device_nodes(settings, cell)
     if settings.operator:
@@ -688,7 +706,8 @@ def run_info(settings: GraphSettings, nodes: List[NodeSpec]) -> Dict[str, object
             'robot_id': values['robot_id'], 'base_policy': settings.base_policy,
             'base_checkpoint': settings.checkpoint, 'launch_arguments': dict(values),
             'parameter_files': list(settings.parameter_files), 'profile': settings.profile,
-            'node_parameters': {node.full_name: dict(node.parameters) for node in nodes}}
+            'node_parameters': {node.full_name: dict(node.parameters)
+                                for spec in nodes for node in spec.hosted or (spec,)}}
 
 
 def base_policies_to_build(nodes: List[NodeSpec]) -> List[Tuple[str, str, str]]:

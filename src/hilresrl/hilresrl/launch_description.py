@@ -72,7 +72,9 @@ def _nodes(context, job: str, exits=None):
         if inline:
             parameters.append(inline)
         actions.append(Node(
-            package=spec.package, executable=spec.executable, name=spec.name,
+            # The nodes of a process of several keep their own names.
+            package=spec.package, executable=spec.executable,
+            name=None if spec.hosted else spec.name,
             namespace=spec.namespace, parameters=parameters,
             remappings=list(spec.remappings),
             arguments=['--ros-args', '--log-level', spec.log_level, *_enclave(spec, context)],

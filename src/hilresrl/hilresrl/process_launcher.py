@@ -49,9 +49,10 @@ def find_executable(package: str, executable: str) -> str:
 def node_command(spec: NodeSpec, executable_path: str,
                  inline_parameter_file: Optional[str]) -> List[str]:
     """Return the command line that starts one node with its names, parameters and remaps."""
-    command = [executable_path, '--ros-args',
-               '-r', f'__node:={spec.name}', '-r', f'__ns:={spec.namespace}',
-               '--log-level', spec.log_level]
+    command = [executable_path, '--ros-args']
+    if not spec.hosted:  # the nodes of a process of several keep their own names
+        command += ['-r', f'__node:={spec.name}']
+    command += ['-r', f'__ns:={spec.namespace}', '--log-level', spec.log_level]
     for path in spec.parameter_files:
         command += ['--params-file', path]
     if inline_parameter_file:

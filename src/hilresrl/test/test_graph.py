@@ -442,3 +442,47 @@ def test_the_clock_sets_how_every_policy_node_and_the_manager_step(
     assert 'clock_mode' not in profile_clock['sim_cell']
     assert not {'trigger', 'observation_sync', 'wait_for_chunk'} & (
         set(profile_clock['residual_policy_node']) | set(profile_clock['episode_manager']))
+
+
+def test_residual_in_arbiter_runs_both_nodes_in_one_process_under_their_own_names(
+        config_dir, tmp_path, monkeypatch):
+    monkeypatch.delenv('ROS_SECURITY_ENABLE', raising=False)
+    apart = build_graph('train', {'robots': '2', 'clock': 'realtime',
+                                  'run_dir': str(tmp_path / 'r')}, config_dir)
+    nodes = build_graph('train', {'robots': '2', 'clock': 'realtime', 'record': 'true',
+                                  'residual_in_arbiter': 'true', 'run_dir': str(tmp_path / 'r')},
+                        config_dir)
+    assert resolve_arguments('eval', {})['residual_in_arbiter'] == 'false'  # two processes
+    assert 'residual_in_arbiter' not in _executables(apart)
+    assert _executables(nodes)[:5] == ['sim_cell', 'base_policy_node', 'residual_in_arbiter',
+                                       'episode_manager', 'simulated_operator']
+    assert 'residual_policy_node' not in _executables(nodes)
+    assert 'intervention_arbiter' not in _executables(nodes)
+    hosts = [node for node in nodes if node.hosted]
+    assert [(host.package, host.namespace) for host in hosts] == [
+        ('hilresrl', '/robot1'), ('hilresrl', '/robot2')]
+    separate = {node.full_name: node for node in apart}
+    for host in hosts:
+        residual, arbiter = host.hosted
+        assert (residual.name, arbiter.name) == ('residual_policy', 'intervention_arbiter')
+        for node in host.hosted:  # each exactly as it is in a process of its own
+            assert node == separate[node.full_name]
+        assert ('policy_weights', '/policy_weights') in host.remappings
+        assert host.parameter_files == residual.parameter_files
+    assert hosts[1].hosted[0].parameters['trigger'] == 'timer'
+
+    # One command line: no node renamed to the process, each node's own parameter section.
+    host = hosts[1]
+    path = write_inline_parameters(host, str(tmp_path))
+    assert yaml.safe_load(open(path)) == {'/robot2/residual_policy': {
+        'ros__parameters': dict(host.hosted[0].parameters)}}
+    command = ' '.join(node_command(host, '/x/lib/hilresrl/residual_in_arbiter', path))
+    assert '__node' not in command and '-r __ns:=/robot2' in command
+    assert f'--params-file {path}' in command
+    monkeypatch.setenv('ROS_SECURITY_ENABLE', 'true')  # SROS2: the process's enclave
+    assert node_command(host, '/x', None)[-2:] == ['--enclave', '/hilresrl/residual_in_arbiter']
+    # What produced the run names every node, hosted ones too.
+    recorder = next(n for n in nodes if n.executable == 'recorder')
+    info = json.loads(recorder.parameters['run_info'])
+    assert info['node_parameters']['/robot2/residual_policy'] == host.hosted[0].parameters
+    assert '/robot1/intervention_arbiter' in info['node_parameters']

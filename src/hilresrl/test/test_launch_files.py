@@ -43,3 +43,29 @@ def test_launch_file_declares_the_graph(job):
     expected = build_graph(job, {})
     assert [node.node_executable for node in nodes] == [spec.executable for spec in expected]
     assert [node.node_package for node in nodes] == [spec.package for spec in expected]
+
+
+def test_with_residual_in_arbiter_launch_starts_one_process_whose_nodes_keep_their_names():
+    from launch.actions import DeclareLaunchArgument
+    from launch_ros.actions import Node
+
+    description = _load('eval')
+    context = launch.LaunchContext()
+    for entity in description.entities:
+        if isinstance(entity, DeclareLaunchArgument):
+            entity.visit(context)
+    context.launch_configurations.update({'residual_in_arbiter': 'true',
+                                          'base_policy': 'scripted'})
+    nodes = [action for entity in description.entities
+             if not isinstance(entity, DeclareLaunchArgument)
+             for action in (entity.visit(context) or []) if isinstance(action, Node)]
+    expected = build_graph('eval', {'residual_in_arbiter': 'true', 'base_policy': 'scripted'})
+    assert [(node.node_package, node.node_executable) for node in nodes] == [
+        (spec.package, spec.executable) for spec in expected]
+    named = {}
+    for node in nodes:
+        node._perform_substitutions(context)  # what execute() does first: names, namespace
+        named[node.node_executable] = node.is_node_name_fully_specified()
+    # No __node:= for the process of two nodes: a name would rename both.
+    assert named.pop('residual_in_arbiter') is False
+    assert all(named.values())

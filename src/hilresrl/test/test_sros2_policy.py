@@ -36,6 +36,8 @@ NODE_FILES = {
 # command topic under SROS2 as it should be.
 NAMED_AT_RUN_TIME = {'hilresrl_common/observation_topics.py',
                      'hilresrl_recording/bag_player_node.py'}
+# Processes of several nodes (hilresrl.graph's hosted nodes): their enclave has each one's profile.
+PROCESSES = {'residual_in_arbiter': ('residual_policy', 'intervention_arbiter')}
 # What every node has (common/node.xml): logging, parameters, type descriptions.
 INFRASTRUCTURE = ('/rosout', '/parameter_events')
 INFRASTRUCTURE_SERVICES = ('describe_parameters', 'get_parameter_types', 'get_parameters',
@@ -54,11 +56,16 @@ def _profile_children(element, directory):
 
 def load_policy(path=POLICY):
     """Return {node: {'publish'|'subscribe'|'reply'|'request': set of names}} of a policy."""
-    rights = {}
+    rights, profiles = {}, {}
     for enclave in ElementTree.parse(path).getroot().iter('enclave'):
         for profile in enclave.iter('profile'):
             node = profile.get('node')
-            assert enclave.get('path') == f'/hilresrl/{node}', 'one enclave per node'
+            process = enclave.get('path')[len('/hilresrl/'):]
+            assert process == node or node in PROCESSES.get(process, ()), \
+                f'{node} in the enclave of {process}: one enclave per node or per process'
+            # A node of a process has the rights it has alone: the same profile, not another.
+            text = ElementTree.tostring(profile).split()
+            assert profiles.setdefault(node, text) == text, f'profiles of {node} differ'
             allowed = rights.setdefault(node, {kind: set() for kind in CREATE.values()})
             for group in _profile_children(profile, path.parent):
                 for kind in allowed:
@@ -117,6 +124,16 @@ def test_only_the_arbiter_commands_the_robot_only_the_learner_sends_weights():
     assert who('request', 'load_checkpoint') == who('request', 'load_bag') == ['operator']
     assert who('publish', 'proposed_action') == ['residual_policy']
     assert who('publish', 'spacenav/twist') == ['simulated_operator', 'spacenav']
+
+
+def test_a_process_of_several_nodes_has_an_enclave_with_the_profile_of_each():
+    load_policy()  # each profile there equal to the node's own
+    enclaves = {enclave.get('path'): sorted(profile.get('node')
+                                            for profile in enclave.iter('profile'))
+                for enclave in ElementTree.parse(POLICY).getroot().iter('enclave')}
+    for process, nodes in PROCESSES.items():
+        assert enclaves[f'/hilresrl/{process}'] == sorted(nodes)
+        assert all(enclaves[f'/hilresrl/{node}'] == [node] for node in nodes)
 
 
 def _resolve(name, namespace):
@@ -181,17 +198,19 @@ def test_a_keystore_is_generated_from_the_policy(tmp_path):
     keystore = tmp_path / 'keystore'
     subprocess.run(['ros2', 'security', 'create_keystore', str(keystore)], check=True,
                    timeout=120)
-    for node in load_policy():
-        enclave = f'/hilresrl/{node}'
+    for name in list(load_policy()) + list(PROCESSES):
+        enclave = f'/hilresrl/{name}'
         subprocess.run(['ros2', 'security', 'create_enclave', str(keystore), enclave],
                        check=True, timeout=120)
         subprocess.run(['ros2', 'security', 'create_permission', str(keystore), enclave,
                         str(POLICY)], check=True, timeout=120)
-        assert (keystore / 'enclaves' / 'hilresrl' / node / 'permissions.p7s').is_file()
+        assert (keystore / 'enclaves' / 'hilresrl' / name / 'permissions.p7s').is_file()
 
 
 @pytest.mark.parametrize('job', ['train', 'eval'])
-def test_with_security_on_the_launch_files_put_each_node_in_its_enclave(job):
+@pytest.mark.parametrize('residual_in_arbiter', ['false', 'true'])
+def test_with_security_on_the_launch_files_put_each_node_in_its_enclave(
+        job, residual_in_arbiter):
     import types
 
     from hilresrl.graph import build_graph
@@ -199,9 +218,15 @@ def test_with_security_on_the_launch_files_put_each_node_in_its_enclave(job):
 
     rights = load_policy()
     secure = types.SimpleNamespace(environment={'ROS_SECURITY_ENABLE': 'true'})
-    for spec in build_graph(job, {'operator': 'true'} if job == 'train' else {}):
+    arguments = {'residual_in_arbiter': residual_in_arbiter}
+    if job == 'train':
+        arguments['operator'] = 'true'
+    for spec in build_graph(job, arguments):
         if spec.command:
             continue
         assert _enclave(spec, secure) == ['--enclave', f'/hilresrl/{spec.name}']
-        assert spec.name in rights, f'no enclave for {spec.name} in the policy'
+        if spec.hosted:  # a process of several nodes: its enclave has a profile for each
+            assert tuple(node.name for node in spec.hosted) == PROCESSES[spec.name]
+        else:
+            assert spec.name in rights, f'no enclave for {spec.name} in the policy'
     assert _enclave(spec, types.SimpleNamespace(environment={})) == []

@@ -10,13 +10,13 @@ others send sets ``drain_on_stop_s``: asked to stop, it goes on taking messages 
 already arrived for that long, and may define ``on_stop_requested()``, called once before that.
 One that must outlive its senders also defines ``senders_remaining()`` (what still publishes to
 it) and ``wait_for_senders_on_stop_s``: asked to stop, it spins on until nothing remains, at
-most that long, before its drain.
+most that long, before its drain. ``run_nodes`` runs several nodes in one process the same way.
 """
 
 import os
 import signal
 import time
-from typing import Callable, Optional
+from typing import Callable, List, Optional, Sequence
 
 import rclpy
 from rclpy.duration import Duration
@@ -77,6 +77,18 @@ def wait_for_acknowledgements(node: Node, timeout_s: float, publishers=None) -> 
 
 def run_node(make_node: Callable[[], Node], args: Optional[list] = None) -> int:
     """Create a node, spin it until shutdown or until it is finished; return the exit status."""
+    return run_nodes((make_node,), args)
+
+
+def run_nodes(makers: Sequence[Callable[[], Node]], args: Optional[list] = None,
+              connect: Optional[Callable[..., None]] = None) -> int:
+    """
+    Run several nodes in one process and one executor, as run_node runs one.
+
+    They are made in order and destroyed in reverse; ``connect``, where given, is called with
+    them once all are made, before any callback runs (where one hands its results to another
+    directly instead of over DDS). The process ends when any of them is finished.
+    """
     # Ctrl-C and SIGTERM only ask the loop below to stop: rclpy's own handler would raise
     # KeyboardInterrupt inside whatever callback is running (a physics step, a learner update)
     # and leave a traceback for what is an orderly shutdown.
@@ -84,36 +96,50 @@ def run_node(make_node: Callable[[], Node], args: Optional[list] = None) -> int:
     stop_requested = []
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda signum, frame: stop_requested.append(signum))
-    node = None
+    nodes: List[Node] = []
+    failing = ''  # who a ConfigurationError names: the node being made, else the process's
     status = 0
     try:
-        node = make_node()
+        for maker in makers:
+            failing = getattr(getattr(maker, 'func', maker), '__name__', 'node')  # or a partial
+            nodes.append(maker())
+        if len(nodes) > 1:
+            failing = ', '.join(node.get_name() for node in nodes)
+        if connect is not None:
+            connect(*nodes)
         executor = make_executor()
-        executor.add_node(node)
+        for node in nodes:
+            executor.add_node(node)
         # spin_once in a loop, not spin(): the EventsExecutor's spin() blocks in C++, where
         # neither a stop request nor a finished node would be noticed (measured).
-        while not stop_requested and rclpy.ok() and not getattr(node, 'finished', False):
+        while not stop_requested and rclpy.ok() and not any(
+                getattr(node, 'finished', False) for node in nodes):
             executor.spin_once(timeout_sec=0.2)
-        if stop_requested and hasattr(node, 'on_stop_requested'):
-            node.on_stop_requested()  # e.g. the learner stops updating to store what came in
+        for node in nodes:
+            if stop_requested and hasattr(node, 'on_stop_requested'):
+                node.on_stop_requested()  # e.g. the learner stops updating to store what came in
         # A recorder is stopped last even where a launcher stops every node at once (ros2
         # launch): it goes on while the nodes it records still publish, at most its limit.
-        senders_remaining = getattr(node, 'senders_remaining', None)
-        wait_until = time.monotonic() + getattr(node, 'wait_for_senders_on_stop_s', 0.0)
-        while (stop_requested and senders_remaining is not None and rclpy.ok()
-               and time.monotonic() < wait_until and senders_remaining()):
+        senders = [node.senders_remaining for node in nodes
+                   if getattr(node, 'senders_remaining', None) is not None]
+        wait_until = time.monotonic() + max(
+            getattr(node, 'wait_for_senders_on_stop_s', 0.0) for node in nodes)
+        while (stop_requested and senders and rclpy.ok()
+               and time.monotonic() < wait_until and any(remaining() for remaining in senders)):
             executor.spin_once(timeout_sec=0.05)
         # A publisher that has exited may have had its last messages acknowledged by this
         # node's middleware without their callbacks having run yet: take them now.
-        drain_until = time.monotonic() + getattr(node, 'drain_on_stop_s', 0.0)
+        drain_until = time.monotonic() + max(getattr(node, 'drain_on_stop_s', 0.0)
+                                             for node in nodes)
         while stop_requested and rclpy.ok() and time.monotonic() < drain_until:
             executor.spin_once(timeout_sec=0.05)
-        if rclpy.ok():
-            wait_for_acknowledgements(node, ACKNOWLEDGEMENT_TIMEOUT_S)
+        for node in nodes:
+            if rclpy.ok():
+                wait_for_acknowledgements(node, ACKNOWLEDGEMENT_TIMEOUT_S)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except ConfigurationError as error:
-        rclpy.logging.get_logger(getattr(make_node, '__name__', 'node')).fatal(str(error))
+        rclpy.logging.get_logger(failing).fatal(str(error))
         status = 1
     except Exception:
         # A signal can shut the context down while the executor is taking a message, and
@@ -121,7 +147,7 @@ def run_node(make_node: Callable[[], Node], args: Optional[list] = None) -> int:
         if rclpy.ok():
             raise
     finally:
-        if node is not None:
+        for node in reversed(nodes):
             node.destroy_node()
         rclpy.try_shutdown()
     return status

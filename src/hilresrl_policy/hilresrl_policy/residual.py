@@ -12,7 +12,7 @@ match its own.
 from dataclasses import asdict, dataclass, field, replace
 import hashlib
 import json
-from typing import Dict, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -193,6 +193,83 @@ class ResidualActor(nn.Module):
     def forward(self, observation: torch.Tensor, base_action: torch.Tensor) -> torch.Tensor:
         """Return the residual for a batch of observations and base actions."""
         return torch.tanh(self.net(self.inputs(observation, base_action)))
+
+
+class SingleStepActor:
+    """
+    The actor's forward pass for one observation, in numpy from a copy of its weights.
+
+    For one observation a network this small costs torch more in per-op dispatch than in
+    arithmetic; numpy on buffers allocated once computes the same float32 sums several times
+    faster (benchmarks/control_latency.py), equal to ResidualActor.forward within rounding
+    (test_residual.py). Take the actor's weights again with ``refresh`` after they change.
+    """
+
+    def __init__(self, actor: ResidualActor):
+        self.refresh(actor)
+
+    def refresh(self, actor: ResidualActor) -> None:
+        """Copy the actor's weights, normalization statistics included."""
+        def array(tensor: torch.Tensor) -> np.ndarray:  # a copy: loading weights writes in place
+            return np.array(tensor.detach().cpu().numpy(), dtype=np.float32, order='C')
+
+        layers = []
+        for module in actor.net:
+            if isinstance(module, nn.Linear):  # x @ W^T + b: W^T kept contiguous for matmul
+                layers.append(_NumpyLayer(array(module.weight.T), array(module.bias)))
+            elif isinstance(module, nn.LayerNorm):
+                layers[-1].norm = (array(module.weight), array(module.bias),
+                                   np.float32(module.eps))
+            elif isinstance(module, nn.ReLU):
+                layers[-1].relu = True
+            else:
+                raise TypeError(f'no numpy forward pass for {type(module).__name__}')
+        self._layers = layers
+        normalizer = actor.observation_normalizer
+        self._obs_dim = actor.config.obs_dim
+        self._normalized = normalizer.active
+        self._mean, self._std = array(normalizer.mean), array(normalizer.std)
+        self._input = np.empty(actor.config.obs_dim + actor.config.action_dim, np.float32)
+
+    def __call__(self, observation: np.ndarray, base_action: np.ndarray) -> np.ndarray:
+        """Return the residual (action_dim,) for one observation (obs_dim,) and base action."""
+        values = self._input
+        state = values[:self._obs_dim]
+        if self._normalized:
+            np.subtract(observation, self._mean, out=state)
+            np.divide(state, self._std, out=state)
+            np.clip(state, -NORMALIZED_LIMIT, NORMALIZED_LIMIT, out=state)
+        else:
+            state[:] = observation
+        values[self._obs_dim:] = base_action
+        for layer in self._layers:
+            values = layer(values)
+        return np.tanh(values)
+
+
+class _NumpyLayer:
+    """One Linear (+LayerNorm) (+ReLU) of SingleStepActor, writing into its own buffer."""
+
+    def __init__(self, weight_t: np.ndarray, bias: np.ndarray):
+        self.weight_t, self.bias = weight_t, bias
+        self.norm: Optional[Tuple[np.ndarray, np.ndarray, np.float32]] = None
+        self.relu = False
+        self.out = np.empty(bias.shape, np.float32)
+
+    def __call__(self, values: np.ndarray) -> np.ndarray:
+        out = self.out
+        np.matmul(values, self.weight_t, out=out)
+        np.add(out, self.bias, out=out)
+        if self.norm is not None:  # as torch's LayerNorm: biased variance, eps inside the root
+            scale, shift, eps = self.norm
+            np.subtract(out, np.add.reduce(out) / np.float32(out.size), out=out)
+            variance = np.dot(out, out) / np.float32(out.size)
+            np.multiply(out, np.float32(1.0) / np.sqrt(variance + eps), out=out)
+            np.multiply(out, scale, out=out)
+            np.add(out, shift, out=out)
+        if self.relu:
+            np.maximum(out, np.float32(0.0), out=out)
+        return out
 
 
 @dataclass

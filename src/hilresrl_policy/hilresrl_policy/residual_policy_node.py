@@ -7,9 +7,12 @@ published with the version of the weights that produced it. New weights from the
 latched topic are checked (size before decoding, learner run and version, hash, architecture,
 finite values) and swapped in between steps; bad ones are refused and counted, and the old ones
 keep acting, as they do when the learner is down. Base chunks with non-finite values are refused.
+On the CPU one step's forward pass runs in numpy (SingleStepActor), free of torch's per-op cost.
+With residual_in_arbiter:=true the arbiter runs in this process and gets each proposal by a
+direct call (hand_proposals_to) before it is published.
 """
 
-from typing import Optional
+from typing import Callable, Optional
 
 from hilresrl_common.conversions import float32_field, ns_to_stamp, stamp_to_ns
 from hilresrl_common.instruction_features import INSTRUCTION_INPUT, policy_vector
@@ -28,7 +31,8 @@ from std_msgs.msg import String
 import torch
 
 from .chunking import Chunk, ChunkBuffer
-from .residual import load_actor_weights, ResidualActor, ResidualConfig, WeightsError
+from .residual import (load_actor_weights, ResidualActor, ResidualConfig, SingleStepActor,
+                       WeightsError)
 from .residual_policy_parameters import ACTOR_MODES, CHUNK_EXECUTIONS, PARAMETERS, TRIGGERS
 from .weights_acceptance import weights_gate, weights_gate_parameters
 
@@ -47,6 +51,7 @@ class ResidualPolicyNode(Node):
                                                         self.action_dim)
         except ValueError as error:
             raise ConfigurationError(str(error)) from error
+        self._residual_scale_field = float32_field(self.residual_scale)  # the same every step
         self.hidden_sizes = tuple(values['hidden_sizes'])
         self.layer_norm: bool = values['layer_norm']
         self.exploration_std: float = values['exploration_std']
@@ -75,6 +80,8 @@ class ResidualPolicyNode(Node):
                                    values['ensemble_decay'] if chunk_execution == 'ensemble'
                                    else None)
         self._actor: Optional[ResidualActor] = None
+        self._single_step: Optional[SingleStepActor] = None  # the actor in numpy, on the CPU
+        self._receiver: Optional[Callable[[ProposedAction], None]] = None
         self._weights_version = 0
         self.refused_weights = 0
         self.refused_chunks = 0
@@ -105,13 +112,17 @@ class ResidualPolicyNode(Node):
         """Return the version of the weights in use (0: the zero-initialised actor)."""
         return self._weights_version
 
+    def hand_proposals_to(self, receiver: Callable[[ProposedAction], None]) -> None:
+        """Give each proposal to ``receiver``, a node of this process, before publishing it."""
+        self._receiver = receiver
+
     def _on_observation_message(self, source, stamp_ns, arrays) -> None:
         observation = self._assembler.add(source, stamp_ns, arrays)
         if self.trigger != 'observation' or observation is None:
             return
         if (observation.repeat and self._last_proposal is not None
                 and observation.stamp_ns == self._last_stamp_ns):
-            self._proposals.publish(self._last_proposal)  # it may not have reached anyone
+            self._propose(self._last_proposal)  # it may not have reached anyone
             return
         self._waiting = observation
         self._try_step()
@@ -160,20 +171,18 @@ class ResidualPolicyNode(Node):
         self._last_stamp_ns = observation.stamp_ns
         self._step += 1
         state = policy_vector(observation.arrays, self.policy_inputs, self._instruction)
-        actor = self._actor_for(state.size)
-        with torch.no_grad():
-            residual = actor(torch.from_numpy(state).unsqueeze(0).to(self.device),
-                             torch.from_numpy(np.asarray(base.action)).unsqueeze(0)
-                             .to(self.device))[0].cpu().numpy()
+        residual = self._residual(state, np.asarray(base.action, dtype=np.float32))
         if self.actor_mode == 'latent':  # the steered base policy acts alone
             residual = np.zeros_like(residual)
         elif self._mode == Mode.TRAIN and self.exploration_std > 0:
             residual = np.clip(residual + self._rng.normal(0.0, self.exploration_std,
                                                            residual.shape), -1.0, 1.0)
         composed = compose(base.action, residual, self.residual_scale)
+        # A new message each step: the last one is kept (here, and by an arbiter in this
+        # process, whose holds record it), so it must not change afterwards.
         message = ProposedAction(step=self._step, base_action=float32_field(base.action),
                                  residual=float32_field(residual),
-                                 residual_scale=float32_field(self.residual_scale),
+                                 residual_scale=self._residual_scale_field,
                                  composed_action=float32_field(composed),
                                  weights_version=self._weights_version,
                                  base_chunk_id=base.chunk.chunk_id,
@@ -183,14 +192,31 @@ class ResidualPolicyNode(Node):
                                  latent_weights_version=base.chunk.latent_weights_version)
         message.header.stamp = ns_to_stamp(observation.stamp_ns)
         message.header.frame_id = self.frame_id
-        self._proposals.publish(message)
         self._last_proposal = message
+        self._propose(message)
+
+    def _propose(self, message: ProposedAction) -> None:
+        if self._receiver is not None:  # the arbiter of this process: the command goes out first
+            self._receiver(message)
+        self._proposals.publish(message)
+
+    def _residual(self, state: np.ndarray, base_action: np.ndarray) -> np.ndarray:
+        """Return the actor's residual for one step (action_dim,)."""
+        actor = self._actor_for(state.size)
+        if self._single_step is not None:
+            return self._single_step(state, base_action)
+        with torch.no_grad():
+            residual = actor(torch.from_numpy(state).unsqueeze(0).to(self.device),
+                             torch.from_numpy(base_action).unsqueeze(0).to(self.device))
+        return residual[0].cpu().numpy()
 
     def _actor_for(self, obs_dim: int) -> ResidualActor:
         if self._actor is None:
             config = ResidualConfig(obs_dim, self.action_dim, self.hidden_sizes,
                                     self.layer_norm, residual_scale=tuple(self.residual_scale))
             self._actor = ResidualActor(config).to(self.device).eval()
+            if self.device.type == 'cpu':
+                self._single_step = SingleStepActor(self._actor)
             self.get_logger().info(f'residual actor: {obs_dim} observation values + '
                                    f'{self.action_dim} base action -> {self.action_dim}, '
                                    f'hidden {list(self.hidden_sizes)}')
@@ -230,6 +256,8 @@ class ResidualPolicyNode(Node):
         except WeightsError as error:
             self._refuse(_describe(message), error)
             return
+        if self._single_step is not None:
+            self._single_step.refresh(self._actor)
         self._weights_gate.accepted(message.learner_run_id, message.version)
         if note:
             self.get_logger().info(note)

@@ -23,7 +23,8 @@ PARAMETERS = (
     Parameter('exploration_std', 0.1,
               'Gaussian noise added to the residual in TRAIN mode (none in EVAL)',
               check=at_least(0.0)),
-    Parameter('device', 'cpu', 'Torch device of the actor'),
+    Parameter('device', 'cpu', 'Torch device of the actor (cpu: each step runs in numpy, '
+                               'without torch per-op overhead)'),
     Parameter('trigger', 'observation', 'observation: one step per observation (lockstep); '
                                         'timer: one step per control period (real time)'),
     Parameter('control_rate_hz', 10.0, 'Control rate for trigger=timer', check=above(0.0)),

@@ -5,7 +5,8 @@ import hashlib
 from hilresrl_common.residual_contract import compose, residual_scale_vector
 from hilresrl_policy.residual import (load_actor_weights, NORMALIZED_LIMIT, NORMALIZER_TENSORS,
                                       observation_statistics, ResidualActor, ResidualConfig,
-                                      serialize_actor, STD_FLOOR, WeightsError)
+                                      serialize_actor, SingleStepActor, STD_FLOOR,
+                                      WeightsError)
 import numpy as np
 import pytest
 from safetensors.torch import save as save_tensors
@@ -197,3 +198,49 @@ def test_normalized_observations_are_clipped_and_bad_statistics_refused():
             normalizer.set_statistics(mean, std)
     with pytest.raises(ValueError, match='at least one observation'):
         observation_statistics(np.zeros((0, 5)))
+
+
+@pytest.mark.parametrize('config', [
+    ResidualConfig(obs_dim=39, action_dim=4),  # the simulated cell's default actor
+    ResidualConfig(obs_dim=5, action_dim=3, hidden_sizes=(16, 8, 32)),
+    ResidualConfig(obs_dim=7, action_dim=2, hidden_sizes=(64,), layer_norm=False)],
+    ids=['default', 'three-hidden', 'no-layer-norm'])
+@pytest.mark.parametrize('normalized', [False, True], ids=['raw', 'normalized'])
+def test_the_numpy_single_step_forward_equals_the_torch_forward(config, normalized):
+    torch.manual_seed(1)
+    actor = ResidualActor(config).eval()
+    with torch.no_grad():  # every weight, LayerNorm's scale and shift too, away from its start
+        for parameter in actor.parameters():
+            parameter.normal_(0.0, 0.3)
+    rng = np.random.default_rng(2)
+    if normalized:
+        actor.observation_normalizer.set_statistics(
+            rng.normal(size=config.obs_dim), rng.uniform(0.05, 2.0, size=config.obs_dim))
+    fast = SingleStepActor(actor)
+    # Some observations far enough out to be clipped by the normalizer.
+    observations = rng.normal(scale=3.0, size=(50, config.obs_dim)).astype(np.float32)
+    observations[:5] *= 100.0
+    bases = rng.uniform(-1.0, 1.0, size=(50, config.action_dim)).astype(np.float32)
+    with torch.no_grad():
+        expected = actor(torch.from_numpy(observations), torch.from_numpy(bases)).numpy()
+    got = np.stack([fast(observation, base) for observation, base in zip(observations, bases)])
+    assert got.dtype == np.float32 and got.shape == expected.shape
+    assert np.abs(got).max() > 0.1  # not the zero start: the comparison means something
+    np.testing.assert_allclose(got, expected, rtol=0.0, atol=1e-5)
+
+
+def test_the_numpy_forward_takes_new_weights_on_refresh_and_returns_fresh_arrays():
+    actor = ResidualActor(CONFIG).eval()
+    fast = SingleStepActor(actor)
+    observation, base = np.ones(5, np.float32), np.zeros(3, np.float32)
+    first = fast(observation, base)
+    assert first.tolist() == [0.0, 0.0, 0.0]  # the zero start
+    trained = serialize_actor(_trained_actor())
+    load_actor_weights(actor, trained.blob, trained.sha256, trained.architecture)
+    assert fast(observation, base).tolist() == [0.0, 0.0, 0.0]  # a copy, until refreshed
+    fast.refresh(actor)
+    second = fast(observation, base)
+    with torch.no_grad():
+        expected = actor(torch.from_numpy(observation)[None], torch.from_numpy(base)[None])[0]
+    np.testing.assert_allclose(second, expected.numpy(), rtol=0.0, atol=1e-5)
+    assert first.tolist() == [0.0, 0.0, 0.0]  # an earlier result is not a reused buffer

@@ -3,6 +3,8 @@ intervention_arbiter: decides who commands the robot each step, and filters ever
 
 The decisions are ArbiterCore's (arbiter_core.py); this node converts and publishes. No input
 can take it down: a callback that fails holds the robot, and every shutdown sends a stop.
+Proposals come on proposed_action, or (proposals_in_process, residual_in_arbiter:=true) from
+the residual policy node of this process through take_proposal, with no topic to forge them on.
 """
 
 from collections import Counter
@@ -45,7 +47,7 @@ MODES = (Mode.TRAIN, Mode.EVAL, Mode.PAUSE)
 class InterventionArbiterNode(Node):
     """Proposal + SpaceMouse -> arbitration -> safety filter -> robot command."""
 
-    def __init__(self, **kwargs):
+    def __init__(self, proposals_in_process: bool = False, **kwargs):
         super().__init__('intervention_arbiter', **kwargs)
         values = declare_parameters(self, PARAMETERS)
         try:
@@ -84,8 +86,11 @@ class InterventionArbiterNode(Node):
         self._state_pub = self.create_publisher(InterventionState, 'intervention_state',
                                                 STEP_QOS)
         self._events_pub = self.create_publisher(EpisodeEvent, 'episode_events', EVENTS_QOS)
-        self.create_subscription(ProposedAction, 'proposed_action',
-                                 guard('proposed_action', self._on_proposal), COMMAND_QOS)
+        # One control step per proposal; take_proposal is how a node of this process hands one.
+        self.take_proposal = guard('proposed_action', self._on_proposal)
+        if not proposals_in_process:
+            self.create_subscription(ProposedAction, 'proposed_action', self.take_proposal,
+                                     COMMAND_QOS)
         self.create_subscription(Twist, 'spacenav/twist',
                                  guard('spacenav/twist', self._on_device_twist), DEVICE_QOS)
         self.create_subscription(Joy, 'spacenav/joy', guard('spacenav/joy', self._on_device_joy),
