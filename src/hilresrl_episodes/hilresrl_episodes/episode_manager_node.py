@@ -154,7 +154,9 @@ class EpisodeManagerNode(Node):
             return False
         if self.learner_pace <= 0 or self._learner is None:
             return True
-        wanted = self.learner_pace * (self._learner.env_steps - self.learner_pace_slack)
+        # A share of the ratio the learner keeps (a learner that does not say: 1 per step).
+        ratio = self._learner.update_to_data_target or 1.0
+        wanted = self.learner_pace * ratio * (self._learner.env_steps - self.learner_pace_slack)
         if self._learner.updates >= wanted or self._learner.state == LearnerStatus.STATE_FINISHED:
             return True
         self.get_logger().info(f'waiting for the learner ({self._learner.updates} updates for '

@@ -49,8 +49,9 @@ PARAMETERS = (
     Parameter('eval_episodes', 20,
               'Evaluation episodes in a round (no exploration, no intervention)'),
     Parameter('learner_pace', None,
-              'Before a training episode, wait until the learner has done this many updates per '
-              'transition (lockstep cells; unset or 0: never wait)', type='double'),
+              'Before a training episode, wait until the learner has done this share of the '
+              'updates its update-to-data ratio asks for (lockstep cells; unset or 0: never '
+              'wait)', type='double'),
     Parameter('learner_pace_slack', 500,
               'Transitions the learner may be behind before the cell waits for it'),
     Parameter('wait_for_learner', False,

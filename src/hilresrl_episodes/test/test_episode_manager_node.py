@@ -357,3 +357,23 @@ def test_evaluation_rounds_carry_their_id_and_size_and_training_episodes_zero(
     train, evaluation = (Mode.TRAIN, 0, 0), (Mode.EVAL, 1, 2)
     assert rounds(witness.starts()) == [train, evaluation, evaluation, train, (Mode.EVAL, 2, 2)]
     assert rounds(witness.ends()) == [train, evaluation, evaluation, train]
+
+
+def test_a_lockstep_cell_waits_for_its_share_of_the_learners_own_update_to_data_ratio(
+        make_manager, probe):
+    # pace 0.5 of a learner that keeps 4 updates per step: 2 per step, 2,000 for 1,000 steps
+    # (wait_for_learner: no episode before the learner is heard from at all)
+    make_manager(**AUTO, learner_pace=0.5, learner_pace_slack=0, wait_for_learner=True)
+    witness = Witness(probe)
+    statuses = probe.node.create_publisher(LearnerStatus, 'learner_status', LATCHED_QOS)
+
+    def learner(updates):
+        statuses.publish(LearnerStatus(state='training', env_steps=1000, updates=updates,
+                                       update_to_data_target=4.0))
+
+    learner(1500)  # enough at 1 update per step, not at 4
+    witness.watch(1.5)
+    assert not witness.starts()
+    learner(2000)
+    probe.wait_for(lambda: witness.starts(), message='a training episode once caught up')
+    assert witness.starts()[0].mode.value == Mode.TRAIN

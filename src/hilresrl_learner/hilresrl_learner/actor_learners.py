@@ -178,6 +178,14 @@ class ActorLearners:
                 worked = True
         return worked
 
+    @property
+    def paced_update_to_data(self) -> float:
+        """Return the update-to-data ratio of the actor the cells pace themselves by."""
+        ratios = {'residual': (self.values['update_to_data'],),
+                  'latent': (self.values['latent.update_to_data'],),
+                  'dual': (self.values['update_to_data'], self.values['latent.update_to_data'])}
+        return float(min(ratios[self.actor_mode]))
+
     def paced_updates(self) -> int:
         """Return the updates the cells pace themselves by: of the slower learned actor."""
         learned = self.learned

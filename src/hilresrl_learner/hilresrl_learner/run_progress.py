@@ -91,6 +91,7 @@ class RunProgress:
                                    'ci_high': math.nan}
         fields = {'updates': updates, 'env_steps': env_steps,
                   'updates_per_s': self.updates_per_s,
+                  'update_to_data_target': learners.paced_update_to_data,
                   'latent_updates': learners.latent.updates if learners.latent else 0,
                   'train_episodes': self.train_success.episodes,
                   'train_success_rate': self.train_success.rate,

@@ -318,6 +318,7 @@ def test_the_status_keeps_its_period_while_updates_run_long(launch_process, prob
     probe.wait_for(lambda: received and received[-1][1].updates >= 2000, 120,
                    '2,000 updates')
     training = [when for when, status in received if status.updates > 0]
+    assert received[-1][1].update_to_data_target == 20.0  # what the cells pace themselves by
     assert len(training) >= 5
     assert max(np.diff(training)) < 2.0, np.diff(training)
 

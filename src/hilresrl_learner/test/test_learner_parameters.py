@@ -68,3 +68,10 @@ def test_the_ignored_update_budget_is_named_in_a_warning():
     assert not deprecation_warnings(_values())
     warnings = deprecation_warnings(_values(update_budget_s=0.5))
     assert len(warnings) == 1 and 'update_budget_s is deprecated and ignored' in warnings[0]
+
+
+def test_cells_are_paced_by_the_ratio_of_the_slower_learned_actor(tmp_path):
+    values = {'update_to_data': 4.0, 'latent.update_to_data': 2.0}
+    for mode, ratio in (('residual', 4.0), ('latent', 2.0), ('dual', 2.0)):
+        learners = ActorLearners(_values(actor_mode=mode, **values), tmp_path)
+        assert learners.paced_update_to_data == ratio
