@@ -35,10 +35,7 @@ class ActorLearners:
         self.policy_inputs = list(values['policy_inputs'])
         self.latent_dim: int = values['latent.dim']
         self.latent_scale = latent_scale(values)
-        # torch.compile pays only inside captured graphs on a GPU (on a CPU it was slower).
-        self.compiled = values['compile_updates'] and values['device'].startswith('cuda')
-        if values['compile_updates'] and not self.compiled:
-            warn(f'compile_updates applies on a CUDA device only: ignored on {values["device"]}')
+        self.compiled: bool = values['compile_updates']
         self.settings = config_settings(values)
         self.run_dir, self.latent_dir = run_dir, run_dir / LATENT_FOLDER
         self.log, self.warn = log, warn

@@ -35,10 +35,10 @@ PARAMETERS = (
     Parameter('graph_updates', 8, 'On a CUDA device: updates per captured CUDA graph, batches '
               'drawn on the device (0: eager updates); the node trains in runs of this many',
               check=at_least(0)),
-    Parameter('compile_updates', False, 'On a CUDA device: the losses through torch.compile, '
-              'fused kernels inside the captured graphs (H200, 10 critic heads: 1,455 updates/s '
-              'against 1,107 without; each new graph compiles first, about a minute; needs a C '
-              'compiler)'),
+    Parameter('compile_updates', False, 'The losses through torch.compile: fused kernels, inside '
+              'the captured graphs on a GPU (H200, 10 critic heads: 1,455 updates/s against '
+              '1,107; 2-core CPU, 2 heads: 73 against 50); compiling takes about a minute first '
+              'and needs a C compiler'),
     # One learner for several cells (robot1, robot2, ...): their transitions and episode
     # events come from their namespaces; the weights go out on this node's topic.
     Parameter('cells', [], 'Namespaces of the cells this learner learns from, relative to its '

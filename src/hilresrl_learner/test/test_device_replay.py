@@ -120,6 +120,20 @@ def test_captured_updates_compute_what_eager_updates_on_the_device_compute(use_c
     assert all(np.isfinite(value) for value in metrics.values())
 
 
+def test_compiled_updates_compute_what_eager_updates_compute_on_the_cpu():
+    # Same seed, same batches and draws: torch.compile's fused kernels (compile_updates) only
+    # sum in another order.
+    eager, compiled = _filled('cpu', 0), _filled('cpu', 0, use_compile=True)
+    for learner in (eager, compiled):
+        learner.train(30)  # the actor moves from update 6 on (warm-up 4, every second)
+        assert learner.updates == 30 and learner.agent.actor_updates == 13
+    for module in ('actor', 'critic', 'actor_target', 'critic_target'):
+        for ours, theirs in zip(getattr(eager.agent, module).parameters(),
+                                getattr(compiled.agent, module).parameters()):
+            torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-4)
+    assert compiled.agent._compiled_functions  # it did go through torch.compile
+
+
 @CUDA
 def test_new_steps_reach_a_graph_that_was_captured_before_them():
     learner = _filled('cuda', 8, steps=300)
