@@ -124,14 +124,20 @@ def main(argv=None) -> int:
                         help='updates per captured graph in the graphs mode')
     parser.add_argument('--threads', type=int, default=torch.get_num_threads(),
                         help='CPU threads for torch (default: all)')
+    parser.add_argument('--matmul-precision', default='highest',
+                        choices=('highest', 'high', 'medium'),
+                        help="float32 matrix products (the learner's matmul_precision): high "
+                             'lets an NVIDIA GPU use TF32')
     parser.add_argument('--reference', help='learner_update_reference.py, run alongside (GPU)')
     parser.add_argument('--output', help='write the raw results here (JSON)')
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    torch.set_float32_matmul_precision(args.matmul_precision)
     where = (torch.cuda.get_device_name(0) if args.device.startswith('cuda')
              else f'CPU, {args.threads} thread(s) of {os.cpu_count()} cores')
     print(f'torch {torch.__version__} on {where}; batch 256, actor 256x256, critic heads '
-          f'3x256 + LayerNorm; sampling included', flush=True)
+          f'3x256 + LayerNorm; sampling included; float32 matmul precision '
+          f'{args.matmul_precision} (the reference: highest)', flush=True)
     utd = ' | '.join(f'Hz at UTD {ratio}' for ratio in args.utd)
     lines = [f'| critic heads | mode | updates/s | {utd} | GPU busy | reference | ratio |',
              '|---|---|---|' + '---|' * len(args.utd) + '---|---|---|']
@@ -153,6 +159,7 @@ def main(argv=None) -> int:
             if args.output:  # as they come: a run cut short keeps its points
                 with open(args.output, 'w') as stream:
                     json.dump({'device': where, 'torch': torch.__version__,
+                               'matmul_precision': args.matmul_precision,
                                'results': results}, stream, indent=1)
     print('\n'.join(lines))
     return 0

@@ -29,6 +29,8 @@ from .residual_td3 import LearnerConfig, ResidualTD3
 LATEST = 'latest'
 FORMAT_VERSION = 1
 FILES = ('state.json', 'networks.safetensors', 'optimizers.safetensors')
+# Optimiser settings that choose an implementation, not a hyperparameter.
+IMPLEMENTATION_FLAGS = ('fused', 'foreach', 'capturable', 'differentiable')
 STATE_KEYS = ('config', 'updates', 'actor_updates', 'optimizers', 'numpy_rng', 'counters')
 GENERATOR_TENSORS = ('torch_generator', 'torch_global')
 
@@ -66,7 +68,11 @@ def restore_optimizer(prefix: str, optimizer: torch.optim.Optimizer,
         if name.startswith(prefix + '.'):
             _, index, key = name.split('.', 2)
             state.setdefault(int(index), {})[key] = value
-    optimizer.load_state_dict({'state': state, 'param_groups': settings['param_groups']})
+    # Hyperparameters from the checkpoint; how the step is computed stays this optimiser's own
+    # (a GPU learner's capturable Adam resumed on a CPU, a fused one under compile_updates).
+    groups = [{**group, **{key: own[key] for key in IMPLEMENTATION_FLAGS if key in own}}
+              for group, own in zip(settings['param_groups'], optimizer.param_groups)]
+    optimizer.load_state_dict({'state': state, 'param_groups': groups})
 
 
 def save_checkpoint(run_dir: os.PathLike, agent: ResidualTD3, rng: np.random.Generator,
@@ -230,6 +236,7 @@ def load_checkpoint(directory: os.PathLike, agent: ResidualTD3,
                           state['optimizers']['actor'])
         restore_optimizer('critic', agent.critic_optimizer, optimizers,
                           state['optimizers']['critic'])
+        agent.optimizers_loaded()
     except (RuntimeError, KeyError, ValueError, TypeError, AttributeError) as error:
         raise CheckpointError(f'{directory}: tensors do not fit the networks '
                               f'({type(error).__name__}: {error})') from error

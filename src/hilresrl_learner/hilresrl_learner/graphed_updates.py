@@ -31,6 +31,7 @@ class GraphedUpdates:
         self.max_graphs = max_graphs
         self._graphs: Dict[Tuple, Tuple[torch.cuda.CUDAGraph, Dict[str, torch.Tensor]]] = {}
         self.captures = 0  # graphs captured so far (for tests and the benchmark)
+        self._rehearsed = None  # the last setting run eagerly before its first capture
 
     def run(self, updates: int) -> Dict[str, torch.Tensor]:
         """Do ``updates`` updates; return the latest metrics as device tensors."""
@@ -40,7 +41,7 @@ class GraphedUpdates:
         done = 0
         setting = None  # what the graphs of this call read: the same for all of them
         while self.updates_per_graph and updates - done >= self.updates_per_graph:
-            if not self._can_capture():  # until each optimiser's first step has made its state
+            if not agent.ready_for_capture():  # optimiser state made, compiled code compiled
                 metrics.update(agent.update_tensors(self._sample()))
                 done += 1
                 continue
@@ -48,6 +49,14 @@ class GraphedUpdates:
                 setting = (self.replay.plan(config.batch_size), self._storage())
             pattern = self._actor_steps(self.updates_per_graph)
             key = (setting, pattern)
+            if key not in self._graphs and setting != self._rehearsed:
+                # New shapes or tensors: whatever they make torch.compile compile again is
+                # compiled in eager updates first, never inside a capture.
+                for actor_step in pattern:
+                    metrics.update(agent.update_tensors(self._sample(), actor_step=actor_step))
+                done += len(pattern)
+                self._rehearsed = setting
+                continue
             if key not in self._graphs:
                 if len(self._graphs) >= self.max_graphs:
                     self._graphs.clear()  # plans of the past: their memory goes back
@@ -70,12 +79,6 @@ class GraphedUpdates:
         """Return, for the next ``count`` updates, which of them step the actor."""
         return tuple(self.agent.actor_step_due(self.agent.updates + offset + 1)
                      for offset in range(count))
-
-    def _can_capture(self) -> bool:
-        """Return whether both optimisers have their state (made by their first eager step)."""
-        agent = self.agent
-        return all(optimizer.state
-                   for optimizer in (agent.actor_optimizer, agent.critic_optimizer))
 
     def _storage(self) -> Tuple[int, ...]:
         """Return the addresses of what a graph reads and writes besides the replay."""

@@ -67,6 +67,7 @@ class LearnerNode(Node):
         if values['device'].startswith('cuda') and not torch.cuda.is_available():
             raise ConfigurationError(f'device {values["device"]!r}: no CUDA device here')
         torch.set_num_threads(values['torch_threads'])
+        torch.set_float32_matmul_precision(values['matmul_precision'])
         try:
             self.run_dir = choose_run_folder(values['run_dir'], self.resume)
             self.learners = ActorLearners(values, self.run_dir, self.get_logger().info,

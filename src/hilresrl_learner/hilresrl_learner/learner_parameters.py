@@ -35,10 +35,15 @@ PARAMETERS = (
     Parameter('graph_updates', 8, 'On a CUDA device: updates per captured CUDA graph, batches '
               'drawn on the device (0: eager updates); the node trains in runs of this many',
               check=at_least(0)),
-    Parameter('compile_updates', False, 'The losses through torch.compile: fused kernels, inside '
-              'the captured graphs on a GPU (H200, 10 critic heads: 1,455 updates/s against '
-              '1,107; 2-core CPU, 2 heads: 73 against 50); compiling takes about a minute first '
-              'and needs a C compiler'),
+    Parameter('compile_updates', False, 'The losses, the gradient step and (on a GPU) the '
+              "replay's look-ahead through torch.compile: fused kernels, inside the captured "
+              'graphs on a GPU (H200, 10 critic heads, TF32: 2,868 updates/s against 1,370; '
+              '2-core CPU, 2 heads, 2 threads: 126 against 86); compiling takes about a minute '
+              'first and needs a C compiler'),
+    Parameter('matmul_precision', 'highest', "float32 matrix products (torch's "
+              'set_float32_matmul_precision): high lets an NVIDIA GPU use TF32 (10-bit '
+              'mantissa, several times faster), medium also bfloat16; highest: full float32',
+              check=one_of(('highest', 'high', 'medium'))),
     # One learner for several cells (robot1, robot2, ...): their transitions and episode
     # events come from their namespaces; the weights go out on this node's topic.
     Parameter('cells', [], 'Namespaces of the cells this learner learns from, relative to its '

@@ -9,7 +9,7 @@ the measurement); this class runs in the headless benchmark. Torch only: no ROS.
 """
 
 import math
-from typing import Dict, Tuple
+from typing import Dict, Optional, Tuple
 
 from hilresrl_common.residual_contract import compose
 import numpy as np
@@ -64,8 +64,8 @@ class ResidualSAC(ResidualTD3):
         """Return the entropy temperature (a constant for the losses that use it)."""
         return self.log_alpha.detach().exp()
 
-    def _critic_loss(self, tensors: Dict[str, torch.Tensor], noise: torch.Tensor,
-                     pair: torch.Tensor):
+    def _critic_loss(self, tensors: Dict[str, torch.Tensor], normal_draw: torch.Tensor,
+                     pair: Optional[torch.Tensor]):
         observation, base = tensors['observation'], tensors['base_action']
         with torch.no_grad():
             next_observation = tensors['bootstrap_observation']
@@ -73,7 +73,9 @@ class ResidualSAC(ResidualTD3):
             next_residual, next_log_prob = self._sample(next_observation, next_base)
             next_action = compose(next_base, next_residual, self.scale)
             target_q = self.critic_target(next_observation, next_base, next_action)
-            soft_value = target_q[pair].min(dim=0).values - self.alpha * next_log_prob
+            if pair is not None:
+                target_q = target_q[pair]
+            soft_value = target_q.min(dim=0).values - self.alpha * next_log_prob
             target = tensors['n_step_return'] + tensors['bootstrap_discount'] * soft_value
         q = self.critic(observation, base, tensors['executed_action'])
         return ((q - target.unsqueeze(0)) ** 2).mean(), q.detach().mean()

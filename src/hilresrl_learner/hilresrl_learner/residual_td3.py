@@ -166,12 +166,17 @@ class ResidualTD3:
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         # Fused Adam: one kernel for all parameters instead of a dozen per tensor; on CUDA its
         # step count on the device, so that a captured update can step it (graphed_updates).
-        fused = ({'fused': True, 'capturable': True} if self.device.type == 'cuda' else
-                 {'fused': True})
+        # Under torch.compile the step is compiled with the clipping and target averaging
+        # around it (apply_gradients), which takes Adam's foreach form.
+        implementation = {'foreach': True} if use_compile else {'fused': True}
+        if self.device.type == 'cuda':
+            implementation['capturable'] = True
         self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=config.actor_lr,
-                                                **fused)
+                                                **implementation)
         self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), lr=config.critic_lr,
-                                                 **fused)
+                                                 **implementation)
+        # Optimiser steps taken since the optimisers were made or loaded (ready_for_capture).
+        self._steps_since_load = {'actor': 0, 'critic': 0}
         self.scale = torch.as_tensor(config.scale_vector(), device=self.device)
         self.updates = 0
         self.actor_updates = 0
@@ -220,7 +225,6 @@ class ResidualTD3:
 
         ``actor_step`` overrides the schedule (a captured run knows it in advance).
         """
-        config = self.config
         if self.use_compile and self.compile_mode == 'reduce-overhead':
             # CUDA graphs reuse their output memory from one replay to the next: a new step
             # begins here, and what is kept (the losses) was cloned out of the graph.
@@ -231,36 +235,68 @@ class ResidualTD3:
         if self.actor_step_due(self.updates) if actor_step is None else actor_step:
             metrics['actor_loss'], metrics['guidance_loss'] = self._actor_step(tensors)
             self.actor_updates += 1
-            _soft_update(self.actor, self.actor_target, config.tau)
-        _soft_update(self.critic, self.critic_target, config.tau)
         return metrics
 
-    def _critic_loss(self, tensors: Dict[str, torch.Tensor],
-                     noise: torch.Tensor, pair: torch.Tensor):
+    def ready_for_capture(self) -> bool:
+        """
+        Return whether an update would only replay work: nothing made or compiled on its way.
+
+        Each optimiser makes its state in its first step, and a compiled step compiles once
+        more for that state in its second; neither may happen inside a CUDA graph's capture.
+        """
+        needed = 2 if self.use_compile else 1
+        return all(steps >= needed for steps in self._steps_since_load.values())
+
+    def optimizers_loaded(self) -> None:
+        """Note that the optimisers' state was replaced (a checkpoint was restored)."""
+        self._steps_since_load = dict.fromkeys(self._steps_since_load, 0)
+
+    def _apply_gradients(self, name: str) -> None:
+        """Clip a network's gradients, step its optimiser and move its target toward it."""
+        network, target = ((self.critic, self.critic_target) if name == 'critic' else
+                           (self.actor, self.actor_target))
+        optimizer = self.critic_optimizer if name == 'critic' else self.actor_optimizer
+        if self.use_compile:
+            _clip_gradients_fusable(network.parameters(), self.config.grad_clip)
+        else:
+            nn.utils.clip_grad_norm_(network.parameters(), self.config.grad_clip, foreach=True)
+        optimizer.step()
+        _soft_update(network, target, self.config.tau)
+
+    def _critic_loss(self, tensors: Dict[str, torch.Tensor], normal_draw: torch.Tensor,
+                     pair: Optional[torch.Tensor]):
+        config = self.config
         observation, base = tensors['observation'], tensors['base_action']
         with torch.no_grad():
             next_observation = tensors['bootstrap_observation']
             next_base = tensors['bootstrap_base_action']
+            noise = (normal_draw * config.target_noise).clamp(-config.target_noise_clip,
+                                                              config.target_noise_clip)
             next_residual = (self.actor_target(next_observation, next_base) + noise).clamp(-1, 1)
             next_action = compose(next_base, next_residual, self.scale)
             target_q = self.critic_target(next_observation, next_base, next_action)
+            if pair is not None:
+                target_q = target_q[pair]
             target = tensors['n_step_return'] + tensors['bootstrap_discount'] * \
-                target_q[pair].min(dim=0).values
+                target_q.min(dim=0).values
         q = self.critic(observation, base, tensors['executed_action'])
         return ((q - target.unsqueeze(0)) ** 2).mean(), q.detach().mean()
 
     def _critic_step(self, tensors: Dict[str, torch.Tensor]):
         config = self.config
-        noise = (torch.randn(tensors['bootstrap_base_action'].shape, generator=self.generator,
-                             device=self.device) * config.target_noise
-                 ).clamp(-config.target_noise_clip, config.target_noise_clip)
-        pair = torch.randperm(config.critic_heads, generator=self.generator,
-                              device=self.device)[:2]
-        critic_loss, mean_q = self._compiled('critic', self._critic_loss)(tensors, noise, pair)
+        # The draws stay outside torch.compile, where a CUDA graph replays them anew.
+        normal_draw = torch.randn(tensors['bootstrap_base_action'].shape,
+                                  generator=self.generator, device=self.device)
+        # Two heads are the pair whichever way they are drawn.
+        pair = (None if config.critic_heads == 2 else
+                torch.randperm(config.critic_heads, generator=self.generator,
+                               device=self.device)[:2])
+        critic_loss, mean_q = self._compiled('critic', self._critic_loss)(tensors, normal_draw,
+                                                                          pair)
         self.critic_optimizer.zero_grad(set_to_none=True)
         critic_loss.backward()
-        nn.utils.clip_grad_norm_(self.critic.parameters(), config.grad_clip, foreach=True)
-        self.critic_optimizer.step()
+        self._compiled('critic_gradients', self._apply_gradients)('critic')
+        self._steps_since_load['critic'] += 1
         return critic_loss.detach().clone(), mean_q.clone()
 
     def _actor_loss(self, tensors: Dict[str, torch.Tensor]):
@@ -285,8 +321,8 @@ class ResidualTD3:
             self.critic.requires_grad_(True)
         self.actor_optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        nn.utils.clip_grad_norm_(self.actor.parameters(), self.config.grad_clip, foreach=True)
-        self.actor_optimizer.step()
+        self._compiled('actor_gradients', self._apply_gradients)('actor')
+        self._steps_since_load['actor'] += 1
         return loss.detach().clone(), guidance.clone()
 
     def _compiled(self, name: str, function):
@@ -355,6 +391,19 @@ def support_loss(residual: torch.Tensor, tensors: Dict[str, torch.Tensor],
     """
     executed = residual_toward(tensors['executed_action'], tensors['base_action'], scale)
     return ((residual - executed) ** 2).sum(dim=-1).mean()
+
+
+def _clip_gradients_fusable(parameters, max_norm: float) -> None:
+    """
+    Scale gradients down to a total 2-norm of at most max_norm, as clip_grad_norm_ does.
+
+    Written as one sum of squares, which torch.compile fuses into a few reductions; compiled,
+    clip_grad_norm_'s per-tensor norms become a kernel per tensor. Eager, clip_grad_norm_'s
+    multi-tensor kernels are the faster form.
+    """
+    gradients = [parameter.grad for parameter in parameters if parameter.grad is not None]
+    total_norm = torch.sqrt(sum((gradient * gradient).sum() for gradient in gradients))
+    torch._foreach_mul_(gradients, (max_norm / (total_norm + 1e-6)).clamp(max=1.0))
 
 
 def _soft_update(source: nn.Module, target: nn.Module, tau: float) -> None:

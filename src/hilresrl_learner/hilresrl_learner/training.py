@@ -76,8 +76,8 @@ class ResidualLearner:
         # (torch.compile's own CUDA graphs, mode reduce-overhead, cannot nest in these)
         if self.agent.device.type == 'cuda' and device_replay and config.algorithm == 'td3' \
                 and not (use_compile and self.agent.compile_mode == 'reduce-overhead'):
-            self._device_updates = GraphedUpdates(
-                self.agent, DeviceReplay(self.sampler, self.agent.device), graph_updates)
+            replay = DeviceReplay(self.sampler, self.agent.device, compile_gather=use_compile)
+            self._device_updates = GraphedUpdates(self.agent, replay, graph_updates)
         self.env_steps = 0
         self.demo_steps = 0
         self.offline_steps = 0

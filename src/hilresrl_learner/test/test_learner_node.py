@@ -135,6 +135,17 @@ def test_gaps_outcomes_and_evaluation_rounds_reach_the_status(in_process_learner
         ('eval', 0.5)]
 
 
+def test_the_learner_takes_the_matrix_product_precision_it_is_given(in_process_learner):
+    import torch
+
+    assert torch.get_float32_matmul_precision() == 'highest'  # torch's default, and ours
+    try:
+        in_process_learner(matmul_precision='high')
+        assert torch.get_float32_matmul_precision() == 'high'  # TF32 on an NVIDIA GPU
+    finally:
+        torch.set_float32_matmul_precision('highest')
+
+
 def test_an_evaluation_round_is_counted_by_its_round_id(in_process_learner, probe, tmp_path):
     in_process_learner(eval_episodes=2, target_success=0.0)  # the round says 3 episodes
     cell = Cell(probe)

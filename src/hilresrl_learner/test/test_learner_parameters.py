@@ -16,7 +16,7 @@ def _values(**given):
 def test_every_name_once_and_the_scales_from_the_residual_contract():
     names = [parameter.name for parameter in PARAMETERS]
     # 51 before, latent_scale, support_weight, observation_normalization
-    assert len(names) == len(set(names)) == 56
+    assert len(names) == len(set(names)) == 57
     assert RESIDUAL_SCALE in PARAMETERS and LATENT_SCALE in PARAMETERS
     table = defaults(PARAMETERS)
     assert table['residual_scale'] == [0.5] and table['latent_scale'] == 1.5
@@ -42,7 +42,8 @@ def test_optional_lists_are_empty_and_a_given_empty_string_still_means_none():
     ('critic.heads', 1, 'must be at least 2'),
     ('residual_scale', [0.5, -0.1], 'must be above 0'),
     ('eval_episodes', 0, 'must be at least 1'),
-    ('intervention_fraction', 1.5, 'must lie in [0, 1]')])
+    ('intervention_fraction', 1.5, 'must lie in [0, 1]'),
+    ('matmul_precision', 'low', 'must be one of highest, high, medium')])
 def test_a_bad_value_is_refused_by_name(name, value, reason):
     with pytest.raises(ValueError, match=f'{name}=.*{reason}'.replace('[', r'\[')):
         _values(**{name: value})
