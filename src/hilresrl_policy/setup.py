@@ -13,7 +13,9 @@ setup(
     install_requires=['setuptools'],
     zip_safe=True,
     # LeRobot policies: an optional extra with its own torch (0.4.x pins torch<2.11)
-    extras_require={'test': ['pytest'], 'lerobot': ['lerobot==0.4.4']},
+    extras_require={'test': ['pytest'], 'lerobot': ['lerobot==0.4.4'],
+                    # a frozen pretrained image encoder (image_encoder.load_pretrained_encoder)
+                    'pretrained_encoders': ['torchvision', 'timm']},
     maintainer='hilresrl maintainers',
     maintainer_email='maintainers@hilresrl.dev',
     description=('Base-policy node with adapters to any model (scripted, behaviour cloning, VLA '

@@ -8,9 +8,11 @@ a person corrected or demonstrated.
 """
 
 from dataclasses import dataclass
-from typing import Dict, Hashable, List, Optional, Tuple
+from typing import Dict, Hashable, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
+
+from .frame_store import StepFrames
 
 FIELDS = ('observation', 'base_action', 'executed_action', 'human_action', 'human_axes',
           'next_observation', 'next_base_action', 'reward', 'terminated', 'truncated',
@@ -31,14 +33,21 @@ class Batch:
     bootstrap_observation: np.ndarray  # (B, obs_dim) s_t+k, the state to bootstrap from
     bootstrap_base_action: np.ndarray  # (B, A) base action at s_t+k
     bootstrap_discount: np.ndarray  # (B,) gamma^k, or 0 when the look-ahead hit a terminal
+    # With cameras: each camera's uint8 frames (B, channels, height, width) at s_t and at the
+    # state bootstrapped from; None without.
+    frames: Optional[Tuple[np.ndarray, ...]] = None
+    bootstrap_frames: Optional[Tuple[np.ndarray, ...]] = None
 
 
 class ReplayBuffer:
     """Steps in arrival order, linked within episodes, growing as needed."""
 
     def __init__(self, obs_dim: int, action_dim: int, capacity: int = 1_000_000,
-                 initial_size: int = 4096):
+                 initial_size: int = 4096, cameras: Sequence[str] = (),
+                 frame_shape: Tuple[int, ...] = ()):
         self.obs_dim, self.action_dim, self.capacity = obs_dim, action_dim, capacity
+        # Camera frames of the steps, each stored once (frame_store), beside the arrays.
+        self.frames = StepFrames(cameras, frame_shape, capacity) if cameras else None
         self._size = 0
         self._allocated = 0
         self._data: Dict[str, np.ndarray] = {}
@@ -74,9 +83,13 @@ class ReplayBuffer:
 
     def add(self, episode: Hashable, step: int, observation, base_action, executed_action,
             reward: float, next_observation, terminated: bool, truncated: bool,
-            human_action=None, human_axes=None) -> int:
+            human_action=None, human_axes=None, frames: Optional[Mapping] = None,
+            next_frames: Optional[Mapping] = None) -> int:
         """
         Store one step of an episode and link it to the previous one; return its index.
+
+        ``frames``, ``next_frames``: each camera's uint8 frame at s_t and s_t+1 (by camera
+        name), for a buffer made with cameras.
 
         ``human_axes``: the axes of ``human_action`` the person took (None: all of them).
         """
@@ -84,6 +97,11 @@ class ReplayBuffer:
             raise OverflowError(f'replay buffer full ({self.capacity} steps)')
         if self._size == self._allocated:
             self._grow(min(self.capacity, 2 * self._allocated))
+        if self.frames is not None:
+            if frames is None or next_frames is None:
+                raise ValueError(f'this buffer stores frames of cameras '
+                                 f'{", ".join(self.frames.cameras)}: a step needs them')
+            self.frames.add(episode, step, frames, next_frames, terminated or truncated)
         index = self._size
         data = self._data
         data['observation'][index] = observation
@@ -149,7 +167,17 @@ class ReplayBuffer:
             n_step_return=returns,
             bootstrap_observation=data['next_observation'][current],
             bootstrap_base_action=data['next_base_action'][current],
-            bootstrap_discount=np.where(terminal, 0.0, discount).astype(np.float32))
+            bootstrap_discount=np.where(terminal, 0.0, discount).astype(np.float32),
+            **self._frames_of(indices, current))
+
+    def _frames_of(self, indices: np.ndarray, bootstrap: np.ndarray) -> Dict[str, object]:
+        """Return the Batch fields of camera frames (none for a buffer without cameras)."""
+        if self.frames is None:
+            return {}
+        cameras = self.frames.cameras
+        at, after = self.frames.frames(indices), self.frames.next_frames(bootstrap)
+        return {'frames': tuple(at[camera] for camera in cameras),
+                'bootstrap_frames': tuple(after[camera] for camera in cameras)}
 
     def _grow(self, size: int) -> None:
         shapes = {'observation': (self.obs_dim,), 'next_observation': (self.obs_dim,),
@@ -219,5 +247,13 @@ def concatenate(parts) -> Batch:
     """Join batches along the batch axis."""
     if len(parts) == 1:
         return parts[0]
-    return Batch(**{name: np.concatenate([getattr(part, name) for part in parts])
-                    for name in Batch.__dataclass_fields__})
+    joined = {}
+    for name in Batch.__dataclass_fields__:
+        values = [getattr(part, name) for part in parts]
+        if values[0] is None:
+            joined[name] = None
+        elif isinstance(values[0], tuple):  # one array per camera
+            joined[name] = tuple(map(np.concatenate, zip(*values)))
+        else:
+            joined[name] = np.concatenate(values)
+    return Batch(**joined)

@@ -22,6 +22,7 @@ from typing import Dict, Optional, Sequence, Tuple
 
 from hilresrl_common.residual_contract import (compose, RESIDUAL_SCALE, residual_scale_vector,
                                                residual_toward)
+from hilresrl_policy.image_encoder import random_shift
 from hilresrl_policy.residual import (ObservationNormalizer, ResidualActor, ResidualConfig,
                                       with_identity_normalizer)
 import numpy as np
@@ -62,10 +63,19 @@ class LearnerConfig:
     observation_normalization: bool = False
     # td3 (what the learner node runs) or sac (residual_sac: kept to measure the choice)
     algorithm: str = 'td3'
+    # Camera images (hilresrl_policy.image_encoder): one encoder, trained by the critic's loss
+    # and read by the actor (DrQ-v2), on frames shifted by up to image_shift pixels.
+    cameras: Tuple[str, ...] = ()
+    image_size: Tuple[int, ...] = ()  # height, width, channels
+    image_features: int = 50
+    image_shift: int = 4
 
     def __post_init__(self):
-        for name in ('residual_scale', 'actor_hidden', 'critic_hidden'):
+        for name in ('residual_scale', 'actor_hidden', 'critic_hidden', 'cameras',
+                     'image_size'):
             object.__setattr__(self, name, tuple(getattr(self, name)))
+        if self.cameras and self.algorithm != 'td3':
+            raise ValueError('camera images are learnt with td3 only')
         if self.critic_heads < 2:
             raise ValueError('the critic needs at least 2 heads (the target takes a pair)')
         if self.support_weight < 0 or self.bc_weight < 0:
@@ -78,7 +88,8 @@ class LearnerConfig:
     def actor_config(self) -> ResidualConfig:
         """Return the actor's shapes and scale, as the residual node builds them."""
         return ResidualConfig(self.obs_dim, self.action_dim, self.actor_hidden, self.layer_norm,
-                              residual_scale=tuple(self.scale_vector()))
+                              residual_scale=tuple(self.scale_vector()), cameras=self.cameras,
+                              image_size=self.image_size, image_features=self.image_features)
 
     def scale_vector(self) -> np.ndarray:
         """Return the residual scale per axis."""
@@ -128,7 +139,8 @@ class CriticEnsemble(nn.Module):
     def __init__(self, config: LearnerConfig):
         super().__init__()
         heads = config.critic_heads
-        sizes = [config.obs_dim + 2 * config.action_dim, *config.critic_hidden, 1]
+        features = config.image_features if config.cameras else 0
+        sizes = [config.obs_dim + features + 2 * config.action_dim, *config.critic_hidden, 1]
         layers = []
         for index, (inputs, outputs) in enumerate(zip(sizes[:-1], sizes[1:])):
             layers.append(EnsembleLinear(heads, inputs, outputs))
@@ -140,9 +152,13 @@ class CriticEnsemble(nn.Module):
         self.observation_normalizer = ObservationNormalizer(config.obs_dim)
         self.net = nn.Sequential(*layers)
 
-    def forward(self, observation, base_action, action) -> torch.Tensor:
-        """Return Q of every head for a batch."""
-        x = torch.cat([self.observation_normalizer(observation), base_action, action], dim=-1)
+    def forward(self, observation, base_action, action,
+                image_features: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Return Q of every head for a batch (and the image encoder's features of it)."""
+        parts = [self.observation_normalizer(observation)]
+        if image_features is not None:
+            parts.append(image_features)
+        x = torch.cat(parts + [base_action, action], dim=-1)
         return self.net(x.unsqueeze(0).expand(self.heads, -1, -1)).squeeze(-1)
 
 
@@ -162,7 +178,11 @@ class ResidualTD3:
                           torch.Generator(device=self.device).manual_seed(seed))
         self.actor = ResidualActor(config.actor_config).to(self.device)
         self.critic = CriticEnsemble(config).to(self.device)
+        # With cameras, one encoder: the critic's loss trains it, targets and the actor read its
+        # features without gradients (DrQ-v2), and it travels in the actor's weights.
+        self.encoder: Optional[nn.Module] = self.actor.encoder
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
+        self.actor_target.encoder = None  # the targets take the online encoder's features
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         # Fused Adam: one kernel for all parameters instead of a dozen per tensor; on CUDA its
         # step count on the device, so that a captured update can step it (graphed_updates).
@@ -171,10 +191,12 @@ class ResidualTD3:
         implementation = {'foreach': True} if use_compile else {'fused': True}
         if self.device.type == 'cuda':
             implementation['capturable'] = True
-        self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=config.actor_lr,
+        encoder_parameters = list(self.encoder.parameters()) if self.encoder else []
+        self.actor_optimizer = torch.optim.Adam(self.actor.net.parameters(), lr=config.actor_lr,
                                                 **implementation)
-        self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), lr=config.critic_lr,
-                                                 **implementation)
+        self.critic_optimizer = torch.optim.Adam(
+            list(self.critic.parameters()) + encoder_parameters, lr=config.critic_lr,
+            **implementation)
         # Optimiser steps taken since the optimisers were made or loaded (ready_for_capture).
         self._steps_since_load = {'actor': 0, 'critic': 0}
         self.scale = torch.as_tensor(config.scale_vector(), device=self.device)
@@ -193,12 +215,20 @@ class ResidualTD3:
 
     # --- acting -------------------------------------------------------------------------
     def residual(self, observation: np.ndarray, base_action: np.ndarray,
-                 noise_std: float = 0.0, rng: np.random.Generator = None) -> np.ndarray:
-        """Return the actor's residual for one state (with exploration noise if asked)."""
+                 noise_std: float = 0.0, rng: np.random.Generator = None,
+                 frames: Optional[Sequence[np.ndarray]] = None) -> np.ndarray:
+        """
+        Return the actor's residual for one state (with exploration noise if asked).
+
+        ``frames``: with cameras, each camera's uint8 frame (channels, height, width).
+        """
         with torch.no_grad():
             residual = self.actor(
                 torch.as_tensor(observation, dtype=torch.float32, device=self.device)[None],
-                torch.as_tensor(base_action, dtype=torch.float32, device=self.device)[None]
+                torch.as_tensor(base_action, dtype=torch.float32, device=self.device)[None],
+                None if frames is None else [torch.as_tensor(np.asarray(frame),
+                                                             device=self.device)[None]
+                                             for frame in frames]
             )[0].cpu().numpy()
         if noise_std > 0:
             residual = np.clip(residual + rng.normal(0.0, noise_std, residual.shape), -1, 1)
@@ -229,6 +259,8 @@ class ResidualTD3:
             # CUDA graphs reuse their output memory from one replay to the next: a new step
             # begins here, and what is kept (the losses) was cloned out of the graph.
             torch.compiler.cudagraph_mark_step_begin()
+        if self.encoder is not None:
+            tensors = self._shifted(tensors)
         critic_loss, mean_q = self._critic_step(tensors)
         self.updates += 1
         metrics = {'critic_loss': critic_loss, 'mean_q': mean_q}
@@ -236,6 +268,23 @@ class ResidualTD3:
             metrics['actor_loss'], metrics['guidance_loss'] = self._actor_step(tensors)
             self.actor_updates += 1
         return metrics
+
+    def _shifted(self, tensors: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+        """Return the batch with its frames shifted at random (DrQ's augmentation)."""
+        shift = self.config.image_shift
+        shifted = dict(tensors)
+        for name in ('frames', 'bootstrap_frames'):
+            shifted[name] = [random_shift(frames, shift, self.generator)
+                             for frames in tensors[name]]
+        return shifted
+
+    def _image_features(self, tensors: Dict[str, torch.Tensor]):
+        """Return the encoder's features of s_t (with gradients) and of the bootstrap state."""
+        if self.encoder is None:
+            return None, None
+        with torch.no_grad():
+            bootstrap = self.encoder(tensors['bootstrap_frames'])
+        return self.encoder(tensors['frames']), bootstrap
 
     def ready_for_capture(self) -> bool:
         """
@@ -253,13 +302,17 @@ class ResidualTD3:
 
     def _apply_gradients(self, name: str) -> None:
         """Clip a network's gradients, step its optimiser and move its target toward it."""
+        # The actor's own layers: its encoder is the critic's, stepped with the critic.
         network, target = ((self.critic, self.critic_target) if name == 'critic' else
-                           (self.actor, self.actor_target))
+                           (self.actor.net, self.actor_target.net))
         optimizer = self.critic_optimizer if name == 'critic' else self.actor_optimizer
+        clipped = list(network.parameters())
+        if name == 'critic' and self.encoder is not None:
+            clipped += list(self.encoder.parameters())
         if self.use_compile:
-            _clip_gradients_fusable(network.parameters(), self.config.grad_clip)
+            _clip_gradients_fusable(clipped, self.config.grad_clip)
         else:
-            nn.utils.clip_grad_norm_(network.parameters(), self.config.grad_clip, foreach=True)
+            nn.utils.clip_grad_norm_(clipped, self.config.grad_clip, foreach=True)
         optimizer.step()
         _soft_update(network, target, self.config.tau)
 
@@ -267,19 +320,23 @@ class ResidualTD3:
                      pair: Optional[torch.Tensor]):
         config = self.config
         observation, base = tensors['observation'], tensors['base_action']
+        features, next_features = self._image_features(tensors)
         with torch.no_grad():
             next_observation = tensors['bootstrap_observation']
             next_base = tensors['bootstrap_base_action']
             noise = (normal_draw * config.target_noise).clamp(-config.target_noise_clip,
                                                               config.target_noise_clip)
-            next_residual = (self.actor_target(next_observation, next_base) + noise).clamp(-1, 1)
+            next_residual = (self.actor_target(next_observation, next_base,
+                                               image_features=next_features)
+                             + noise).clamp(-1, 1)
             next_action = compose(next_base, next_residual, self.scale)
-            target_q = self.critic_target(next_observation, next_base, next_action)
+            target_q = self.critic_target(next_observation, next_base, next_action,
+                                          next_features)
             if pair is not None:
                 target_q = target_q[pair]
             target = tensors['n_step_return'] + tensors['bootstrap_discount'] * \
                 target_q.min(dim=0).values
-        q = self.critic(observation, base, tensors['executed_action'])
+        q = self.critic(observation, base, tensors['executed_action'], features)
         return ((q - target.unsqueeze(0)) ** 2).mean(), q.detach().mean()
 
     def _critic_step(self, tensors: Dict[str, torch.Tensor]):
@@ -302,9 +359,13 @@ class ResidualTD3:
     def _actor_loss(self, tensors: Dict[str, torch.Tensor]):
         config = self.config
         observation, base = tensors['observation'], tensors['base_action']
-        residual = self.actor(observation, base)
+        features = None
+        if self.encoder is not None:
+            with torch.no_grad():  # the critic trains the encoder, not the actor
+                features = self.encoder(tensors['frames'])
+        residual = self.actor(observation, base, image_features=features)
         action = compose(base, residual, self.scale)
-        loss = -self.critic(observation, base, action).mean()
+        loss = -self.critic(observation, base, action, features).mean()
         guidance = guidance_loss(residual, tensors, self.scale)
         loss = loss + config.bc_weight * guidance
         if config.support_weight > 0:
@@ -337,7 +398,10 @@ class ResidualTD3:
         tensors = {}
         for name in Batch.__dataclass_fields__:
             value = getattr(batch, name)
-            tensors[name] = torch.as_tensor(value, device=self.device)
+            if isinstance(value, tuple):  # one frame batch per camera
+                tensors[name] = [torch.as_tensor(frames, device=self.device) for frames in value]
+            elif value is not None:
+                tensors[name] = torch.as_tensor(value, device=self.device)
         return tensors
 
     # --- state for checkpoints ------------------------------------------------------------

@@ -39,6 +39,9 @@ class StepRecord:
     human_action: Optional[np.ndarray] = None
     # The axes of human_action the person took (bool per axis); None: all of them.
     intervened_axes: Optional[np.ndarray] = None
+    # With cameras: each camera's uint8 frame (channels, height, width) at s_t and s_t+1.
+    frames: Optional[Dict[str, np.ndarray]] = None
+    next_frames: Optional[Dict[str, np.ndarray]] = None
 
 
 class ResidualLearner:
@@ -59,11 +62,18 @@ class ResidualLearner:
         self.config = config
         self.update_to_data = update_to_data
         self.min_steps = min_steps
-        self.online = ReplayBuffer(config.obs_dim, config.action_dim)
-        self.intervention = ReplayBuffer(config.obs_dim, config.action_dim)
+        # Frames as the encoder takes them: channels, height, width.
+        frame_shape = (tuple(config.image_size[axis] for axis in (2, 0, 1)) if config.cameras
+                       else ())
+
+        def buffer() -> ReplayBuffer:
+            return ReplayBuffer(config.obs_dim, config.action_dim, cameras=config.cameras,
+                                frame_shape=frame_shape)
+
+        self.online = buffer()
+        self.intervention = buffer()
         # Recorded runs get a buffer of their own only when they get their own share.
-        self.offline = (ReplayBuffer(config.obs_dim, config.action_dim)
-                        if offline_fraction > 0 else None)
+        self.offline = buffer() if offline_fraction > 0 else None
         self.sampler = MixedSampler(self.online, self.intervention, intervention_fraction,
                                     self.offline, offline_fraction)
         if config.algorithm == 'sac':
@@ -73,8 +83,10 @@ class ResidualLearner:
             self.agent = ResidualTD3(config, device, seed, use_compile)
         self.rng = np.random.default_rng(seed)
         self._device_updates = None
-        # (torch.compile's own CUDA graphs, mode reduce-overhead, cannot nest in these)
+        # (torch.compile's own CUDA graphs, mode reduce-overhead, cannot nest in these; camera
+        # frames are drawn on the host for now)
         if self.agent.device.type == 'cuda' and device_replay and config.algorithm == 'td3' \
+                and not config.cameras \
                 and not (use_compile and self.agent.compile_mode == 'reduce-overhead'):
             replay = DeviceReplay(self.sampler, self.agent.device, compile_gather=use_compile)
             self._device_updates = GraphedUpdates(self.agent, replay, graph_updates)
@@ -104,7 +116,8 @@ class ResidualLearner:
         """Store a step: every robot step online; human-controlled ones and demos also apart."""
         values = (record.step, record.observation, record.base_action, record.executed_action,
                   record.reward, record.next_observation, record.terminated, record.truncated)
-        human = {'human_action': record.human_action, 'human_axes': record.intervened_axes}
+        human = {'human_action': record.human_action, 'human_axes': record.intervened_axes,
+                 'frames': record.frames, 'next_frames': record.next_frames}
         if not demonstration:
             self.online.add(record.episode, *values, **human)
             self.env_steps += 1
@@ -119,7 +132,8 @@ class ResidualLearner:
         """Store a step of a recorded run: a person's to the intervention buffer as well."""
         values = (record.step, record.observation, record.base_action, record.executed_action,
                   record.reward, record.next_observation, record.terminated, record.truncated)
-        human = {'human_action': record.human_action, 'human_axes': record.intervened_axes}
+        human = {'human_action': record.human_action, 'human_axes': record.intervened_axes,
+                 'frames': record.frames, 'next_frames': record.next_frames}
         buffer = self.offline if self.offline is not None else self.online
         buffer.add(record.episode, *values, **human)
         if record.human_action is not None:

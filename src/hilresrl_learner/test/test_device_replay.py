@@ -38,6 +38,8 @@ def test_the_mirror_gathers_what_the_host_buffer_gathers_after_every_sync(n_step
         expected = buffer.gather(indices, n_step, 0.9)
         got = mirror.gather(torch.as_tensor(indices), n_step, 0.9)
         for name in expected.__dataclass_fields__:
+            if getattr(expected, name) is None:  # camera frames: this buffer has none
+                continue
             np.testing.assert_allclose(got[name].numpy(), getattr(expected, name),
                                        rtol=1e-6, err_msg=name)
     assert int(mirror.size) == len(buffer) and mirror.generation >= 2

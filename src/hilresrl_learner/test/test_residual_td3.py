@@ -102,7 +102,7 @@ class _RisingCritic(torch.nn.Module):
         super().__init__()
         self.gain = torch.nn.Parameter(torch.ones(()))
 
-    def forward(self, observation, base_action, action):
+    def forward(self, observation, base_action, action, image_features=None):
         return (self.gain * action[..., 0]).expand(CONFIG.critic_heads, -1)
 
 

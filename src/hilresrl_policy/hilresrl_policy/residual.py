@@ -14,6 +14,7 @@ import hashlib
 import json
 from typing import Dict, Optional, Sequence, Tuple
 
+from hilresrl_policy.image_encoder import ImageEncoder, ImageInputs
 import numpy as np
 
 from safetensors.torch import load as load_tensors
@@ -43,21 +44,42 @@ class ResidualConfig:
     layer_norm: bool = True
     kind: str = 'residual_mlp'
     residual_scale: Tuple[float, ...] = ()
+    # Camera images beside the observation vector (image_encoder): the cameras in order, the
+    # (height, width, channels) their frames are resized to, and the encoder's feature count.
+    # No cameras: a state-only actor, whose architecture JSON is what it was before images.
+    cameras: Tuple[str, ...] = ()
+    image_size: Tuple[int, ...] = ()
+    image_features: int = 50
 
     def __post_init__(self):
         # Tuples of plain numbers whatever was passed, so configs compare equal after JSON.
         object.__setattr__(self, 'hidden_sizes', tuple(int(size) for size in self.hidden_sizes))
         object.__setattr__(self, 'residual_scale',
                            tuple(float(value) for value in self.residual_scale))
+        object.__setattr__(self, 'cameras', tuple(str(camera) for camera in self.cameras))
+        object.__setattr__(self, 'image_size', tuple(int(size) for size in self.image_size))
         if self.residual_scale and len(self.residual_scale) != self.action_dim:
             raise ValueError(f'residual_scale has {len(self.residual_scale)} values for '
                              f'{self.action_dim} action axes')
+        if self.cameras and len(self.image_size) != 3:
+            raise ValueError(f'image_size {list(self.image_size)}: give height, width and '
+                             'channels for the cameras')
+
+    @property
+    def image_inputs(self) -> Optional[ImageInputs]:
+        """Return the cameras and frame size this actor sees, or None (state only)."""
+        if not self.cameras:
+            return None
+        return ImageInputs(self.cameras, *self.image_size)
 
     def to_json(self) -> str:
         """Return the config as canonical JSON (the PolicyWeights.architecture field)."""
         values = asdict(self)
         if not self.residual_scale:
             del values['residual_scale']  # unknown: written as before the scale was carried
+        if not self.cameras:  # state only: written as before images
+            for key in IMAGE_KEYS:
+                del values[key]
         return json.dumps(values, sort_keys=True)
 
     @classmethod
@@ -75,8 +97,20 @@ class ResidualConfig:
         if not received.residual_scale or not self.residual_scale:
             received = replace(received, residual_scale=self.residual_scale)
         ours = asdict(self)
-        return [f'{key} {theirs!r} != {ours[key]!r}'
-                for key, theirs in asdict(received).items() if ours[key] != theirs]
+        found = [f'{key} {theirs!r} != {ours[key]!r}'
+                 for key, theirs in asdict(received).items()
+                 if ours[key] != theirs and key not in IMAGE_KEYS[:2]]
+        # The image inputs in the words of the cameras: which ones, what size.
+        if received.image_inputs is None or self.image_inputs is None:
+            if (received.image_inputs is None) != (self.image_inputs is None):
+                found.append(f'cameras {list(received.cameras)} != {list(self.cameras)}')
+        else:
+            found += received.image_inputs.differences(self.image_inputs)
+        return found
+
+
+# The ResidualConfig fields of image inputs.
+IMAGE_KEYS = ('cameras', 'image_size', 'image_features')
 
 
 def mlp(sizes: Sequence[int], layer_norm: bool) -> nn.Sequential:
@@ -174,25 +208,52 @@ def with_identity_normalizer(state: Dict[str, torch.Tensor],
 
 
 class ResidualActor(nn.Module):
-    """Observation + base action -> residual in [-1, 1] per axis (tanh)."""
+    """
+    Observation (+ camera frames) + base action -> residual in [-1, 1] per axis (tanh).
+
+    With cameras in its config, an ImageEncoder turns each step's frames (uint8, one batch per
+    camera) into features beside the observation vector.
+    """
 
     def __init__(self, config: ResidualConfig):
         super().__init__()
         self.config = config
         self.observation_normalizer = ObservationNormalizer(config.obs_dim)
-        self.net = mlp([config.obs_dim + config.action_dim, *config.hidden_sizes,
+        image_inputs = config.image_inputs
+        self.encoder = (ImageEncoder(image_inputs, config.image_features)
+                        if image_inputs is not None else None)
+        features = config.image_features if image_inputs is not None else 0
+        self.net = mlp([config.obs_dim + features + config.action_dim, *config.hidden_sizes,
                         config.action_dim], config.layer_norm)
         last = self.net[-1]
         nn.init.zeros_(last.weight)  # residual 0: composed == base until trained
         nn.init.zeros_(last.bias)
 
-    def inputs(self, observation: torch.Tensor, base_action: torch.Tensor) -> torch.Tensor:
-        """Return the network's input: the normalized observation and the base action."""
-        return torch.cat([self.observation_normalizer(observation), base_action], dim=-1)
+    def inputs(self, observation: torch.Tensor, base_action: torch.Tensor,
+               frames: Optional[Sequence[torch.Tensor]] = None,
+               image_features: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """
+        Return the network's input: the normalized observation, image features, base action.
 
-    def forward(self, observation: torch.Tensor, base_action: torch.Tensor) -> torch.Tensor:
-        """Return the residual for a batch of observations and base actions."""
-        return torch.tanh(self.net(self.inputs(observation, base_action)))
+        ``image_features``: features already computed (a learner passes its critic's encoder
+        output, detached, as DrQ-v2 does); else the actor's encoder computes them from frames.
+        """
+        parts = [self.observation_normalizer(observation)]
+        if self.config.cameras:
+            if image_features is None:
+                if frames is None or self.encoder is None:
+                    raise ValueError(f'this actor sees cameras {list(self.config.cameras)}: '
+                                     'give their frames')
+                image_features = self.encoder(frames)
+            parts.append(image_features)
+        return torch.cat(parts + [base_action], dim=-1)
+
+    def forward(self, observation: torch.Tensor, base_action: torch.Tensor,
+                frames: Optional[Sequence[torch.Tensor]] = None,
+                image_features: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Return the residual for a batch of observations (and frames) and base actions."""
+        return torch.tanh(self.net(self.inputs(observation, base_action, frames,
+                                               image_features)))
 
 
 class SingleStepActor:
@@ -210,6 +271,9 @@ class SingleStepActor:
 
     def refresh(self, actor: ResidualActor) -> None:
         """Copy the actor's weights, normalization statistics included."""
+        if actor.encoder is not None:
+            raise TypeError('no numpy forward pass for an actor that sees camera images')
+
         def array(tensor: torch.Tensor) -> np.ndarray:  # a copy: loading weights writes in place
             return np.array(tensor.detach().cpu().numpy(), dtype=np.float32, order='C')
 

@@ -244,3 +244,67 @@ def test_the_numpy_forward_takes_new_weights_on_refresh_and_returns_fresh_arrays
         expected = actor(torch.from_numpy(observation)[None], torch.from_numpy(base)[None])[0]
     np.testing.assert_allclose(second, expected.numpy(), rtol=0.0, atol=1e-5)
     assert first.tolist() == [0.0, 0.0, 0.0]  # an earlier result is not a reused buffer
+
+
+IMAGE_CONFIG = ResidualConfig(obs_dim=5, action_dim=3, hidden_sizes=(16, 16),
+                              cameras=('front', 'wrist'), image_size=(32, 32, 3),
+                              image_features=8)
+
+
+def _frames(count, config=IMAGE_CONFIG, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    height, width, channels = config.image_size
+    return [torch.randint(0, 256, (count, channels, height, width), dtype=torch.uint8,
+                          generator=generator) for _ in config.cameras]
+
+
+def test_an_actor_with_cameras_starts_at_the_base_and_sees_its_frames():
+    actor = ResidualActor(IMAGE_CONFIG)
+    observation, base = torch.randn(4, 5), torch.rand(4, 3)
+    assert torch.equal(actor(observation, base, _frames(4)), torch.zeros(4, 3))
+    with torch.no_grad():
+        for parameter in actor.net.parameters():
+            parameter.normal_(0.0, 0.5)
+    assert not torch.equal(actor(observation, base, _frames(4, seed=0)),
+                           actor(observation, base, _frames(4, seed=1)))  # frames matter
+    with pytest.raises(ValueError, match=r"sees cameras \['front', 'wrist'\]: give their frames"):
+        actor(observation, base)
+    with pytest.raises(TypeError, match='camera images'):
+        SingleStepActor(actor)  # the numpy path has no convolutions: torch acts
+
+
+def test_weights_with_an_encoder_round_trip_bit_exactly():
+    torch.manual_seed(3)
+    source, target = ResidualActor(IMAGE_CONFIG), ResidualActor(IMAGE_CONFIG)
+    with torch.no_grad():
+        for parameter in source.parameters():
+            parameter.add_(torch.randn_like(parameter) * 0.1)
+    weights = serialize_actor(source)
+    assert any(name.startswith('encoder.') for name in source.state_dict())
+    load_actor_weights(target, weights.blob, weights.sha256, weights.architecture)
+    for name, tensor in source.state_dict().items():
+        assert torch.equal(tensor, target.state_dict()[name]), name
+    observation, base, frames = torch.randn(4, 5), torch.randn(4, 3), _frames(4)
+    assert torch.equal(source(observation, base, frames), target(observation, base, frames))
+
+
+def test_weights_for_other_cameras_or_another_frame_size_are_refused_naming_them():
+    receiver = ResidualActor(IMAGE_CONFIG)
+    cases = [
+        ({'cameras': ('front',)}, r"cameras: \['front'\] != \['front', 'wrist'\]"),
+        ({'image_size': (64, 64, 3)},
+         r'image size \(height x width x channels\): 64x64x3 != 32x32x3'),
+        ({'cameras': (), 'image_size': ()}, r"cameras \[\] != \['front', 'wrist'\]")]
+    for change, message in cases:
+        sender = ResidualActor(ResidualConfig(**{**IMAGE_CONFIG.__dict__, **change}))
+        weights = serialize_actor(sender)
+        with pytest.raises(WeightsError, match='architecture mismatch: .*' + message):
+            load_actor_weights(receiver, weights.blob, weights.sha256, weights.architecture)
+
+
+def test_a_state_only_architecture_is_written_as_before_images():
+    assert 'cameras' not in CONFIG.to_json() and CONFIG.image_inputs is None
+    assert ResidualConfig.from_json(IMAGE_CONFIG.to_json()) == IMAGE_CONFIG
+    assert IMAGE_CONFIG.image_inputs.cameras == ('front', 'wrist')
+    with pytest.raises(ValueError, match='give height, width and channels'):
+        ResidualConfig(obs_dim=5, action_dim=3, cameras=('front',), image_size=(32, 32))

@@ -1,0 +1,110 @@
+"""The learner with camera images: frames in replay, the shared encoder, checkpoints, weights."""
+
+from hilresrl_learner.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from hilresrl_learner.replay import ReplayBuffer
+from hilresrl_learner.residual_td3 import LearnerConfig
+from hilresrl_learner.training import ResidualLearner, StepRecord
+from hilresrl_policy.residual import load_actor_weights, ResidualActor, serialize_actor
+import numpy as np
+import pytest
+import torch
+
+CAMERAS = ('front', 'wrist')
+CONFIG = LearnerConfig(obs_dim=3, action_dim=2, actor_hidden=(16,), critic_hidden=(16, 16),
+                       warmup_updates=2, batch_size=8, cameras=CAMERAS, image_size=(24, 24, 3),
+                       image_features=8)
+
+
+def _frame(value, rng=None):
+    frame = np.full((3, 24, 24), value % 256, dtype=np.uint8)
+    if rng is not None:
+        frame[:, rng.integers(24), rng.integers(24)] = 255  # something for the encoder to see
+    return frame
+
+
+def _learner(seed=0, steps=40):
+    learner = ResidualLearner(CONFIG, min_steps=1, seed=seed)
+    rng = np.random.default_rng(42)
+    for index in range(steps):
+        episode, step = divmod(index, 10)
+        human = rng.uniform(-1, 1, 2).astype(np.float32) if index % 4 == 0 else None
+        frames = {camera: _frame(index + 50 * number, rng)
+                  for number, camera in enumerate(CAMERAS)}
+        next_frames = {camera: _frame(index + 1 + 50 * number, rng)
+                       for number, camera in enumerate(CAMERAS)}
+        learner.add(StepRecord(episode, step, rng.normal(size=3), rng.uniform(-1, 1, 2),
+                               rng.uniform(-1, 1, 2), float(step == 9), rng.normal(size=3),
+                               step == 9, False, human, frames=frames,
+                               next_frames=next_frames))
+    return learner
+
+
+def test_a_batch_carries_each_cameras_frames_and_those_it_bootstraps_from():
+    buffer = ReplayBuffer(obs_dim=1, action_dim=1, cameras=CAMERAS, frame_shape=(3, 24, 24))
+    for step in range(5):  # one episode, frame values = step numbers (wrist: + 100)
+        buffer.add('a', step, [0.0], [0.0], [0.0], 1.0, [0.0], step == 4, False,
+                   frames={'front': _frame(step), 'wrist': _frame(100 + step)},
+                   next_frames={'front': _frame(step + 1), 'wrist': _frame(101 + step)})
+    batch = buffer.gather(np.array([0, 3]), n_step=3, gamma=0.5)
+    front, wrist = batch.frames
+    assert front[:, 0, 0, 0].tolist() == [0, 3] and wrist[:, 0, 0, 0].tolist() == [100, 103]
+    # 3 steps ahead from step 0: next frame of step 2; from step 3: the episode ends at 4
+    boot_front, boot_wrist = batch.bootstrap_frames
+    assert boot_front[:, 0, 0, 0].tolist() == [3, 5]
+    assert boot_wrist[:, 0, 0, 0].tolist() == [103, 105]
+    assert len(buffer.frames.stores['front']) == 6  # each frame stored once
+    with pytest.raises(ValueError, match='stores frames of cameras front, wrist'):
+        buffer.add('b', 0, [0.0], [0.0], [0.0], 0.0, [0.0], False, False)
+
+
+def test_the_critic_trains_the_encoder_and_the_actor_reads_it_without_moving_it():
+    learner = _learner()
+    agent = learner.agent
+    assert agent.actor.encoder is agent.encoder  # the weights the actor broadcasts carry it
+    before = {name: tensor.clone() for name, tensor in agent.encoder.state_dict().items()}
+    learner.train(1)  # a critic step only (warm-up)
+    assert agent.actor_updates == 0
+    moved = [name for name, tensor in agent.encoder.state_dict().items()
+             if not torch.equal(tensor, before[name])]
+    assert moved  # the critic's gradients reach the encoder
+    tensors = agent._shifted(agent._tensors(learner.sampler.sample(8, learner.rng, 3, 0.99)))
+    before = {name: tensor.clone() for name, tensor in agent.encoder.state_dict().items()}
+    agent.critic_optimizer.zero_grad(set_to_none=True)
+    agent._actor_step(tensors)
+    assert all(torch.equal(tensor, before[name])
+               for name, tensor in agent.encoder.state_dict().items())
+    assert all(parameter.grad is None for parameter in agent.encoder.parameters())
+
+
+def test_a_checkpoint_with_an_encoder_round_trips_bit_exactly(tmp_path):
+    learner = _learner()
+    learner.train(6)
+    save_checkpoint(tmp_path, learner.agent, learner.rng, {})
+    copy = _learner(seed=5)
+    load_checkpoint(latest_checkpoint(tmp_path), copy.agent, copy.rng)
+    state, copied = learner.agent.network_state(), copy.agent.network_state()
+    assert any(name.startswith('actor.encoder.') for name in state)
+    assert set(state) == set(copied)
+    for name, tensor in state.items():
+        assert torch.equal(tensor, copied[name]), name
+    assert copy.agent.encoder is copy.agent.actor.encoder  # still one encoder after loading
+    learner.train(4)
+    copy.train(4)  # and the copy learns on exactly as the original
+    for name, tensor in learner.agent.network_state().items():
+        assert torch.equal(tensor, copy.agent.network_state()[name]), name
+
+
+def test_the_broadcast_actor_acts_on_frames_as_the_learner_does():
+    learner = _learner()
+    learner.train(8)
+    weights = serialize_actor(learner.agent.actor)
+    receiver = ResidualActor(CONFIG.actor_config)
+    load_actor_weights(receiver, weights.blob, weights.sha256, weights.architecture)
+    rng = np.random.default_rng(7)
+    observation, base = rng.normal(size=3).astype(np.float32), np.zeros(2, np.float32)
+    frames = [_frame(3, rng), _frame(60, rng)]
+    with torch.no_grad():
+        received = receiver(torch.as_tensor(observation)[None], torch.as_tensor(base)[None],
+                            [torch.as_tensor(frame)[None] for frame in frames])[0].numpy()
+    np.testing.assert_array_equal(learner.agent.residual(observation, base, frames=frames),
+                                  received)

@@ -1,0 +1,187 @@
+"""
+Camera images -> features for the residual actor and the critic.
+
+By default DrQ-v2's encoder for each camera (four 3x3 convolutions of 32 channels, the first
+with stride 2) and a shared trunk (linear, LayerNorm, tanh), trained from scratch with random
+shifts of the images (random_shift); as an option a frozen pretrained network from a local
+weights file (load_pretrained_encoder: a torchvision or timm architecture; nothing is downloaded
+at run time). Frames arrive as uint8 tensors (batch, channels, height, width), one per camera,
+in the order of ImageInputs.cameras. Torch only: no ROS.
+"""
+
+from dataclasses import dataclass
+import pathlib
+from typing import List, Sequence, Tuple
+
+import torch
+from torch import nn
+
+# ImageNet statistics, which torchvision's and timm's pretrained weights expect.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class ImageInputs:
+    """The cameras a network sees, in order, and the size their frames are resized to."""
+
+    cameras: Tuple[str, ...]
+    height: int = 128
+    width: int = 128
+    channels: int = 3
+
+    def __post_init__(self):
+        object.__setattr__(self, 'cameras', tuple(str(camera) for camera in self.cameras))
+        if not self.cameras:
+            raise ValueError('image inputs need at least one camera')
+        if len(set(self.cameras)) != len(self.cameras):
+            raise ValueError(f'a camera is listed twice: {list(self.cameras)}')
+        if min(self.height, self.width, self.channels) < 1:
+            raise ValueError(f'image size {self.height}x{self.width}x{self.channels} is empty')
+
+    def differences(self, other: 'ImageInputs') -> List[str]:
+        """Return what differs from ``other``, each as 'what: ours != theirs'."""
+        found = []
+        if self.cameras != other.cameras:
+            found.append(f'cameras: {list(self.cameras)} != {list(other.cameras)}')
+        ours = f'{self.height}x{self.width}x{self.channels}'
+        theirs = f'{other.height}x{other.width}x{other.channels}'
+        if ours != theirs:
+            found.append(f'image size (height x width x channels): {ours} != {theirs}')
+        return found
+
+
+class CameraEncoder(nn.Module):
+    """One camera's frames (uint8) -> a flat feature map: DrQ-v2's four convolutions."""
+
+    def __init__(self, channels: int, height: int, width: int, filters: int = 32):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(channels, filters, 3, stride=2), nn.ReLU(),
+            nn.Conv2d(filters, filters, 3, stride=1), nn.ReLU(),
+            nn.Conv2d(filters, filters, 3, stride=1), nn.ReLU(),
+            nn.Conv2d(filters, filters, 3, stride=1), nn.ReLU())
+        with torch.no_grad():
+            self.output_dim = int(self.net(torch.zeros(1, channels, height, width)).numel())
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        """Return (batch, output_dim) features of (batch, channels, height, width) frames."""
+        return self.net(frames.float() / 255.0 - 0.5).flatten(1)
+
+
+class ImageEncoder(nn.Module):
+    """Every camera's frames -> one feature vector: a CameraEncoder per camera, one trunk."""
+
+    def __init__(self, inputs: ImageInputs, feature_dim: int = 50, filters: int = 32):
+        super().__init__()
+        self.inputs = inputs
+        self.feature_dim = feature_dim
+        self.cameras = nn.ModuleList(
+            CameraEncoder(inputs.channels, inputs.height, inputs.width, filters)
+            for _ in inputs.cameras)
+        self.trunk = nn.Sequential(
+            nn.Linear(sum(camera.output_dim for camera in self.cameras), feature_dim),
+            nn.LayerNorm(feature_dim), nn.Tanh())
+
+    def forward(self, frames: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Return (batch, feature_dim) for one uint8 frame batch per camera, in camera order."""
+        if len(frames) != len(self.cameras):
+            raise ValueError(f'{len(frames)} frame batches for {len(self.cameras)} cameras '
+                             f'({", ".join(self.inputs.cameras)})')
+        return self.trunk(torch.cat([encoder(batch)
+                                     for encoder, batch in zip(self.cameras, frames)], dim=-1))
+
+
+def random_shift(frames: torch.Tensor, pad: int = 4,
+                 generator: torch.Generator = None) -> torch.Tensor:
+    """
+    Return each image shifted by up to ``pad`` whole pixels in each direction (DrQ's shift).
+
+    The border is repeated into the space the shift opens, so every output pixel is an input
+    pixel of the same image at most ``pad`` rows and columns away. Same shape and dtype.
+    """
+    if pad == 0:
+        return frames
+    count, channels, height, width = frames.shape
+    padded = nn.functional.pad(frames.float(), (pad, pad, pad, pad), mode='replicate')
+    shifts = torch.randint(0, 2 * pad + 1, (count, 2), generator=generator,
+                           device=generator.device if generator is not None else frames.device)
+    shifts = shifts.to(frames.device)
+    rows = torch.arange(height, device=frames.device)[None, :] + shifts[:, :1]
+    columns = torch.arange(width, device=frames.device)[None, :] + shifts[:, 1:]
+    samples = torch.arange(count, device=frames.device)[:, None, None, None]
+    planes = torch.arange(channels, device=frames.device)[None, :, None, None]
+    shifted = padded[samples, planes, rows[:, None, :, None], columns[:, None, None, :]]
+    return shifted.to(frames.dtype)
+
+
+class PretrainedEncoder(nn.Module):
+    """A frozen pretrained network over each camera's frames, its pooled features joined."""
+
+    def __init__(self, network: nn.Module, inputs: ImageInputs):
+        super().__init__()
+        self.inputs = inputs
+        self.network = network.eval().requires_grad_(False)
+        self.register_buffer('mean', torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
+        self.register_buffer('std', torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
+        with torch.no_grad():
+            probe = torch.zeros(1, inputs.channels, inputs.height, inputs.width)
+            self.feature_dim = len(inputs.cameras) * int(self.network(probe).numel())
+
+    def train(self, mode: bool = True) -> 'PretrainedEncoder':
+        """Keep the frozen network in evaluation mode (its BatchNorm statistics fixed)."""
+        super().train(mode)
+        self.network.eval()
+        return self
+
+    def forward(self, frames: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Return (batch, feature_dim): every camera's pooled features, in camera order."""
+        with torch.no_grad():
+            return torch.cat([self.network((batch.float() / 255.0 - self.mean) / self.std
+                                           ).flatten(1) for batch in frames], dim=-1)
+
+
+def load_pretrained_encoder(architecture: str, weights_file: str,
+                            inputs: ImageInputs) -> PretrainedEncoder:
+    """
+    Return a frozen pretrained encoder: ``torchvision:<name>`` or ``timm:<name>`` weights.
+
+    The weights come from ``weights_file`` only (a state dict saved with torch.save, or a
+    .safetensors file); the classifier is dropped, the pooled features kept.
+    """
+    library, _, name = architecture.partition(':')
+    if library not in ('torchvision', 'timm') or not name:
+        raise ValueError(f'pretrained encoder {architecture!r}: give torchvision:<name> or '
+                         'timm:<name> (e.g. torchvision:resnet18)')
+    path = pathlib.Path(weights_file).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(
+            f'pretrained encoder weights {str(path)!r} not found: hilresrl never downloads at '
+            f'run time. On a machine with internet, save them there, e.g. '
+            f'torch.save({library}-built {name} with its pretrained weights .state_dict(), '
+            f'{str(path)!r})')
+    if inputs.channels != 3:
+        raise ValueError(f'pretrained encoders take 3-channel images, not {inputs.channels}')
+    try:
+        if library == 'torchvision':
+            import torchvision.models as models
+            network = getattr(models, name)(weights=None)
+        else:
+            import timm
+            network = timm.create_model(name, pretrained=False)
+    except ImportError as error:
+        raise ImportError(f'pretrained encoder {architecture!r} needs {library}, which is not '
+                          f'installed (pip install {library})') from error
+    except (AttributeError, RuntimeError) as error:
+        raise ValueError(f'{library} has no architecture {name!r}') from error
+    if path.suffix == '.safetensors':
+        from safetensors.torch import load_file
+        state = load_file(str(path))
+    else:
+        state = torch.load(str(path), map_location='cpu', weights_only=True)
+    network.load_state_dict(state)
+    for head in ('fc', 'classifier', 'head'):  # torchvision's and timm's classifiers
+        if isinstance(getattr(network, head, None), nn.Module):
+            setattr(network, head, nn.Identity())
+            break
+    return PretrainedEncoder(network, inputs)
