@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import pathlib
 from typing import List, Sequence, Tuple
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -49,6 +50,30 @@ class ImageInputs:
         if ours != theirs:
             found.append(f'image size (height x width x channels): {ours} != {theirs}')
         return found
+
+
+def encoder_frame(pixels: np.ndarray, inputs: ImageInputs) -> np.ndarray:
+    """
+    Return a camera image (height x width x channels uint8, any size) as the encoder takes it.
+
+    Resized to the inputs' size (averaging whole areas when shrinking, so that thin things do
+    not flicker in and out; bilinear when enlarging) and laid out channels first: (C, h, w).
+    """
+    pixels = np.asarray(pixels)
+    if pixels.dtype != np.uint8 or pixels.ndim != 3 or pixels.shape[2] != inputs.channels:
+        raise ValueError(f'a camera image of shape {pixels.shape} and type {pixels.dtype}; the '
+                         f'encoder takes height x width x {inputs.channels} uint8 images '
+                         '(depth images are not encoder inputs yet)')
+    if pixels.shape[:2] != (inputs.height, inputs.width):
+        from PIL import Image
+        # Pillow 9.0 (Ubuntu 22.04) has its filters on Image itself, later ones on Resampling.
+        filters = getattr(Image, 'Resampling', Image)
+        shrinking = pixels.shape[0] >= inputs.height and pixels.shape[1] >= inputs.width
+        image = Image.fromarray(pixels[..., 0] if inputs.channels == 1 else pixels)
+        image = image.resize((inputs.width, inputs.height),
+                             filters.BOX if shrinking else filters.BILINEAR)
+        pixels = np.asarray(image).reshape(inputs.height, inputs.width, inputs.channels)
+    return np.ascontiguousarray(pixels.transpose(2, 0, 1))
 
 
 class CameraEncoder(nn.Module):

@@ -1,7 +1,9 @@
 """The image encoder, its random shifts and the pretrained option (core, no ROS)."""
 
-from hilresrl_policy.image_encoder import (ImageEncoder, ImageInputs, load_pretrained_encoder,
-                                           PretrainedEncoder, random_shift)
+from hilresrl_policy.image_encoder import (encoder_frame, ImageEncoder, ImageInputs,
+                                           load_pretrained_encoder, PretrainedEncoder,
+                                           random_shift)
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -83,3 +85,19 @@ def test_a_pretrained_encoder_without_its_library_says_what_to_install(tmp_path)
     torch.save({}, weights)
     with pytest.raises(ImportError, match=r'needs torchvision.*pip install torchvision'):
         load_pretrained_encoder('torchvision:resnet18', str(weights), TWO_CAMERAS)
+
+
+def test_a_camera_image_becomes_an_encoder_frame_of_the_inputs_size():
+    image = np.zeros((240, 320, 3), dtype=np.uint8)
+    image[:, :160, 0] = 200  # left half red, right half blue
+    image[:, 160:, 2] = 100
+    frame = encoder_frame(image, TWO_CAMERAS)
+    assert frame.shape == (3, 64, 64) and frame.dtype == np.uint8
+    assert (frame[0, :, :32] == 200).all() and (frame[0, :, 32:] == 0).all()
+    assert (frame[2, :, 32:] == 100).all() and (frame[2, :, :32] == 0).all()
+    small = np.arange(16 * 16 * 3, dtype=np.uint8).reshape(16, 16, 3)  # enlarged, bilinear
+    assert encoder_frame(small, TWO_CAMERAS).shape == (3, 64, 64)
+    exact = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(encoder_frame(exact, TWO_CAMERAS), exact.transpose(2, 0, 1))
+    with pytest.raises(ValueError, match='float32; the encoder takes height x width x 3 uint8'):
+        encoder_frame(np.zeros((64, 64, 1), dtype=np.float32), TWO_CAMERAS)
