@@ -12,7 +12,7 @@ With residual_in_arbiter:=true the arbiter runs in this process and gets each pr
 direct call (hand_proposals_to) before it is published.
 """
 
-from typing import Callable, Optional
+from typing import Callable, List, Optional
 
 from hilresrl_common.conversions import float32_field, ns_to_stamp, stamp_to_ns
 from hilresrl_common.instruction_features import INSTRUCTION_INPUT, policy_vector
@@ -31,6 +31,7 @@ from std_msgs.msg import String
 import torch
 
 from .chunking import Chunk, ChunkBuffer
+from .image_encoder import encoder_frame, ImageInputs
 from .residual import (load_actor_weights, ResidualActor, ResidualConfig, SingleStepActor,
                        WeightsError)
 from .residual_policy_parameters import ACTOR_MODES, CHUNK_EXECUTIONS, PARAMETERS, TRIGGERS
@@ -53,6 +54,13 @@ class ResidualPolicyNode(Node):
             raise ConfigurationError(str(error)) from error
         self._residual_scale_field = float32_field(self.residual_scale)  # the same every step
         self.hidden_sizes = tuple(values['hidden_sizes'])
+        # Camera images beside the observation vector: resized, then through the actor's encoder.
+        self.camera_inputs = tuple(values['camera_inputs'])
+        if len(values['image_size']) != 2:
+            raise ConfigurationError(f'image_size {values["image_size"]}: give height and width')
+        self.image_features: int = values['image_features']
+        self._image_inputs = (ImageInputs(self.camera_inputs, *values['image_size'])
+                              if self.camera_inputs else None)
         self.layer_norm: bool = values['layer_norm']
         self.exploration_std: float = values['exploration_std']
         self.device = torch.device(values['device'])
@@ -171,7 +179,8 @@ class ResidualPolicyNode(Node):
         self._last_stamp_ns = observation.stamp_ns
         self._step += 1
         state = policy_vector(observation.arrays, self.policy_inputs, self._instruction)
-        residual = self._residual(state, np.asarray(base.action, dtype=np.float32))
+        residual = self._residual(state, np.asarray(base.action, dtype=np.float32),
+                                  self._frames(observation))
         if self.actor_mode == 'latent':  # the steered base policy acts alone
             residual = np.zeros_like(residual)
         elif self._mode == Mode.TRAIN and self.exploration_std > 0:
@@ -200,24 +209,44 @@ class ResidualPolicyNode(Node):
             self._receiver(message)
         self._proposals.publish(message)
 
-    def _residual(self, state: np.ndarray, base_action: np.ndarray) -> np.ndarray:
+    def _frames(self, observation: Observation) -> Optional[List[torch.Tensor]]:
+        """Return each camera's image of this observation as the encoder takes it (or None)."""
+        if self._image_inputs is None:
+            return None
+        missing = [name for name in self.camera_inputs if name not in observation.arrays]
+        if missing:
+            raise ConfigurationError(f'camera_inputs {missing} are not in the observation (it '
+                                     f'has {sorted(observation.arrays)}): add their topics to '
+                                     'observation_sources')
+        return [torch.from_numpy(encoder_frame(observation.arrays[name], self._image_inputs)
+                                 ).unsqueeze(0).to(self.device)
+                for name in self.camera_inputs]
+
+    def _residual(self, state: np.ndarray, base_action: np.ndarray,
+                  frames: Optional[List[torch.Tensor]] = None) -> np.ndarray:
         """Return the actor's residual for one step (action_dim,)."""
         actor = self._actor_for(state.size)
         if self._single_step is not None:
             return self._single_step(state, base_action)
         with torch.no_grad():
             residual = actor(torch.from_numpy(state).unsqueeze(0).to(self.device),
-                             torch.from_numpy(base_action).unsqueeze(0).to(self.device))
+                             torch.from_numpy(base_action).unsqueeze(0).to(self.device), frames)
         return residual[0].cpu().numpy()
 
     def _actor_for(self, obs_dim: int) -> ResidualActor:
         if self._actor is None:
-            config = ResidualConfig(obs_dim, self.action_dim, self.hidden_sizes,
-                                    self.layer_norm, residual_scale=tuple(self.residual_scale))
+            inputs = self._image_inputs
+            config = ResidualConfig(
+                obs_dim, self.action_dim, self.hidden_sizes, self.layer_norm,
+                residual_scale=tuple(self.residual_scale), cameras=self.camera_inputs,
+                image_size=(inputs.height, inputs.width, inputs.channels) if inputs else (),
+                image_features=self.image_features)
             self._actor = ResidualActor(config).to(self.device).eval()
-            if self.device.type == 'cpu':
+            if self.device.type == 'cpu' and inputs is None:  # numpy has no convolutions
                 self._single_step = SingleStepActor(self._actor)
-            self.get_logger().info(f'residual actor: {obs_dim} observation values + '
+            cameras = (f' + cameras {list(self.camera_inputs)} at {inputs.height}x{inputs.width}'
+                       if inputs else '')
+            self.get_logger().info(f'residual actor: {obs_dim} observation values{cameras} + '
                                    f'{self.action_dim} base action -> {self.action_dim}, '
                                    f'hidden {list(self.hidden_sizes)}')
             if self._pending_weights is not None:

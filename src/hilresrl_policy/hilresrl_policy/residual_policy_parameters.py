@@ -18,6 +18,13 @@ PARAMETERS = (
               'Observation arrays the actor sees, concatenated in this order (instruction: the '
               'features of the task instruction in force)'),
     RESIDUAL_SCALE,
+    Parameter('camera_inputs', [], 'Camera images the actor sees beside policy_inputs, in order: '
+              'observation arrays image/<topic> (their topics among observation_sources); '
+              'empty: the observation vector alone', type='string_array'),
+    Parameter('image_size', [128, 128], 'Height and width the camera images are resized to for '
+              'the image encoder', check=at_least(8)),
+    Parameter('image_features', 50, "Features of the image encoder's output",
+              check=at_least(1)),
     Parameter('hidden_sizes', [256, 256], 'Hidden layer sizes of the actor', check=at_least(1)),
     Parameter('layer_norm', True, 'LayerNorm in the actor'),
     Parameter('exploration_std', 0.1,

@@ -345,3 +345,59 @@ def test_a_new_episode_never_moves_with_the_last_episodes_plan(residual, probe):
     assert [proposal.base_chunk_id for proposal in cell.proposals] == [8]
     assert np.asarray(cell.proposals[0].composed_action).tolist() == pytest.approx(
         [0.1, 0.0, 0.0])
+
+
+IMAGE_CONFIG = ResidualConfig(obs_dim=5, action_dim=3, hidden_sizes=(16, 16),
+                              residual_scale=tuple(SCALE), cameras=('image/camera/front',),
+                              image_size=(16, 16, 3), image_features=8)
+
+
+def test_an_actor_with_a_camera_acts_on_its_images_and_refuses_weights_for_other_cameras(
+        ros_context, probe):
+    from hilresrl_common.conversions import array_to_image
+    from hilresrl_policy.image_encoder import encoder_frame
+    from sensor_msgs.msg import Image
+
+    node = _node(ros_context, probe,
+                 Parameter('observation_sources', value=['task_state', 'camera/front']),
+                 Parameter('camera_inputs', value=['image/camera/front']),
+                 Parameter('image_size', value=[16, 16]), Parameter('image_features', value=8))
+    try:
+        cell = Cell(probe)
+        images = probe.node.create_publisher(Image, 'camera/front', 10)
+        probe.wait_for(lambda: images.get_subscription_count() == 1, message='camera subscriber')
+        rng = np.random.default_rng(0)
+
+        def step(k, pixels):
+            images.publish(array_to_image(pixels, ns_to_stamp(1_000_000_000 + k * 100_000_000),
+                                          'camera'))
+            return cell.step(k, STATE, BASE)
+
+        picture = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)  # resized to 16 x 16
+        assert np.asarray(step(1, picture).residual).tolist() == [0.0, 0.0, 0.0]
+        torch.manual_seed(4)
+        trained = ResidualActor(IMAGE_CONFIG)
+        with torch.no_grad():
+            for parameter in trained.parameters():
+                parameter.add_(torch.randn_like(parameter) * 0.3)
+        cell.send_actor(1, trained)
+        probe.wait_for(lambda: node.weights_version == 1, message='image weights version 1')
+        residuals = []
+        for k, pixels in ((2, picture), (3, 255 - picture)):
+            frame = torch.from_numpy(encoder_frame(pixels, IMAGE_CONFIG.image_inputs))[None]
+            with torch.no_grad():
+                expected = trained(torch.from_numpy(STATE)[None], torch.from_numpy(BASE)[None],
+                                   [frame])[0]
+            proposal = step(k, pixels)
+            assert proposal.weights_version == 1
+            assert np.asarray(proposal.residual).tolist() == pytest.approx(expected.tolist(),
+                                                                           abs=1e-5)
+            residuals.append(np.asarray(proposal.residual))
+        assert not np.allclose(residuals[0], residuals[1])  # what the camera sees matters
+        wrist = ResidualActor(ResidualConfig(**{**IMAGE_CONFIG.__dict__,
+                                                'cameras': ('image/camera/wrist',)}))
+        cell.send_actor(2, wrist)
+        probe.wait_for(lambda: node.refused_weights == 1, message='weights for another camera')
+        assert step(4, picture).weights_version == 1
+    finally:
+        _drop(probe, node)
