@@ -7,7 +7,7 @@ own clocks, so ``latest`` takes the newest message of every source.
 """
 
 from dataclasses import dataclass
-from typing import Dict, Mapping, Optional, Sequence
+from typing import Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -104,3 +104,27 @@ def _merge(parts) -> Dict[str, np.ndarray]:
     for arrays in parts:
         merged.update(arrays)
     return merged
+
+
+class SilentSources:
+    """
+    Which sources have sent nothing for ``timeout_s`` while others still send.
+
+    By arrival time, not stamp: a camera that stops leaves the observation incomplete and the
+    node that waits for it acting on nothing; naming it is the quickest way to the cause. When
+    every source is quiet the cell is paused (or gone, which the arbiter's watchdog reports).
+    """
+
+    def __init__(self, sources: Sequence[str], timeout_s: float, now_s: float):
+        self.timeout_s = timeout_s
+        self._arrival = dict.fromkeys(sources, now_s)  # never heard: silent from the start
+
+    def heard(self, source: str, now_s: float) -> None:
+        """Note a message from ``source``."""
+        self._arrival[source] = now_s
+
+    def silent(self, now_s: float) -> List[str]:
+        """Return the sources silent for timeout_s while another one sent within it."""
+        quiet = [source for source, arrival in self._arrival.items()
+                 if now_s - arrival > self.timeout_s]
+        return quiet if len(quiet) < len(self._arrival) else []

@@ -1,6 +1,6 @@
 """Observation assembly from stamped sources (core, no ROS)."""
 
-from hilresrl_common.observation import ObservationAssembler
+from hilresrl_common.observation import ObservationAssembler, SilentSources
 import numpy as np
 import pytest
 
@@ -87,3 +87,15 @@ def test_a_depth_camera_gives_metres_under_its_own_name_and_colour_stays_rgb():
                  data=bytes([128, 76, 128, 76]))  # two grey pixels
     grey = source_arrays('camera/usb/image_raw', 'image', uyvy)['image/camera/usb/image_raw']
     assert grey.tolist() == [[[76, 76, 76], [76, 76, 76]]]
+
+
+def test_a_source_is_silent_only_while_another_one_sends():
+    silence = SilentSources(['task_state', 'camera/front'], timeout_s=1.0, now_s=0.0)
+    assert silence.silent(0.5) == []
+    silence.heard('task_state', 1.2)
+    assert silence.silent(1.5) == ['camera/front']  # never heard, while the state sends
+    silence.heard('camera/front', 1.6)
+    assert silence.silent(2.0) == []
+    assert silence.silent(3.0) == []  # both quiet: a paused cell, not a silent camera
+    silence.heard('task_state', 3.0)
+    assert silence.silent(3.1) == ['camera/front']

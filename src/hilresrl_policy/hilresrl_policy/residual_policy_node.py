@@ -12,12 +12,13 @@ With residual_in_arbiter:=true the arbiter runs in this process and gets each pr
 direct call (hand_proposals_to) before it is published.
 """
 
+import time
 from typing import Callable, List, Optional
 
 from hilresrl_common.conversions import float32_field, ns_to_stamp, stamp_to_ns
 from hilresrl_common.instruction_features import INSTRUCTION_INPUT, policy_vector
 from hilresrl_common.node_runner import ConfigurationError, run_node
-from hilresrl_common.observation import Observation, ObservationAssembler
+from hilresrl_common.observation import Observation, ObservationAssembler, SilentSources
 from hilresrl_common.observation_topics import (declare_observation_parameters,
                                                 subscribe_observations)
 from hilresrl_common.parameter_declaration import declare_parameters
@@ -83,6 +84,12 @@ class ResidualPolicyNode(Node):
 
         self._rng = np.random.default_rng(values['seed'])
         self._assembler = ObservationAssembler(observation.sources, observation.sync)
+        self._silence: Optional[SilentSources] = None
+        self._reported_silent: List[str] = []
+        if values['source_timeout_s'] > 0:
+            self._silence = SilentSources(observation.sources, values['source_timeout_s'],
+                                          time.monotonic())
+            self.create_timer(values['source_timeout_s'] / 2, self._check_sources)
         self._chunks = ChunkBuffer(values['execute_steps'] or None,
                                    0 if self.wait_for_chunk else values['chunk_hold_steps'],
                                    values['ensemble_decay'] if chunk_execution == 'ensemble'
@@ -125,6 +132,8 @@ class ResidualPolicyNode(Node):
         self._receiver = receiver
 
     def _on_observation_message(self, source, stamp_ns, arrays) -> None:
+        if self._silence is not None:
+            self._silence.heard(source, time.monotonic())
         observation = self._assembler.add(source, stamp_ns, arrays)
         if self.trigger != 'observation' or observation is None:
             return
@@ -134,6 +143,20 @@ class ResidualPolicyNode(Node):
             return
         self._waiting = observation
         self._try_step()
+
+    def _check_sources(self) -> None:
+        silent = self._silence.silent(time.monotonic())
+        if silent == self._reported_silent:
+            return
+        if silent:
+            self.get_logger().warning(
+                f'observation source(s) {", ".join(silent)} sent nothing for over '
+                f'{self._silence.timeout_s:g} s while the others send: no observation, no '
+                'proposal (the arbiter holds the robot)')
+        else:
+            self.get_logger().info(f'observation source(s) {", ".join(self._reported_silent)} '
+                                   'sending again')
+        self._reported_silent = silent
 
     def _on_timer(self) -> None:
         observation = self._assembler.latest()

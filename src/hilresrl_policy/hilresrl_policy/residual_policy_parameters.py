@@ -55,4 +55,8 @@ PARAMETERS = (
     Parameter('ensemble_decay', 0.01,
               'Temporal ensembling: chunk i (0 the oldest) weighs exp(-ensemble_decay * i)'),
     Parameter('seed', 0, 'Seed of the exploration noise'),
+    Parameter('source_timeout_s', 1.0,
+              'An observation source silent this long while others send is named in a warning '
+              '(no observation, no proposal: the arbiter holds the robot); 0: never',
+              check=at_least(0.0)),
 )

@@ -401,3 +401,51 @@ def test_an_actor_with_a_camera_acts_on_its_images_and_refuses_weights_for_other
         assert step(4, picture).weights_version == 1
     finally:
         _drop(probe, node)
+
+
+def test_a_silent_camera_stops_the_proposals_and_is_named_on_rosout(ros_context, probe):
+    from hilresrl_common.conversions import array_to_image
+    from rcl_interfaces.msg import Log
+    from sensor_msgs.msg import Image
+
+    node = _node(ros_context, probe,
+                 Parameter('observation_sources', value=['task_state', 'camera/front']),
+                 Parameter('camera_inputs', value=['image/camera/front']),
+                 Parameter('image_size', value=[16, 16]), Parameter('image_features', value=8),
+                 Parameter('source_timeout_s', value=0.5))
+    logs = []
+    probe.node.create_subscription(Log, '/rosout', logs.append, 100)
+    try:
+        cell = Cell(probe)
+        images = probe.node.create_publisher(Image, 'camera/front', 10)
+        probe.wait_for(lambda: images.get_subscription_count() == 1, message='camera subscriber')
+        picture = np.zeros((16, 16, 3), dtype=np.uint8)
+
+        def publish(k, with_image):
+            stamp = ns_to_stamp(1_000_000_000 + k * 100_000_000)
+            if with_image:
+                images.publish(array_to_image(picture, stamp, 'camera'))
+            chunk = ActionChunk(action_dim=3, horizon=1, step_period_s=0.1, chunk_id=k,
+                                source_model='test', data=float32_field(BASE))
+            chunk.header.stamp = stamp
+            cell.chunks.publish(chunk)
+            message = StateVector(data=float32_field(STATE))
+            message.header.stamp = stamp
+            cell.states.publish(message)
+
+        publish(1, True)
+        probe.wait_for(lambda: len(cell.proposals) == 1, message='a proposal with the camera')
+
+        def named(text):
+            return any(entry.name == 'residual_policy' and text in entry.msg for entry in logs)
+
+        k = 2  # the camera stops; the state goes on
+        probe.wait_for(lambda: publish(k, False) or named('camera/front sent nothing'),
+                       timeout_s=20.0, message='a warning naming the silent camera')
+        assert len(cell.proposals) == 1  # no observation without the camera: no proposal
+        count = len(cell.proposals)
+        publish(50, True)  # the camera is back
+        probe.wait_for(lambda: len(cell.proposals) > count, message='proposals again')
+        probe.wait_for(lambda: named('camera/front sending again'), message='recovery logged')
+    finally:
+        _drop(probe, node)
