@@ -12,7 +12,7 @@ loop answers, for training.
 import time
 from typing import Optional
 
-from geometry_msgs.msg import PoseStamped, TwistStamped
+from geometry_msgs.msg import PoseStamped, TwistStamped, WrenchStamped
 from hilresrl_common.conversions import array_to_image, float32_field, ns_to_stamp, stamp_to_ns
 from hilresrl_common.node_runner import ConfigurationError, run_node
 from hilresrl_common.parameter_declaration import declare_parameters
@@ -91,6 +91,8 @@ class SimCellNode(Node):
 
         self._joint_pub = self.create_publisher(JointState, 'joint_states', STEP_QOS)
         self._pose_pub = self.create_publisher(PoseStamped, 'ee_pose', STEP_QOS)
+        self._wrench_pub = (self.create_publisher(WrenchStamped, 'wrench', STEP_QOS)
+                            if values['publish_wrench'] else None)
         self._state_pub = self.create_publisher(StateVector, 'task_state', STEP_QOS)
         self._success_pub = self.create_publisher(StateVector, 'success', STEP_QOS)
         self._progress_pub = self.create_publisher(StateVector, 'task_progress', STEP_QOS)
@@ -252,6 +254,13 @@ class SimCellNode(Node):
         (pose.pose.orientation.x, pose.pose.orientation.y, pose.pose.orientation.z,
          pose.pose.orientation.w) = (float(v) for v in quaternion)
         self._pose_pub.publish(pose)
+        if self._wrench_pub is not None:
+            wrench = WrenchStamped()
+            wrench.header.stamp, wrench.header.frame_id = stamp, self.frame_id
+            force, torque = self.task.wrench().reshape(2, 3).astype(float)
+            wrench.wrench.force.x, wrench.wrench.force.y, wrench.wrench.force.z = force
+            wrench.wrench.torque.x, wrench.wrench.torque.y, wrench.wrench.torque.z = torque
+            self._wrench_pub.publish(wrench)
         success = StateVector(names=['success'], data=float32_field([float(self.task.success())]))
         success.header.stamp = stamp
         self._success_pub.publish(success)

@@ -19,6 +19,8 @@ PARAMETERS = (
               check=above(0.0)),
     Parameter('cameras', [''], 'Cameras to render and publish (empty: none)'),
     Parameter('image_size', 128, 'Camera image width and height', check=at_least(1)),
+    Parameter('publish_wrench', False, 'Publish what a wrist force/torque sensor reads (the '
+              "contact forces on the gripper, in frame_id) on 'wrench' every step"),
     Parameter('action_names', ['x', 'y', 'z', 'gripper'], 'Names of the action axes, in order'),
     Parameter('linear_speed_scale_mps', 0.1, 'Twist speed (m/s) that maps to action 1',
               check=above(0.0)),

@@ -76,6 +76,8 @@ class SimTask(abc.ABC):
 
     action_dim = len(ACTION_NAMES)
     action_names = ACTION_NAMES
+    # The body a wrist force/torque sensor sits on: the gripper is it and the bodies below it.
+    wrist_body = ''
 
     def __init__(self, name: str, model, data, *, state_dim: int, control_period_s: float,
                  max_episode_steps: int, joint_names: Sequence[str],
@@ -97,6 +99,10 @@ class SimTask(abc.ABC):
         self._qvel_index = np.array([model.jnt_dofadr[model.joint(joint).id]
                                      for joint in self.joint_names])
         self._renderer = None
+        self._mujoco = mujoco
+        wrist = model.body(self.wrist_body).id
+        self._gripper_bodies = {body for body in range(model.nbody)
+                                if _descends_from(model, body, wrist)}
         known_cameras = [model.camera(index).name for index in range(model.ncam)]
         unknown = [camera for camera in self.cameras if camera not in known_cameras]
         if unknown:
@@ -177,6 +183,32 @@ class SimTask(abc.ABC):
         return (self._data.qpos[self._qpos_index].copy(),
                 self._data.qvel[self._qvel_index].copy())
 
+    def wrench(self) -> np.ndarray:
+        """
+        Return what a wrist force/torque sensor reads: force (N) and torque (N m), world frame.
+
+        The contact forces that everything else exerts on the gripper, torques about the wrist
+        body's origin; gravity and the gripper's own inertia are left out, as a sensor that was
+        zeroed with the gripper hanging free leaves them out.
+        """
+        model, data = self._model, self._data
+        wrist = data.body(self.wrist_body).xpos
+        force, torque = np.zeros(3), np.zeros(3)
+        contact_force = np.zeros(6)
+        for index in range(data.ncon):
+            contact = data.contact[index]
+            first = model.geom_bodyid[contact.geom1] in self._gripper_bodies
+            second = model.geom_bodyid[contact.geom2] in self._gripper_bodies
+            if first == second:  # the gripper on itself, or nothing of it
+                continue
+            self._mujoco.mj_contactForce(model, data, index, contact_force)
+            # In the contact frame, the force geom1 exerts on geom2; its rows are world axes.
+            on_second = contact.frame.reshape(3, 3).T @ contact_force[:3]
+            on_gripper = on_second if second else -on_second
+            force += on_gripper
+            torque += np.cross(contact.pos - wrist, on_gripper)
+        return np.concatenate([force, torque])
+
     def images(self) -> Dict[str, np.ndarray]:
         """Render each camera: name -> H x W x 3 uint8 (empty without cameras)."""
         if self._renderer is None:
@@ -215,6 +247,8 @@ class SimTask(abc.ABC):
 
 class _MetaWorldTask(SimTask):
     """A Meta-World v3 task, goal observable: its 39-value observation is the task state."""
+
+    wrist_body = 'hand'  # the Sawyer's hand, its claws below it
 
     def __init__(self, name: str, seed: int, cameras: Sequence[str], image_size: int):
         from metaworld.env_dict import ALL_V3_ENVIRONMENTS_GOAL_OBSERVABLE
@@ -312,6 +346,8 @@ class _MetaWorldTask(SimTask):
 
 class _PandaPickCubeTask(SimTask):
     """gym-hil's PandaPickCube: a Franka Panda with a 2F-85 gripper lifts a cube."""
+
+    wrist_body = 'attachment'  # the flange the 2F-85 is mounted on
 
     # gym-hil adds the translation to a mocap target that the arm's operational-space
     # controller follows: 2 cm a step (0.2 m/s at 10 Hz) tracks it closely.
@@ -412,6 +448,15 @@ def make_task(name: str, seed: int = 0, cameras: Sequence[str] = (),
 def _instruction_from_name(name: str) -> str:
     words = name[:-len('-v3')] if name.endswith('-v3') else name
     return f'do the {words.replace("-", " ")} task'
+
+
+def _descends_from(model, body: int, ancestor: int) -> bool:
+    """Return whether ``body`` is ``ancestor`` or below it in the model's tree."""
+    while body != 0:
+        if body == ancestor:
+            return True
+        body = model.body_parentid[body]
+    return ancestor == 0
 
 
 def _xyzw(quaternion_wxyz: np.ndarray) -> np.ndarray:

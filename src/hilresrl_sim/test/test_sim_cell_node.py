@@ -1,12 +1,13 @@
 """sim_cell over DDS: driver topics, lockstep stepping on stamped commands, resets, cameras."""
 
-from geometry_msgs.msg import PoseStamped, TwistStamped
-from hilresrl_common.conversions import image_to_array, stamp_to_ns
+from geometry_msgs.msg import PoseStamped, TwistStamped, WrenchStamped
+from hilresrl_common.conversions import image_to_array, source_arrays, stamp_to_ns
 from hilresrl_common.qos import COMMAND_QOS, LATCHED_QOS
 from hilresrl_msgs.msg import StateVector
 from hilresrl_msgs.srv import ResetCell
 from hilresrl_sim.sim_cell_node import SimCellNode
 from hilresrl_sim.tasks import PROGRESS_NAMES
+import numpy as np
 import pytest
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image, JointState
@@ -110,3 +111,17 @@ def test_camera_images_are_published(make_cell):
     assert (image.height, image.width, image.encoding) == (64, 64, 'rgb8')
     assert image_to_array(image).shape == (64, 64, 3)
     assert image.header.stamp == driver.states[-1].header.stamp
+
+
+def test_the_wrist_wrench_is_published_with_each_observation_when_asked(make_cell):
+    driver = make_cell(task='PandaPickCube', publish_wrench=True)
+    wrenches = []
+    driver.probe.node.create_subscription(WrenchStamped, 'wrench', wrenches.append, 10)
+    driver.probe.wait_for(lambda: driver.cell.count_publishers('wrench') == 1
+                          and driver.cell.count_subscribers('wrench') >= 1, message='wrench')
+    driver.reset(seed=0)
+    driver.probe.wait_for(lambda: wrenches and wrenches[-1].header.stamp
+                          == driver.states[-1].header.stamp, message='a wrench with the state')
+    values = source_arrays('wrench', 'wrench', wrenches[-1])['wrench']
+    assert values.shape == (6,) and wrenches[-1].header.frame_id == 'world'
+    np.testing.assert_allclose(values, driver.cell.task.wrench(), rtol=1e-5, atol=1e-5)

@@ -141,3 +141,17 @@ def test_unknown_camera_lists_the_valid_ones():
 def test_unknown_task_names_valid_examples():
     with pytest.raises(ValueError, match='pick-place-v3.*PandaPickCube'):
         make_task('pick-place-v9')
+
+
+def test_the_wrist_reads_no_wrench_in_free_space_and_the_table_pushing_up(task):
+    task.reset(seed=0)
+    for _ in range(3):  # up and away from everything
+        task.step(np.array([0.0, 0.0, 1.0, -1.0]))
+    free = task.wrench()
+    assert free.shape == (6,) and np.allclose(free, 0.0)
+    if task.name != 'PandaPickCube':
+        return  # the Sawyer's hand is held above the table by its workspace limits
+    for _ in range(60):  # down onto the table
+        task.step(np.array([0.0, 0.0, -1.0, -1.0]))
+    force = task.wrench()[:3]
+    assert force[2] > 1.0 and force[2] > 2 * abs(force[:2]).max()  # the table pushes up
