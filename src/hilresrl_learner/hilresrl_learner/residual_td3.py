@@ -187,7 +187,7 @@ class ResidualTD3:
         # Fused Adam: one kernel for all parameters instead of a dozen per tensor; on CUDA its
         # step count on the device, so that a captured update can step it (graphed_updates).
         # Under torch.compile the step is compiled with the clipping and target averaging
-        # around it (apply_gradients), which takes Adam's foreach form.
+        # around it (_apply_gradients), which takes Adam's foreach form.
         implementation = {'foreach': True} if use_compile else {'fused': True}
         if self.device.type == 'cuda':
             implementation['capturable'] = True
