@@ -43,7 +43,8 @@ class Cell:
         probe.wait_for(lambda: self.states.get_subscription_count() == 1
                        and self.chunks.get_subscription_count() == 1, message='the node')
 
-    def step(self, k: int, state: np.ndarray, base: np.ndarray) -> ProposedAction:
+    def publish(self, k: int, state: np.ndarray, base: np.ndarray) -> None:
+        """Publish step k's base chunk and state (stamped alike), without waiting."""
         stamp = ns_to_stamp(1_000_000_000 + k * 100_000_000)
         chunk = ActionChunk(action_dim=3, horizon=1, step_period_s=0.1, chunk_id=k,
                             source_model='test', data=float32_field(base))
@@ -51,8 +52,11 @@ class Cell:
         self.chunks.publish(chunk)
         message = StateVector(data=float32_field(state))
         message.header.stamp = stamp
-        count = len(self.proposals)
         self.states.publish(message)
+
+    def step(self, k: int, state: np.ndarray, base: np.ndarray) -> ProposedAction:
+        count = len(self.proposals)
+        self.publish(k, state, base)
         self.probe.wait_for(lambda: len(self.proposals) > count, message=f'proposal {k}')
         return self.proposals[-1]
 
@@ -422,16 +426,10 @@ def test_a_silent_camera_stops_the_proposals_and_is_named_on_rosout(ros_context,
         picture = np.zeros((16, 16, 3), dtype=np.uint8)
 
         def publish(k, with_image):
-            stamp = ns_to_stamp(1_000_000_000 + k * 100_000_000)
             if with_image:
-                images.publish(array_to_image(picture, stamp, 'camera'))
-            chunk = ActionChunk(action_dim=3, horizon=1, step_period_s=0.1, chunk_id=k,
-                                source_model='test', data=float32_field(BASE))
-            chunk.header.stamp = stamp
-            cell.chunks.publish(chunk)
-            message = StateVector(data=float32_field(STATE))
-            message.header.stamp = stamp
-            cell.states.publish(message)
+                images.publish(array_to_image(
+                    picture, ns_to_stamp(1_000_000_000 + k * 100_000_000), 'camera'))
+            cell.publish(k, STATE, BASE)
 
         publish(1, True)
         probe.wait_for(lambda: len(cell.proposals) == 1, message='a proposal with the camera')
