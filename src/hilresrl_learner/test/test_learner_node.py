@@ -88,7 +88,7 @@ class Cell:
                                 timeout_s, message)
         except pytest.fail.Exception:
             last = self.statuses[-1] if self.statuses else 'none'
-            output = f'\nthe learner\'s output:\n{learner.output}' if learner else ''
+            output = f"\nthe learner's output:\n{learner.output}" if learner else ''
             pytest.fail(f'timed out after {timeout_s:.0f} s waiting for {message}; the last '
                         f'status: {last}{output}')
         return self.statuses[-1]
