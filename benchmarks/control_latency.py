@@ -12,7 +12,9 @@ Two ways of using the base policy: asynchronous (the residual corrects the newes
 once, as on a real cell) and in the chain (the residual waits for the chunk planned from the
 same observation, as in lockstep: sim -> base -> residual -> arbiter). Alongside, the same
 chain's computation without DDS (the residual forward pass, composition, arbitration and
-safety filter, in one process) is timed as the baseline that transport adds to. Raw latencies
+safety filter, in one process) is timed as the baseline that transport adds to, and so is the
+machine itself: how late an idle process wakes from a sleep of one period, and the share of CPU
+time a virtual machine's host took (steal) during each run. Raw latencies
 go to benchmarks/results/control-latency-RATES-DATE.json (--output).
 
     source scripts/env.sh && python benchmarks/control_latency.py [--seconds 20] [--rates 10 30 50]
@@ -169,6 +171,41 @@ def in_process_chain(repeats: int = 2000) -> dict:
             **percentiles('chain_compute', chain)}
 
 
+def cpu_times() -> np.ndarray:
+    """Return the machine's CPU time so far by kind (/proc/stat: user ... steal), or zeros."""
+    try:
+        with open('/proc/stat') as stream:
+            return np.array([float(value) for value in stream.readline().split()[1:9]])
+    except OSError:  # not Linux
+        return np.zeros(8)
+
+
+def steal_share(before: np.ndarray, after: np.ndarray) -> float:
+    """Return the share of CPU time a virtual machine's host took (steal) between two readings."""
+    spent = after - before
+    return float(spent[7] / spent.sum()) if spent.sum() > 0 else float('nan')
+
+
+def timer_lateness(rate_hz: float, seconds: float) -> dict:
+    """
+    How late an idle process wakes from a sleep of one control period on this machine.
+
+    The floor under every figure above: no DDS, no work, only the scheduler (and, on a virtual
+    machine, its host). A chain cannot have a lower p99 than this machine gives a sleeping process.
+    """
+    period_s = 1.0 / rate_hz
+    lateness = []
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        started = time.perf_counter()
+        time.sleep(period_s)
+        lateness.append((time.perf_counter() - started - period_s) * 1e3)
+    values = np.asarray(lateness)
+    return {'rate_hz': rate_hz, 'wakeups': len(values),
+            'p50_ms': float(np.percentile(values, 50)), 'p99_ms': float(np.percentile(values, 99)),
+            'max_ms': float(values.max())}
+
+
 def main(argv=None) -> int:
     """Run the benchmark, print its tables and write the raw results."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
@@ -194,23 +231,33 @@ def main(argv=None) -> int:
     print('  numpy forward + compose + arbitrate + safety: p50 '
           f"{compute['chain_compute_p50_ms']:.3f} ms, p99 {compute['chain_compute_p99_ms']:.3f} "
           'ms', flush=True)
+    times_before = cpu_times()
+    floor = [timer_lateness(rate, min(10.0, options.seconds)) for rate in options.rates]
+    floor_steal = steal_share(times_before, cpu_times())
+    print('\nthe machine itself: an idle process waking from a sleep of one period, late by')
+    for entry in floor:
+        print(f"  {entry['rate_hz']:>4.0f}Hz: p50 {entry['p50_ms']:.2f} ms, p99 "
+              f"{entry['p99_ms']:.2f} ms, max {entry['max_ms']:.2f} ms", flush=True)
+    print(f'  (the host took {floor_steal:.1%} of the CPU time meanwhile: steal, on a virtual '
+          'machine)')
     print('\nover DDS (observation stamp -> twist command received):')
     print(f"{'layout':>20} {'base policy':>13} {'rate':>6} {'achieved':>9} {'commands':>9} "
-          f"{'p50 ms':>7} {'p99 ms':>7} {'max ms':>7}", flush=True)
+          f"{'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} {'steal':>6}", flush=True)
     # The layouts alternate, so that both meet the same state of the machine.
     runs = [(base, rate, layout) for base in options.bases for rate in options.rates
             for layout in options.layouts]
     results = []
     for index, (base, rate, layout) in enumerate(runs):
-        load_before = os.getloadavg()[0]
+        load_before, times_before = os.getloadavg()[0], cpu_times()
         result = chain_latency(rate, options.seconds, options.domain_id + index, BASES[base],
                                LAYOUTS[layout])
-        result.update(layout=layout, base_policy=base, load_1min_before=load_before)
+        result.update(layout=layout, base_policy=base, load_1min_before=load_before,
+                      steal=steal_share(times_before, cpu_times()))
         results.append(result)
         print(f"{layout:>20} {base:>13} {result['rate_hz']:>4.0f}Hz "
               f"{result['achieved_hz']:>7.1f}Hz {result['commands']:>9d} "
-              f"{result['p50_ms']:>7.2f} {result['p99_ms']:>7.2f} {result['max_ms']:>7.2f}",
-              flush=True)
+              f"{result['p50_ms']:>7.2f} {result['p99_ms']:>7.2f} {result['max_ms']:>7.2f} "
+              f"{result['steal']:>6.1%}", flush=True)
 
     print('\nside by side, p50 / p99 ms:')
     print(f"{'base policy':>13} {'rate':>6} " + ''.join(f'{layout:>22}'
@@ -226,6 +273,7 @@ def main(argv=None) -> int:
         'command': ' '.join(['python', 'benchmarks/control_latency.py'] + (
             sys.argv[1:] if argv is None else list(argv))),
         'cpus': os.cpu_count(), 'seconds': options.seconds, 'in_process': compute,
+        'timer_lateness': floor, 'timer_lateness_steal': floor_steal,
         'runs': results}, indent=1) + '\n')
     print(f'\nraw results: {options.output}')
     return 0
