@@ -13,29 +13,39 @@ run_folder.
 """
 
 import time
-from typing import Optional
+from typing import List, Optional
 
+from hilresrl_common.conversions import parse_source, source_arrays, SOURCE_KINDS, stamp_to_ns
 from hilresrl_common.node_runner import ConfigurationError, run_node
 from hilresrl_common.parameter_declaration import declare_parameters
 from hilresrl_common.qos import EVENTS_QOS, LATCHED_QOS, TRANSITIONS_QOS
 from hilresrl_msgs.msg import (EpisodeEvent, EpisodeOutcome, LearnerStatus, PolicyWeights,
                                Transition)
 from hilresrl_msgs.srv import LoadBag, LoadCheckpoint, SaveCheckpoint
+from hilresrl_policy.image_encoder import encoder_frame, ImageInputs
 from hilresrl_recording.bag import BagError, BagWriter
 from rclpy.node import Node
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message
 import torch
 
 from .actor_learners import ActorLearners
+from .camera_frames import camera_topic, CameraFrames, FrameRef
 from .checkpoint import CheckpointError, load_checkpoint
 from .evaluation_rounds import describe, EvaluationRounds
 from .intake import Intake
-from .learner_parameters import deprecation_warnings, PARAMETERS
+from .learner_parameters import camera_inputs, deprecation_warnings, PARAMETERS
 from .offline_data import demonstration_steps, open_replay_bag, read_recorded_run, replay_run
 from .run_folder import checkpoint_refusal, choose_run_folder, learner_run_id, write_summary
 from .run_progress import RunProgress, tensorboard_writer
 from .update_thread import UpdateThread
 from .weights_channel import WeightsChannel
+
+
+# Cameras publish best effort as often as reliable; a best-effort reader takes both. A few
+# seconds of a 30 Hz camera: transitions name images a step or two old.
+CAMERA_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=30,
+                        reliability=ReliabilityPolicy.BEST_EFFORT)
 
 
 def _decode(data: bytes) -> Transition:
@@ -51,11 +61,14 @@ class LearnerNode(Node):
         for warning in deprecation_warnings(values):
             self.get_logger().warning(warning)
         self.resume: bool = values['resume']
+        self.actor_mode: str = values['actor_mode']
+        self.camera_inputs = camera_inputs(values)
+        if self.camera_inputs:
+            self._check_camera_run(values)
         # One learner for several cells: their transitions and episode events come from their
         # namespaces (relative to its own); the weights go out on this node's topic.
         self._prefixes = [f'{cell.strip("/")}/' if cell.strip('/') else ''
                           for cell in values['cells'] or ['']]
-        self.actor_mode: str = values['actor_mode']
         self.max_env_steps: int = values['max_env_steps']
         self.checkpoint_period_s: float = values['checkpoint_period_s']
         self.status_period_s: float = values['status_period_s']
@@ -87,6 +100,12 @@ class LearnerNode(Node):
             tensorboard_writer(self.run_dir, self.get_logger().warning)
             if values['tensorboard'] else None)
         self.intake = Intake(self.learners, self.progress, self.get_logger())
+        # Camera images: transitions name them (topic and stamp); this node reads the topics.
+        self._image_inputs: Optional[ImageInputs] = None
+        self._camera_frames: Optional[CameraFrames] = None
+        if self.camera_inputs:
+            self._image_inputs = ImageInputs(self.camera_inputs, *values['image_size'])
+            self._camera_frames = CameraFrames(wait_s=values['image_wait_s'])
         self._pending_rounds = []  # ended in a callback; drawn on the next tick
         self._end_reason = ''  # the run is over: the next tick finishes it
         self._target_round = None  # the evaluation round that reached the target
@@ -128,6 +147,14 @@ class LearnerNode(Node):
                 TRANSITIONS_QOS, raw=True)
             self.create_subscription(EpisodeEvent, prefix + 'episode_events',
                                      self._on_episode_event, EVENTS_QOS)
+            for camera in self.camera_inputs:
+                topic, kind = parse_source(prefix + camera_topic(camera))
+                resolved = self.resolve_topic_name(topic)
+                self.create_subscription(
+                    SOURCE_KINDS[kind], topic,
+                    lambda message, topic=resolved, kind=kind: self._on_image(topic, kind,
+                                                                              message),
+                    CAMERA_QOS)
         self.create_service(SaveCheckpoint, 'save_checkpoint', self._on_save)
         self.create_service(LoadCheckpoint, 'load_checkpoint', self._on_load)
         self.create_service(LoadBag, 'load_bag', self._on_load_bag)
@@ -151,11 +178,80 @@ class LearnerNode(Node):
             # On disk (handed to the system) before it counts.
             self._log.write(topic, self.get_clock().now().nanoseconds, data)
             self._log.flush(metadata=False)
-            if records is not None:
+            if records is not None and self._camera_frames is not None:
+                self._wait_for_images(transition, records)
+            elif records is not None:
                 with self.updates.turn():
                     self.intake.store(transition, records)
                 self.updates.wake()
         self._status_if_due()
+
+    # --- camera images --------------------------------------------------------------------
+    def _check_camera_run(self, values) -> None:
+        if self.actor_mode != 'residual':
+            raise ConfigurationError(f'camera_inputs with actor_mode {self.actor_mode}: only '
+                                     'the residual actor learns from images yet')
+        unsupported = [name for name in ('resume', 'offline_bags', 'demonstrations')
+                       if values[name] and values[name] != ['']]
+        if unsupported:
+            raise ConfigurationError(
+                f'camera_inputs with {", ".join(unsupported)}: not yet; the replay bag and '
+                'recorded runs hold the transitions, and their images are not read back yet')
+
+    def _on_image(self, topic: str, kind: str, message) -> None:
+        try:
+            pixels = next(iter(source_arrays(topic, kind, message).values()))
+            frame = encoder_frame(pixels, self._image_inputs)
+        except ValueError as error:
+            self.get_logger().error(f'{topic}: image left out: {error}',
+                                    throttle_duration_sec=10.0)
+            return
+        self._camera_frames.add(topic, stamp_to_ns(message.header.stamp), frame)
+        if self._camera_frames.waiting:
+            self._store_complete_steps()
+
+    def _frame_refs(self, transition) -> List[FrameRef]:
+        """Return the images a transition names, of o_t then of o_t+1; ValueError: missing."""
+        refs = []
+        for images, which in ((transition.images, 'images'),
+                              (transition.next_images, 'next_images')):
+            named = {ref.name: ref for ref in images}
+            for camera in self.camera_inputs:
+                ref = named.get(camera_topic(camera))
+                if ref is None:
+                    raise ValueError(f'its {which} name no {camera_topic(camera)} (they name '
+                                     f'{sorted(named) or "none"}): check camera_inputs')
+                refs.append(FrameRef(camera, ref.topic, stamp_to_ns(ref.stamp)))
+        return refs
+
+    def _wait_for_images(self, transition, records) -> None:
+        try:
+            refs = self._frame_refs(transition)
+        except ValueError as error:
+            self.intake.malformed += 1
+            self.get_logger().error(f'transition {transition.sequence} from '
+                                    f'{transition.robot_id} not learned from: {error}',
+                                    throttle_duration_sec=5.0)
+            return
+        self._camera_frames.wait(time.monotonic(), (transition, records), refs)
+        self._store_complete_steps()
+
+    def _store_complete_steps(self) -> None:
+        complete, expired = self._camera_frames.ready(time.monotonic())
+        cameras = len(self.camera_inputs)
+        for (transition, records), frames in complete:
+            record = records[0]
+            record.frames = dict(zip(self.camera_inputs, frames[:cameras]))
+            record.next_frames = dict(zip(self.camera_inputs, frames[cameras:]))
+            with self.updates.turn():
+                self.intake.store(transition, records)
+        if complete:
+            self.updates.wake()
+        if expired:
+            self.get_logger().warning(
+                f'{len(expired)} transition(s) left out: their camera images did not come '
+                f'within image_wait_s ({self._camera_frames.expired} in all)',
+                throttle_duration_sec=5.0)
 
     def _on_episode_event(self, event: EpisodeEvent) -> None:
         if event.event != EpisodeEvent.EPISODE_END or event.outcome.value == EpisodeOutcome.ABORT:
@@ -338,6 +434,8 @@ class LearnerNode(Node):
 
     # --- progress -------------------------------------------------------------------------
     def _on_status_timer(self) -> None:
+        if self._camera_frames is not None and self._camera_frames.waiting:
+            self._store_complete_steps()  # and let the ones whose images never came go
         self._settle()
         if self.progress.period_over(self.learners.paced_updates()) and self.learners.residual:
             with self.updates.turn():

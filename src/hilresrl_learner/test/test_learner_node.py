@@ -10,10 +10,12 @@ from hilresrl_common.conversions import (float32_field, from_named_arrays, ns_to
                                          to_named_arrays)
 from hilresrl_common.node_runner import ConfigurationError
 from hilresrl_common.qos import COMMAND_QOS, LATCHED_QOS, TRANSITIONS_QOS
+from hilresrl_learner.camera_frames import FrameRef
 from hilresrl_learner.checkpoint import save_checkpoint
 from hilresrl_learner.learner_node import LearnerNode
-from hilresrl_msgs.msg import (ActionChunk, EpisodeEvent, EpisodeOutcome, LearnerStatus, Mode,
-                               PolicyWeights, ProposedAction, StateVector, Transition)
+from hilresrl_msgs.msg import (ActionChunk, EpisodeEvent, EpisodeOutcome, ImageRef,
+                               LearnerStatus, Mode, PolicyWeights, ProposedAction, StateVector,
+                               Transition)
 from hilresrl_msgs.srv import LoadBag, LoadCheckpoint
 from hilresrl_policy.residual_policy_node import ResidualPolicyNode
 from hilresrl_recording.bag import BagReader, BagWriter
@@ -25,6 +27,7 @@ from rclpy.duration import Duration
 from rclpy.parameter import Parameter
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message, serialize_message
+from sensor_msgs.msg import Image
 
 OBS_DIM, ACTION_DIM = 3, 2
 SMALL_NETWORKS = {'hidden_sizes': [16], 'critic.hidden_sizes': [16], 'batch_size': 16,
@@ -270,6 +273,123 @@ def test_the_residual_node_adopts_each_broadcast_version(in_process_learner, ros
     finally:
         probe.executor.remove_node(residual)
         residual.destroy_node()
+
+
+CAMERA = 'image/camera/front/image_raw'  # as the residual node's camera_inputs name it
+
+
+def _camera_image(sequence: int) -> Image:
+    """Return the image of observation ``sequence``: 32 x 32, every pixel ``sequence``."""
+    image = Image(height=32, width=32, encoding='rgb8', step=96,
+                  data=bytes([sequence % 256]) * (32 * 32 * 3))
+    image.header.stamp = ns_to_stamp(sequence * 100_000_000)
+    return image
+
+
+def _naming_images(transition: Transition) -> Transition:
+    """Let a transition name its observations' images, as the episode manager does."""
+    def ref(sequence):
+        return ImageRef(name='camera/front/image_raw', topic='/camera/front/image_raw',
+                        stamp=ns_to_stamp(sequence * 100_000_000), height=32, width=32,
+                        encoding='rgb8')
+    transition.images, transition.next_images = [ref(transition.sequence)], [
+        ref(transition.sequence + 1)]
+    return transition
+
+
+def test_the_learner_learns_from_the_camera_images_that_transitions_name(in_process_learner,
+                                                                         probe):
+    learner = in_process_learner(camera_inputs=[CAMERA], image_size=[16, 16], image_features=8,
+                                 image_wait_s=0.5, weights_period_updates=20)
+    cell = Cell(probe)
+    cell.wait_for_learner()
+    camera = probe.node.create_publisher(Image, 'camera/front/image_raw', 10)
+    probe.wait_for(lambda: camera.get_subscription_count() == 1, message='the camera reader')
+
+    def send_image(sequence):  # one at a time, as a camera sends them
+        camera.publish(_camera_image(sequence))
+        probe.wait_for(lambda: learner._camera_frames.frame(FrameRef(
+            CAMERA, '/camera/front/image_raw', sequence * 100_000_000)) is not None, 10.0,
+            f'image {sequence} at the learner')
+
+    for sequence in range(1, 42):  # steps 1-40: their images first
+        send_image(sequence)
+    for sequence in range(1, 41):
+        cell.transitions.publish(_naming_images(_transition(sequence)))
+    for sequence in range(41, 61):  # steps 41-60: the transition before its next image
+        cell.transitions.publish(_naming_images(_transition(sequence)))
+        send_image(sequence + 1)
+    cell.transitions.publish(_naming_images(_transition(61)))  # image 62 never comes
+    status = cell.status(lambda s: s.env_steps == 60 and s.updates > 0, 'updates on 60 steps')
+    assert status.transitions_lost == 0
+    probe.wait_for(lambda: learner._camera_frames.expired == 1, 10.0,
+                   'the step whose image never came, left out')
+    assert cell.status(lambda s: True, 'a status').env_steps == 60
+
+    residual = learner.learners.residual
+    assert residual.config.cameras == (CAMERA,) and residual.config.image_size == (16, 16, 3)
+    rows = np.arange(len(residual.online))
+    at = residual.online.frames.frames(rows)[CAMERA]
+    after = residual.online.frames.next_frames(rows)[CAMERA]
+    assert at.shape == after.shape == (60, 3, 16, 16) and at.dtype == np.uint8
+    # Each stored frame is its step's image, resized (every pixel the step's number), and the
+    # next frame is the next step's.
+    assert sorted(at[:, 0, 0, 0]) == list(range(1, 61))
+    assert np.array_equal(at, np.broadcast_to(at[:, :1, :1, :1], at.shape))
+    assert np.array_equal(after[:, 0, 0, 0], at[:, 0, 0, 0] + 1)
+
+    # The weights carry the encoder, and a residual node that sees the same camera takes them.
+    residual_node = ResidualPolicyNode(context=probe.node.context, parameter_overrides=[
+        Parameter('action_dim', value=ACTION_DIM), Parameter('hidden_sizes', value=[16]),
+        Parameter('residual_scale', value=[0.5]), Parameter('camera_inputs', value=[CAMERA]),
+        Parameter('image_size', value=[16, 16]), Parameter('image_features', value=8),
+        Parameter('observation_sources', value=['task_state', 'camera/front/image_raw']),
+        Parameter('policy_inputs', value=['task_state'])])
+    probe.spin(residual_node)
+    probe.wait_for(lambda: learner.weights.version > 0, 30.0, 'a broadcast')
+    proposals = []
+    probe.node.create_subscription(ProposedAction, 'proposed_action', proposals.append,
+                                   COMMAND_QOS)
+    states = probe.node.create_publisher(StateVector, 'task_state', 10)
+    chunks = probe.node.create_publisher(ActionChunk, 'base_action_chunk', COMMAND_QOS)
+    probe.wait_for(lambda: states.get_subscription_count() == 1 and
+                   chunks.get_subscription_count() == 1, message='the residual node')
+
+    def control_step(sequence: int) -> ProposedAction:
+        chunk = ActionChunk(action_dim=ACTION_DIM, horizon=1, step_period_s=0.1,
+                            chunk_id=sequence, source_model='test',
+                            data=float32_field([0.1, -0.1]))
+        state = StateVector(data=float32_field([0.3, -0.2, 0.5]))
+        chunk.header.stamp = state.header.stamp = _camera_image(sequence).header.stamp
+        count = len(proposals)
+        chunks.publish(chunk)
+        camera.publish(_camera_image(sequence))
+        states.publish(state)
+        probe.wait_for(lambda: len(proposals) > count, 30.0, f'proposal {sequence}')
+        return proposals[-1]
+
+    control_step(70)  # the camera's actor is made at the first observation
+    probe.wait_for(lambda: residual_node.weights_version == learner.weights.version, 30.0,
+                   "the residual node on the learner's weights")
+    assert control_step(71).weights_version == learner.weights.version > 0
+
+
+def test_a_transition_naming_no_image_of_a_camera_input_is_refused(in_process_learner, probe):
+    learner = in_process_learner(camera_inputs=[CAMERA], image_size=[16, 16])
+    cell = Cell(probe)
+    cell.wait_for_learner()
+    cell.send([1])  # names no image
+    probe.wait_for(lambda: learner.intake.malformed == 1, 10.0, 'the refusal')
+    assert learner.learners.residual is None or len(learner.learners.residual.online) == 0
+
+
+def test_camera_inputs_refuse_what_cannot_read_images_back_yet(ros_context, tmp_path):
+    for values in ({'resume': True}, {'offline_bags': [str(tmp_path)]},
+                   {'actor_mode': 'dual'}):
+        with pytest.raises(ConfigurationError, match='camera_inputs with'):
+            _learner(ros_context, tmp_path / 'run', camera_inputs=[CAMERA], **values)
+    with pytest.raises(ConfigurationError, match='image size 8x8: the image encoder takes'):
+        _learner(ros_context, tmp_path / 'run', camera_inputs=[CAMERA], image_size=[8, 8])
 
 
 def _learner_process(launch_process, run_dir, resume: bool, env=None, **extra):

@@ -76,11 +76,23 @@ def encoder_frame(pixels: np.ndarray, inputs: ImageInputs) -> np.ndarray:
     return np.ascontiguousarray(pixels.transpose(2, 0, 1))
 
 
+# The smallest frame side DrQ-v2's convolutions take: 3x3 with stride 2, then three 3x3.
+SMALLEST_FRAME = 15
+
+
+def check_frame_size(height: int, width: int) -> None:
+    """Raise ValueError for a frame size too small for the encoder's convolutions."""
+    if min(height, width) < SMALLEST_FRAME:
+        raise ValueError(f'image size {height}x{width}: the image encoder takes frames of at '
+                         f'least {SMALLEST_FRAME}x{SMALLEST_FRAME}')
+
+
 class CameraEncoder(nn.Module):
     """One camera's frames (uint8) -> a flat feature map: DrQ-v2's four convolutions."""
 
     def __init__(self, channels: int, height: int, width: int, filters: int = 32):
         super().__init__()
+        check_frame_size(height, width)
         self.net = nn.Sequential(
             nn.Conv2d(channels, filters, 3, stride=2), nn.ReLU(),
             nn.Conv2d(filters, filters, 3, stride=1), nn.ReLU(),

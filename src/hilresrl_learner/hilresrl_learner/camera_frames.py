@@ -1,0 +1,102 @@
+"""
+The camera images that transitions refer to, kept by the learner until its steps take them.
+
+A Transition names its images (ImageRef: topic and stamp) instead of carrying them; the learner
+reads the same camera topics and keeps each image resized, once, for a few seconds. A step is
+complete when every camera's image of its observation and of its next observation is here; a
+transition that arrives before its images waits for them, at most ``wait_s``. No ROS here.
+"""
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Dict, Generic, List, Optional, Sequence, Tuple, TypeVar
+
+import numpy as np
+
+Pending = TypeVar('Pending')
+
+
+def camera_topic(camera: str) -> str:
+    """Return the topic of a camera input named as observations name it (image/<topic>)."""
+    kind, _, topic = camera.partition('/')
+    return topic if kind in ('image', 'depth') and topic else camera
+
+
+@dataclass(frozen=True)
+class FrameRef:
+    """Where one camera image of an observation is: its camera name, topic and stamp."""
+
+    camera: str
+    topic: str
+    stamp_ns: int
+
+
+class CameraFrames(Generic[Pending]):
+    """Recent frames per topic by stamp, and the steps waiting for theirs."""
+
+    def __init__(self, keep_s: float = 10.0, wait_s: float = 2.0, match_s: float = 0.001):
+        """
+        Keep each topic's frames for ``keep_s`` (by stamp, behind its newest one).
+
+        ``match_s``: how far a frame's stamp may be from the stamp a step names (a cell that
+        stamps its observation apart from its images: the nearest one within it).
+        """
+        self.keep_ns, self.wait_s, self.match_ns = int(keep_s * 1e9), wait_s, int(match_s * 1e9)
+        self._frames: Dict[str, 'OrderedDict[int, np.ndarray]'] = {}
+        self._newest: Dict[str, int] = {}
+        self._waiting: List[Tuple[float, Pending, Tuple[FrameRef, ...]]] = []
+        self.expired = 0  # steps whose frames never came within wait_s
+
+    def add(self, topic: str, stamp_ns: int, frame: np.ndarray) -> None:
+        """Keep one topic's frame (as the encoder takes it); drop frames older than keep_s."""
+        frames = self._frames.setdefault(topic, OrderedDict())
+        frames[stamp_ns] = frame
+        newest = self._newest[topic] = max(self._newest.get(topic, stamp_ns), stamp_ns)
+        while frames and next(iter(frames)) < newest - self.keep_ns:
+            frames.popitem(last=False)  # in arrival order: a late one goes when those before
+
+    def frame(self, ref: FrameRef) -> Optional[np.ndarray]:
+        """Return the frame a reference names (the nearest within match_s), or None."""
+        frames = self._frames.get(ref.topic)
+        if not frames:
+            return None
+        found = frames.get(ref.stamp_ns)
+        if found is not None or self.match_ns <= 0:
+            return found
+        nearest = min(frames, key=lambda stamp: abs(stamp - ref.stamp_ns))
+        return frames[nearest] if abs(nearest - ref.stamp_ns) <= self.match_ns else None
+
+    def frames(self, refs: Sequence[FrameRef]) -> Optional[List[np.ndarray]]:
+        """Return the frames ``refs`` name, in their order, or None while one is missing."""
+        found = []
+        for ref in refs:
+            frame = self.frame(ref)
+            if frame is None:
+                return None
+            found.append(frame)
+        return found
+
+    def wait(self, now_s: float, pending: Pending, refs: Sequence[FrameRef]) -> None:
+        """Hold ``pending`` (a step) until the frames ``refs`` name are all here."""
+        self._waiting.append((now_s, pending, tuple(refs)))
+
+    def ready(self, now_s: float) -> Tuple[List[Tuple[Pending, List[np.ndarray]]],
+                                           List[Pending]]:
+        """Return the waiting steps whose frames are here (with them), and those that expired."""
+        complete, expired, still = [], [], []
+        for since, pending, refs in self._waiting:
+            frames = self.frames(refs)
+            if frames is not None:
+                complete.append((pending, frames))
+            elif now_s - since > self.wait_s:
+                expired.append(pending)
+            else:
+                still.append((since, pending, refs))
+        self._waiting = still
+        self.expired += len(expired)
+        return complete, expired
+
+    @property
+    def waiting(self) -> int:
+        """How many steps wait for their frames."""
+        return len(self._waiting)

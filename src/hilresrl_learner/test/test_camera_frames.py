@@ -1,0 +1,54 @@
+"""The learner's camera images: kept by topic and stamp, steps waiting for theirs (no ROS)."""
+
+from hilresrl_learner.camera_frames import camera_topic, CameraFrames, FrameRef
+import numpy as np
+
+TOPIC = '/camera/front/image_raw'
+
+
+def _frame(value: int) -> np.ndarray:
+    return np.full((3, 4, 4), value, np.uint8)
+
+
+def test_a_frame_is_found_by_topic_and_stamp_and_the_nearest_within_the_match():
+    frames = CameraFrames(match_s=0.002)
+    frames.add(TOPIC, 1_000_000_000, _frame(1))
+    frames.add(TOPIC, 1_020_000_000, _frame(2))
+    assert frames.frame(FrameRef('front', TOPIC, 1_000_000_000))[0, 0, 0] == 1
+    assert frames.frame(FrameRef('front', TOPIC, 1_021_000_000))[0, 0, 0] == 2  # 1 ms off
+    assert frames.frame(FrameRef('front', TOPIC, 1_010_000_000)) is None  # 10 ms from both
+    assert frames.frame(FrameRef('front', '/camera/wrist/image_raw', 1_000_000_000)) is None
+    exact = CameraFrames(match_s=0.0)
+    exact.add(TOPIC, 5, _frame(3))
+    assert exact.frame(FrameRef('front', TOPIC, 6)) is None
+
+
+def test_frames_older_than_keep_s_behind_the_newest_are_dropped():
+    frames = CameraFrames(keep_s=1.0)
+    for second in range(5):
+        frames.add(TOPIC, second * 10**9, _frame(second))
+    kept = [second for second in range(5)
+            if frames.frame(FrameRef('front', TOPIC, second * 10**9)) is not None]
+    assert kept == [3, 4]
+
+
+def test_a_step_waits_for_its_frames_and_one_whose_frames_never_come_expires():
+    frames = CameraFrames(wait_s=2.0)
+    refs = [FrameRef('front', TOPIC, 10**9), FrameRef('front', TOPIC, 11 * 10**8)]  # o_t, o_t+1
+    frames.add(TOPIC, 10**9, _frame(10))
+    frames.wait(0.0, 'step 1', refs)
+    frames.wait(0.5, 'step 2', [FrameRef('front', TOPIC, 99 * 10**8)])
+    assert frames.ready(1.0) == ([], []) and frames.waiting == 2
+    frames.add(TOPIC, 11 * 10**8, _frame(11))
+    complete, expired = frames.ready(1.5)
+    assert [step for step, _ in complete] == ['step 1'] and expired == []
+    assert [frame[0, 0, 0] for frame in complete[0][1]] == [10, 11]  # in the refs' order
+    complete, expired = frames.ready(2.6)  # step 2 has waited 2.1 s
+    assert complete == [] and expired == ['step 2']
+    assert frames.waiting == 0 and frames.expired == 1
+
+
+def test_camera_inputs_name_their_topics_as_observations_do():
+    assert camera_topic('image/camera/front/image_raw') == 'camera/front/image_raw'
+    assert camera_topic('depth/camera/wrist/depth') == 'camera/wrist/depth'
+    assert camera_topic('camera/front/image_raw') == 'camera/front/image_raw'
