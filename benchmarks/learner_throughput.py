@@ -42,10 +42,17 @@ MODES = ('host', 'device', 'graphs', 'graphs-compile', 'compile', 'cudagraphs')
 
 
 def filled_learner(heads: int, device: str, mode: str, graph_updates: int,
-                   steps: int = 20_000) -> ResidualLearner:
+                   steps: int = 20_000, cameras: int = 0,
+                   image_size: int = 128) -> ResidualLearner:
     """Return a learner with `steps` random transitions (a fifth of them human) in its buffers."""
+    names = tuple(f'image/camera{index}/image_raw' for index in range(cameras))
     config = LearnerConfig(obs_dim=OBS_DIM, action_dim=ACTION_DIM, critic_heads=heads,
-                           residual_scale=(0.5, 0.5, 0.5, 1.0), warmup_updates=0)
+                           residual_scale=(0.5, 0.5, 0.5, 1.0), warmup_updates=0,
+                           cameras=names, image_size=(image_size, image_size, 3) if names
+                           else ())
+    # A pool of random frames to draw from: the buffers store a copy of each step's.
+    pool = np.random.default_rng(1).integers(0, 256, (64, 3, image_size, image_size),
+                                             dtype=np.uint8) if names else None
     learner = ResidualLearner(
         config, device=device, use_compile=mode in ('compile', 'cudagraphs', 'graphs-compile'),
         device_replay=mode in ('device', 'graphs', 'graphs-compile'),
@@ -56,11 +63,16 @@ def filled_learner(heads: int, device: str, mode: str, graph_updates: int,
     for index in range(steps):
         episode, step = divmod(index, 100)
         human = rng.uniform(-1, 1, ACTION_DIM).astype(np.float32) if index % 5 == 0 else None
+        frames = next_frames = None
+        if names:
+            frames = {name: pool[(index + k) % 64] for k, name in enumerate(names)}
+            next_frames = {name: pool[(index + k + 1) % 64] for k, name in enumerate(names)}
         learner.add(StepRecord(episode, step, rng.normal(size=OBS_DIM).astype(np.float32),
                                rng.uniform(-1, 1, ACTION_DIM).astype(np.float32),
                                rng.uniform(-1, 1, ACTION_DIM).astype(np.float32),
                                float(step == 99), rng.normal(size=OBS_DIM).astype(np.float32),
-                               step == 99, False, human))
+                               step == 99, False, human, frames=frames,
+                               next_frames=next_frames))
     return learner
 
 
@@ -82,9 +94,12 @@ def kernel_share(learner: ResidualLearner, calls: int, per_call: int) -> float:
     return kernel_us / wall_us
 
 
-def measure(heads: int, device: str, mode: str, seconds: float, graph_updates: int) -> dict:
+def measure(heads: int, device: str, mode: str, seconds: float, graph_updates: int,
+            cameras: int = 0, image_size: int = 128) -> dict:
     """Return updates/s of one configuration, after a warm-up that includes any compilation."""
-    learner = filled_learner(heads, device, mode, graph_updates)
+    learner = filled_learner(heads, device, mode, graph_updates,
+                             steps=5_000 if cameras else 20_000, cameras=cameras,
+                             image_size=image_size)
     per_call = max(graph_updates, 8) * 4  # as the node asks: many updates per timer tick
     started = time.perf_counter()
     learner.train(3 * per_call)  # compiles or captures here, and warms caches and allocator
@@ -98,7 +113,8 @@ def measure(heads: int, device: str, mode: str, seconds: float, graph_updates: i
     learner.last_metrics  # waits for the device to finish the queued updates
     elapsed = time.perf_counter() - started
     result = {'heads': heads, 'mode': mode, 'updates_per_s': updates / elapsed,
-              'warmup_s': warmup_s, 'updates_per_call': per_call}
+              'warmup_s': warmup_s, 'updates_per_call': per_call, 'cameras': cameras,
+              'image_size': image_size if cameras else 0}
     if device.startswith('cuda'):
         result['kernel_share'] = kernel_share(learner, 3, per_call)
     return result
@@ -128,6 +144,11 @@ def main(argv=None) -> int:
                         choices=('highest', 'high', 'medium'),
                         help="float32 matrix products (the learner's matmul_precision): high "
                              'lets an NVIDIA GPU use TF32')
+    parser.add_argument('--cameras', type=int, default=0,
+                        help='camera images per step (the image learner: DrQ-v2 encoder, '
+                             'random shifts; 5,000 steps of random frames in the buffers)')
+    parser.add_argument('--image-size', type=int, default=128,
+                        help='height and width of each camera frame')
     parser.add_argument('--reference', help='learner_update_reference.py, run alongside (GPU)')
     parser.add_argument('--output', help='write the raw results here (JSON)')
     args = parser.parse_args(argv)
@@ -135,9 +156,11 @@ def main(argv=None) -> int:
     torch.set_float32_matmul_precision(args.matmul_precision)
     where = (torch.cuda.get_device_name(0) if args.device.startswith('cuda')
              else f'CPU, {args.threads} thread(s) of {os.cpu_count()} cores')
+    images = (f'; {args.cameras} camera(s) at {args.image_size}x{args.image_size} through '
+              "DrQ-v2's encoder" if args.cameras else '')
     print(f'torch {torch.__version__} on {where}; batch 256, actor 256x256, critic heads '
-          f'3x256 + LayerNorm; sampling included; float32 matmul precision '
-          f'{args.matmul_precision} (the reference: highest)', flush=True)
+          f'3x256 + LayerNorm{images}; sampling included; float32 matmul precision '
+          f'{args.matmul_precision} (the reference: highest, state only)', flush=True)
     utd = ' | '.join(f'Hz at UTD {ratio}' for ratio in args.utd)
     lines = [f'| critic heads | mode | updates/s | {utd} | GPU busy | reference | ratio |',
              '|---|---|---|' + '---|' * len(args.utd) + '---|---|---|']
@@ -145,7 +168,8 @@ def main(argv=None) -> int:
     for heads in args.heads:
         expected = reference(args.reference, heads) if args.reference else {}
         for mode in args.modes:
-            result = measure(heads, args.device, mode, args.seconds, args.graph_updates)
+            result = measure(heads, args.device, mode, args.seconds, args.graph_updates,
+                             args.cameras, args.image_size)
             result['reference'] = expected
             results.append(result)
             rates = ' | '.join(f'{result["updates_per_s"] / ratio:.1f}' for ratio in args.utd)
@@ -160,6 +184,7 @@ def main(argv=None) -> int:
                 with open(args.output, 'w') as stream:
                     json.dump({'device': where, 'torch': torch.__version__,
                                'matmul_precision': args.matmul_precision,
+                               'cameras': args.cameras, 'image_size': args.image_size,
                                'results': results}, stream, indent=1)
     print('\n'.join(lines))
     return 0

@@ -57,6 +57,10 @@ class FrameStore:
         """Return the frames at ``indices`` (a copy), shape (len(indices),) + shape."""
         return self._frames[np.asarray(indices)]
 
+    def between(self, start: int, stop: int) -> np.ndarray:
+        """Return the frames stored at ``start`` to ``stop`` (a view, for a device mirror)."""
+        return self._frames[start:stop]
+
 
 class StepFrames:
     """Per step of a replay buffer, each camera's frame and next frame, stored once."""
@@ -125,6 +129,11 @@ class StepFrames:
     def next_frames(self, indices: np.ndarray) -> Dict[str, np.ndarray]:
         """Return each camera's next frames of the steps at ``indices`` (bootstrap states)."""
         return {camera: self.stores[camera].get(self._next_frame[camera][indices])
+                for camera in self.cameras}
+
+    def frame_indices(self, start: int, stop: int) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
+        """Return per camera the frame and next frame indices of steps ``start`` to ``stop``."""
+        return {camera: (self._frame[camera][start:stop], self._next_frame[camera][start:stop])
                 for camera in self.cameras}
 
     def _grow(self, size: int) -> None:

@@ -83,13 +83,14 @@ class ResidualLearner:
             self.agent = ResidualTD3(config, device, seed, use_compile)
         self.rng = np.random.default_rng(seed)
         self._device_updates = None
-        # (torch.compile's own CUDA graphs, mode reduce-overhead, cannot nest in these; camera
-        # frames are drawn on the host for now)
+        # (torch.compile's own CUDA graphs, mode reduce-overhead, cannot nest in these; with
+        # cameras the frames are drawn on the device too, in eager updates for now)
         if self.agent.device.type == 'cuda' and device_replay and config.algorithm == 'td3' \
-                and not config.cameras \
                 and not (use_compile and self.agent.compile_mode == 'reduce-overhead'):
-            replay = DeviceReplay(self.sampler, self.agent.device, compile_gather=use_compile)
-            self._device_updates = GraphedUpdates(self.agent, replay, graph_updates)
+            replay = DeviceReplay(self.sampler, self.agent.device,
+                                  compile_gather=use_compile and not config.cameras)
+            self._device_updates = GraphedUpdates(self.agent, replay,
+                                                  0 if config.cameras else graph_updates)
         self.env_steps = 0
         self.demo_steps = 0
         self.offline_steps = 0

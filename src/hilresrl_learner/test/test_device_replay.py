@@ -45,6 +45,56 @@ def test_the_mirror_gathers_what_the_host_buffer_gathers_after_every_sync(n_step
     assert int(mirror.size) == len(buffer) and mirror.generation >= 2
 
 
+CAMERAS = ('image/front', 'image/wrist')
+
+
+def _add_camera_episodes(buffer, rng, episodes, steps, first_episode=0):
+    """As _add_episodes, each step with a frame per camera: its number, and the next one's."""
+    for step in range(steps):
+        for episode in range(first_episode, first_episode + episodes):
+            last = step == steps - 1
+            number = 10 * (episode % 20) + step  # < 256: the frame's pixels
+            frames = {camera: np.full((3, 4, 4), number + k, np.uint8)
+                      for k, camera in enumerate(CAMERAS)}
+            next_frames = {camera: frame + 1 for camera, frame in frames.items()}
+            buffer.add(episode, step, rng.normal(size=3), rng.uniform(-1, 1, 2),
+                       rng.uniform(-1, 1, 2), float(rng.random() < 0.2), rng.normal(size=3),
+                       terminated=last and episode % 2 == 0, truncated=last and episode % 2 == 1,
+                       human_action=rng.uniform(-1, 1, 2) if step % 3 == 0 else None,
+                       frames=frames, next_frames=next_frames)
+
+
+@pytest.mark.parametrize('n_step', [1, 3])
+def test_the_mirror_gathers_the_frames_the_host_buffer_gathers(n_step):
+    rng = np.random.default_rng(2)
+    buffer = ReplayBuffer(obs_dim=3, action_dim=2, initial_size=8, cameras=CAMERAS,
+                          frame_shape=(3, 4, 4))
+    mirror = DeviceMirror(buffer, torch.device('cpu'))
+    for round_index in range(4):  # frames arrive between syncs; the frame storage grows
+        _add_camera_episodes(buffer, rng, episodes=3, steps=5 + round_index,
+                             first_episode=3 * round_index)
+        mirror.sync()
+        indices = np.arange(len(buffer))
+        expected = buffer.gather(indices, n_step, 0.9)
+        got = mirror.gather(torch.as_tensor(indices), n_step, 0.9)
+        for name in ('frames', 'bootstrap_frames'):
+            assert len(got[name]) == len(CAMERAS)
+            for camera, frames in enumerate(getattr(expected, name)):
+                np.testing.assert_array_equal(got[name][camera].numpy(), frames,
+                                              err_msg=f'{name} of {CAMERAS[camera]}')
+        np.testing.assert_allclose(got['n_step_return'].numpy(), expected.n_step_return,
+                                   rtol=1e-6)
+    # a mixed batch: each share's frames from its own buffer
+    intervention = ReplayBuffer(obs_dim=3, action_dim=2, cameras=CAMERAS, frame_shape=(3, 4, 4))
+    _add_camera_episodes(intervention, rng, episodes=1, steps=4, first_episode=99)
+    replay = DeviceReplay(MixedSampler(buffer, intervention, 0.25), torch.device('cpu'))
+    replay.sync()
+    batch = replay.sample(32, n_step=n_step, gamma=0.9)
+    person = batch['frames'][0][24:, 0, 0, 0]  # the last quarter: episode 99's, 190-193
+    assert bool(((person >= 190) & (person <= 193)).all())
+    assert batch['frames'][1].shape == batch['bootstrap_frames'][0].shape == (32, 3, 4, 4)
+
+
 def test_a_step_that_links_to_an_old_row_updates_that_row_on_the_device():
     buffer = ReplayBuffer(obs_dim=3, action_dim=2)
     mirror = DeviceMirror(buffer, torch.device('cpu'))
@@ -164,3 +214,24 @@ def test_new_steps_reach_a_graph_that_was_captured_before_them():
     assert learner.updates == updates + 16
     mirror = learner._device_updates.replay._mirror(learner.online)
     assert int(mirror.size) == 301 and float(mirror.tensors['observation'][300, 0]) == 50.0
+
+
+@CUDA
+def test_an_image_learner_on_a_gpu_draws_its_frames_there():
+    config = LearnerConfig(obs_dim=3, action_dim=2, critic_hidden=(16,), actor_hidden=(16,),
+                           batch_size=16, warmup_updates=0, cameras=CAMERAS,
+                           image_size=(16, 16, 3), image_features=8)
+    learner = ResidualLearner(config, min_steps=16, device='cuda')
+    rng = np.random.default_rng(3)
+    for index in range(64):
+        episode, step = divmod(index, 16)
+        frames = {camera: rng.integers(0, 256, (3, 16, 16), dtype=np.uint8)
+                  for camera in CAMERAS}
+        learner.add(StepRecord(episode, step, rng.normal(size=3).astype(np.float32),
+                               np.zeros(2, np.float32), np.zeros(2, np.float32), 0.0,
+                               rng.normal(size=3).astype(np.float32), step == 15, False,
+                               frames=frames, next_frames=frames))
+    assert learner._device_updates is not None  # the device's replay, frames included
+    learner.train(16)
+    assert learner.updates == 16
+    assert np.isfinite(float(learner.last_metrics['critic_loss']))
