@@ -6,7 +6,7 @@ step's observation exactly once and never mixes two steps; a real cell's drivers
 own clocks, so ``latest`` takes the newest message of every source.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
@@ -23,6 +23,13 @@ class Observation:
     # Every source sent this stamp again (a lockstep cell re-publishes a step nobody answered):
     # a node that already answered it answers again, one that missed it answers now.
     repeat: bool = False
+    # ``latest``: each source's own stamp (a camera's image is not as new as the joint states);
+    # ``exact``: empty, every source has ``stamp_ns``.
+    source_stamps: Mapping[str, int] = field(default_factory=dict)
+
+    def stamp_of(self, source: str) -> int:
+        """Return the stamp of one source's message in this observation (ns)."""
+        return self.source_stamps.get(source, self.stamp_ns)
 
     def vector(self, names: Sequence[str]) -> np.ndarray:
         """Return the named arrays concatenated in the given order, as float32."""
@@ -91,7 +98,8 @@ class ObservationAssembler:
         if len(self._latest) < len(self._sources):
             return None
         stamp_ns = max(stamp for stamp, _ in self._latest.values())
-        return Observation(stamp_ns, _merge(self._latest[name][1] for name in self._sources))
+        return Observation(stamp_ns, _merge(self._latest[name][1] for name in self._sources),
+                           source_stamps={name: self._latest[name][0] for name in self._sources})
 
     def reset(self) -> None:
         """Forget partial observations (a new episode starts)."""

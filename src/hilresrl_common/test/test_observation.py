@@ -36,6 +36,11 @@ def test_latest_sync_combines_the_newest_of_each_source():
     assert observation.stamp_ns == 150
     observation = assembler.add('a', 300, _arrays('a', 3.0))
     assert (observation.stamp_ns, observation.vector(['a', 'b']).tolist()) == (300, [3.0, 2.0])
+    # each source's own stamp, for what names a message (a transition names its images)
+    assert (observation.stamp_of('a'), observation.stamp_of('b')) == (300, 150)
+    exact = ObservationAssembler(['a', 'b'], 'exact')
+    exact.add('a', 7, _arrays('a', 1.0))
+    assert exact.add('b', 7, _arrays('b', 1.0)).stamp_of('b') == 7
 
 
 def test_missing_array_is_named():

@@ -70,7 +70,8 @@ class EpisodeManagerNode(Node):
         self._episodes = EpisodeTracker(mode)
         self._assembler = ObservationAssembler(observation.sources, observation.sync)
         self._steps = StepAssembler()
-        self._image_topics = {f'image/{parse_source(s)[0]}': parse_source(s)[0]
+        # Observation array name -> (topic, source) of each camera: transitions name its images.
+        self._image_topics = {f'image/{parse_source(s)[0]}': (parse_source(s)[0], s)
                               for s in observation.sources if parse_source(s)[1] == 'image'}
         self._sequence = 0
         self._instruction = ''
@@ -314,10 +315,11 @@ class EpisodeManagerNode(Node):
 
     def _image_refs(self, observation: Observation) -> List[ImageRef]:
         refs = []
-        for name, topic in self._image_topics.items():
+        for name, (topic, source) in self._image_topics.items():
             pixels = observation.arrays[name]
+            # The image's own stamp: with latest sync it is older than the observation's.
             refs.append(ImageRef(name=topic, topic=self.resolve_topic_name(topic),
-                                 stamp=ns_to_stamp(observation.stamp_ns),
+                                 stamp=ns_to_stamp(observation.stamp_of(source)),
                                  height=pixels.shape[0], width=pixels.shape[1],
                                  encoding='rgb8'))
         return refs

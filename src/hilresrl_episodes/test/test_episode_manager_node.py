@@ -13,6 +13,7 @@ from hilresrl_msgs.msg import (EpisodeEvent, EpisodeOutcome, ExecutedAction, Lea
 from hilresrl_msgs.srv import EndEpisode, ResetCell, SetMode, StartEpisode
 import pytest
 from rclpy.parameter import Parameter
+from sensor_msgs.msg import Image
 
 MANUAL = {'robot_id': 'cellA', 'reset_service': '', 'auto_start': False, 'wait_for_topics': [''],
           'observation_sources': ['task_state', 'success'], 'reward_source': 'observation'}
@@ -158,6 +159,41 @@ def test_every_step_becomes_a_transition_until_success(make_manager, probe):
     end = next(e for e in cell.events if e.event == EpisodeEvent.EPISODE_END)
     assert (end.outcome.value, end.steps, end.intervention_steps, end.episode_return) == (
         EpisodeOutcome.SUCCESS, 2, 1, 1.0)
+
+
+def test_transitions_name_each_cameras_image_by_its_own_stamp(make_manager, probe):
+    # A real cell: the camera's images arrive on their own clock, older than the states.
+    manager = make_manager(observation_sources=['task_state', 'success',
+                                                'camera/wrist/image_raw'],
+                           observation_sync='latest')
+    cell = Cell(probe)
+    camera = probe.node.create_publisher(Image, 'camera/wrist/image_raw', 10)
+    probe.wait_for(lambda: camera.get_subscription_count() == 1, message='the camera reader')
+    assert probe.call(StartEpisode, 'start_episode', StartEpisode.Request()).success
+
+    def image(k):
+        message = Image(height=2, width=3, encoding='rgb8', step=9, data=bytes(18))
+        message.header.stamp = ns_to_stamp(k * 100_000_000 - 30_000_000)  # 30 ms before
+        return message
+
+    def newest_image_ns():
+        observation = manager._assembler.latest()
+        return observation.stamp_of('camera/wrist/image_raw') if observation else None
+
+    for k in (1, 2, 3):
+        camera.publish(image(k))
+        if k > 1:  # the image before the states that follow it (two writers: no order)
+            probe.wait_for(lambda: newest_image_ns() == k * 100_000_000 - 30_000_000,
+                           message=f'image {k} at the manager')
+        cell.observe(k, success=k == 3)
+        if k < 3:
+            cell.execute(k)
+    probe.wait_for(lambda: len(cell.transitions) == 2, message='two transitions')
+    first = cell.transitions[0]
+    assert [(ref.name, ref.topic, ref.height, ref.width) for ref in first.images] == [
+        ('camera/wrist/image_raw', '/camera/wrist/image_raw', 2, 3)]
+    assert first.images[0].stamp == ns_to_stamp(70_000_000)  # the image's, not the state's
+    assert first.next_images[0].stamp == ns_to_stamp(170_000_000)
 
 
 def test_time_limit_truncates_and_the_summary_ends_the_run(make_manager, probe, tmp_path):
