@@ -43,3 +43,41 @@ def test_the_arbiter_takes_the_cell_profile(cell, ros_context):
         assert len(node.action_names) == values['action_dim']
     finally:
         node.destroy_node()
+
+
+@pytest.mark.parametrize('cell', ['sim_pixels', 'sim_panda_pixels'])
+def test_a_pixel_cell_shows_the_residual_and_learner_no_task_state(cell, ros_context, tmp_path):
+    from hilresrl_learner.camera_frames import camera_topic
+    from hilresrl_learner.learner_node import LearnerNode
+    from hilresrl_policy.residual_policy_node import ResidualPolicyNode
+    from hilresrl_sim.tasks import make_task
+
+    profile = load_profile(str(CELLS / f'{cell}.yaml'))
+    residual, learner, manager, sim, base = (
+        _parameters(profile, node) for node in ('residual_policy', 'learner', 'episode_manager',
+                                                'sim_cell', 'base_policy'))
+    assert 'task_state' not in residual['observation_sources']
+    assert 'task_state' not in residual['policy_inputs'] + learner['policy_inputs']
+    assert residual['policy_inputs'] == learner['policy_inputs'] and 'wrench' in \
+        residual['policy_inputs'] and sim['publish_wrench']
+    assert residual['camera_inputs'] == learner['camera_inputs'] and len(
+        residual['camera_inputs']) == 2 and residual['image_size'] == learner['image_size']
+    # each camera is rendered by the simulated cell, seen by the residual and named in the
+    # transitions; the base policy (a VLA's stand-in) keeps the task state
+    for camera in residual['camera_inputs']:
+        topic = camera_topic(camera)
+        assert topic in residual['observation_sources'] and topic in manager[
+            'observation_sources'] and topic.split('/')[1] in sim['cameras']
+    assert base['policy_inputs'] == ['task_state']
+    make_task(sim['task'], 0, sim['cameras'], 32).close()  # the task has these cameras
+    assert [node.executable for node in build_graph('train', {
+        'cell': str(CELLS / f'{cell}.yaml'), 'run_dir': str(tmp_path / 'run')})][:2] == [
+        'sim_cell', 'base_policy_node']
+    # both nodes take the profile's values (the others' in "/**" are not theirs: unused)
+    for make, values in ((ResidualPolicyNode, residual),
+                         (LearnerNode, dict(learner, run_dir=str(tmp_path / 'run'),
+                                            tensorboard=False))):
+        node = make(context=ros_context, parameter_overrides=[
+            Parameter(name, value=value) for name, value in values.items()])
+        assert list(node.get_parameter('camera_inputs').value) == residual['camera_inputs']
+        node.destroy_node()

@@ -42,9 +42,10 @@ from .update_thread import UpdateThread
 from .weights_channel import WeightsChannel
 
 
-# Cameras publish best effort as often as reliable; a best-effort reader takes both. A few
-# seconds of a 30 Hz camera: transitions name images a step or two old.
-CAMERA_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=30,
+# Cameras publish best effort as often as reliable; a best-effort reader takes both, and
+# nothing repairs what it misses: deep enough for a learner held up for a few seconds (100
+# images: 3 s of a 30 Hz camera).
+CAMERA_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100,
                         reliability=ReliabilityPolicy.BEST_EFFORT)
 
 
@@ -104,6 +105,12 @@ class LearnerNode(Node):
         self._image_inputs: Optional[ImageInputs] = None
         self._camera_frames: Optional[CameraFrames] = None
         if self.camera_inputs:
+            if not values['device'].startswith('cuda'):
+                self.get_logger().warning(
+                    'camera_inputs on the CPU: an update of the image encoder takes seconds '
+                    'here (a 2-core run of sim_pixels did 3 updates in 60 s) and holds up this '
+                    'node meanwhile; learn from images on a GPU (device cuda, learner_device:='
+                    'cuda)')
             self._image_inputs = ImageInputs(self.camera_inputs, *values['image_size'])
             self._camera_frames = CameraFrames(wait_s=values['image_wait_s'])
         self._pending_rounds = []  # ended in a callback; drawn on the next tick

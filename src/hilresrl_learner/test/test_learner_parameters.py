@@ -15,8 +15,8 @@ def _values(**given):
 
 def test_every_name_once_and_the_scales_from_the_residual_contract():
     names = [parameter.name for parameter in PARAMETERS]
-    # 51 before, latent_scale, support_weight, observation_normalization
-    assert len(names) == len(set(names)) == 57
+    # 57 before, camera_inputs, image_size, image_features, image_shift, image_wait_s
+    assert len(names) == len(set(names)) == 62
     assert RESIDUAL_SCALE in PARAMETERS and LATENT_SCALE in PARAMETERS
     table = defaults(PARAMETERS)
     assert table['residual_scale'] == [0.5] and table['latent_scale'] == 1.5
