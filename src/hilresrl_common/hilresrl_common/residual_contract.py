@@ -10,7 +10,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .parameters import above, Parameter
+from .parameters import above, at_least, Parameter
 
 RESIDUAL_SCALE = Parameter(
     'residual_scale', [0.5], 'Residual scale: one value, or one per action axis (the '
@@ -20,6 +20,21 @@ LATENT_SCALE = Parameter(
     'latent_scale', 1.5, "Half-width of the base policy's latent that the refinement actor "
     'steers (its output in [-1, 1] times this)', check=above(0.0))
 ACTION_BOUND = 1.0  # every action axis is normalised to [-1, 1]
+
+# The actor's image inputs: the residual node and the learner must agree on them (weights for
+# other cameras or another size are refused), so both declare these.
+SMALLEST_IMAGE_SIDE = 15  # what DrQ-v2's convolutions take: 3x3 with stride 2, then three 3x3
+CAMERA_INPUTS = Parameter(
+    'camera_inputs', [], 'Camera images the actor (and the critic) see beside policy_inputs, in '
+    'order, as observations name them: image/<camera topic>, e.g. image/camera/front/image_raw '
+    "(their topics among the residual node's observation_sources; the learner reads them from "
+    "each cell); ['']: none", type='string_array')
+IMAGE_SIZE = Parameter(
+    'image_size', [128, 128], 'Height and width every camera image is resized to for the image '
+    'encoder', check=at_least(SMALLEST_IMAGE_SIDE))
+IMAGE_FEATURES = Parameter('image_features', 50, "Features of the image encoder's output",
+                           check=at_least(1))
+IMAGE_INPUT_PARAMETERS = (CAMERA_INPUTS, IMAGE_SIZE, IMAGE_FEATURES)
 
 
 def residual_scale_vector(scale: Sequence[float], action_dim: int) -> np.ndarray:

@@ -34,12 +34,13 @@ class FrameRef:
 class CameraFrames(Generic[Pending]):
     """Recent frames per topic by stamp, and the steps waiting for theirs."""
 
-    def __init__(self, keep_s: float = 10.0, wait_s: float = 2.0, match_s: float = 0.001):
+    def __init__(self, keep_s: float = 10.0, wait_s: float = 2.0, match_s: float = 0.0):
         """
         Keep each topic's frames for ``keep_s`` (by stamp, behind its newest one).
 
-        ``match_s``: how far a frame's stamp may be from the stamp a step names (a cell that
-        stamps its observation apart from its images: the nearest one within it).
+        ``match_s``: how far a frame's stamp may be from the stamp a step names, the nearest
+        one within it taken (0: the very stamp, as the episode manager names each image by its
+        own; a search over the kept frames at every look-up otherwise).
         """
         self.keep_ns, self.wait_s, self.match_ns = int(keep_s * 1e9), wait_s, int(match_s * 1e9)
         self._frames: Dict[str, 'OrderedDict[int, np.ndarray]'] = {}

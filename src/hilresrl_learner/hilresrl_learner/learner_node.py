@@ -108,9 +108,9 @@ class LearnerNode(Node):
             if not values['device'].startswith('cuda'):
                 self.get_logger().warning(
                     'camera_inputs on the CPU: an update of the image encoder takes seconds '
-                    'here (a 2-core run of sim_pixels did 3 updates in 60 s) and holds up this '
-                    'node meanwhile; learn from images on a GPU (device cuda, learner_device:='
-                    'cuda)')
+                    '(two 150 s runs of sim_pixels on 2 cores did 9 and 3 updates) and holds up '
+                    'this node meanwhile; learn from images on a GPU (device cuda, '
+                    'learner_device:=cuda)')
             self._image_inputs = ImageInputs(self.camera_inputs, *values['image_size'])
             self._camera_frames = CameraFrames(wait_s=values['image_wait_s'])
         self._pending_rounds = []  # ended in a callback; drawn on the next tick

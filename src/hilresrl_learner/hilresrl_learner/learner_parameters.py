@@ -9,7 +9,8 @@ benchmark can read the defaults cheaply.
 from typing import Any, Dict, List, Mapping, Tuple
 
 from hilresrl_common.parameters import above, at_least, between, one_of, Parameter
-from hilresrl_common.residual_contract import LATENT_SCALE, RESIDUAL_SCALE
+from hilresrl_common.residual_contract import (IMAGE_INPUT_PARAMETERS, LATENT_SCALE,
+                                               RESIDUAL_SCALE)
 
 ACTOR_MODES = ('residual', 'latent', 'dual')
 # The learner's name for the latent scale before it took the base policy node's name.
@@ -51,15 +52,7 @@ PARAMETERS = (
     Parameter('policy_inputs', ['task_state'], 'Observation arrays the actor sees, in order (as '
               "the residual node has them; instruction: the features of the transition's "
               'instruction)'),
-    Parameter('camera_inputs', [], 'Camera images the actor and critic see beside '
-              "policy_inputs, in order, named as the residual node's camera_inputs "
-              '(image/<camera topic>, e.g. image/camera/front/image_raw): the learner reads '
-              'those topics of each cell and takes the images that transitions name; '
-              "['']: none", type='string_array'),
-    Parameter('image_size', [128, 128], 'Height and width every camera image is resized to '
-              "(the residual node's image_size)", check=at_least(1)),
-    Parameter('image_features', 50, 'Features of the image encoder shared by actor and critic',
-              check=at_least(1)),
+    *IMAGE_INPUT_PARAMETERS,
     Parameter('image_shift', 4, 'Random shift of the images in updates, in pixels (DrQ-v2; '
               '0: none)', check=at_least(0)),
     Parameter('image_wait_s', 2.0, 'How long a transition waits for the camera images it '
@@ -162,8 +155,8 @@ PARAMETERS = (
 
 
 def camera_inputs(values: Mapping[str, Any]) -> Tuple[str, ...]:
-    """Return the cameras the learner sees (an empty list given as [''] too: none)."""
-    return tuple(name for name in values['camera_inputs'] if name)
+    """Return the cameras the learner sees (none: empty)."""
+    return tuple(values['camera_inputs'])
 
 
 def config_settings(values: Mapping[str, Any]) -> Dict[str, Any]:
@@ -174,8 +167,6 @@ def config_settings(values: Mapping[str, Any]) -> Dict[str, Any]:
     if cameras:
         if len(values['image_size']) != 2:
             raise ValueError(f'image_size {list(values["image_size"])}: give height and width')
-        from hilresrl_policy.image_encoder import check_frame_size  # torch: only with cameras
-        check_frame_size(*values['image_size'])
         settings.update(cameras=cameras, image_size=(*values['image_size'], 3),
                         image_features=values['image_features'],
                         image_shift=values['image_shift'])

@@ -9,17 +9,27 @@ import pytest
 import torch
 
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA device')
+CAMERAS = ('image/front', 'image/wrist')
 
 
-def _add_episodes(buffer, rng, episodes, steps, first_episode=0):
-    """Add episodes of several robots interleaved step by step, some ending in a terminal."""
+def _add_episodes(buffer, rng, episodes, steps, first_episode=0, cameras=()):
+    """
+    Add episodes of several robots interleaved step by step, some ending in a terminal.
+
+    With ``cameras``, each step has a frame per camera: every pixel its number (plus the
+    camera's index), and the next frame the next number.
+    """
     for step in range(steps):
         for episode in range(first_episode, first_episode + episodes):
             last = step == steps - 1
+            frames = {camera: np.full((3, 4, 4), 10 * (episode % 20) + step + k, np.uint8)
+                      for k, camera in enumerate(cameras)} or None
             buffer.add(episode, step, rng.normal(size=3), rng.uniform(-1, 1, 2),
                        rng.uniform(-1, 1, 2), float(rng.random() < 0.2), rng.normal(size=3),
                        terminated=last and episode % 2 == 0, truncated=last and episode % 2 == 1,
-                       human_action=rng.uniform(-1, 1, 2) if step % 3 == 0 else None)
+                       human_action=rng.uniform(-1, 1, 2) if step % 3 == 0 else None,
+                       frames=frames, next_frames=frames and {
+                           camera: frame + 1 for camera, frame in frames.items()})
 
 
 @pytest.mark.parametrize('n_step', [1, 3])
@@ -45,25 +55,6 @@ def test_the_mirror_gathers_what_the_host_buffer_gathers_after_every_sync(n_step
     assert int(mirror.size) == len(buffer) and mirror.generation >= 2
 
 
-CAMERAS = ('image/front', 'image/wrist')
-
-
-def _add_camera_episodes(buffer, rng, episodes, steps, first_episode=0):
-    """As _add_episodes, each step with a frame per camera: its number, and the next one's."""
-    for step in range(steps):
-        for episode in range(first_episode, first_episode + episodes):
-            last = step == steps - 1
-            number = 10 * (episode % 20) + step  # < 256: the frame's pixels
-            frames = {camera: np.full((3, 4, 4), number + k, np.uint8)
-                      for k, camera in enumerate(CAMERAS)}
-            next_frames = {camera: frame + 1 for camera, frame in frames.items()}
-            buffer.add(episode, step, rng.normal(size=3), rng.uniform(-1, 1, 2),
-                       rng.uniform(-1, 1, 2), float(rng.random() < 0.2), rng.normal(size=3),
-                       terminated=last and episode % 2 == 0, truncated=last and episode % 2 == 1,
-                       human_action=rng.uniform(-1, 1, 2) if step % 3 == 0 else None,
-                       frames=frames, next_frames=next_frames)
-
-
 @pytest.mark.parametrize('n_step', [1, 3])
 def test_the_mirror_gathers_the_frames_the_host_buffer_gathers(n_step):
     rng = np.random.default_rng(2)
@@ -71,8 +62,8 @@ def test_the_mirror_gathers_the_frames_the_host_buffer_gathers(n_step):
                           frame_shape=(3, 4, 4))
     mirror = DeviceMirror(buffer, torch.device('cpu'))
     for round_index in range(4):  # frames arrive between syncs; the frame storage grows
-        _add_camera_episodes(buffer, rng, episodes=3, steps=5 + round_index,
-                             first_episode=3 * round_index)
+        _add_episodes(buffer, rng, episodes=3, steps=5 + round_index,
+                      first_episode=3 * round_index, cameras=CAMERAS)
         mirror.sync()
         indices = np.arange(len(buffer))
         expected = buffer.gather(indices, n_step, 0.9)
@@ -86,7 +77,7 @@ def test_the_mirror_gathers_the_frames_the_host_buffer_gathers(n_step):
                                    rtol=1e-6)
     # a mixed batch: each share's frames from its own buffer
     intervention = ReplayBuffer(obs_dim=3, action_dim=2, cameras=CAMERAS, frame_shape=(3, 4, 4))
-    _add_camera_episodes(intervention, rng, episodes=1, steps=4, first_episode=99)
+    _add_episodes(intervention, rng, episodes=1, steps=4, first_episode=99, cameras=CAMERAS)
     replay = DeviceReplay(MixedSampler(buffer, intervention, 0.25), torch.device('cpu'))
     replay.sync()
     batch = replay.sample(32, n_step=n_step, gamma=0.9)

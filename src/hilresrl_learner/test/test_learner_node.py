@@ -388,7 +388,7 @@ def test_camera_inputs_refuse_what_cannot_read_images_back_yet(ros_context, tmp_
                    {'actor_mode': 'dual'}):
         with pytest.raises(ConfigurationError, match='camera_inputs with'):
             _learner(ros_context, tmp_path / 'run', camera_inputs=[CAMERA], **values)
-    with pytest.raises(ConfigurationError, match='image size 8x8: the image encoder takes'):
+    with pytest.raises(ConfigurationError, match=r'image_size=\[8, 8\]: must be at least 15'):
         _learner(ros_context, tmp_path / 'run', camera_inputs=[CAMERA], image_size=[8, 8])
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import pathlib
 from typing import List, Sequence, Tuple
 
+from hilresrl_common.residual_contract import SMALLEST_IMAGE_SIDE
 import numpy as np
 import torch
 from torch import nn
@@ -76,15 +77,11 @@ def encoder_frame(pixels: np.ndarray, inputs: ImageInputs) -> np.ndarray:
     return np.ascontiguousarray(pixels.transpose(2, 0, 1))
 
 
-# The smallest frame side DrQ-v2's convolutions take: 3x3 with stride 2, then three 3x3.
-SMALLEST_FRAME = 15
-
-
 def check_frame_size(height: int, width: int) -> None:
     """Raise ValueError for a frame size too small for the encoder's convolutions."""
-    if min(height, width) < SMALLEST_FRAME:
+    if min(height, width) < SMALLEST_IMAGE_SIDE:
         raise ValueError(f'image size {height}x{width}: the image encoder takes frames of at '
-                         f'least {SMALLEST_FRAME}x{SMALLEST_FRAME}')
+                         f'least {SMALLEST_IMAGE_SIDE}x{SMALLEST_IMAGE_SIDE}')
 
 
 class CameraEncoder(nn.Module):

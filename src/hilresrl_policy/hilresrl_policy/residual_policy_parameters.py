@@ -6,7 +6,7 @@ residual_policy_node declares them; a headless benchmark reads their defaults
 """
 
 from hilresrl_common.parameters import above, at_least, Parameter
-from hilresrl_common.residual_contract import RESIDUAL_SCALE
+from hilresrl_common.residual_contract import IMAGE_INPUT_PARAMETERS, RESIDUAL_SCALE
 
 ACTOR_MODES = ('residual', 'latent', 'dual')
 TRIGGERS = ('observation', 'timer')
@@ -18,13 +18,7 @@ PARAMETERS = (
               'Observation arrays the actor sees, concatenated in this order (instruction: the '
               'features of the task instruction in force)'),
     RESIDUAL_SCALE,
-    Parameter('camera_inputs', [], 'Camera images the actor sees beside policy_inputs, in order: '
-              'observation arrays image/<topic> (their topics among observation_sources); '
-              'empty: the observation vector alone', type='string_array'),
-    Parameter('image_size', [128, 128], 'Height and width the camera images are resized to for '
-              'the image encoder', check=at_least(8)),
-    Parameter('image_features', 50, "Features of the image encoder's output",
-              check=at_least(1)),
+    *IMAGE_INPUT_PARAMETERS,
     Parameter('hidden_sizes', [256, 256], 'Hidden layer sizes of the actor', check=at_least(1)),
     Parameter('layer_norm', True, 'LayerNorm in the actor'),
     Parameter('exploration_std', 0.1,
