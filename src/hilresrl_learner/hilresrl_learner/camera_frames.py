@@ -9,7 +9,7 @@ transition that arrives before its images waits for them, at most ``wait_s``. No
 
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Dict, Generic, List, Optional, Sequence, Tuple, TypeVar
+from typing import Any, Dict, Generic, Iterator, List, Optional, Sequence, Tuple, TypeVar
 
 import numpy as np
 
@@ -29,6 +29,33 @@ class FrameRef:
     camera: str
     topic: str
     stamp_ns: int
+
+
+def frame_refs(transition: Any, cameras: Sequence[str]) -> List[FrameRef]:
+    """
+    Return the images a Transition names for ``cameras``: of o_t, then of o_t+1.
+
+    ValueError: it names no image of one of them.
+    """
+    refs = []
+    for images, which in ((transition.images, 'images'),
+                          (transition.next_images, 'next_images')):
+        named = {ref.name: ref for ref in images}
+        for camera in cameras:
+            ref = named.get(camera_topic(camera))
+            if ref is None:
+                raise ValueError(f'its {which} name no {camera_topic(camera)} (they name '
+                                 f'{sorted(named) or "none"}): check camera_inputs')
+            stamp_ns = int(ref.stamp.sec) * 1_000_000_000 + int(ref.stamp.nanosec)
+            refs.append(FrameRef(camera, ref.topic, stamp_ns))
+    return refs
+
+
+def attach_frames(record: Any, cameras: Sequence[str], frames: Sequence[np.ndarray]) -> None:
+    """Give a step record the frames of its cameras, as frame_refs names them."""
+    count = len(cameras)
+    record.frames = dict(zip(cameras, frames[:count]))
+    record.next_frames = dict(zip(cameras, frames[count:]))
 
 
 class CameraFrames(Generic[Pending]):
@@ -67,6 +94,12 @@ class CameraFrames(Generic[Pending]):
         nearest = min(frames, key=lambda stamp: abs(stamp - ref.stamp_ns))
         return frames[nearest] if abs(nearest - ref.stamp_ns) <= self.match_ns else None
 
+    def kept(self) -> Iterator[Tuple[str, int, np.ndarray]]:
+        """Yield (topic, stamp in ns, frame) of every frame kept, each topic's in arrival order."""
+        for topic, frames in self._frames.items():
+            for stamp_ns, frame in frames.items():
+                yield topic, stamp_ns, frame
+
     def frames(self, refs: Sequence[FrameRef]) -> Optional[List[np.ndarray]]:
         """Return the frames ``refs`` name, in their order, or None while one is missing."""
         found = []
@@ -96,6 +129,12 @@ class CameraFrames(Generic[Pending]):
         self._waiting = still
         self.expired += len(expired)
         return complete, expired
+
+    def take_waiting(self) -> List[Pending]:
+        """Return the steps still waiting for their frames, and wait for them no more."""
+        taken = [pending for _, pending, _ in self._waiting]
+        self._waiting = []
+        return taken
 
     @property
     def waiting(self) -> int:

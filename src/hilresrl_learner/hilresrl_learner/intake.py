@@ -9,9 +9,12 @@ counted per robot. ``logger`` is any logger with info, warning and error methods
 ``throttle_duration_sec`` (the node's). No ROS here.
 """
 
-from typing import Any, Optional, Tuple
+from typing import Any, Callable, Optional, Sequence, Tuple
+
+import numpy as np
 
 from .actor_learners import ActorLearners
+from .camera_frames import attach_frames
 from .run_progress import RunProgress
 from .sequence_tracker import SequenceTracker
 
@@ -21,8 +24,10 @@ Records = Tuple[Any, Any]  # the residual and the refinement actor's steps of a 
 class Intake:
     """Sequence checks, refusals and held steps in front of the learners."""
 
-    def __init__(self, learners: ActorLearners, progress: RunProgress, logger):
+    def __init__(self, learners: ActorLearners, progress: RunProgress, logger,
+                 cameras: Sequence[str] = ()):
         self.learners, self.progress, self.logger = learners, progress, logger
+        self.cameras = tuple(cameras)  # the camera inputs whose frames each step carries
         self.sequences = SequenceTracker()
         self.held_steps = 0
         self.evaluation_steps = 0
@@ -77,10 +82,20 @@ class Intake:
         self.learners.add(*records)
         self.progress.count_step(transition.intervened)
 
-    def take_again(self, transition) -> None:
-        """Take a transition of the replay bag back on resume (ValueError: unfit)."""
+    def take_again(self, transition,
+                   frames: Optional[Callable[[], Sequence[np.ndarray]]] = None) -> None:
+        """
+        Take a transition of the replay bag back on resume (ValueError: unfit).
+
+        ``frames``: returns the frames it names, of o_t then o_t+1 (camera_frames.frame_refs'
+        order; ValueError: not there), asked for only when it is learned from.
+        """
         self.sequences.observe(transition.robot_id, transition.sequence,
                                transition.cell_start_id)
         records = self.admit(transition)
         if records is not None:
+            if self.cameras:
+                if frames is None:
+                    raise ValueError('no camera frames for it')
+                attach_frames(records[0], self.cameras, frames())
             self.store(transition, records)

@@ -5,17 +5,19 @@ The ROS side of the learner: transitions in (reliable, deep queue, written to th
 bag before they count), episode events in (evaluation rounds by their round id), weights out on
 the latched policy_weights (and latent_weights) topics, learner_status, the services, and the
 timers that run broadcasts, checkpoints and the end of the run (never a subscription: no file
-I/O there but the replay bag's). The updates run in a thread of their own (update_thread), and
-whatever else touches the learners takes its turn with them. The work is done by the package's
-cores: parameters (learner_parameters), intake, actor_learners, weights_channel,
-evaluation_rounds, offline_data (resume, recorded runs, demonstrations), run_progress and
-run_folder.
+I/O there but the replay bag's; with camera inputs a step goes there once its images are here,
+after the frames it is the first to use). The updates run in a thread of their own
+(update_thread), and whatever else touches the learners takes its turn with them. The work is
+done by the package's cores: parameters (learner_parameters), intake, actor_learners,
+weights_channel, evaluation_rounds, offline_data and bag_frames (resume, recorded runs,
+demonstrations), run_progress and run_folder.
 """
 
 import time
-from typing import List, Optional
+from typing import Callable, Optional, Tuple
 
-from hilresrl_common.conversions import parse_source, source_arrays, SOURCE_KINDS, stamp_to_ns
+from hilresrl_common.conversions import (array_to_image, ns_to_stamp, parse_source,
+                                         source_arrays, SOURCE_KINDS, stamp_to_ns)
 from hilresrl_common.node_runner import ConfigurationError, run_node
 from hilresrl_common.parameter_declaration import declare_parameters
 from hilresrl_common.qos import EVENTS_QOS, LATCHED_QOS, TRANSITIONS_QOS
@@ -24,18 +26,21 @@ from hilresrl_msgs.msg import (EpisodeEvent, EpisodeOutcome, LearnerStatus, Poli
 from hilresrl_msgs.srv import LoadBag, LoadCheckpoint, SaveCheckpoint
 from hilresrl_policy.image_encoder import encoder_frame, ImageInputs
 from hilresrl_recording.bag import BagError, BagWriter
+import numpy as np
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
-from rclpy.serialization import deserialize_message
+from rclpy.serialization import deserialize_message, serialize_message
 import torch
 
 from .actor_learners import ActorLearners
-from .camera_frames import camera_topic, CameraFrames, FrameRef
+from .bag_frames import BagImages, frame_window, frames_to_write
+from .camera_frames import attach_frames, camera_topic, CameraFrames, frame_refs
 from .checkpoint import CheckpointError, load_checkpoint
 from .evaluation_rounds import describe, EvaluationRounds
 from .intake import Intake
 from .learner_parameters import camera_inputs, deprecation_warnings, PARAMETERS
-from .offline_data import demonstration_steps, open_replay_bag, read_recorded_run, replay_run
+from .offline_data import (add_image_topic, demonstration_steps, open_replay_bag,
+                           read_recorded_run, replay_run)
 from .run_folder import checkpoint_refusal, choose_run_folder, learner_run_id, write_summary
 from .run_progress import RunProgress, tensorboard_writer
 from .update_thread import UpdateThread
@@ -100,10 +105,13 @@ class LearnerNode(Node):
             self.run_dir, values['success_window'], values['progress_period_s'],
             tensorboard_writer(self.run_dir, self.get_logger().warning)
             if values['tensorboard'] else None)
-        self.intake = Intake(self.learners, self.progress, self.get_logger())
+        self.intake = Intake(self.learners, self.progress, self.get_logger(),
+                             self.camera_inputs)
         # Camera images: transitions name them (topic and stamp); this node reads the topics.
         self._image_inputs: Optional[ImageInputs] = None
         self._camera_frames: Optional[CameraFrames] = None
+        self._bag_images: Optional[BagImages] = None
+        self._frames_on_disk = frame_window()  # the frames the replay bag holds already
         if self.camera_inputs:
             if not values['device'].startswith('cuda'):
                 self.get_logger().warning(
@@ -113,6 +121,7 @@ class LearnerNode(Node):
                     'learner_device:=cuda)')
             self._image_inputs = ImageInputs(self.camera_inputs, *values['image_size'])
             self._camera_frames = CameraFrames(wait_s=values['image_wait_s'])
+            self._bag_images = BagImages(self.camera_inputs, self._read_image)
         self._pending_rounds = []  # ended in a callback; drawn on the next tick
         self._end_reason = ''  # the run is over: the next tick finishes it
         self._target_round = None  # the evaluation round that reached the target
@@ -141,8 +150,11 @@ class LearnerNode(Node):
             self.learners.offline_updates_left = values['offline_warmup_updates']
         self._loading = False
         try:
-            self._log = open_replay_bag(self.run_dir, [self.resolve_topic_name(
-                prefix + 'transitions') for prefix in self._prefixes], TRANSITIONS_QOS.depth)
+            self._log = open_replay_bag(
+                self.run_dir, [self.resolve_topic_name(prefix + 'transitions')
+                               for prefix in self._prefixes], TRANSITIONS_QOS.depth,
+                [self.resolve_topic_name(parse_source(prefix + camera_topic(camera))[0])
+                 for prefix in self._prefixes for camera in self.camera_inputs])
         except (BagError, OSError) as error:
             raise ConfigurationError(f'cannot write the replay bag in {self.run_dir}: '
                                      f'{error}') from error
@@ -181,13 +193,13 @@ class LearnerNode(Node):
     def _on_transition(self, data: bytes, topic: str) -> None:
         transition = _decode(data)
         record, records = self.intake.check(transition)
-        if record:
+        if record and records is not None and self._camera_frames is not None:
+            self._wait_for_images(transition, records, topic, data)  # logged with its frames
+        elif record:
             # On disk (handed to the system) before it counts.
             self._log.write(topic, self.get_clock().now().nanoseconds, data)
             self._log.flush(metadata=False)
-            if records is not None and self._camera_frames is not None:
-                self._wait_for_images(transition, records)
-            elif records is not None:
+            if records is not None:
                 with self.updates.turn():
                     self.intake.store(transition, records)
                 self.updates.wake()
@@ -198,12 +210,11 @@ class LearnerNode(Node):
         if self.actor_mode != 'residual':
             raise ConfigurationError(f'camera_inputs with actor_mode {self.actor_mode}: only '
                                      'the residual actor learns from images yet')
-        unsupported = [name for name in ('resume', 'offline_bags', 'demonstrations')
-                       if values[name] and values[name] != ['']]
-        if unsupported:
+        if [path for path in values['demonstrations'] if path]:
             raise ConfigurationError(
-                f'camera_inputs with {", ".join(unsupported)}: not yet; the replay bag and '
-                'recorded runs hold the transitions, and their images are not read back yet')
+                'camera_inputs with demonstrations: not yet; a demonstrations file holds the '
+                'task state alone, no camera images (record demonstrations as a run, with '
+                'its cameras, and give it as offline_bags)')
 
     def _on_image(self, topic: str, kind: str, message) -> None:
         try:
@@ -217,39 +228,50 @@ class LearnerNode(Node):
         if self._camera_frames.waiting:
             self._store_complete_steps()
 
-    def _frame_refs(self, transition) -> List[FrameRef]:
-        """Return the images a transition names, of o_t then of o_t+1; ValueError: missing."""
-        refs = []
-        for images, which in ((transition.images, 'images'),
-                              (transition.next_images, 'next_images')):
-            named = {ref.name: ref for ref in images}
-            for camera in self.camera_inputs:
-                ref = named.get(camera_topic(camera))
-                if ref is None:
-                    raise ValueError(f'its {which} name no {camera_topic(camera)} (they name '
-                                     f'{sorted(named) or "none"}): check camera_inputs')
-                refs.append(FrameRef(camera, ref.topic, stamp_to_ns(ref.stamp)))
-        return refs
-
-    def _wait_for_images(self, transition, records) -> None:
+    def _read_image(self, type_name: str, data: bytes) -> Tuple[int, Callable[[], np.ndarray]]:
+        """Return a bag's image's stamp, and a function returning it as the encoder takes it."""
+        kind = 'compressed_image' if type_name.endswith('/CompressedImage') else 'image'
         try:
-            refs = self._frame_refs(transition)
+            message = deserialize_message(data, SOURCE_KINDS[kind])
+        except Exception as error:  # noqa: B902 (whatever damaged bytes raise)
+            raise ValueError(f'not a {type_name}: {error}') from error
+
+        def frame() -> np.ndarray:
+            pixels = next(iter(source_arrays('bag', kind, message).values()))
+            return encoder_frame(pixels, self._image_inputs)
+        return stamp_to_ns(message.header.stamp), frame
+
+    def _wait_for_images(self, transition, records, topic: str, data: bytes) -> None:
+        try:
+            refs = frame_refs(transition, self.camera_inputs)
         except ValueError as error:
+            # Refused before the replay bag, as the intake refuses: a resume never meets it.
             self.intake.malformed += 1
             self.get_logger().error(f'transition {transition.sequence} from '
-                                    f'{transition.robot_id} not learned from: {error}',
+                                    f'{transition.robot_id} refused: {error}',
                                     throttle_duration_sec=5.0)
             return
-        self._camera_frames.wait(time.monotonic(), (transition, records), refs)
+        self._camera_frames.wait(time.monotonic(), (transition, records, topic, data, refs),
+                                 refs)
         self._store_complete_steps()
 
     def _store_complete_steps(self) -> None:
         complete, expired = self._camera_frames.ready(time.monotonic())
-        cameras = len(self.camera_inputs)
-        for (transition, records), frames in complete:
-            record = records[0]
-            record.frames = dict(zip(self.camera_inputs, frames[:cameras]))
-            record.next_frames = dict(zip(self.camera_inputs, frames[cameras:]))
+        if not complete and not expired:
+            return
+        now_ns = self.get_clock().now().nanoseconds
+        # On disk before it counts: each step's new frames, then its record. One whose images
+        # never came is recorded too (never learned from; a resume skips it, saying why).
+        for (transition, records, topic, data, refs), frames in complete:
+            for ref, frame in frames_to_write(self._frames_on_disk, refs, frames):
+                add_image_topic(self._log, ref.topic)
+                self._log.write(ref.topic, now_ns, _frame_message(frame, ref.stamp_ns))
+            self._log.write(topic, now_ns, data)
+            attach_frames(records[0], self.camera_inputs, frames)
+        for _, _, topic, data, _ in expired:
+            self._log.write(topic, now_ns, data)
+        self._log.flush(metadata=False)
+        for (transition, records, *_), _ in complete:
             with self.updates.turn():
                 self.intake.store(transition, records)
         if complete:
@@ -259,6 +281,19 @@ class LearnerNode(Node):
                 f'{len(expired)} transition(s) left out: their camera images did not come '
                 f'within image_wait_s ({self._camera_frames.expired} in all)',
                 throttle_duration_sec=5.0)
+
+    def _log_waiting_steps(self) -> None:
+        """Record the steps still waiting for images on the way out: they were acknowledged."""
+        if self._camera_frames is None or not self._camera_frames.waiting:
+            return
+        self._store_complete_steps()
+        waiting = self._camera_frames.take_waiting()
+        now_ns = self.get_clock().now().nanoseconds
+        for _, _, topic, data, _ in waiting:
+            self._log.write(topic, now_ns, data)
+        if waiting:
+            self.get_logger().warning(f'{len(waiting)} transition(s) recorded but not learned '
+                                      'from: their camera images had not come at the stop')
 
     def _on_episode_event(self, event: EpisodeEvent) -> None:
         if event.event != EpisodeEvent.EPISODE_END or event.outcome.value == EpisodeOutcome.ABORT:
@@ -328,8 +363,9 @@ class LearnerNode(Node):
     # --- resume and recorded runs ---------------------------------------------------------
     def _restore(self) -> None:
         try:
-            records, skipped, problems = replay_run(self.run_dir, _decode, self.intake.take_again,
-                                                    self._status_if_due)
+            records, skipped, problems = replay_run(
+                self.run_dir, _decode, self.intake.take_again, self._status_if_due,
+                self._bag_images, self._frames_on_disk)
         except BagError as error:
             raise ConfigurationError(f'cannot resume: {error}') from error
         if skipped:
@@ -340,6 +376,10 @@ class LearnerNode(Node):
                 f'{"; ..." if len(skipped) > 20 else ""}')
         for problem in problems:
             self.get_logger().warning(problem)
+        if self._camera_frames is not None:
+            # The first steps after the restart may name images that came before it.
+            for topic, stamp_ns, frame in self._frames_on_disk.kept():
+                self._camera_frames.add(topic, stamp_ns, frame)
         self.progress.start_period()  # the person's share over time: from here on
         try:
             checkpoint, counters, latent_counters = self.learners.restore()
@@ -362,7 +402,8 @@ class LearnerNode(Node):
         response = LoadBag.Response()
         try:
             run = read_recorded_run(path, len(self._offline_sources), _decode,
-                                    self.learners.records, self._status_if_due)
+                                    self.learners.records, self._status_if_due,
+                                    self._bag_images)
         except (BagError, OSError) as error:
             response.success, response.message = False, str(error)
             self.get_logger().error(f'offline data not loaded: {error}')
@@ -509,8 +550,15 @@ class LearnerNode(Node):
         if getattr(self, 'progress', None) is not None:
             self.progress.close(draw=unfinished)
         if getattr(self, '_log', None) is not None:
+            self._log_waiting_steps()
             self._log.close()
         return super().destroy_node()
+
+
+def _frame_message(frame: np.ndarray, stamp_ns: int) -> bytes:
+    """Return a frame as the encoder takes it (channels first) as a serialized rgb8 Image."""
+    return serialize_message(array_to_image(frame.transpose(1, 2, 0), ns_to_stamp(stamp_ns),
+                                            ''))
 
 
 def main(args=None):

@@ -1,22 +1,26 @@
 """
 Transitions on disk: the run's own replay bag, recorded runs (bags, run folders), demonstrations.
 
-The replay bag gets every transition the learner took in, and gives them back on resume. A
-recorded run is read whole before any of it is stored (loaded whole or not at all); its held
-and evaluation steps are left out, and a malformed step or one taken under another residual
-scale is counted and skipped. Demonstrations get their base action relabelled by the base
-policy. Messages are decoded by the caller's ``decode`` (the node passes rclpy's
-deserializer), so no ROS here.
+The replay bag gets every transition the learner took in, and with camera inputs the frames
+its steps used (bag_frames), and gives them back on resume. A recorded run is read whole
+before any of it is stored (loaded whole or not at all); its held and evaluation steps are
+left out, and a malformed step, one taken under another residual scale, or one whose camera
+images are not in the bag is counted and skipped. Demonstrations get their base action
+relabelled by the base policy. Messages are decoded by the caller's ``decode`` (the node
+passes rclpy's deserializer), so no ROS here.
 """
 
 from dataclasses import dataclass, field
 import pathlib
-from typing import Any, Callable, Dict, Hashable, Iterator, List, Sequence, Tuple
+from typing import Any, Callable, Dict, Hashable, Iterator, List, Optional, Sequence, Tuple
 
 from hilresrl_recording.bag import BagError, BagReader, BagWriter, qos_profile_dict
 from hilresrl_recording.message_definitions import ros2msg_definition, type_hash
 from hilresrl_recording.run_folders import bag_folder, RUN_REPLAY, TRANSITION_TYPE
 
+from .bag_frames import (attach_recorded_frames, BagImages, found_frames, image_topics,
+                         IMAGE_TYPE, recorded_frames, source_topics)
+from .camera_frames import CameraFrames, frame_refs
 from .training import demonstration_records, StepRecord
 from .transition_data import ForeignResidualScale
 
@@ -35,6 +39,7 @@ class RecordedRun:
     evaluation: int = 0  # evaluation steps left out (recorded, never trained on)
     foreign_scale: int = 0  # steps taken under another residual scale, left out
     foreign_scale_reason: str = ''  # the first of them: both scales
+    no_images: int = 0  # steps whose camera images are not in the bag, left out
     problems: List[str] = field(default_factory=list)
 
     @property
@@ -54,6 +59,9 @@ class RecordedRun:
             text += f'; {self.held} held step(s) left out'
         if self.evaluation:
             text += f'; {self.evaluation} evaluation step(s) left out'
+        if self.no_images:
+            text += (f'; {self.no_images} step(s) whose camera images are not in the bag left '
+                     'out')
         if self.foreign_scale:
             text += (f'; {self.foreign_scale} step(s) of another residual scale left out '
                      f'({self.foreign_scale_reason})')
@@ -66,17 +74,32 @@ def transition_messages(reader: BagReader) -> Iterator[bytes]:
         yield data
 
 
-def open_replay_bag(run_dir: pathlib.Path, topics: Sequence[str], depth: int) -> BagWriter:
-    """Open a run's replay bag for the transitions of ``topics``: one more file per start."""
+def open_replay_bag(run_dir: pathlib.Path, topics: Sequence[str], depth: int,
+                    camera_topics: Sequence[str] = ()) -> BagWriter:
+    """
+    Open a run's replay bag for the transitions of ``topics``: one more file per start.
+
+    ``camera_topics``: the image topics whose frames the steps use (as sensor_msgs/Image).
+    """
     bag = BagWriter(run_dir / RUN_REPLAY, 'mcap', append=True)
     for topic in topics:
         bag.add_topic(topic, TRANSITION_TYPE, ros2msg_definition(TRANSITION_TYPE),
                       type_hash(TRANSITION_TYPE), [qos_profile_dict(depth=depth)])
+    for topic in camera_topics:
+        add_image_topic(bag, topic)
     return bag
 
 
+def add_image_topic(bag: BagWriter, topic: str) -> None:
+    """Declare an image topic of the replay bag (again: nothing happens)."""
+    if topic not in bag.topics:
+        bag.add_topic(topic, IMAGE_TYPE, ros2msg_definition(IMAGE_TYPE), type_hash(IMAGE_TYPE),
+                      [qos_profile_dict(depth=1)])
+
+
 def replay_run(run_dir: pathlib.Path, decode: Callable[[bytes], Any],
-               take: Callable[[Any], None], between: Callable[[], None] = lambda: None
+               take: Callable[..., None], between: Callable[[], None] = lambda: None,
+               images: Optional[BagImages] = None, window: Optional[CameraFrames] = None
                ) -> Tuple[int, List[str], List[str]]:
     """
     Give every transition of a run's replay bag to ``take``, in order.
@@ -84,28 +107,51 @@ def replay_run(run_dir: pathlib.Path, decode: Callable[[bytes], Any],
     Return how many were taken, why each of the others was skipped (a record that ``decode``
     or ``take`` raised on, written by an older learner: the resume goes on without it), and
     the bag's problems (a record cut off by a kill: it was never counted). BagError: no bag.
+
+    With ``images``, ``take`` gets each transition with a function that returns the frames it
+    names (frame_refs' order; ValueError: one is not in the bag): the frames written before
+    it, kept in ``window`` (bag_frames.frame_window), which ends holding the newest of them.
     """
     reader = BagReader(run_dir / RUN_REPLAY)
-    taken, skipped = 0, []
-    for index, data in enumerate(transition_messages(reader)):
+    transitions = reader.topics_of_type(TRANSITION_TYPE)
+    images_in_bag = image_topics(reader.topics) if images is not None else {}
+    taken, skipped, index, problems = 0, [], -1, []
+    for topic, _, data in reader.messages(transitions + list(images_in_bag)):
+        if topic in images_in_bag:
+            try:
+                stamp_ns, frame = images.read(images_in_bag[topic], data)
+                window.add(topic, stamp_ns, frame())
+            except ValueError as error:
+                problems.append(f'{reader.path}: an image of {topic} could not be read: '
+                                f'{error}')
+            continue
+        index += 1
         try:
-            take(decode(data))
+            transition = decode(data)
+            if images is None:
+                take(transition)
+            else:
+                take(transition, lambda: found_frames(
+                    window, frame_refs(transition, images.cameras), 'the replay bag (it never '
+                    'came while the learner ran)'))
         except Exception as error:  # noqa: B902 (whatever a damaged record raises)
             skipped.append(f'record {index}: {error}')
             continue
         taken += 1
         between()
-    return taken, skipped, reader.problems
+    return taken, skipped, reader.problems + problems
 
 
 def read_recorded_run(path: str, source: int, decode: Callable[[bytes], Any],
-                      convert: Convert, between: Callable[[], None] = lambda: None
-                      ) -> RecordedRun:
+                      convert: Convert, between: Callable[[], None] = lambda: None,
+                      images: Optional[BagImages] = None) -> RecordedRun:
     """
     Return the learnable steps of a recorded run (a bag, bag file or run folder).
 
     Episodes are keyed ('offline', source, robot, episode), apart from the run's own, which
-    restart their ids. BagError or OSError: nothing could be read.
+    restart their ids. With ``images``, each step gets the frames its transition names, read
+    from the bag's image topics (or their /compressed ones). BagError or OSError: nothing
+    could be read, or the bag lacks an image topic its transitions name.
     """
     reader = BagReader(bag_folder(path))
     if not reader.topics_of_type(TRANSITION_TYPE):
@@ -113,6 +159,7 @@ def read_recorded_run(path: str, source: int, decode: Callable[[bytes], Any],
                        f'{", ".join(sorted(reader.topics)) or "none"})'
                        + ''.join(f'; {problem}' for problem in reader.problems))
     run = RecordedRun(reader.path, problems=reader.problems)
+    named = []  # per step, the images its transition names
     for data in transition_messages(reader):
         transition = decode(data)
         if transition.held:
@@ -123,14 +170,34 @@ def read_recorded_run(path: str, source: int, decode: Callable[[bytes], Any],
             continue
         episode = ('offline', source, transition.robot_id, transition.episode_id)
         try:
-            run.records.append(convert(transition, episode))
+            records = convert(transition, episode)
+            named.append(frame_refs(transition, images.cameras) if images is not None else [])
+            run.records.append(records)
         except ForeignResidualScale as error:
             run.foreign_scale += 1
             run.foreign_scale_reason = run.foreign_scale_reason or str(error)
         except ValueError:
             run.skipped += 1  # a malformed step: the rest of the run is still good
         between()
+    if images is not None:
+        _read_frames(reader, run, named, images, between)
     return run
+
+
+def _read_frames(reader: BagReader, run: RecordedRun, named: List[list], images: BagImages,
+                 between: Callable[[], None]) -> None:
+    in_bag = image_topics(reader.topics)
+    sources, missing = source_topics({ref.topic for refs in named for ref in refs}, in_bag)
+    if missing:
+        raise BagError(f'{reader.path}: no {", ".join(missing)} topic: its transitions name '
+                       f'images of it for camera_inputs {list(images.cameras)} (image topics: '
+                       f'{", ".join(sorted(in_bag)) or "none"})')
+    wanted = {(ref.topic, ref.stamp_ns) for refs in named for ref in refs}
+    frames, problems = recorded_frames(reader.messages(list(sources)), in_bag, sources, wanted,
+                                       images.read, between)
+    run.problems.extend(problems)
+    run.records, run.no_images = attach_recorded_frames(run.records, named, images.cameras,
+                                                        frames)
 
 
 def demonstration_steps(path: str, index: int, policy_inputs: Sequence[str],

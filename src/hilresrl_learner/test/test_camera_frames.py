@@ -1,7 +1,8 @@
 """The learner's camera images: kept by topic and stamp, steps waiting for theirs (no ROS)."""
 
-from hilresrl_learner.camera_frames import camera_topic, CameraFrames, FrameRef
+from hilresrl_learner.camera_frames import camera_topic, CameraFrames, frame_refs, FrameRef
 import numpy as np
+import pytest
 
 TOPIC = '/camera/front/image_raw'
 
@@ -52,3 +53,30 @@ def test_camera_inputs_name_their_topics_as_observations_do():
     assert camera_topic('image/camera/front/image_raw') == 'camera/front/image_raw'
     assert camera_topic('depth/camera/wrist/depth') == 'camera/wrist/depth'
     assert camera_topic('camera/front/image_raw') == 'camera/front/image_raw'
+
+
+def test_steps_waiting_at_the_stop_are_handed_over_and_kept_frames_listed():
+    frames = CameraFrames()
+    frames.add(TOPIC, 10**9, _frame(1))
+    frames.add('/camera/wrist/image_raw', 2 * 10**9, _frame(2))
+    frames.wait(0.0, 'step 1', [FrameRef('front', TOPIC, 3 * 10**9)])
+    assert frames.take_waiting() == ['step 1'] and frames.waiting == 0
+    assert [(topic, stamp) for topic, stamp, _ in frames.kept()] == [
+        (TOPIC, 10**9), ('/camera/wrist/image_raw', 2 * 10**9)]
+
+
+def test_a_transition_names_its_images_of_o_t_then_of_o_t_plus_1_per_camera():
+    from types import SimpleNamespace
+
+    def ref(name, seconds):
+        return SimpleNamespace(name=name, topic='/' + name,
+                               stamp=SimpleNamespace(sec=seconds, nanosec=5))
+    transition = SimpleNamespace(images=[ref('wrist', 1), ref('front', 1)],
+                                 next_images=[ref('front', 2), ref('wrist', 2)])
+    refs = frame_refs(transition, ['image/front', 'image/wrist'])
+    assert [(r.camera, r.topic, r.stamp_ns) for r in refs] == [
+        ('image/front', '/front', 10**9 + 5), ('image/wrist', '/wrist', 10**9 + 5),
+        ('image/front', '/front', 2 * 10**9 + 5), ('image/wrist', '/wrist', 2 * 10**9 + 5)]
+    transition.next_images = transition.next_images[:1]
+    with pytest.raises(ValueError, match='its next_images name no wrist'):
+        frame_refs(transition, ['image/front', 'image/wrist'])

@@ -4,10 +4,11 @@ import subprocess
 import sys
 import textwrap
 
-PURE_MODULES = ('actor_learners', 'checkpoint', 'evaluation_rounds', 'intake', 'latent_steps',
-                'learner_parameters', 'offline_data', 'progress', 'replay', 'residual_sac',
-                'residual_td3', 'run_folder', 'run_progress', 'sequence_tracker', 'training',
-                'transition_data', 'weights_channel')
+PURE_MODULES = ('actor_learners', 'bag_frames', 'camera_frames', 'checkpoint',
+                'evaluation_rounds', 'intake', 'latent_steps', 'learner_parameters',
+                'offline_data', 'progress', 'replay', 'residual_sac', 'residual_td3',
+                'run_folder', 'run_progress', 'sequence_tracker', 'training', 'transition_data',
+                'weights_channel')
 # rclpy, our messages, and the ROS message packages they stand on
 ROS_PACKAGES = ('rclpy', 'hilresrl_msgs', 'builtin_interfaces', 'std_msgs', 'geometry_msgs',
                 'sensor_msgs', 'rcl_interfaces', 'rosidl_runtime_py', 'rosidl_parser')

@@ -17,6 +17,7 @@ from hilresrl_msgs.msg import (ActionChunk, EpisodeEvent, EpisodeOutcome, ImageR
                                LearnerStatus, Mode, PolicyWeights, ProposedAction, StateVector,
                                Transition)
 from hilresrl_msgs.srv import LoadBag, LoadCheckpoint
+from hilresrl_policy.image_encoder import encoder_frame, ImageInputs
 from hilresrl_policy.residual_policy_node import ResidualPolicyNode
 from hilresrl_recording.bag import BagReader, BagWriter
 from hilresrl_recording.message_definitions import ros2msg_definition
@@ -286,10 +287,10 @@ def _camera_image(sequence: int) -> Image:
     return image
 
 
-def _naming_images(transition: Transition) -> Transition:
+def _naming_images(transition: Transition, topic='/camera/front/image_raw') -> Transition:
     """Let a transition name its observations' images, as the episode manager does."""
     def ref(sequence):
-        return ImageRef(name='camera/front/image_raw', topic='/camera/front/image_raw',
+        return ImageRef(name='camera/front/image_raw', topic=topic,
                         stamp=ns_to_stamp(sequence * 100_000_000), height=32, width=32,
                         encoding='rgb8')
     transition.images, transition.next_images = [ref(transition.sequence)], [
@@ -383,13 +384,155 @@ def test_a_transition_naming_no_image_of_a_camera_input_is_refused(in_process_le
     assert learner.learners.residual is None or len(learner.learners.residual.online) == 0
 
 
-def test_camera_inputs_refuse_what_cannot_read_images_back_yet(ros_context, tmp_path):
-    for values in ({'resume': True}, {'offline_bags': [str(tmp_path)]},
-                   {'actor_mode': 'dual'}):
-        with pytest.raises(ConfigurationError, match='camera_inputs with'):
+def test_camera_inputs_refuse_what_cannot_carry_images_yet(ros_context, tmp_path):
+    for values, reason in (({'demonstrations': [str(tmp_path / 'demos.npz')]},
+                            'camera_inputs with demonstrations: not yet; a demonstrations '
+                            'file holds the task state alone'),
+                           ({'actor_mode': 'dual'}, 'camera_inputs with actor_mode dual')):
+        with pytest.raises(ConfigurationError, match=reason):
             _learner(ros_context, tmp_path / 'run', camera_inputs=[CAMERA], **values)
     with pytest.raises(ConfigurationError, match=r'image_size=\[8, 8\]: must be at least 15'):
         _learner(ros_context, tmp_path / 'run', camera_inputs=[CAMERA], image_size=[8, 8])
+
+
+CAMERA_RUN = {'camera_inputs': [CAMERA], 'image_size': [16, 16], 'image_features': 8,
+              'image_wait_s': 1.0, 'min_steps': 1000}  # no updates: the buffers are the point
+
+
+def _pattern(sequence: int) -> np.ndarray:
+    """Return the pixels of image ``sequence``: 32 x 32 x 3, drawn from the sequence."""
+    return np.random.default_rng(1000 + sequence).integers(0, 256, (32, 32, 3), np.uint8)
+
+
+def _patterned_image(sequence: int) -> Image:
+    image = Image(height=32, width=32, encoding='rgb8', step=96,
+                  data=_pattern(sequence).tobytes())
+    image.header.stamp = ns_to_stamp(sequence * 100_000_000)
+    return image
+
+
+def _resized(sequences) -> np.ndarray:
+    """Return the frames of images ``sequences`` as a 16 x 16 learner stores them."""
+    inputs = ImageInputs((CAMERA,), 16, 16)
+    return np.stack([encoder_frame(_pattern(sequence), inputs) for sequence in sequences])
+
+
+def _buffer_frames(buffer):
+    rows = np.arange(len(buffer))
+    return (buffer.observations().copy(), buffer.frames.frames(rows)[CAMERA],
+            buffer.frames.next_frames(rows)[CAMERA])
+
+
+def _replay_bag_order(run_dir):
+    """Return the replay bag's records in order: ('image', stamp) or ('step', transition)."""
+    reader = BagReader(run_dir / 'replay')
+    order = []
+    for topic, _, data in reader.messages():
+        if reader.topics[topic].type_name == 'sensor_msgs/msg/Image':
+            image = deserialize_message(data, Image)
+            assert (image.height, image.width, image.encoding) == (16, 16, 'rgb8')
+            order.append(('image', image.header.stamp.sec * 10**9 + image.header.stamp.nanosec))
+        else:
+            order.append(('step', deserialize_message(data, Transition)))
+    return order
+
+
+def _check_each_frame_written_once_before_its_steps(run_dir, left_out=()):
+    """Check the replay bag; return the stamps of its frames and the sequences of its steps."""
+    order = _replay_bag_order(run_dir)
+    written = [stamp for kind, stamp in order if kind == 'image']
+    assert len(written) == len(set(written)), 'a frame written twice'
+    for position, (kind, transition) in enumerate(order):
+        if kind == 'step' and not transition.held and transition.sequence not in left_out:
+            before = {stamp for kind, stamp in order[:position] if kind == 'image'}
+            named = {ref.stamp.sec * 10**9 + ref.stamp.nanosec
+                     for ref in list(transition.images) + list(transition.next_images)}
+            assert named <= before, f'step {transition.sequence} before its frames'
+    return written, [t.sequence for kind, t in order if kind == 'step']
+
+
+def test_a_resumed_learner_gets_back_the_frames_its_steps_used(ros_context, probe, tmp_path,
+                                                               in_process_learner):
+    run_dir = tmp_path / 'run'
+    first = _learner(ros_context, run_dir, **CAMERA_RUN)
+    probe.executor.add_node(first)
+    cell = Cell(probe)
+    cell.wait_for_learner()
+    camera = probe.node.create_publisher(Image, 'camera/front/image_raw', 10)
+
+    def send_image(learner, sequence):  # one at a time, as a camera sends them
+        camera.publish(_patterned_image(sequence))
+        probe.wait_for(lambda: learner._camera_frames.frame(FrameRef(
+            CAMERA, '/camera/front/image_raw', sequence * 100_000_000)) is not None, 10.0,
+            f'image {sequence} at the learner')
+
+    def send_step(sequence, held=False):
+        message = _naming_images(_transition(sequence))
+        message.held = held
+        cell.transitions.publish(message)
+
+    probe.wait_for(lambda: camera.get_subscription_count() == 1, message='the camera reader')
+    for sequence in range(1, 42):  # steps 1-40 (two episodes): their images first
+        send_image(first, sequence)
+    for sequence in range(1, 41):
+        send_step(sequence, held=sequence == 7)  # recorded, never learned from
+    for sequence in range(41, 46):  # steps 41-45: each before its next image
+        send_step(sequence)
+        send_image(first, sequence + 1)
+    before = cell.status(lambda s: s.env_steps == 44, '44 steps with their frames')
+    assert (before.online_buffer_size, before.intervention_buffer_size) == (44, 9)
+    online, intervention = (_buffer_frames(buffer) for buffer in (
+        first.learners.residual.online, first.learners.residual.intervention))
+    written, steps = _check_each_frame_written_once_before_its_steps(run_dir)
+    assert sorted(written) == [sequence * 100_000_000 for sequence in range(1, 47)]
+    assert steps == list(range(1, 46))
+    probe.executor.remove_node(first)
+    first.destroy_node()
+
+    cell.statuses.clear()
+    second = in_process_learner(resume=True, **CAMERA_RUN)
+    resumed = cell.status(lambda s: s.env_steps == 44, 'the resumed buffers')
+    assert (resumed.online_buffer_size, resumed.intervention_buffer_size) == (44, 9)
+    for buffer, (observations, frames, next_frames) in (
+            (second.learners.residual.online, online),
+            (second.learners.residual.intervention, intervention)):
+        again = _buffer_frames(buffer)
+        assert np.array_equal(again[0], observations)  # the same steps, in the same order
+        assert np.array_equal(again[1], frames) and np.array_equal(again[2], next_frames)
+    # stored once per step as before: frames shared between a step and the next
+    assert len(second.learners.residual.online.frames.stores[CAMERA]) == len(
+        first.learners.residual.online.frames.stores[CAMERA])
+    assert second.intake.malformed == 0
+
+    # Going on: step 46's first image was written before the restart, and is not again; the
+    # image after step 50 never comes: that step is recorded, never learned from.
+    cell.wait_for_learner()
+    probe.wait_for(lambda: camera.get_subscription_count() == 1, message='the camera reader')
+    for sequence in range(46, 51):
+        send_image(second, sequence + 1)
+        send_step(sequence)
+    send_step(51)
+    cell.status(lambda s: s.env_steps == 49, 'the steps after the restart')
+    probe.wait_for(lambda: second._camera_frames.expired == 1, 10.0, 'step 51 left out')
+    cell.status(lambda s: s.env_steps == 49, 'no more')
+    # every step's frames are its images, resized, before the restart and after it
+    _, frames, next_frames = _buffer_frames(second.learners.residual.online)
+    sequences = [sequence for sequence in range(1, 51) if sequence != 7]
+    assert np.array_equal(frames, _resized(sequences))
+    assert np.array_equal(next_frames, _resized([sequence + 1 for sequence in sequences]))
+    written, steps = _check_each_frame_written_once_before_its_steps(run_dir, left_out={51})
+    assert sorted(written) == [sequence * 100_000_000 for sequence in range(1, 52)]
+    assert steps == list(range(1, 52))  # step 51 too: recorded when its wait ended
+
+    # A resume over it says why it is left out.
+    probe.executor.remove_node(second)
+    probe._spun.remove(second)
+    second.destroy_node()
+    cell.statuses.clear()
+    third = in_process_learner(resume=True, **CAMERA_RUN)
+    cell.status(lambda s: s.env_steps == 49, 'the buffers resumed again')
+    assert np.array_equal(_buffer_frames(third.learners.residual.online)[1], frames)
+    assert third.intake.malformed == 1
 
 
 def _learner_process(launch_process, run_dir, resume: bool, env=None, **extra):
@@ -455,6 +598,45 @@ def test_a_killed_learner_resumes_with_every_acknowledged_transition(launch_proc
     # The sequence check carries on too: the only gap is what never reached the log.
     assert after.transitions_lost == 340 - restored
     assert second.process.poll() is None
+
+
+def test_a_step_still_waiting_for_its_images_at_the_stop_is_recorded(ros_context, probe,
+                                                                     tmp_path):
+    learner = _learner(ros_context, tmp_path / 'run', **dict(CAMERA_RUN, image_wait_s=60.0))
+    probe.executor.add_node(learner)
+    cell = Cell(probe)
+    cell.wait_for_learner()
+    cell.send([1])  # names no image: refused before the replay bag
+    cell.transitions.publish(_naming_images(_transition(2)))  # its images never come
+    probe.wait_for(lambda: learner._camera_frames.waiting == 1, 10.0, 'step 2 waiting')
+    assert learner.intake.malformed == 1
+    probe.executor.remove_node(learner)
+    learner.destroy_node()
+    assert [t.sequence for t in _replay_bag_transitions(tmp_path / 'run')] == [2]
+
+
+def test_a_killed_image_learner_resumes_with_the_frames_of_every_step_it_counted(
+        launch_process, probe, tmp_path, in_process_learner):
+    first = _learner_process(launch_process, tmp_path / 'run', resume=False, **CAMERA_RUN)
+    cell = Cell(probe)
+    cell.wait_for_learner()
+    camera = probe.node.create_publisher(Image, 'camera/front/image_raw', 10)
+    probe.wait_for(lambda: camera.get_subscription_count() == 1, 60, 'the camera reader')
+    camera.publish(_patterned_image(1))
+    for sequence in range(1, 31):  # each step counted before the next is sent
+        camera.publish(_patterned_image(sequence + 1))
+        cell.transitions.publish(_naming_images(_transition(sequence)))
+        cell.status(lambda s: s.env_steps == sequence, f'step {sequence} counted',
+                    learner=first)
+    first.kill()  # SIGKILL: no chance to close the replay bag
+
+    cell.statuses.clear()
+    second = in_process_learner(resume=True, **CAMERA_RUN)
+    cell.status(lambda s: s.env_steps == 30, 'the 30 counted steps back')
+    _, frames, next_frames = _buffer_frames(second.learners.residual.online)
+    assert np.array_equal(frames, _resized(range(1, 31)))
+    assert np.array_equal(next_frames, _resized(range(2, 32)))
+    assert second.intake.malformed == 0
 
 
 def test_the_status_keeps_its_period_while_updates_run_long(launch_process, probe, tmp_path):
@@ -539,6 +721,79 @@ def test_recorded_runs_fill_the_buffers_and_warm_up_before_the_robot_moves(
     assert 'at byte' in refused.message
     status = cell.status(lambda s: s.offline_buffer_size == 150, 'the loaded run')
     assert status.state == 'training'
+
+
+ROBOT9_CAMERA = '/robot9/camera/front/image_raw'
+
+
+def _camera_bag(path, sequences, missing_images=(), compressed=False):
+    """
+    Write a recorded run with a camera: transitions naming its images, and the images.
+
+    As a recorder takes them in: an observation's image before its transition, the next
+    one's after it. Step 7 is held. ``compressed``: the images as PNG on <topic>/compressed.
+    """
+    import io
+    from PIL import Image as PilImage
+    from sensor_msgs.msg import CompressedImage
+    image_type = 'sensor_msgs/msg/' + ('CompressedImage' if compressed else 'Image')
+    image_topic = ROBOT9_CAMERA + ('/compressed' if compressed else '')
+    bag = BagWriter(path, 'mcap')
+    bag.add_topic('/robot9/transitions', TRANSITION_TYPE, ros2msg_definition(TRANSITION_TYPE))
+    bag.add_topic(image_topic, image_type, ros2msg_definition(image_type))
+
+    def write_image(sequence):
+        if sequence in missing_images:
+            return
+        image = _patterned_image(sequence)
+        if compressed:
+            png = io.BytesIO()
+            PilImage.fromarray(_pattern(sequence)).save(png, format='PNG')
+            image = CompressedImage(header=image.header, format='png', data=png.getvalue())
+        bag.write(image_topic, sequence * 10**8, serialize_message(image))
+
+    write_image(sequences[0])
+    for sequence in sequences:
+        message = _naming_images(_transition(sequence), ROBOT9_CAMERA)
+        message.held = sequence == 7
+        bag.write('/robot9/transitions', sequence * 10**8 + 1, serialize_message(message))
+        write_image(sequence + 1)
+    bag.close()
+    return path
+
+
+def test_recorded_runs_load_with_the_camera_images_their_steps_name(in_process_learner, probe,
+                                                                    tmp_path):
+    recorded = _camera_bag(tmp_path / 'recorded', range(1, 41), missing_images={30})
+    learner = in_process_learner(offline_bags=[str(recorded)], **CAMERA_RUN)
+    cell = Cell(probe)
+    cell.wait_for_learner()
+    # step 7 was held; steps 29 and 30 lack image 30
+    status = cell.status(lambda s: s.online_buffer_size == 37, 'the recorded steps')
+    assert status.env_steps == 0 and status.intervention_buffer_size == 7  # 5, 10, .. 40: not 30
+    sequences = [sequence for sequence in range(1, 41) if sequence not in (7, 29, 30)]
+    _, frames, next_frames = _buffer_frames(learner.learners.residual.online)
+    assert np.array_equal(frames, _resized(sequences))
+    assert np.array_equal(next_frames, _resized([sequence + 1 for sequence in sequences]))
+
+    response = probe.call(LoadBag, 'load_bag', LoadBag.Request(path=str(recorded)))
+    assert response.success and response.transitions == 37, response.message
+    assert '2 step(s) whose camera images are not in the bag left out' in response.message
+    # the images on the /compressed topic alone (PNG: lossless)
+    compressed = _camera_bag(tmp_path / 'compressed', range(11, 21), compressed=True)
+    response = probe.call(LoadBag, 'load_bag', LoadBag.Request(path=str(compressed)))
+    assert response.success and response.transitions == 10, response.message
+    _, frames, next_frames = _buffer_frames(learner.learners.residual.online)
+    assert np.array_equal(frames[-10:], _resized(range(11, 21)))
+    assert np.array_equal(next_frames[-10:], _resized(range(12, 22)))
+    # a bag without the camera's topic is refused, naming it
+    no_images = _bag_of_transitions(tmp_path / 'no_images', range(1, 11),
+                                    change=lambda message: _naming_images(message,
+                                                                          ROBOT9_CAMERA))
+    refused = probe.call(LoadBag, 'load_bag', LoadBag.Request(path=str(no_images)))
+    assert not refused.success
+    assert f'no {ROBOT9_CAMERA} topic: its transitions name images of it' in refused.message
+    assert cell.status(lambda s: s.online_buffer_size == 84, 'both loaded').env_steps == 0
 
 
 def test_demonstrations_fill_the_intervention_buffer_relabelled_by_the_base_policy(
