@@ -17,11 +17,21 @@ machine itself: how late an idle process wakes from a sleep of one period, and t
 time a virtual machine's host took (steal) during each run. Raw latencies
 go to benchmarks/results/control-latency-RATES-DATE.json (--output).
 
+With ``--cameras N`` the residual actor also sees N cameras through its image encoder (random
+weights: what counts is the forward pass): a process of its own publishes sensor_msgs/Image
+frames of ``--image-size`` pixels square on camera/bench_<i>/image_raw at the control rate, each
+frame at a random point of its period (a free-running camera, its phase against the control
+loop unknown), and the residual takes the newest frame of each camera (observation_sync latest;
+the simulated cell's state still clocks each step). Raw latencies then go to
+control-latency-RATES-images-DATE.json.
+
     source scripts/env.sh && python benchmarks/control_latency.py [--seconds 20] [--rates 10 30 50]
+    python benchmarks/control_latency.py --rates 30 --seconds 30 --cameras 2 --image-size 128
 """
 
 import argparse
 import json
+import multiprocessing
 import os
 import pathlib
 import subprocess
@@ -36,8 +46,55 @@ BASES = {'asynchronous': False, 'in the chain': True}
 RESULTS = pathlib.Path(__file__).resolve().parent / 'results'
 
 
+def camera_topics(cameras: int) -> list:
+    """Return the topics of the benchmark's cameras."""
+    return [f'camera/bench_{index}/image_raw' for index in range(cameras)]
+
+
+def publish_camera_frames(domain_id: int, cameras: int, image_size: int, rate_hz: float,
+                          stop) -> None:
+    """
+    Publish frames on each camera topic at rate_hz until ``stop`` is set (a process of its own).
+
+    Each camera publishes one frame a period, at a random point of it, stamped when published,
+    as a free-running camera driver whose phase against the control loop nobody knows.
+    """
+    import rclpy
+    from hilresrl_common.conversions import array_to_image
+    from rclpy.node import Node
+    from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import Image
+
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=domain_id)
+    node = Node('benchmark_cameras', context=context)
+    qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=2,
+                     reliability=ReliabilityPolicy.RELIABLE)
+    publishers = [node.create_publisher(Image, topic, qos) for topic in camera_topics(cameras)]
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, (8, image_size, image_size, 3), dtype=np.uint8)
+    period_s = 1.0 / rate_hz
+    start = time.monotonic()
+    try:
+        for period in range(1 << 62):
+            if stop.is_set():
+                break
+            offsets = sorted((rng.uniform(0.0, period_s), index) for index in range(cameras))
+            for offset, index in offsets:
+                delay = start + period * period_s + offset - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+                stamp = node.get_clock().now().to_msg()
+                publishers[index].publish(array_to_image(frames[(period + index) % len(frames)],
+                                                         stamp, f'bench_{index}'))
+    finally:
+        node.destroy_node()
+        context.try_shutdown()
+
+
 def chain_latency(rate_hz: float, seconds: float, domain_id: int, wait_for_chunk: bool,
-                  residual_in_arbiter: str = 'false') -> dict:
+                  residual_in_arbiter: str = 'false', cameras: int = 0,
+                  image_size: int = 128) -> dict:
     """Run the chain at rate_hz for seconds; return latencies, percentiles and achieved rate."""
     import rclpy
     from geometry_msgs.msg import TwistStamped
@@ -66,6 +123,13 @@ def chain_latency(rate_hz: float, seconds: float, domain_id: int, wait_for_chunk
   ros__parameters:
     max_episode_steps: 1000000
 """
+    if cameras:  # the residual's own observation: the cell's state and the newest frames
+        topics = camera_topics(cameras)
+        residual = (f"    observation_sources: {json.dumps(['task_state'] + topics)}\n"
+                    '    observation_sync: latest\n'
+                    f"    camera_inputs: {json.dumps(['image/' + topic for topic in topics])}\n"
+                    f'    image_size: [{image_size}, {image_size}]\n')
+        overrides = overrides.replace('/**/episode_manager:', residual + '/**/episode_manager:')
     with tempfile.NamedTemporaryFile('w', suffix='.yaml', delete=False) as stream:
         stream.write(overrides)
     env = dict(os.environ, ROS_DOMAIN_ID=str(domain_id),
@@ -76,6 +140,13 @@ def chain_latency(rate_hz: float, seconds: float, domain_id: int, wait_for_chunk
          'log_level:=warn'],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
 
+    camera_process, stop_cameras = None, None
+    if cameras:
+        spawn = multiprocessing.get_context('spawn')
+        stop_cameras = spawn.Event()
+        camera_process = spawn.Process(target=publish_camera_frames, args=(
+            domain_id, cameras, image_size, rate_hz, stop_cameras), daemon=True)
+        camera_process.start()
     context = rclpy.Context()
     rclpy.init(context=context, domain_id=domain_id)
     node = Node('latency_probe', context=context)
@@ -108,6 +179,11 @@ def chain_latency(rate_hz: float, seconds: float, domain_id: int, wait_for_chunk
         recording['on'] = False
         os.killpg(graph.pid, 2)
         graph.wait(timeout=60)
+        if camera_process is not None:
+            stop_cameras.set()
+            camera_process.join(timeout=10)
+            if camera_process.is_alive():
+                camera_process.terminate()
         node.destroy_node()
         context.try_shutdown()
         os.unlink(stream.name)
@@ -119,6 +195,33 @@ def chain_latency(rate_hz: float, seconds: float, domain_id: int, wait_for_chunk
             'p99_ms': float(np.percentile(values, 99)) if len(values) else float('nan'),
             'max_ms': float(values.max()) if len(values) else float('nan'),
             'latencies_ms': [round(value, 4) for value in latencies]}
+
+
+def image_forward(cameras: int, image_size: int, repeats: int = 300) -> dict:
+    """Time the residual's forward pass with cameras, in one process on one thread."""
+    import torch
+    from hilresrl_policy.image_encoder import encoder_frame
+    from hilresrl_policy.residual import ResidualActor, ResidualConfig
+
+    torch.set_num_threads(1)
+    names = tuple('image/' + topic for topic in camera_topics(cameras))
+    actor = ResidualActor(ResidualConfig(obs_dim=39, action_dim=4, cameras=names,
+                                         image_size=(image_size, image_size, 3))).eval()
+    rng = np.random.default_rng(0)
+    state = torch.from_numpy(rng.normal(size=(1, 39)).astype(np.float32))
+    base = torch.zeros(1, 4)
+    pixels = rng.integers(0, 256, (cameras, image_size, image_size, 3), dtype=np.uint8)
+    times = []
+    for k in range(-repeats // 10, repeats):  # the first tenth warms up, untimed
+        started = time.perf_counter()
+        frames = [torch.from_numpy(encoder_frame(picture, actor.config.image_inputs))[None]
+                  for picture in pixels]
+        with torch.no_grad():
+            actor(state, base, frames)[0].numpy()
+        if k >= 0:
+            times.append((time.perf_counter() - started) * 1e3)
+    return {'image_forward_p50_ms': float(np.percentile(times, 50)),
+            'image_forward_p99_ms': float(np.percentile(times, 99))}
 
 
 def in_process_chain(repeats: int = 2000) -> dict:
@@ -213,14 +316,19 @@ def main(argv=None) -> int:
     parser.add_argument('--rates', type=float, nargs='+', default=[10.0, 30.0, 50.0])
     parser.add_argument('--layouts', nargs='+', choices=list(LAYOUTS), default=list(LAYOUTS))
     parser.add_argument('--bases', nargs='+', choices=list(BASES), default=list(BASES))
+    parser.add_argument('--cameras', type=int, default=0,
+                        help='cameras the residual actor sees (0: state only)')
+    parser.add_argument('--image-size', type=int, default=128,
+                        help='side of the published frames and of the encoder input (pixels)')
     parser.add_argument('--domain-id', type=int, default=117)
     parser.add_argument('--output', type=pathlib.Path, default=None,
                         help='where the raw results go (JSON; default: results/'
                              'control-latency-RATES-DATE.json)')
     options = parser.parse_args(argv)
     rates = '-'.join(f'{rate:g}' for rate in options.rates)
+    images = '-images' if options.cameras else ''
     options.output = options.output or (
-        RESULTS / f'control-latency-{rates}hz-{time.strftime("%Y-%m-%d")}.json')
+        RESULTS / f'control-latency-{rates}hz{images}-{time.strftime("%Y-%m-%d")}.json')
 
     compute = in_process_chain()
     print('in-process chain (no DDS), CPU, 1 thread:')
@@ -231,6 +339,12 @@ def main(argv=None) -> int:
     print('  numpy forward + compose + arbitrate + safety: p50 '
           f"{compute['chain_compute_p50_ms']:.3f} ms, p99 {compute['chain_compute_p99_ms']:.3f} "
           'ms', flush=True)
+    if options.cameras:
+        compute.update(image_forward(options.cameras, options.image_size))
+        print(f'  with {options.cameras} camera(s) at {options.image_size}x{options.image_size}: '
+              'resize check + encoder + residual, torch: p50 '
+              f"{compute['image_forward_p50_ms']:.3f} ms, p99 "
+              f"{compute['image_forward_p99_ms']:.3f} ms", flush=True)
     times_before = cpu_times()
     floor = [timer_lateness(rate, min(10.0, options.seconds)) for rate in options.rates]
     floor_steal = steal_share(times_before, cpu_times())
@@ -250,7 +364,7 @@ def main(argv=None) -> int:
     for index, (base, rate, layout) in enumerate(runs):
         load_before, times_before = os.getloadavg()[0], cpu_times()
         result = chain_latency(rate, options.seconds, options.domain_id + index, BASES[base],
-                               LAYOUTS[layout])
+                               LAYOUTS[layout], options.cameras, options.image_size)
         result.update(layout=layout, base_policy=base, load_1min_before=load_before,
                       steal=steal_share(times_before, cpu_times()))
         results.append(result)
@@ -272,7 +386,8 @@ def main(argv=None) -> int:
     options.output.write_text(json.dumps({
         'command': ' '.join(['python', 'benchmarks/control_latency.py'] + (
             sys.argv[1:] if argv is None else list(argv))),
-        'cpus': os.cpu_count(), 'seconds': options.seconds, 'in_process': compute,
+        'cpus': os.cpu_count(), 'seconds': options.seconds, 'cameras': options.cameras,
+        'image_size': options.image_size, 'in_process': compute,
         'timer_lateness': floor, 'timer_lateness_steal': floor_steal,
         'runs': results}, indent=1) + '\n')
     print(f'\nraw results: {options.output}')

@@ -8,14 +8,16 @@ latched topic are checked (size before decoding, learner run and version, hash, 
 finite values) and swapped in between steps; bad ones are refused and counted, and the old ones
 keep acting, as they do when the learner is down. Base chunks with non-finite values are refused.
 On the CPU one step's forward pass runs in numpy (SingleStepActor), free of torch's per-op cost.
+With cameras, each frame's share of the image features is computed in a worker thread as it
+arrives (camera_features), so that a step mostly adds shares instead of running the encoder.
 With residual_in_arbiter:=true the arbiter runs in this process and gets each proposal by a
 direct call (hand_proposals_to) before it is published.
 """
 
 import time
-from typing import Callable, List, Optional
+from typing import Callable, Dict, List, Optional
 
-from hilresrl_common.conversions import float32_field, ns_to_stamp, stamp_to_ns
+from hilresrl_common.conversions import float32_field, ns_to_stamp, parse_source, stamp_to_ns
 from hilresrl_common.instruction_features import INSTRUCTION_INPUT, policy_vector
 from hilresrl_common.node_runner import ConfigurationError, run_node
 from hilresrl_common.observation import Observation, ObservationAssembler, SilentSources
@@ -31,6 +33,7 @@ from rclpy.serialization import deserialize_message
 from std_msgs.msg import String
 import torch
 
+from .camera_features import ArrivingFrames, CameraShares
 from .chunking import Chunk, ChunkBuffer
 from .image_encoder import encoder_frame, ImageInputs
 from .residual import (load_actor_weights, ResidualActor, ResidualConfig, SingleStepActor,
@@ -84,6 +87,13 @@ class ResidualPolicyNode(Node):
 
         self._rng = np.random.default_rng(values['seed'])
         self._assembler = ObservationAssembler(observation.sources, observation.sync)
+        # With latest sync the robot's state clocks the loop (trigger observation): a camera
+        # frame alone starts no step, it joins the next one, as cameras run on their own clocks.
+        self._clock_sources = frozenset(observation.sources)
+        if observation.sync == 'latest':
+            states = [source for source in observation.sources
+                      if parse_source(source)[1] not in ('image', 'compressed_image')]
+            self._clock_sources = frozenset(states or observation.sources)
         self._silence: Optional[SilentSources] = None
         self._reported_silent: List[str] = []
         if values['source_timeout_s'] > 0:
@@ -96,6 +106,8 @@ class ResidualPolicyNode(Node):
                                    else None)
         self._actor: Optional[ResidualActor] = None
         self._single_step: Optional[SingleStepActor] = None  # the actor in numpy, on the CPU
+        self._arriving: Optional[ArrivingFrames] = None  # camera frames encoded as they arrive
+        self._latest_sync = observation.sync == 'latest'
         self._receiver: Optional[Callable[[ProposedAction], None]] = None
         self._weights_version = 0
         self.refused_weights = 0
@@ -134,8 +146,13 @@ class ResidualPolicyNode(Node):
     def _on_observation_message(self, source, stamp_ns, arrays) -> None:
         if self._silence is not None:
             self._silence.heard(source, time.monotonic())
+        if self._arriving is not None:
+            for name, pixels in arrays.items():
+                if name in self.camera_inputs:
+                    self._arriving.offer(name, pixels)
         observation = self._assembler.add(source, stamp_ns, arrays)
-        if self.trigger != 'observation' or observation is None:
+        if (self.trigger != 'observation' or observation is None
+                or source not in self._clock_sources):
             return
         if (observation.repeat and self._last_proposal is not None
                 and observation.stamp_ns == self._last_stamp_ns):
@@ -203,7 +220,7 @@ class ResidualPolicyNode(Node):
         self._step += 1
         state = policy_vector(observation.arrays, self.policy_inputs, self._instruction)
         residual = self._residual(state, np.asarray(base.action, dtype=np.float32),
-                                  self._frames(observation))
+                                  self._camera_arrays(observation))
         if self.actor_mode == 'latent':  # the steered base policy acts alone
             residual = np.zeros_like(residual)
         elif self._mode == Mode.TRAIN and self.exploration_std > 0:
@@ -232,8 +249,8 @@ class ResidualPolicyNode(Node):
             self._receiver(message)
         self._proposals.publish(message)
 
-    def _frames(self, observation: Observation) -> Optional[List[torch.Tensor]]:
-        """Return each camera's image of this observation as the encoder takes it (or None)."""
+    def _camera_arrays(self, observation: Observation) -> Optional[Dict[str, np.ndarray]]:
+        """Return each camera's image of this observation by camera input (or None)."""
         if self._image_inputs is None:
             return None
         missing = [name for name in self.camera_inputs if name not in observation.arrays]
@@ -241,19 +258,25 @@ class ResidualPolicyNode(Node):
             raise ConfigurationError(f'camera_inputs {missing} are not in the observation (it '
                                      f'has {sorted(observation.arrays)}): add their topics to '
                                      'observation_sources')
-        return [torch.from_numpy(encoder_frame(observation.arrays[name], self._image_inputs)
-                                 ).unsqueeze(0).to(self.device)
-                for name in self.camera_inputs]
+        return {name: observation.arrays[name] for name in self.camera_inputs}
 
     def _residual(self, state: np.ndarray, base_action: np.ndarray,
-                  frames: Optional[List[torch.Tensor]] = None) -> np.ndarray:
+                  cameras: Optional[Dict[str, np.ndarray]] = None) -> np.ndarray:
         """Return the actor's residual for one step (action_dim,)."""
         actor = self._actor_for(state.size)
         if self._single_step is not None:
             return self._single_step(state, base_action)
-        with torch.no_grad():
+        frames = features = None
+        with torch.inference_mode():
+            if cameras is not None and self._arriving is not None:
+                features = self._arriving.features(cameras)
+            elif cameras is not None:
+                frames = [torch.from_numpy(encoder_frame(cameras[name], self._image_inputs)
+                                           ).unsqueeze(0).to(self.device)
+                          for name in self.camera_inputs]
             residual = actor(torch.from_numpy(state).unsqueeze(0).to(self.device),
-                             torch.from_numpy(base_action).unsqueeze(0).to(self.device), frames)
+                             torch.from_numpy(base_action).unsqueeze(0).to(self.device), frames,
+                             features)
         return residual[0].cpu().numpy()
 
     def _actor_for(self, obs_dim: int) -> ResidualActor:
@@ -267,6 +290,12 @@ class ResidualPolicyNode(Node):
             self._actor = ResidualActor(config).to(self.device).eval()
             if self.device.type == 'cpu' and inputs is None:  # numpy has no convolutions
                 self._single_step = SingleStepActor(self._actor)
+            if inputs is not None:
+                # With latest sync a step takes each camera's newest encoded frame and never
+                # waits for the encoder; with exact sync, the frame of its own stamp.
+                self._arriving = ArrivingFrames(CameraShares(self._actor.encoder),
+                                                self.camera_inputs, self.device,
+                                                newest_ready=self._latest_sync)
             cameras = (f' + cameras {list(self.camera_inputs)} at {inputs.height}x{inputs.width}'
                        if inputs else '')
             self.get_logger().info(f'residual actor: {obs_dim} observation values{cameras} + '
@@ -310,6 +339,8 @@ class ResidualPolicyNode(Node):
             return
         if self._single_step is not None:
             self._single_step.refresh(self._actor)
+        if self._arriving is not None:
+            self._arriving.refresh()
         self._weights_gate.accepted(message.learner_run_id, message.version)
         if note:
             self.get_logger().info(note)
@@ -336,6 +367,12 @@ class ResidualPolicyNode(Node):
 
     def _on_instruction(self, message: String) -> None:
         self._instruction = message.data
+
+    def destroy_node(self):
+        """Stop the camera worker thread, then the node."""
+        if self._arriving is not None:
+            self._arriving.close()
+        super().destroy_node()
 
     def _on_mode(self, message: Mode) -> None:
         self._mode = message.value

@@ -26,8 +26,10 @@ PARAMETERS = (
               check=at_least(0.0)),
     Parameter('device', 'cpu', 'Torch device of the actor (cpu: each step runs in numpy, '
                                'without torch per-op overhead)'),
-    Parameter('trigger', 'observation', 'observation: one step per observation (lockstep); '
-                                        'timer: one step per control period (real time)'),
+    Parameter('trigger', 'observation', 'observation: one step per observation (lockstep; '
+                                        'with observation_sync latest, per message of a source '
+                                        'that is not a camera); timer: one step per control '
+                                        'period (real time)'),
     Parameter('control_rate_hz', 10.0, 'Control rate for trigger=timer', check=above(0.0)),
     Parameter('frame_id', 'world', 'Frame of the Cartesian axes'),
     Parameter('wait_for_chunk', True,
