@@ -25,6 +25,7 @@ in the same run for the same head counts, and the ratio is printed.
 """
 
 import argparse
+import itertools
 import json
 import os
 import re
@@ -95,11 +96,15 @@ def kernel_share(learner: ResidualLearner, calls: int, per_call: int) -> float:
 
 
 def measure(heads: int, device: str, mode: str, seconds: float, graph_updates: int,
-            cameras: int = 0, image_size: int = 128) -> dict:
+            cameras: int = 0, image_size: int = 128,
+            encoder_precision: str = 'bfloat16') -> dict:
     """Return updates/s of one configuration, after a warm-up that includes any compilation."""
     learner = filled_learner(heads, device, mode, graph_updates,
                              steps=5_000 if cameras else 20_000, cameras=cameras,
                              image_size=image_size)
+    if cameras:  # the convolutions' type on a GPU (image_encoder.CameraEncoder.gpu_dtype)
+        for camera in learner.agent.encoder.cameras:
+            camera.gpu_dtype = getattr(torch, encoder_precision)
     per_call = max(graph_updates, 8) * 4  # as the node asks: many updates per timer tick
     started = time.perf_counter()
     learner.train(3 * per_call)  # compiles or captures here, and warms caches and allocator
@@ -114,7 +119,8 @@ def measure(heads: int, device: str, mode: str, seconds: float, graph_updates: i
     elapsed = time.perf_counter() - started
     result = {'heads': heads, 'mode': mode, 'updates_per_s': updates / elapsed,
               'warmup_s': warmup_s, 'updates_per_call': per_call, 'cameras': cameras,
-              'image_size': image_size if cameras else 0}
+              'image_size': image_size if cameras else 0,
+              'encoder_precision': encoder_precision if cameras else None}
     if device.startswith('cuda'):
         result['kernel_share'] = kernel_share(learner, 3, per_call)
     return result
@@ -147,8 +153,12 @@ def main(argv=None) -> int:
     parser.add_argument('--cameras', type=int, default=0,
                         help='camera images per step (the image learner: DrQ-v2 encoder, '
                              'random shifts; 5,000 steps of random frames in the buffers)')
-    parser.add_argument('--image-size', type=int, default=128,
-                        help='height and width of each camera frame')
+    parser.add_argument('--image-size', type=int, nargs='+', default=[128],
+                        help='height and width of each camera frame (several: each measured)')
+    parser.add_argument('--encoder-precision', nargs='+', default=['bfloat16'],
+                        choices=('float32', 'bfloat16'),
+                        help="the image encoder's convolutions on a GPU (default bfloat16, "
+                             'channels-last; float32 as before)')
     parser.add_argument('--reference', help='learner_update_reference.py, run alongside (GPU)')
     parser.add_argument('--output', help='write the raw results here (JSON)')
     args = parser.parse_args(argv)
@@ -156,36 +166,42 @@ def main(argv=None) -> int:
     torch.set_float32_matmul_precision(args.matmul_precision)
     where = (torch.cuda.get_device_name(0) if args.device.startswith('cuda')
              else f'CPU, {args.threads} thread(s) of {os.cpu_count()} cores')
-    images = (f'; {args.cameras} camera(s) at {args.image_size}x{args.image_size} through '
-              "DrQ-v2's encoder" if args.cameras else '')
+    sizes = ', '.join(f'{size}x{size}' for size in args.image_size)
+    images = (f"; {args.cameras} camera(s) at {sizes} through DrQ-v2's encoder, the actor "
+              "reading the critic step's features" if args.cameras else '')
     print(f'torch {torch.__version__} on {where}; batch 256, actor 256x256, critic heads '
           f'3x256 + LayerNorm{images}; sampling included; float32 matmul precision '
           f'{args.matmul_precision} (the reference: highest, state only)', flush=True)
     utd = ' | '.join(f'Hz at UTD {ratio}' for ratio in args.utd)
-    lines = [f'| critic heads | mode | updates/s | {utd} | GPU busy | reference | ratio |',
-             '|---|---|---|' + '---|' * len(args.utd) + '---|---|---|']
+    lines = [f'| critic heads | mode | image | updates/s | {utd} | GPU busy | reference | '
+             'ratio |', '|---|---|---|---|' + '---|' * len(args.utd) + '---|---|---|']
     results = []
-    for heads in args.heads:
-        expected = reference(args.reference, heads) if args.reference else {}
-        for mode in args.modes:
-            result = measure(heads, args.device, mode, args.seconds, args.graph_updates,
-                             args.cameras, args.image_size)
-            result['reference'] = expected
-            results.append(result)
-            rates = ' | '.join(f'{result["updates_per_s"] / ratio:.1f}' for ratio in args.utd)
-            busy = (f'{100 * result["kernel_share"]:.0f}%' if 'kernel_share' in result
-                    else '-')
-            graph_rate = expected.get('cuda-graph')
-            ratio = f'{result["updates_per_s"] / graph_rate:.2f}' if graph_rate else '-'
-            lines.append(f'| {heads} | {mode} | {result["updates_per_s"]:.0f} | {rates} | '
-                         f'{busy} | {graph_rate or "-"} | {ratio} |')
-            print(lines[-1], flush=True)
-            if args.output:  # as they come: a run cut short keeps its points
-                with open(args.output, 'w') as stream:
-                    json.dump({'device': where, 'torch': torch.__version__,
-                               'matmul_precision': args.matmul_precision,
-                               'cameras': args.cameras, 'image_size': args.image_size,
-                               'results': results}, stream, indent=1)
+    images = [(size, precision) for size in args.image_size
+              for precision in args.encoder_precision] if args.cameras else [(0, None)]
+    references = {}
+    for heads, mode, (size, precision) in itertools.product(args.heads, args.modes, images):
+        if heads not in references:
+            references[heads] = reference(args.reference, heads) if args.reference else {}
+        expected = references[heads]
+        result = measure(heads, args.device, mode, args.seconds, args.graph_updates,
+                         args.cameras, size, precision or 'bfloat16')
+        result['reference'] = expected
+        results.append(result)
+        rates = ' | '.join(f'{result["updates_per_s"] / ratio:.1f}' for ratio in args.utd)
+        busy = (f'{100 * result["kernel_share"]:.0f}%' if 'kernel_share' in result
+                else '-')
+        graph_rate = expected.get('cuda-graph')
+        ratio = f'{result["updates_per_s"] / graph_rate:.2f}' if graph_rate else '-'
+        image = f'{size}x{size} {precision}' if size else '-'
+        lines.append(f'| {heads} | {mode} | {image} | {result["updates_per_s"]:.0f} | {rates} | '
+                     f'{busy} | {graph_rate or "-"} | {ratio} |')
+        print(lines[-1], flush=True)
+        if args.output:  # as they come: a run cut short keeps its points
+            with open(args.output, 'w') as stream:
+                json.dump({'device': where, 'torch': torch.__version__,
+                           'matmul_precision': args.matmul_precision,
+                           'cameras': args.cameras, 'image_size': args.image_size,
+                           'results': results}, stream, indent=1)
     print('\n'.join(lines))
     return 0
 

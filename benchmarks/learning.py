@@ -21,6 +21,13 @@ Methods, side by side on the same seeds (the default set is the first five):
   residual_no_human  residual RL, nobody intervenes
   full_rl_operator   full-action RL from scratch with the same operator plus the same 20
                      demonstrations (the HIL-SERL recipe)
+and, not by default, learning without privileged state:
+  pixels_operator    residual_operator, but the residual and the critic see what a real cell's
+                     sensors give, never the task state: the profile sim_pixels (sim_panda_pixels
+                     for PandaPickCube) names the cameras (rendered by the simulator), the
+                     proprioception and the wrist wrench; the base policy and the simulated
+                     person still read the task state. No demonstrations, as the learner node
+                     takes none with camera_inputs. Its learner runs on --image-device.
 and, with a flow-matching base policy (hilresrl_policy.flow_bc), the learner node's actor modes,
 all with the operator: flow_base, flow_residual, flow_latent, flow_dual.
 
@@ -89,10 +96,11 @@ MAIN_METHOD = 'residual_operator_demos'
 DEFAULT_METHODS = ('base', 'residual_operator_demos', 'residual_operator', 'residual_no_human',
                    'full_rl_operator')
 FLOW_METHODS = ('flow_base', 'flow_residual', 'flow_latent', 'flow_dual')
-METHODS = DEFAULT_METHODS + FLOW_METHODS
+PIXEL_METHODS = ('pixels_operator',)
+METHODS = DEFAULT_METHODS + FLOW_METHODS + PIXEL_METHODS
 FIXED_METHODS = ('base', 'flow_base')  # nothing learns: evaluated once
 OPERATOR_METHODS = ('residual_operator', 'full_rl_operator', 'residual_operator_demos',
-                    'flow_residual', 'flow_latent', 'flow_dual')
+                    'flow_residual', 'flow_latent', 'flow_dual', 'pixels_operator')
 # Methods whose intervention buffer starts with --demos scripted demonstrations.
 DEMO_METHODS = ('full_rl_operator', 'residual_operator_demos')
 PANDA_TASKS = ('PandaPickCube',)
@@ -103,23 +111,27 @@ _SCREEN_STREAM = 20_000
 _DEMO_STREAM = 100
 
 
-def cell_settings(task: str, learner_set: Optional[Dict[str, object]] = None) -> dict:
+def cell_settings(task: str, learner_set: Optional[Dict[str, object]] = None,
+                  pixels: bool = False) -> dict:
     """
     Return the learner, operator and residual settings of the task's cell profile.
 
     Each node's values are its declared defaults (the tables the nodes declare), then the
     profile's "/**" section, then the node's own section, as ROS applies a parameter file;
     ``learner_set`` then overrides learner parameters by name, for every task alike (to
-    measure a choice, never to tune a task).
+    measure a choice, never to tune a task). With ``pixels``, the profile without privileged
+    state (sim_pixels, sim_panda_pixels), and under 'sensors' what its residual sees.
     """
     from hilresrl_common.parameters import defaults
     from hilresrl_learner.learner_parameters import config_settings, latent_scale
     from hilresrl_learner.learner_parameters import PARAMETERS as LEARNER
     from hilresrl_policy.base_policy_parameters import PARAMETERS as BASE_POLICY
     from hilresrl_policy.residual_policy_parameters import PARAMETERS as RESIDUAL_POLICY
+    from hilresrl_sim.sim_cell_parameters import PARAMETERS as SIM_CELL
     from hilresrl_sim.simulated_operator_parameters import operator_settings
     from hilresrl_sim.simulated_operator_parameters import PARAMETERS as OPERATOR
-    name = 'sim_panda.yaml' if task in PANDA_TASKS else 'sim.yaml'
+    name = ('sim_panda' if task in PANDA_TASKS else 'sim') + ('_pixels' if pixels else '')
+    name += '.yaml'
     profile = yaml.safe_load((REPO / 'config' / 'cells' / name).read_text())
 
     def node(table, name):
@@ -135,16 +147,44 @@ def cell_settings(task: str, learner_set: Optional[Dict[str, object]] = None) ->
     if unknown:
         raise ValueError(f'not learner parameters: {", ".join(unknown)}')
     learner.update(learner_set or {})
+    residual = node(RESIDUAL_POLICY, 'residual_policy')
     return {
+        'sensors': pixel_sensors(learner, residual, node(SIM_CELL, 'sim_cell')) if pixels
+        else None,
         'config': config_settings(learner),
         'update_to_data': learner['update_to_data'],
         'intervention_fraction': learner['intervention_fraction'],
-        'exploration_std': node(RESIDUAL_POLICY, 'residual_policy')['exploration_std'],
+        'exploration_std': residual['exploration_std'],
         'operator': operator_settings(node(OPERATOR, 'simulated_operator')),
         'latent_scale': latent_scale(learner),
         'latent_actor_lr': learner['latent.actor_lr'],
         'latent_exploration_std': node(BASE_POLICY, 'base_policy')['latent_exploration_std'],
     }
+
+
+def pixel_sensors(learner: dict, residual: dict, sim_cell: dict):
+    """
+    Return the headless cell's SensorInputs for a pixel profile's residual and learner.
+
+    The residual's policy_inputs, and the learner's cameras as the simulator renders them
+    (camera input image/camera/<name>/image_raw is simulator camera <name>), at the learner's
+    image size (learner_set may change it: the cell renders at that size).
+    """
+    from hilresrl_sim.headless_cell import SensorInputs
+    if list(residual['camera_inputs']) != list(learner['camera_inputs']):
+        raise ValueError(f'the profile\'s residual sees cameras {residual["camera_inputs"]}, '
+                         f'its learner {learner["camera_inputs"]}')
+    height, width = learner['image_size']
+    if height != width:
+        raise ValueError(f'image_size {height}x{width}: the simulator renders square frames')
+    simulated = {f'image/camera/{camera}/image_raw': camera for camera in sim_cell['cameras']}
+    missing = [name for name in learner['camera_inputs'] if name not in simulated]
+    if missing:
+        raise ValueError(f'camera inputs {missing}: the simulated cell renders '
+                         f'{sorted(simulated)}')
+    return SensorInputs(tuple(residual['policy_inputs']),
+                        tuple((name, simulated[name]) for name in learner['camera_inputs']),
+                        height)
 
 
 def base_checkpoint(task: str, base_dir: Optional[pathlib.Path] = None,
@@ -251,7 +291,7 @@ def run(task: str, method: str, seed: int, options: dict) -> dict:
     torch.set_num_threads(1)
     from hilresrl_policy.adapters.bc_policy import BCPolicy
     from hilresrl_policy.adapters.flow_policy import FlowBCPolicy
-    settings = cell_settings(task, options.get('learner_set'))
+    settings = cell_settings(task, options.get('learner_set'), method in PIXEL_METHODS)
     flow = method in FLOW_METHODS
     base = (FlowBCPolicy(options['flow_checkpoints'][task], seed=seed) if flow
             else BCPolicy(options['base_checkpoints'][task]))
@@ -261,7 +301,7 @@ def run(task: str, method: str, seed: int, options: dict) -> dict:
     with_operator = method in OPERATOR_METHODS
     operator = OperatorConfig(**settings['operator']) if with_operator else None
     cell = HeadlessCell(task, _ZeroPolicy(base.action_dim) if full_rl else base, operator,
-                        residual_scale=scale, seed=seed)
+                        residual_scale=scale, seed=seed, sensors=settings['sensors'])
     held_back = evaluation_seeds(_HELD_BACK_STREAM + seed, options['eval_episodes'])
     excluded = frozenset(held_back)
     if state is not None:
@@ -281,11 +321,11 @@ def run(task: str, method: str, seed: int, options: dict) -> dict:
         'stop_pending': False}
     started = time.monotonic() - (state['wall_s'] if state else 0.0)
 
-    def policy(observation, base_action, explore):
+    def policy(observation, base_action, explore, frames=None):
         if learner is None or method == 'flow_latent':
             return np.zeros_like(base_action)
         return learner.residual(observation, base_action,
-                                settings['exploration_std'] if explore else 0.0)
+                                settings['exploration_std'] if explore else 0.0, frames)
 
     latent = steering.latent if steering is not None else None
 
@@ -476,7 +516,8 @@ class _Learner:
             self.learner.add(StepRecord(
                 (episode, part), step, t.observation, t.base_action, t.executed_action,
                 t.reward, t.next_observation, t.terminated, t.truncated, t.human_action,
-                getattr(t, 'intervened_axes', None)))  # (None: every axis the person's)
+                getattr(t, 'intervened_axes', None),  # (None: every axis the person's)
+                frames=t.frames, next_frames=t.next_frames))
             part, step = (part + 1, 0) if t.terminated or t.truncated else (part, step + 1)
 
     def train_due(self) -> None:
@@ -537,12 +578,15 @@ def _learners(task: str, method: str, seed: int, options: dict, settings: dict, 
     from hilresrl_learner.training import demonstration_records, ResidualLearner
     from hilresrl_sim.demos import collect_demonstrations
     full_rl = method == 'full_rl_operator'
-    config = LearnerConfig(obs_dim=cell.task.state_dim, action_dim=base.action_dim,
+    seen = cell.sensed()[0]  # the task state, or the sensors' vector of a pixel cell
+    config = LearnerConfig(obs_dim=seen.size, action_dim=base.action_dim,
                            **dict(settings['config'], residual_scale=tuple(cell.residual_scale),
                                   algorithm=options['algorithm']))
+    device = options.get('device', 'cpu')
+    if method in PIXEL_METHODS:
+        device = options.get('image_device') or device
     learner = ResidualLearner(config, settings['update_to_data'],
-                              settings['intervention_fraction'], seed=seed,
-                              device=options.get('device', 'cpu'))
+                              settings['intervention_fraction'], seed=seed, device=device)
     if method in DEMO_METHODS:
         demos = collect_demonstrations(task, options['demos'], 0.1, seed=_DEMO_STREAM + seed)
         zeros = np.zeros(base.action_dim, np.float32)
@@ -662,6 +706,8 @@ def main(argv=None) -> int:
                         help='build the base policies the runs need, then exit')
     parser.add_argument('--table', nargs='+', type=pathlib.Path, default=None, metavar='JSONL',
                         help='print the table of these results files, then exit')
+    parser.add_argument('--image-device', default=None,
+                        help='where the pixel methods learn (default: --device), e.g. cuda')
     parser.add_argument('--device', default='cpu',
                         help='torch device of the learners (cuda: every worker shares the GPU '
                              'for its updates; the cells stay on the CPU)')

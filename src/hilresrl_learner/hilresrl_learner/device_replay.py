@@ -152,6 +152,7 @@ class DeviceMirror:
                 if frames[camera] is not None:
                     grown[:start] = frames[camera][:start]
                 frames[camera] = grown
+                self.generation += 1  # graphs that gather from the old storage are stale
             if stop > start:
                 source = torch.from_numpy(store.between(start, stop))
                 if self.device.type == 'cuda':

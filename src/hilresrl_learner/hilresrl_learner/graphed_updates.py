@@ -71,6 +71,12 @@ class GraphedUpdates:
             metrics.update(agent.update_tensors(self._sample()))
         return metrics
 
+    def __getstate__(self) -> dict:
+        """Return the state to pickle: captured graphs cannot be, and are captured again."""
+        state = dict(self.__dict__)
+        state['_graphs'], state['_rehearsed'] = {}, None
+        return state
+
     def _sample(self) -> Dict[str, torch.Tensor]:
         config = self.agent.config
         return self.replay.sample(config.batch_size, config.n_step, config.gamma)

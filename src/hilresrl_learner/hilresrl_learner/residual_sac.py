@@ -49,7 +49,8 @@ class ResidualSAC(ResidualTD3):
         return residual, log_prob
 
     def residual(self, observation: np.ndarray, base_action: np.ndarray,
-                 noise_std: float = 0.0, rng: np.random.Generator = None) -> np.ndarray:
+                 noise_std: float = 0.0, rng: np.random.Generator = None,
+                 frames=None) -> np.ndarray:
         """Return the residual: the mean's, or (exploring: noise_std > 0) a sample."""
         if noise_std <= 0:
             return super().residual(observation, base_action)
@@ -78,7 +79,8 @@ class ResidualSAC(ResidualTD3):
             soft_value = target_q.min(dim=0).values - self.alpha * next_log_prob
             target = tensors['n_step_return'] + tensors['bootstrap_discount'] * soft_value
         q = self.critic(observation, base, tensors['executed_action'])
-        return ((q - target.unsqueeze(0)) ** 2).mean(), q.detach().mean()
+        # (no image features: SAC learns from the state alone)
+        return ((q - target.unsqueeze(0)) ** 2).mean(), q.detach().mean(), None
 
     def _actor_loss(self, tensors: Dict[str, torch.Tensor]):
         config = self.config

@@ -84,13 +84,12 @@ class ResidualLearner:
         self.rng = np.random.default_rng(seed)
         self._device_updates = None
         # (torch.compile's own CUDA graphs, mode reduce-overhead, cannot nest in these; with
-        # cameras the frames are drawn on the device too, in eager updates for now)
+        # cameras the frames are drawn on the device too, and gathered inside the graphs)
         if self.agent.device.type == 'cuda' and device_replay and config.algorithm == 'td3' \
                 and not (use_compile and self.agent.compile_mode == 'reduce-overhead'):
             replay = DeviceReplay(self.sampler, self.agent.device,
                                   compile_gather=use_compile and not config.cameras)
-            self._device_updates = GraphedUpdates(self.agent, replay,
-                                                  0 if config.cameras else graph_updates)
+            self._device_updates = GraphedUpdates(self.agent, replay, graph_updates)
         self.env_steps = 0
         self.demo_steps = 0
         self.offline_steps = 0
@@ -189,9 +188,12 @@ class ResidualLearner:
         return {name: float(value) for name, value in self._last_metrics.items()}
 
     def residual(self, observation: np.ndarray, base_action: np.ndarray,
-                 noise_std: float = 0.0) -> np.ndarray:
-        """Return the current actor's residual for one state."""
-        return self.agent.residual(observation, base_action, noise_std, self.rng)
+                 noise_std: float = 0.0,
+                 frames: Optional[Dict[str, np.ndarray]] = None) -> np.ndarray:
+        """Return the current actor's residual for one state (and its cameras' frames)."""
+        ordered = (None if frames is None else
+                   [frames[camera] for camera in self.config.cameras])
+        return self.agent.residual(observation, base_action, noise_std, self.rng, ordered)
 
 
 def demonstration_records(demonstrations, base_policy: Callable[[np.ndarray], np.ndarray]

@@ -1,5 +1,7 @@
 """Replay on the learner's device and updates in captured CUDA graphs (core, no ROS)."""
 
+import pickle
+
 from hilresrl_learner.device_replay import DeviceMirror, DeviceReplay, gather_rows
 from hilresrl_learner.replay import MixedSampler, ReplayBuffer
 from hilresrl_learner.residual_td3 import LearnerConfig
@@ -226,3 +228,25 @@ def test_an_image_learner_on_a_gpu_draws_its_frames_there():
     learner.train(16)
     assert learner.updates == 16
     assert np.isfinite(float(learner.last_metrics['critic_loss']))
+    learner.train(32)  # the optimisers have stepped: runs of 8 captured, frames gathered in them
+    captures = learner._device_updates.captures
+    assert captures >= 1 and learner.updates == 48
+    for index in range(64, 1100):  # the frame storage (1,024 at first) grows: new graphs
+        frames = {camera: np.full((3, 16, 16), index % 256, np.uint8) for camera in CAMERAS}
+        learner.add(StepRecord(index // 16, index % 16, np.zeros(3, np.float32),
+                               np.zeros(2, np.float32), np.zeros(2, np.float32), 0.0,
+                               np.zeros(3, np.float32), index % 16 == 15, False,
+                               frames=frames, next_frames=frames))
+    learner.train(32)
+    assert learner._device_updates.captures > captures
+    mirror = learner._device_updates.replay._mirror(learner.online)
+    store = learner.online.frames.stores[CAMERAS[0]]
+    assert len(store) > 1024  # past the first storage
+    assert np.array_equal(mirror.frames[0][:len(store)].cpu().numpy(),
+                          store.between(0, len(store)))
+    assert np.isfinite(float(learner.last_metrics['critic_loss']))
+    # A learner with graphs pickles (a benchmark's cut-off run) and captures them again.
+    copy = pickle.loads(pickle.dumps(learner))
+    captures = copy._device_updates.captures
+    copy.train(32)
+    assert copy.updates == learner.updates + 32 and copy._device_updates.captures > captures

@@ -76,6 +76,23 @@ def test_the_critic_trains_the_encoder_and_the_actor_reads_it_without_moving_it(
     assert all(parameter.grad is None for parameter in agent.encoder.parameters())
 
 
+def test_an_update_encodes_each_frame_batch_once_the_actor_reusing_the_critics_features():
+    learner = _learner()
+    agent = learner.agent
+    learner.train(CONFIG.warmup_updates + 1)  # past the warm-up: the next update moves the actor
+    assert agent.actor_step_due(agent.updates + 1)
+    passes = []
+    hook = agent.encoder.register_forward_hook(
+        lambda module, inputs, output: passes.append(torch.is_grad_enabled()))
+    try:
+        learner.train(1)
+    finally:
+        hook.remove()
+    assert agent.actor_updates == 1
+    # s_t with gradients for the critic, s_t+n without for the target: the actor adds none
+    assert sorted(passes) == [False, True]
+
+
 def test_a_checkpoint_with_an_encoder_round_trips_bit_exactly(tmp_path):
     learner = _learner()
     learner.train(6)

@@ -26,6 +26,18 @@ def test_the_encoder_gives_one_bounded_feature_vector_per_sample_and_learns():
     assert all(parameter.grad is not None for parameter in encoder.parameters())
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA device')
+def test_on_a_gpu_the_encoder_agrees_with_its_cpu_features_in_bfloat16():
+    torch.manual_seed(0)
+    encoder = ImageEncoder(TWO_CAMERAS, feature_dim=16)
+    frames = _frames()
+    on_cpu = encoder(frames)
+    on_gpu = encoder.cuda()([batch.cuda() for batch in frames])
+    assert on_gpu.dtype == torch.float32
+    assert torch.allclose(on_gpu.cpu(), on_cpu, atol=0.05)
+    assert not torch.equal(on_gpu.cpu(), on_cpu)  # computed in bfloat16, not as on the CPU
+
+
 def test_the_encoder_wants_a_frame_batch_per_camera_and_says_which():
     with pytest.raises(ValueError, match='1 frame batches for 2 cameras .front, wrist.'):
         ImageEncoder(TWO_CAMERAS)(_frames()[:1])

@@ -5,10 +5,16 @@ Each step runs the same cores as the nodes, in the order the messages flow: base
 residual -> composition; the simulated person's hand -> SpaceMouse mapping -> arbitration ->
 safety filter -> simulator. Only the transport is missing, so what it measures is what the
 ROS graph does, minus message latency.
+
+By default the residual sees the simulator's task state, as in the profiles sim and
+sim_panda. With ``sensors`` (the profiles sim_pixels and sim_panda_pixels) it sees what a real
+cell's sensors give instead: proprioception and the wrist wrench as one vector, in the order
+the residual node's policy_inputs name them, and each camera's frame; the base policy and the
+simulated person still read the task state.
 """
 
 from dataclasses import dataclass, field
-from typing import Callable, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from hilresrl_common.parameters import defaults
 from hilresrl_common.residual_contract import compose, RESIDUAL_SCALE, residual_scale_vector
@@ -28,8 +34,9 @@ from .tasks import make_task
 # hand in its own); a benchmark overrides what its cell profile sets.
 ARBITER_DEFAULTS = defaults(ARBITER_PARAMETERS)
 
-# residual(observation, base_action, explore) -> residual in [-1, 1]
-ResidualFunction = Callable[[np.ndarray, np.ndarray, bool], np.ndarray]
+# residual(observation, base_action, explore) -> residual in [-1, 1]; in a cell with cameras a
+# fourth argument, each camera's frame (channels x height x width uint8) by camera input name
+ResidualFunction = Callable[..., np.ndarray]
 # latent(observation, explore) -> the latent a generative base policy acts from
 LatentFunction = Callable[[np.ndarray, bool], np.ndarray]
 
@@ -48,6 +55,37 @@ class Step:
     terminated: bool
     truncated: bool
     latent: Optional[np.ndarray] = None  # the latent the base action came from, if steered
+    # With cameras: each camera's frame at s_t and s_t+1, by camera input name.
+    frames: Optional[Dict[str, np.ndarray]] = None
+    next_frames: Optional[Dict[str, np.ndarray]] = None
+
+
+# The residual node's names for what a joint state, pose and wrench message contribute
+# (hilresrl_common.conversions.source_arrays), and their sizes in the simulated cell.
+PROPRIOCEPTION = ('ee_pose', 'joint_positions', 'joint_velocities', 'wrench')
+
+
+@dataclass(frozen=True)
+class SensorInputs:
+    """
+    What the residual sees instead of the task state: sensors a real cell has.
+
+    ``inputs``: of PROPRIOCEPTION, in the residual's order (ee_pose is x, y, z, qx, qy, qz,
+    qw; wrench is force then torque). ``cameras``: (camera input name, simulator camera)
+    pairs, e.g. ('image/camera/corner/image_raw', 'corner'); frames ``image_size`` square.
+    """
+
+    inputs: Tuple[str, ...]
+    cameras: Tuple[Tuple[str, str], ...] = ()
+    image_size: int = 128
+
+    def __post_init__(self):
+        object.__setattr__(self, 'inputs', tuple(self.inputs))
+        object.__setattr__(self, 'cameras', tuple(tuple(pair) for pair in self.cameras))
+        unknown = [name for name in self.inputs if name not in PROPRIOCEPTION]
+        if unknown:
+            raise ValueError(f'sensor inputs {unknown}: the simulated cell gives '
+                             f'{", ".join(PROPRIOCEPTION)}')
 
 
 @dataclass
@@ -70,8 +108,12 @@ class HeadlessCell:
                  residual_scale: Sequence[float] = tuple(RESIDUAL_SCALE.default),
                  quiet_period_s: Optional[float] = None,
                  control_period_s: Optional[float] = None,
-                 max_episode_steps: Optional[int] = None, seed: int = 0):
-        self.task = make_task(task_name, seed)
+                 max_episode_steps: Optional[int] = None, seed: int = 0,
+                 sensors: Optional[SensorInputs] = None):
+        self.sensors = sensors
+        self.task = (make_task(task_name, seed, [camera for _, camera in sensors.cameras],
+                               sensors.image_size) if sensors is not None and sensors.cameras
+                     else make_task(task_name, seed))
         self.base_policy = base_policy
         dim = self.task.action_dim
         self.residual_scale = residual_scale_vector(residual_scale, dim)
@@ -122,6 +164,7 @@ class HeadlessCell:
         self.safety.reset()
         result = EpisodeResult(False, 0, 0)
         observation = task.task_state()
+        seen, frames = self.sensed(observation)
         last_proposal: Optional[np.ndarray] = None
         last_human: Optional[np.ndarray] = None
         for step in range(self.max_episode_steps * subtasks):
@@ -147,8 +190,12 @@ class HeadlessCell:
             base = (self.base_policy.act({'task_state': observation})[0] if chosen is None
                     else self.base_policy.act_with_latent({'task_state': observation},
                                                           chosen)[0])
-            correction = (residual(observation, base, explore) if residual is not None
-                          else np.zeros_like(base))
+            if residual is None:
+                correction = np.zeros_like(base)
+            elif frames is None:
+                correction = residual(seen, base, explore)
+            else:
+                correction = residual(seen, base, explore, frames)
             proposal = compose(base, correction, self.residual_scale)
             decision = self.arbiter.arbitrate(now_s, proposal.astype(np.float64),
                                               self.mapper.reading(), allow_intervention)
@@ -162,6 +209,7 @@ class HeadlessCell:
             success = task.success()
             subtask_done = success
             next_observation = task.task_state()  # (before a next goal replaces the goal)
+            next_seen, next_frames = self.sensed(next_observation)
             if success and result.subtasks_done + 1 < subtasks:
                 result.subtasks_done += 1
                 task.retarget(goals)
@@ -174,15 +222,43 @@ class HeadlessCell:
             result.human_steps += int(persons)
             if keep_transitions:
                 result.transitions.append(Step(
-                    observation, base, correction, np.asarray(executed, np.float32),
+                    seen, base, correction, np.asarray(executed, np.float32),
                     decision.human_action if decision.active else None, float(subtask_done),
-                    next_observation, subtask_done, truncated, chosen))
-            observation = task.task_state() if subtask_done and not success else next_observation
+                    next_seen, subtask_done, truncated, chosen, frames, next_frames))
+            if subtask_done and not success:  # the next goal changed what the state holds
+                observation = task.task_state()
+                seen, frames = self.sensed(observation)
+            else:
+                observation, seen, frames = next_observation, next_seen, next_frames
             if success:
                 result.success = True
                 result.subtasks_done += 1
                 break
         return result
+
+    def sensed(self, task_state: Optional[np.ndarray] = None
+               ) -> Tuple[np.ndarray, Optional[Dict[str, np.ndarray]]]:
+        """
+        Return what the residual sees now: a vector and, with cameras, each camera's frame.
+
+        Without ``sensors``, the task state (``task_state`` if given) and no frames.
+        """
+        if self.sensors is None:
+            return (self.task.task_state() if task_state is None else task_state), None
+        task = self.task
+        positions, velocities = task.joint_state()
+        parts = {'joint_positions': positions, 'joint_velocities': velocities,
+                 'wrench': task.wrench()}
+        if 'ee_pose' in self.sensors.inputs:
+            parts['ee_pose'] = np.concatenate(task.ee_pose())
+        vector = np.concatenate([np.asarray(parts[name], np.float32).ravel()
+                                 for name in self.sensors.inputs]).astype(np.float32)
+        if not self.sensors.cameras:
+            return vector, None
+        rendered = task.images()
+        # As the encoder takes them (channels first): the cell renders at the inputs' size.
+        return vector, {name: np.ascontiguousarray(rendered[camera].transpose(2, 0, 1))
+                        for name, camera in self.sensors.cameras}
 
     def close(self) -> None:
         """Close the simulator."""

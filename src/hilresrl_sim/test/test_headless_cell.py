@@ -2,7 +2,7 @@
 
 from hilresrl_policy.adapters import BasePolicy
 from hilresrl_sim.experts import make_expert
-from hilresrl_sim.headless_cell import HeadlessCell
+from hilresrl_sim.headless_cell import HeadlessCell, SensorInputs
 from hilresrl_sim.operator_model import OperatorConfig
 from hilresrl_sim.scripted_policy import make_scripted_policy
 import numpy as np
@@ -185,6 +185,48 @@ def test_a_residual_function_changes_what_is_executed():
     assert np.allclose(result.transitions[0].executed_action, [0.5, 0.5, 0.5, 0.5])
 
 
+def test_a_cell_with_sensors_shows_the_residual_its_sensors_and_cameras_not_the_task_state():
+    sensors = SensorInputs(('ee_pose', 'joint_positions', 'wrench'),
+                           (('image/camera/corner/image_raw', 'corner'),
+                            ('image/camera/gripperPOV/image_raw', 'gripperPOV')), 32)
+    cell = HeadlessCell('pick-place-v3', make_scripted_policy({'task': 'pick-place-v3'}),
+                        sensors=sensors)
+    seen = []
+
+    def residual(observation, base, explore, frames):
+        seen.append((observation, frames))
+        return np.zeros(4, np.float32)
+
+    try:
+        result = cell.run_episode(5, residual=residual, keep_transitions=True)
+        task = cell.task
+        position, orientation = task.ee_pose()
+        positions, _ = task.joint_state()
+        last = result.transitions[-1]
+        # The last next state is the one the cell is in now: pose, joints, wrench, in order.
+        assert np.allclose(last.next_observation, np.concatenate(
+            [position, orientation, positions, task.wrench()]), atol=1e-6)
+        rendered = task.images()
+    finally:
+        cell.close()
+    assert result.success and len(seen) == result.steps
+    assert all(observation.shape == (7 + positions.size + 6,) for observation, _ in seen)
+    for step, (observation, frames) in zip(result.transitions, seen):
+        assert step.observation is observation and step.frames is frames
+        assert sorted(frames) == sorted(name for name, _ in sensors.cameras)
+        assert all(frame.shape == (3, 32, 32) and frame.dtype == np.uint8
+                   for frame in frames.values())
+    # Each step's next frames are the following step's frames; the last ones the scene now.
+    for step, following in zip(result.transitions, result.transitions[1:]):
+        assert step.next_frames is following.frames
+    assert np.array_equal(last.next_frames['image/camera/corner/image_raw'],
+                          rendered['corner'].transpose(2, 0, 1))
+    assert not np.array_equal(seen[0][1]['image/camera/corner/image_raw'],
+                              last.next_frames['image/camera/corner/image_raw'])
+    with pytest.raises(ValueError, match='the simulated cell gives ee_pose'):
+        SensorInputs(('task_state',))
+
+
 def test_chained_sub_tasks_move_the_goal_and_count_each_one_done():
     cell = HeadlessCell('pick-place-v3', make_scripted_policy({'task': 'pick-place-v3'}))
     try:
@@ -290,3 +332,22 @@ def test_the_learning_benchmark_defaults_are_the_nodes_table_defaults(tmp_path, 
     assert real['config']['residual_scale'] == (0.5, 0.5, 0.5, 1.0)
     assert real['operator']['reaction_delay_steps'] == 1
     assert real['operator']['stuck_steps'] == defaults(OPERATOR)['operator.stuck_steps']
+
+
+def test_the_learning_benchmarks_pixel_method_sees_the_pixel_profiles_sensors():
+    learning = _learning_benchmark()
+    for task, cameras in (('pick-place-v3', ('corner', 'gripperPOV')),
+                          ('PandaPickCube', ('front', 'handcam_rgb'))):
+        settings = learning.cell_settings(task, pixels=True)
+        sensors = settings['sensors']
+        assert sensors.inputs == ('ee_pose', 'joint_positions', 'joint_velocities', 'wrench')
+        assert sensors.cameras == tuple((f'image/camera/{camera}/image_raw', camera)
+                                        for camera in cameras)
+        assert settings['config']['cameras'] == tuple(name for name, _ in sensors.cameras)
+        assert sensors.image_size == settings['config']['image_size'][0] == 128
+        assert learning.cell_settings(task)['sensors'] is None  # the task state, as before
+    # The cell renders at the learner's size when a benchmark changes it.
+    smaller = learning.cell_settings('pick-place-v3', {'image_size': [64, 64]}, pixels=True)
+    assert smaller['sensors'].image_size == 64
+    with pytest.raises(ValueError, match='renders square frames'):
+        learning.cell_settings('pick-place-v3', {'image_size': [64, 48]}, pixels=True)
