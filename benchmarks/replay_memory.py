@@ -56,7 +56,7 @@ def main(argv=None) -> int:
     parser.add_argument('--episode-steps', type=int, default=150,
                         help='steps per episode (each episode adds one last next frame)')
     parser.add_argument('--human-share', type=float, default=0.2,
-                        help="share of steps a person controlled (stored in both buffers)")
+                        help='share of steps a person controlled (stored in both buffers)')
     parser.add_argument('--segment', type=int, default=15,
                         help='steps per stretch a person controls')
     parser.add_argument('--output', help='write the raw results here (JSON)')
