@@ -122,6 +122,8 @@ def test_a_real_cell_shows_the_residual_and_learner_a_front_and_a_wrist_camera(
     # The learner trains the actor the residual node runs: the same cameras, in order, and size.
     assert learner.get('camera_inputs') == cameras
     assert learner.get('image_size') == residual.get('image_size')
+    for name in ('image_encoder', 'image_encoder_weights'):  # a pretrained encoder too
+        assert learner.get(name, '') == residual.get(name, ''), f'{cell}: {name}'
     # The residual observes each camera (raw or compressed); the episode manager names each
     # one's raw image in the transitions, which is the topic the learner reads.
     assert set(cameras) <= set(_camera_topics(residual['observation_sources']))

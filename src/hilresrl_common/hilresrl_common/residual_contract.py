@@ -34,7 +34,37 @@ IMAGE_SIZE = Parameter(
     'encoder', check=at_least(SMALLEST_IMAGE_SIDE))
 IMAGE_FEATURES = Parameter('image_features', 50, "Features of the image encoder's output",
                            check=at_least(1))
-IMAGE_INPUT_PARAMETERS = (CAMERA_INPUTS, IMAGE_SIZE, IMAGE_FEATURES)
+DRQV2_ENCODER = 'drqv2'  # the default image encoder's name ('' says the same)
+PRETRAINED_LIBRARIES = ('torchvision', 'timm')
+
+
+def pretrained_architecture(image_encoder: str) -> str:
+    """Return the pretrained architecture an image_encoder value names ('': DrQ-v2's)."""
+    return '' if image_encoder.strip() in ('', DRQV2_ENCODER) else image_encoder.strip()
+
+
+def _encoder_refusal(value: str) -> str:
+    library, _, name = pretrained_architecture(value).partition(':')
+    if not library or (library in PRETRAINED_LIBRARIES and name):
+        return ''
+    return (f"must be '' or {DRQV2_ENCODER} (the default), or torchvision:<name> or "
+            'timm:<name> (e.g. torchvision:resnet18)')
+
+
+IMAGE_ENCODER = Parameter(
+    'image_encoder', '', f"The image encoder: '' or {DRQV2_ENCODER}: DrQ-v2's small "
+    'convolutional encoder, trained from scratch by the critic on randomly shifted images; '
+    'torchvision:<name> or timm:<name> (e.g. torchvision:resnet18): that pretrained network, '
+    'frozen, loaded from image_encoder_weights, with a small projection to image_features that '
+    'the critic trains. The residual node and the learner must name the same one',
+    check=_encoder_refusal)
+IMAGE_ENCODER_WEIGHTS = Parameter(
+    'image_encoder_weights', '', 'Local weights file of a pretrained image_encoder (a state '
+    'dict saved with torch.save, or .safetensors); nothing is downloaded. The residual node and '
+    'the learner each load their own copy: weights learnt over a file of another SHA-256 are '
+    'refused')
+IMAGE_INPUT_PARAMETERS = (CAMERA_INPUTS, IMAGE_SIZE, IMAGE_FEATURES, IMAGE_ENCODER,
+                          IMAGE_ENCODER_WEIGHTS)
 
 
 def residual_scale_vector(scale: Sequence[float], action_dim: int) -> np.ndarray:

@@ -11,6 +11,7 @@ import pathlib
 import time
 from typing import Any, Callable, Dict, Hashable, Mapping, Optional, Sequence, Tuple
 
+from hilresrl_policy.image_encoder import configured_pretrained_encoder, ImageInputs
 import numpy as np
 
 from .checkpoint import latest_checkpoint, load_checkpoint, read_config, save_checkpoint
@@ -37,6 +38,17 @@ class ActorLearners:
         self.latent_scale = latent_scale(values)
         self.compiled: bool = values['compile_updates']
         self.settings = config_settings(values)
+        # A frozen pretrained image encoder, loaded now so that a missing file or library stops
+        # the start; the actor's weights name its file by SHA-256, never carry it.
+        self.pretrained_encoder = configured_pretrained_encoder(
+            self.settings.get('image_encoder', ''), values.get('image_encoder_weights', ''),
+            ImageInputs(self.settings['cameras'], *self.settings['image_size'])
+            if self.settings.get('cameras') else None)
+        if self.pretrained_encoder is not None:
+            self.settings['image_encoder_sha256'] = self.pretrained_encoder.weights_sha256
+            log(f'image encoder: {self.pretrained_encoder.architecture}, frozen, from '
+                f'{values["image_encoder_weights"]} (SHA-256 '
+                f'{self.pretrained_encoder.weights_sha256[:16]})')
         self.run_dir, self.latent_dir = run_dir, run_dir / LATENT_FOLDER
         self.log, self.warn = log, warn
         self.residual: Optional[ResidualLearner] = None
@@ -71,7 +83,7 @@ class ActorLearners:
             config, values['update_to_data'], values['intervention_fraction'],
             values['min_steps'], values['device'], values['seed'],
             offline_fraction=values['offline_fraction'], graph_updates=values['graph_updates'],
-            use_compile=self.compiled)
+            use_compile=self.compiled, pretrained_encoder=self.pretrained_encoder)
         self.log(f'residual TD3: {obs_dim} observation values, {self.action_dim} axes, '
                  f'{config.critic_heads} critic heads, update-to-data '
                  f'{values["update_to_data"]}, {100 * values["intervention_fraction"]:.0f}% '

@@ -10,7 +10,7 @@ from typing import Any, Dict, List, Mapping, Tuple
 
 from hilresrl_common.parameters import above, at_least, between, one_of, Parameter
 from hilresrl_common.residual_contract import (IMAGE_INPUT_PARAMETERS, LATENT_SCALE,
-                                               RESIDUAL_SCALE)
+                                               pretrained_architecture, RESIDUAL_SCALE)
 
 ACTOR_MODES = ('residual', 'latent', 'dual')
 # The learner's name for the latent scale before it took the base policy node's name.
@@ -160,16 +160,25 @@ def camera_inputs(values: Mapping[str, Any]) -> Tuple[str, ...]:
 
 
 def config_settings(values: Mapping[str, Any]) -> Dict[str, Any]:
-    """Return the LearnerConfig fields (all but the sizes) of the parameters' values."""
+    """
+    Return the LearnerConfig fields (all but the sizes) of the parameters' values.
+
+    A pretrained image_encoder is named here; the SHA-256 of its weights file
+    (image_encoder_sha256) comes when the file is loaded (ActorLearners).
+    """
     settings = {field: tuple(values[name]) if isinstance(values[name], list) else values[name]
                 for name, field in CONFIG_FIELDS.items()}
     cameras = camera_inputs(values)
+    encoder = pretrained_architecture(values.get('image_encoder', ''))
+    if encoder and not cameras:
+        raise ValueError(f'image_encoder {encoder!r} needs camera_inputs: there are no images '
+                         'to encode')
     if cameras:
         if len(values['image_size']) != 2:
             raise ValueError(f'image_size {list(values["image_size"])}: give height and width')
         settings.update(cameras=cameras, image_size=(*values['image_size'], 3),
                         image_features=values['image_features'],
-                        image_shift=values['image_shift'])
+                        image_shift=values['image_shift'], image_encoder=encoder)
     return settings
 
 

@@ -12,7 +12,8 @@ toward (human - base) / residual_scale on the axes the person took. The actor wa
 that it does not climb the critic's extrapolation away from the base policy. With
 ``observation_normalization`` actor and critic see the observation through statistics set once
 (set_observation_statistics), kept in their state and so in checkpoints and broadcast weights.
-Torch only: no ROS.
+With cameras, one image encoder (DrQ-v2's, or a frozen pretrained network under a projection)
+that the critic trains and the actor reads. Torch only: no ROS.
 """
 
 import copy
@@ -22,7 +23,7 @@ from typing import Dict, Optional, Sequence, Tuple
 
 from hilresrl_common.residual_contract import (compose, RESIDUAL_SCALE, residual_scale_vector,
                                                residual_toward)
-from hilresrl_policy.image_encoder import random_shift
+from hilresrl_policy.image_encoder import PretrainedEncoder, random_shift
 from hilresrl_policy.residual import (ObservationNormalizer, ResidualActor, ResidualConfig,
                                       with_identity_normalizer)
 import numpy as np
@@ -68,7 +69,14 @@ class LearnerConfig:
     cameras: Tuple[str, ...] = ()
     image_size: Tuple[int, ...] = ()  # height, width, channels
     image_features: int = 50
+    # With a frozen pretrained network in place of DrQ-v2's encoder (image_encoder names it,
+    # as ResidualConfig does, with its weights file's SHA-256) the shifts still apply: the
+    # trained projection and the critic above the frozen features can overfit to exact frames
+    # as DrQ's encoder does, and SERL's DrQ agent shifts (random crop, padding 4) in front of
+    # its frozen pretrained ResNet-10 too. They cost a gather, not a pass; image_shift 0: none.
     image_shift: int = 4
+    image_encoder: str = ''
+    image_encoder_sha256: str = ''
 
     def __post_init__(self):
         for name in ('residual_scale', 'actor_hidden', 'critic_hidden', 'cameras',
@@ -76,6 +84,9 @@ class LearnerConfig:
             object.__setattr__(self, name, tuple(getattr(self, name)))
         if self.cameras and self.algorithm != 'td3':
             raise ValueError('camera images are learnt with td3 only')
+        if self.image_encoder and not self.cameras:
+            raise ValueError(f'image_encoder {self.image_encoder!r} needs cameras '
+                             '(camera_inputs): there are no images to encode')
         if self.critic_heads < 2:
             raise ValueError('the critic needs at least 2 heads (the target takes a pair)')
         if self.support_weight < 0 or self.bc_weight < 0:
@@ -89,7 +100,9 @@ class LearnerConfig:
         """Return the actor's shapes and scale, as the residual node builds them."""
         return ResidualConfig(self.obs_dim, self.action_dim, self.actor_hidden, self.layer_norm,
                               residual_scale=tuple(self.scale_vector()), cameras=self.cameras,
-                              image_size=self.image_size, image_features=self.image_features)
+                              image_size=self.image_size, image_features=self.image_features,
+                              image_encoder=self.image_encoder,
+                              image_encoder_sha256=self.image_encoder_sha256)
 
     def scale_vector(self) -> np.ndarray:
         """Return the residual scale per axis."""
@@ -163,10 +176,16 @@ class CriticEnsemble(nn.Module):
 
 
 class ResidualTD3:
-    """The residual actor-critic learner: update from batches, act with the current actor."""
+    """
+    The residual actor-critic learner: update from batches, act with the current actor.
+
+    ``pretrained_encoder``: the frozen network a config with an image_encoder names
+    (load_pretrained_encoder), which no optimiser steps and no checkpoint holds.
+    """
 
     def __init__(self, config: LearnerConfig, device: str = 'cpu', seed: int = 0,
-                 use_compile: bool = False, compile_mode: str = 'default'):
+                 use_compile: bool = False, compile_mode: str = 'default',
+                 pretrained_encoder: Optional[PretrainedEncoder] = None):
         self.config = config
         self.device = torch.device(device)
         # torch.compile of the losses: worth it on a GPU, where small updates are launch-bound.
@@ -176,10 +195,12 @@ class ResidualTD3:
         # On a GPU the default generator (seeded above): CUDA graphs replay its draws anew.
         self.generator = (None if self.device.type == 'cuda' else
                           torch.Generator(device=self.device).manual_seed(seed))
-        self.actor = ResidualActor(config.actor_config).to(self.device)
+        self.actor = ResidualActor(config.actor_config, pretrained_encoder).to(self.device)
         self.critic = CriticEnsemble(config).to(self.device)
         # With cameras, one encoder: the critic's loss trains it, targets and the actor read its
-        # features without gradients (DrQ-v2), and it travels in the actor's weights.
+        # features without gradients (DrQ-v2), and it travels in the actor's weights. A frozen
+        # pretrained network's parameters are not the encoder's (FrozenImageEncoder): only its
+        # projection is optimised, and its features are computed without gradients.
         self.encoder: Optional[nn.Module] = self.actor.encoder
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
         self.actor_target.encoder = None  # the targets take the online encoder's features

@@ -14,6 +14,7 @@ normalization, its statistics come from every step stored when the first update 
 from dataclasses import dataclass
 from typing import Callable, Dict, Hashable, Iterator, Optional
 
+from hilresrl_policy.image_encoder import PretrainedEncoder
 from hilresrl_policy.residual import observation_statistics
 import numpy as np
 
@@ -51,13 +52,16 @@ class ResidualLearner:
                  intervention_fraction: float = 0.5, min_steps: int = 256,
                  device: str = 'cpu', seed: int = 0, use_compile: bool = False,
                  offline_fraction: float = 0.0, device_replay: bool = True,
-                 graph_updates: int = 8):
+                 graph_updates: int = 8,
+                 pretrained_encoder: Optional[PretrainedEncoder] = None):
         """
         Build the buffers and the agent.
 
         On a CUDA device (with ``device_replay``) the batches are drawn there, and with
         ``graph_updates`` > 0 updates run in captured CUDA graphs of that many
         (graphed_updates); on a CPU, from the host buffers as they are.
+        ``pretrained_encoder``: the frozen network the config's image_encoder names
+        (hilresrl_policy.image_encoder.load_pretrained_encoder).
         """
         self.config = config
         self.update_to_data = update_to_data
@@ -80,7 +84,8 @@ class ResidualLearner:
             from .residual_sac import ResidualSAC
             self.agent = ResidualSAC(config, device, seed, use_compile)
         else:
-            self.agent = ResidualTD3(config, device, seed, use_compile)
+            self.agent = ResidualTD3(config, device, seed, use_compile,
+                                     pretrained_encoder=pretrained_encoder)
         self.rng = np.random.default_rng(seed)
         self._device_updates = None
         # (torch.compile's own CUDA graphs, mode reduce-overhead, cannot nest in these; with

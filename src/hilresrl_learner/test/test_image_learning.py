@@ -1,10 +1,15 @@
 """The learner with camera images: frames in replay, the shared encoder, checkpoints, weights."""
 
-from hilresrl_learner.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+import dataclasses
+
+from hilresrl_learner.checkpoint import (CheckpointError, latest_checkpoint, load_checkpoint,
+                                         save_checkpoint)
 from hilresrl_learner.replay import ReplayBuffer
 from hilresrl_learner.residual_td3 import LearnerConfig
 from hilresrl_learner.training import ResidualLearner, StepRecord
-from hilresrl_policy.residual import load_actor_weights, ResidualActor, serialize_actor
+from hilresrl_policy.image_encoder import load_pretrained_encoder
+from hilresrl_policy.residual import (load_actor_weights, ResidualActor, serialize_actor,
+                                      WeightsError)
 import numpy as np
 import pytest
 import torch
@@ -22,8 +27,8 @@ def _frame(value, rng=None):
     return frame
 
 
-def _learner(seed=0, steps=40):
-    learner = ResidualLearner(CONFIG, min_steps=1, seed=seed)
+def _learner(seed=0, steps=40, config=CONFIG, pretrained=None):
+    learner = ResidualLearner(config, min_steps=1, seed=seed, pretrained_encoder=pretrained)
     rng = np.random.default_rng(42)
     for index in range(steps):
         episode, step = divmod(index, 10)
@@ -125,3 +130,72 @@ def test_the_broadcast_actor_acts_on_frames_as_the_learner_does():
                             [torch.as_tensor(frame)[None] for frame in frames])[0].numpy()
     np.testing.assert_array_equal(learner.agent.residual(observation, base, frames=frames),
                                   received)
+
+
+class Backbone(torch.nn.Module):
+    """A stand-in for a pretrained classifier (torchvision is not needed): a head named fc."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = torch.nn.Sequential(
+            torch.nn.Conv2d(3, 8, 3, stride=2), torch.nn.BatchNorm2d(8), torch.nn.ReLU(),
+            torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
+        self.fc = torch.nn.Linear(8, 10)
+
+    def forward(self, x):
+        return self.fc(self.body(x))
+
+
+def _pretrained_learner(tmp_path, seed=0, weights_seed=0, name='backbone.pth', copy_of=None):
+    path = tmp_path / name
+    if copy_of is None:
+        torch.manual_seed(weights_seed)
+        torch.save(Backbone().state_dict(), path)
+    else:  # the same file on another machine
+        path.write_bytes((tmp_path / copy_of).read_bytes())
+    pretrained = load_pretrained_encoder(Backbone, str(path), CONFIG.actor_config.image_inputs)
+    config = dataclasses.replace(CONFIG, image_encoder=pretrained.architecture,
+                                 image_encoder_sha256=pretrained.weights_sha256)
+    return _learner(seed, config=config, pretrained=pretrained), pretrained
+
+
+def test_a_learner_over_a_frozen_encoder_trains_its_projection_and_never_the_network(
+        tmp_path):
+    learner, pretrained = _pretrained_learner(tmp_path)
+    agent = learner.agent
+    assert agent.encoder.pretrained is pretrained and agent.actor.encoder is agent.encoder
+    frozen = {name: tensor.clone() for name, tensor in pretrained.state_dict().items()}
+    projection = {name: tensor.clone() for name, tensor in agent.encoder.state_dict().items()}
+    optimised = {id(parameter) for optimizer in (agent.actor_optimizer, agent.critic_optimizer)
+                 for group in optimizer.param_groups for parameter in group['params']}
+    assert not optimised & {id(parameter) for parameter in pretrained.parameters()}
+    assert {id(parameter) for parameter in agent.encoder.trunk.parameters()} <= optimised
+    learner.train(CONFIG.warmup_updates + 4)
+    assert agent.actor_updates >= 2
+    assert all(torch.equal(tensor, frozen[name])  # running BatchNorm statistics included
+               for name, tensor in pretrained.state_dict().items())
+    assert all(parameter.grad is None for parameter in pretrained.parameters())
+    assert any(not torch.equal(tensor, projection[name])
+               for name, tensor in agent.encoder.state_dict().items())  # the critic trains it
+    state = agent.network_state()
+    assert not any('pretrained' in name or 'network' in name for name in state)
+    weights = serialize_actor(agent.actor)
+    assert pretrained.weights_sha256 in weights.architecture
+
+
+def test_a_checkpoint_over_a_frozen_encoder_is_refused_by_a_learner_over_another_file(tmp_path):
+    learner, _ = _pretrained_learner(tmp_path)
+    learner.train(4)
+    save_checkpoint(tmp_path / 'run', learner.agent, learner.rng, {})
+    same, _ = _pretrained_learner(tmp_path, seed=3, name='copy.pth', copy_of='backbone.pth')
+    load_checkpoint(latest_checkpoint(tmp_path / 'run'), same.agent, same.rng)
+    for name, tensor in learner.agent.network_state().items():
+        assert torch.equal(tensor, same.agent.network_state()[name]), name
+    other, pretrained = _pretrained_learner(tmp_path, weights_seed=1, name='other.pth')
+    with pytest.raises(CheckpointError, match=f'image_encoder_sha256: .* != '
+                                              f"'{pretrained.weights_sha256}'"):
+        load_checkpoint(latest_checkpoint(tmp_path / 'run'), other.agent, other.rng)
+    weights = serialize_actor(learner.agent.actor)
+    with pytest.raises(WeightsError, match='image_encoder_weights: a file of SHA-256'):
+        load_actor_weights(ResidualActor(other.config.actor_config, pretrained), weights.blob,
+                           weights.sha256, weights.architecture)

@@ -15,8 +15,9 @@ def _values(**given):
 
 def test_every_name_once_and_the_scales_from_the_residual_contract():
     names = [parameter.name for parameter in PARAMETERS]
-    # 57 before, camera_inputs, image_size, image_features, image_shift, image_wait_s
-    assert len(names) == len(set(names)) == 62
+    # 57 before, camera_inputs, image_size, image_features, image_shift, image_wait_s,
+    # image_encoder, image_encoder_weights
+    assert len(names) == len(set(names)) == 64
     assert RESIDUAL_SCALE in PARAMETERS and LATENT_SCALE in PARAMETERS
     table = defaults(PARAMETERS)
     assert table['residual_scale'] == [0.5] and table['latent_scale'] == 1.5
@@ -76,3 +77,36 @@ def test_cells_are_paced_by_the_ratio_of_the_slower_learned_actor(tmp_path):
     for mode, ratio in (('residual', 4.0), ('latent', 2.0), ('dual', 2.0)):
         learners = ActorLearners(_values(actor_mode=mode, **values), tmp_path)
         assert learners.paced_update_to_data == ratio
+
+
+CAMERA = {'camera_inputs': ['image/camera/front'], 'image_size': [24, 24]}
+
+
+def test_a_pretrained_encoder_is_named_and_its_file_checked_at_start(tmp_path):
+    assert config_settings(_values(**CAMERA, image_encoder='drqv2'))['image_encoder'] == ''
+    assert config_settings(_values(**CAMERA, image_encoder='timm:resnet10t'))[
+        'image_encoder'] == 'timm:resnet10t'
+    with pytest.raises(ValueError, match='image_encoder=.*torchvision:<name> or timm:<name>'):
+        _values(**CAMERA, image_encoder='resnet18')
+    with pytest.raises(ValueError, match="image_encoder 'timm:resnet10t' needs camera_inputs"):
+        config_settings(_values(image_encoder='timm:resnet10t'))
+    missing = tmp_path / 'resnet18.pth'
+    with pytest.raises(ValueError, match='resnet18.pth.*not found: hilresrl never downloads'):
+        ActorLearners(_values(**CAMERA, image_encoder='torchvision:resnet18',
+                              image_encoder_weights=str(missing)), tmp_path)
+    with pytest.raises(ValueError, match='no weights file given .image_encoder_weights.'):
+        ActorLearners(_values(**CAMERA, image_encoder='torchvision:resnet18'), tmp_path)
+
+
+def test_a_pretrained_encoder_without_its_library_is_refused_at_start(tmp_path):
+    try:
+        import timm  # noqa: F401
+        pytest.skip('timm is installed here: the message cannot be seen')
+    except ImportError:
+        pass
+    import torch
+    weights = tmp_path / 'resnet10t.pth'
+    torch.save({}, weights)
+    with pytest.raises(ValueError, match=r'needs timm, which is not installed \(pip install'):
+        ActorLearners(_values(**CAMERA, image_encoder='timm:resnet10t',
+                              image_encoder_weights=str(weights)), tmp_path)

@@ -5,15 +5,17 @@ By default DrQ-v2's encoder for each camera (four 3x3 convolutions of 32 channel
 with stride 2) and a shared trunk (linear, LayerNorm, tanh), trained from scratch with random
 shifts of the images (random_shift); as an option a frozen pretrained network from a local
 weights file (load_pretrained_encoder: a torchvision or timm architecture; nothing is downloaded
-at run time). Frames arrive as uint8 tensors (batch, channels, height, width), one per camera,
-in the order of ImageInputs.cameras. Torch only: no ROS.
+at run time) under a small trained projection (FrozenImageEncoder). Frames arrive as uint8
+tensors (batch, channels, height, width), one per camera, in the order of ImageInputs.cameras.
+Torch only: no ROS.
 """
 
 from dataclasses import dataclass
+import hashlib
 import pathlib
-from typing import List, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple, Union
 
-from hilresrl_common.residual_contract import SMALLEST_IMAGE_SIDE
+from hilresrl_common.residual_contract import pretrained_architecture, SMALLEST_IMAGE_SIDE
 import numpy as np
 import torch
 from torch import nn
@@ -167,17 +169,25 @@ def random_shift(frames: torch.Tensor, pad: int = 4,
 
 
 class PretrainedEncoder(nn.Module):
-    """A frozen pretrained network over each camera's frames, its pooled features joined."""
+    """
+    A frozen pretrained network over each camera's frames, its pooled features joined.
 
-    def __init__(self, network: nn.Module, inputs: ImageInputs):
+    ``architecture`` and ``weights_sha256`` say which network and which weights file it is:
+    actors built on it carry them instead of its tensors (FrozenImageEncoder).
+    """
+
+    def __init__(self, network: nn.Module, inputs: ImageInputs, architecture: str = '',
+                 weights_sha256: str = ''):
         super().__init__()
         self.inputs = inputs
+        self.architecture, self.weights_sha256 = architecture, weights_sha256
         self.network = network.eval().requires_grad_(False)
         self.register_buffer('mean', torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
         self.register_buffer('std', torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
         with torch.no_grad():
             probe = torch.zeros(1, inputs.channels, inputs.height, inputs.width)
-            self.feature_dim = len(inputs.cameras) * int(self.network(probe).numel())
+            self.camera_dim = int(self.network(probe).numel())
+        self.feature_dim = len(inputs.cameras) * self.camera_dim
 
     def train(self, mode: bool = True) -> 'PretrainedEncoder':
         """Keep the frozen network in evaluation mode (its BatchNorm statistics fixed)."""
@@ -185,25 +195,55 @@ class PretrainedEncoder(nn.Module):
         self.network.eval()
         return self
 
+    def encode(self, frames: torch.Tensor) -> torch.Tensor:
+        """Return one camera's pooled features (batch, camera_dim) of its uint8 frames."""
+        with torch.no_grad():
+            return self.network((frames.float() / 255.0 - self.mean) / self.std).flatten(1)
+
     def forward(self, frames: Sequence[torch.Tensor]) -> torch.Tensor:
         """Return (batch, feature_dim): every camera's pooled features, in camera order."""
-        with torch.no_grad():
-            return torch.cat([self.network((batch.float() / 255.0 - self.mean) / self.std
-                                           ).flatten(1) for batch in frames], dim=-1)
+        return torch.cat([self.encode(batch) for batch in frames], dim=-1)
 
 
-def load_pretrained_encoder(architecture: str, weights_file: str,
+def file_sha256(path: Union[str, pathlib.Path]) -> str:
+    """Return the SHA-256 of a file's bytes (hex), read in pieces."""
+    digest = hashlib.sha256()
+    with open(path, 'rb') as file:
+        for piece in iter(lambda: file.read(1 << 20), b''):
+            digest.update(piece)
+    return digest.hexdigest()
+
+
+# A Python callable that builds the network (tests, notebooks): the core API takes one where the
+# parameters take a torchvision:<name> or timm:<name> string.
+NetworkBuilder = Callable[[], nn.Module]
+
+
+def load_pretrained_encoder(architecture: Union[str, NetworkBuilder], weights_file: str,
                             inputs: ImageInputs) -> PretrainedEncoder:
     """
     Return a frozen pretrained encoder: ``torchvision:<name>`` or ``timm:<name>`` weights.
 
     The weights come from ``weights_file`` only (a state dict saved with torch.save, or a
-    .safetensors file); the classifier is dropped, the pooled features kept.
+    .safetensors file); the classifier is dropped, the pooled features kept. In the core API
+    ``architecture`` may also be a callable that returns the network (named
+    ``python:<module>.<name>``). The encoder carries the architecture's name and the file's
+    SHA-256.
     """
-    library, _, name = architecture.partition(':')
-    if library not in ('torchvision', 'timm') or not name:
-        raise ValueError(f'pretrained encoder {architecture!r}: give torchvision:<name> or '
-                         'timm:<name> (e.g. torchvision:resnet18)')
+    if callable(architecture):
+        builder = architecture
+        library = 'python'
+        name = f'{getattr(builder, "__module__", "")}.{getattr(builder, "__qualname__", "")}'
+        architecture = f'{library}:{name}'
+    else:
+        builder = None
+        library, _, name = architecture.partition(':')
+        if library not in ('torchvision', 'timm') or not name:
+            raise ValueError(f'pretrained encoder {architecture!r}: give torchvision:<name> or '
+                             'timm:<name> (e.g. torchvision:resnet18)')
+    if not str(weights_file).strip():
+        raise FileNotFoundError(f'pretrained encoder {architecture}: no weights file given '
+                                '(image_encoder_weights); hilresrl never downloads at run time')
     path = pathlib.Path(weights_file).expanduser()
     if not path.is_file():
         raise FileNotFoundError(
@@ -214,7 +254,9 @@ def load_pretrained_encoder(architecture: str, weights_file: str,
     if inputs.channels != 3:
         raise ValueError(f'pretrained encoders take 3-channel images, not {inputs.channels}')
     try:
-        if library == 'torchvision':
+        if builder is not None:
+            network = builder()
+        elif library == 'torchvision':
             import torchvision.models as models
             network = getattr(models, name)(weights=None)
         else:
@@ -225,14 +267,102 @@ def load_pretrained_encoder(architecture: str, weights_file: str,
                           f'installed (pip install {library})') from error
     except (AttributeError, RuntimeError) as error:
         raise ValueError(f'{library} has no architecture {name!r}') from error
-    if path.suffix == '.safetensors':
-        from safetensors.torch import load_file
-        state = load_file(str(path))
-    else:
-        state = torch.load(str(path), map_location='cpu', weights_only=True)
-    network.load_state_dict(state)
+    try:
+        if path.suffix == '.safetensors':
+            from safetensors.torch import load_file
+            state = load_file(str(path))
+        else:
+            state = torch.load(str(path), map_location='cpu', weights_only=True)
+        network.load_state_dict(state)
+    except Exception as error:  # noqa: B902 - torch, pickle and safetensors raise their own
+        raise ValueError(f'pretrained encoder weights {str(path)!r} do not fit {architecture}: '
+                         f'{error}') from error
     for head in ('fc', 'classifier', 'head'):  # torchvision's and timm's classifiers
         if isinstance(getattr(network, head, None), nn.Module):
             setattr(network, head, nn.Identity())
             break
-    return PretrainedEncoder(network, inputs)
+    return PretrainedEncoder(network, inputs, architecture, file_sha256(path))
+
+
+def configured_pretrained_encoder(image_encoder: str, weights_file: str,
+                                  inputs: Optional[ImageInputs]) -> Optional[PretrainedEncoder]:
+    """
+    Return the frozen encoder the image_encoder parameters name, or None for DrQ-v2's.
+
+    What the residual node and the learner both call at start-up; any reason it cannot be
+    loaded (no file, no library, weights that do not fit, no cameras) is a ValueError.
+    """
+    architecture = pretrained_architecture(image_encoder)
+    if not architecture:
+        return None
+    if inputs is None:
+        raise ValueError(f'image_encoder {architecture!r} needs camera_inputs: there are no '
+                         'images to encode')
+    try:
+        return load_pretrained_encoder(architecture, weights_file, inputs)
+    except (OSError, ImportError) as error:
+        raise ValueError(str(error)) from error
+
+
+class _Shared:
+    """
+    A module held outside the module tree of its holder.
+
+    Not in the holder's state_dict, parameters() or train()/eval(), and shared rather than
+    copied by copy.deepcopy (nothing changes it).
+    """
+
+    def __init__(self, module: nn.Module):
+        self.module = module
+
+    def __deepcopy__(self, memo) -> '_Shared':
+        return self
+
+
+class _FrozenCamera:
+    """One camera's part of a FrozenImageEncoder (as CameraShares splits an encoder)."""
+
+    def __init__(self, frozen: _Shared):
+        self._frozen = frozen
+        self.output_dim = frozen.module.camera_dim
+
+    def __call__(self, frames: torch.Tensor) -> torch.Tensor:
+        return self._frozen.module.encode(frames)
+
+
+class FrozenImageEncoder(nn.Module):
+    """
+    A frozen PretrainedEncoder, then a trained projection (linear, LayerNorm, tanh).
+
+    The projection plays DrQ-v2's trunk: the critic's loss trains it, the actor reads its
+    output, and it gives ``feature_dim`` features whatever the network's pooled size. The frozen
+    network is no part of this module's state: the weights an actor broadcasts and the learner's
+    checkpoints hold the projection alone (kilobytes, not a ResNet's tens of megabytes), and
+    name the network by its architecture and its weights file's SHA-256 (ResidualConfig), which
+    every side loads from its own copy of the file. ``.to()`` moves it all the same.
+    """
+
+    def __init__(self, pretrained: PretrainedEncoder, feature_dim: int = 50):
+        super().__init__()
+        self.inputs = pretrained.inputs
+        self.feature_dim = feature_dim
+        self._frozen = _Shared(pretrained.eval())
+        self.cameras = [_FrozenCamera(self._frozen) for _ in self.inputs.cameras]
+        self.trunk = nn.Sequential(nn.Linear(pretrained.feature_dim, feature_dim),
+                                   nn.LayerNorm(feature_dim), nn.Tanh())
+
+    @property
+    def pretrained(self) -> PretrainedEncoder:
+        """Return the frozen network this encoder projects."""
+        return self._frozen.module
+
+    def _apply(self, fn, *args, **kwargs):
+        self.pretrained._apply(fn, *args, **kwargs)  # device and dtype moves reach it too
+        return super()._apply(fn, *args, **kwargs)
+
+    def forward(self, frames: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Return (batch, feature_dim) for one uint8 frame batch per camera, in camera order."""
+        if len(frames) != len(self.cameras):
+            raise ValueError(f'{len(frames)} frame batches for {len(self.cameras)} cameras '
+                             f'({", ".join(self.inputs.cameras)})')
+        return self.trunk(self.pretrained(frames))

@@ -6,7 +6,8 @@ is composed with the base action is hilresrl_common.residual_contract's. The obs
 through fixed normalization statistics that the learner may set once (identity until then).
 Weights, statistics included, travel as safetensors bytes with a JSON architecture that
 carries the residual scale they were trained under, and a receiver refuses any that do not
-match its own.
+match its own. A frozen pretrained image encoder is named in the architecture (its name and its
+weights file's SHA-256), never sent: each side loads it from its own file.
 """
 
 from dataclasses import asdict, dataclass, field, replace
@@ -14,7 +15,8 @@ import hashlib
 import json
 from typing import Dict, Optional, Sequence, Tuple
 
-from hilresrl_policy.image_encoder import ImageEncoder, ImageInputs
+from hilresrl_policy.image_encoder import (FrozenImageEncoder, ImageEncoder, ImageInputs,
+                                           PretrainedEncoder)
 import numpy as np
 
 from safetensors.torch import load as load_tensors
@@ -50,6 +52,11 @@ class ResidualConfig:
     cameras: Tuple[str, ...] = ()
     image_size: Tuple[int, ...] = ()
     image_features: int = 50
+    # A frozen pretrained image encoder ('': DrQ-v2's, trained): its architecture
+    # (torchvision:<name>, timm:<name>) and the SHA-256 of the weights file it was loaded from.
+    # Unset, the architecture JSON is what it was before pretrained encoders.
+    image_encoder: str = ''
+    image_encoder_sha256: str = ''
 
     def __post_init__(self):
         # Tuples of plain numbers whatever was passed, so configs compare equal after JSON.
@@ -64,6 +71,9 @@ class ResidualConfig:
         if self.cameras and len(self.image_size) != 3:
             raise ValueError(f'image_size {list(self.image_size)}: give height, width and '
                              'channels for the cameras')
+        if self.image_encoder and not (self.cameras and self.image_encoder_sha256):
+            raise ValueError(f'image_encoder {self.image_encoder!r} needs cameras and the '
+                             'SHA-256 of its weights file')
 
     @property
     def image_inputs(self) -> Optional[ImageInputs]:
@@ -79,6 +89,9 @@ class ResidualConfig:
             del values['residual_scale']  # unknown: written as before the scale was carried
         if not self.cameras:  # state only: written as before images
             for key in IMAGE_KEYS:
+                del values[key]
+        if not self.image_encoder:  # DrQ-v2's encoder: written as before pretrained ones
+            for key in ENCODER_KEYS:
                 del values[key]
         return json.dumps(values, sort_keys=True)
 
@@ -99,18 +112,31 @@ class ResidualConfig:
         ours = asdict(self)
         found = [f'{key} {theirs!r} != {ours[key]!r}'
                  for key, theirs in asdict(received).items()
-                 if ours[key] != theirs and key not in IMAGE_KEYS[:2]]
+                 if ours[key] != theirs and key not in IMAGE_KEYS[:2] + ENCODER_KEYS]
         # The image inputs in the words of the cameras: which ones, what size.
         if received.image_inputs is None or self.image_inputs is None:
             if (received.image_inputs is None) != (self.image_inputs is None):
                 found.append(f'cameras {list(received.cameras)} != {list(self.cameras)}')
         else:
             found += received.image_inputs.differences(self.image_inputs)
+            found += received.encoder_differences(self)
         return found
 
+    def encoder_differences(self, other: 'ResidualConfig') -> Sequence[str]:
+        """Return how this config's image encoder differs from ``other``'s (theirs != ours)."""
+        if self.image_encoder != other.image_encoder:
+            return [f'image_encoder {self.image_encoder or "drqv2"!r} != '
+                    f'{other.image_encoder or "drqv2"!r}']
+        if self.image_encoder_sha256 != other.image_encoder_sha256:
+            return [f'image_encoder_weights: a file of SHA-256 {self.image_encoder_sha256[:16]} '
+                    f'!= {other.image_encoder_sha256[:16]} (the learner and the residual node '
+                    'must load the same weights file)']
+        return []
 
-# The ResidualConfig fields of image inputs.
+
+# The ResidualConfig fields of image inputs, and of a pretrained image encoder.
 IMAGE_KEYS = ('cameras', 'image_size', 'image_features')
+ENCODER_KEYS = ('image_encoder', 'image_encoder_sha256')
 
 
 def mlp(sizes: Sequence[int], layer_norm: bool) -> nn.Sequential:
@@ -212,16 +238,22 @@ class ResidualActor(nn.Module):
     Observation (+ camera frames) + base action -> residual in [-1, 1] per axis (tanh).
 
     With cameras in its config, an ImageEncoder turns each step's frames (uint8, one batch per
-    camera) into features beside the observation vector.
+    camera) into features beside the observation vector; with an image_encoder in its config,
+    a FrozenImageEncoder over ``pretrained``, which must be the network and weights file the
+    config names (load_pretrained_encoder).
     """
 
-    def __init__(self, config: ResidualConfig):
+    def __init__(self, config: ResidualConfig, pretrained: Optional[PretrainedEncoder] = None):
         super().__init__()
         self.config = config
         self.observation_normalizer = ObservationNormalizer(config.obs_dim)
         image_inputs = config.image_inputs
-        self.encoder = (ImageEncoder(image_inputs, config.image_features)
-                        if image_inputs is not None else None)
+        self.encoder = None
+        if image_inputs is not None and config.image_encoder:
+            self.encoder = FrozenImageEncoder(checked_pretrained(config, pretrained),
+                                              config.image_features)
+        elif image_inputs is not None:
+            self.encoder = ImageEncoder(image_inputs, config.image_features)
         features = config.image_features if image_inputs is not None else 0
         self.net = mlp([config.obs_dim + features + config.action_dim, *config.hidden_sizes,
                         config.action_dim], config.layer_norm)
@@ -254,6 +286,31 @@ class ResidualActor(nn.Module):
         """Return the residual for a batch of observations (and frames) and base actions."""
         return torch.tanh(self.net(self.inputs(observation, base_action, frames,
                                                image_features)))
+
+
+def pretrained_fields(pretrained: Optional[PretrainedEncoder]) -> Dict[str, str]:
+    """Return the ResidualConfig fields that name a frozen encoder (none: DrQ-v2's)."""
+    if pretrained is None:
+        return {}
+    return {'image_encoder': pretrained.architecture,
+            'image_encoder_sha256': pretrained.weights_sha256}
+
+
+def checked_pretrained(config: ResidualConfig,
+                       pretrained: Optional[PretrainedEncoder]) -> PretrainedEncoder:
+    """Return ``pretrained`` if it is the encoder ``config`` names, else raise ValueError."""
+    if pretrained is None:
+        raise ValueError(f'this actor sees through the pretrained encoder '
+                         f'{config.image_encoder}: give it (load_pretrained_encoder)')
+    loaded = replace(config, image_encoder=pretrained.architecture,
+                     image_encoder_sha256=pretrained.weights_sha256)
+    differences = loaded.encoder_differences(config)
+    if pretrained.inputs != config.image_inputs:
+        differences += pretrained.inputs.differences(config.image_inputs)
+    if differences:
+        raise ValueError('the pretrained encoder loaded is not the one the actor was made for '
+                         '(loaded != wanted): ' + ', '.join(differences))
+    return pretrained
 
 
 class SingleStepActor:

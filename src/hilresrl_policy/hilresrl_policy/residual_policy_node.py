@@ -35,9 +35,9 @@ import torch
 
 from .camera_features import ArrivingFrames, CameraShares
 from .chunking import Chunk, ChunkBuffer
-from .image_encoder import encoder_frame, ImageInputs
-from .residual import (load_actor_weights, ResidualActor, ResidualConfig, SingleStepActor,
-                       WeightsError)
+from .image_encoder import configured_pretrained_encoder, encoder_frame, ImageInputs
+from .residual import (load_actor_weights, pretrained_fields, ResidualActor, ResidualConfig,
+                       SingleStepActor, WeightsError)
 from .residual_policy_parameters import ACTOR_MODES, CHUNK_EXECUTIONS, PARAMETERS, TRIGGERS
 from .weights_acceptance import weights_gate, weights_gate_parameters
 
@@ -65,6 +65,13 @@ class ResidualPolicyNode(Node):
         self.image_features: int = values['image_features']
         self._image_inputs = (ImageInputs(self.camera_inputs, *values['image_size'])
                               if self.camera_inputs else None)
+        # A frozen pretrained encoder is loaded from this machine's own file, now: weights from
+        # a learner that loaded another file (its SHA-256) are refused.
+        try:
+            self._pretrained_encoder = configured_pretrained_encoder(
+                values['image_encoder'], values['image_encoder_weights'], self._image_inputs)
+        except ValueError as error:
+            raise ConfigurationError(str(error)) from error
         self.layer_norm: bool = values['layer_norm']
         self.exploration_std: float = values['exploration_std']
         self.device = torch.device(values['device'])
@@ -286,8 +293,8 @@ class ResidualPolicyNode(Node):
                 obs_dim, self.action_dim, self.hidden_sizes, self.layer_norm,
                 residual_scale=tuple(self.residual_scale), cameras=self.camera_inputs,
                 image_size=(inputs.height, inputs.width, inputs.channels) if inputs else (),
-                image_features=self.image_features)
-            self._actor = ResidualActor(config).to(self.device).eval()
+                image_features=self.image_features, **pretrained_fields(self._pretrained_encoder))
+            self._actor = ResidualActor(config, self._pretrained_encoder).to(self.device).eval()
             if self.device.type == 'cpu' and inputs is None:  # numpy has no convolutions
                 self._single_step = SingleStepActor(self._actor)
             if inputs is not None:
@@ -297,7 +304,7 @@ class ResidualPolicyNode(Node):
                                                 self.camera_inputs, self.device,
                                                 newest_ready=self._latest_sync)
             cameras = (f' + cameras {list(self.camera_inputs)} at {inputs.height}x{inputs.width}'
-                       if inputs else '')
+                       f' ({config.image_encoder or "drqv2"} encoder)' if inputs else '')
             self.get_logger().info(f'residual actor: {obs_dim} observation values{cameras} + '
                                    f'{self.action_dim} base action -> {self.action_dim}, '
                                    f'hidden {list(self.hidden_sizes)}')

@@ -1,8 +1,15 @@
 """The image encoder, its random shifts and the pretrained option (core, no ROS)."""
 
-from hilresrl_policy.image_encoder import (encoder_frame, ImageEncoder, ImageInputs,
+import copy
+import hashlib
+
+from hilresrl_policy.camera_features import CameraShares
+from hilresrl_policy.image_encoder import (configured_pretrained_encoder, encoder_frame,
+                                           FrozenImageEncoder, ImageEncoder, ImageInputs,
                                            load_pretrained_encoder, PretrainedEncoder,
                                            random_shift)
+from hilresrl_policy.residual import (load_actor_weights, ResidualActor, ResidualConfig,
+                                      serialize_actor, WeightsError)
 import numpy as np
 import pytest
 import torch
@@ -113,3 +120,149 @@ def test_a_camera_image_becomes_an_encoder_frame_of_the_inputs_size():
     np.testing.assert_array_equal(encoder_frame(exact, TWO_CAMERAS), exact.transpose(2, 0, 1))
     with pytest.raises(ValueError, match='float32; the encoder takes height x width x 3 uint8'):
         encoder_frame(np.zeros((64, 64, 1), dtype=np.float32), TWO_CAMERAS)
+
+
+class Backbone(nn.Module):
+    """A stand-in for a pretrained classifier: convolutions, pooling, a head named fc."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(3, 64, 3, stride=2), nn.BatchNorm2d(64), nn.ReLU(),
+                                  nn.Conv2d(64, 64, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                                  nn.Flatten())
+        self.fc = nn.Linear(64, 10)
+
+    def forward(self, x):
+        return self.fc(self.body(x))
+
+
+def _weights_file(path, seed=0):
+    torch.manual_seed(seed)
+    torch.save(Backbone().state_dict(), path)
+    return str(path)
+
+
+def _pretrained(path, inputs=TWO_CAMERAS):
+    return load_pretrained_encoder(Backbone, path, inputs)
+
+
+def test_a_pretrained_network_from_a_callable_carries_its_name_and_file_hash(tmp_path):
+    path = _weights_file(tmp_path / 'backbone.pth')
+    encoder = _pretrained(path)
+    assert encoder.architecture == f'python:{__name__}.Backbone'
+    assert encoder.weights_sha256 == hashlib.sha256(open(path, 'rb').read()).hexdigest()
+    saved = torch.load(path)
+    assert torch.equal(encoder.network.body[0].weight, saved['body.0.weight'])
+    assert isinstance(encoder.network.fc, nn.Identity)  # pooled features, no classifier
+    assert encoder.camera_dim == 64 and encoder(_frames()).shape == (5, 128)
+    torch.save({'body.0.weight': torch.zeros(1)}, tmp_path / 'other.pth')
+    with pytest.raises(ValueError, match='other.pth.* do not fit python:'):
+        _pretrained(str(tmp_path / 'other.pth'))
+
+
+def test_the_image_encoder_parameters_name_drqv2_or_a_pretrained_file(tmp_path):
+    assert configured_pretrained_encoder('', '', TWO_CAMERAS) is None
+    assert configured_pretrained_encoder('drqv2', '', None) is None
+    with pytest.raises(ValueError, match='needs camera_inputs'):
+        configured_pretrained_encoder('torchvision:resnet18', 'resnet18.pth', None)
+    with pytest.raises(ValueError, match='no weights file given'):
+        configured_pretrained_encoder('torchvision:resnet18', '', TWO_CAMERAS)
+    with pytest.raises(ValueError, match='missing.pth.*never downloads at run time'):
+        configured_pretrained_encoder('timm:resnet10t', str(tmp_path / 'missing.pth'),
+                                      TWO_CAMERAS)
+
+
+def test_a_frozen_encoder_trains_its_projection_only_and_keeps_the_network_out_of_its_state(
+        tmp_path):
+    pretrained = _pretrained(_weights_file(tmp_path / 'backbone.pth'))
+    encoder = FrozenImageEncoder(pretrained, feature_dim=8).train()
+    assert not pretrained.network.training  # its BatchNorm statistics stay as loaded
+    assert set(encoder.state_dict()) == {'trunk.0.weight', 'trunk.0.bias', 'trunk.1.weight',
+                                         'trunk.1.bias'}
+    assert {id(p) for p in encoder.parameters()} == {id(p) for p in encoder.trunk.parameters()}
+    frozen = {name: tensor.clone() for name, tensor in pretrained.state_dict().items()}
+    optimizer = torch.optim.Adam(encoder.parameters(), lr=0.1)
+    features = encoder(_frames())
+    assert features.shape == (5, 8) and features.abs().max() <= 1
+    features.sum().backward()
+    optimizer.step()
+    assert all(torch.equal(tensor, frozen[name])
+               for name, tensor in pretrained.state_dict().items())
+    assert all(parameter.grad is None for parameter in pretrained.parameters())
+    assert copy.deepcopy(encoder).pretrained is pretrained  # shared, not copied
+    shares = CameraShares(encoder)  # the residual node encodes each camera as it arrives
+    frames = _frames(count=1)
+    combined = shares.features([shares.share(index, batch)
+                                for index, batch in enumerate(frames)])
+    torch.testing.assert_close(combined, encoder(frames).detach())
+    encoder.double()  # moves (to a device, to a type) reach the frozen network too
+    assert pretrained.network.body[0].weight.dtype == torch.float64
+
+
+IMAGE_CONFIG = ResidualConfig(obs_dim=3, action_dim=2, hidden_sizes=(16,),
+                              cameras=TWO_CAMERAS.cameras, image_size=(64, 64, 3),
+                              image_features=8)
+
+
+def _actor(pretrained):
+    config = ResidualConfig(**{**IMAGE_CONFIG.__dict__, 'image_encoder': pretrained.architecture,
+                               'image_encoder_sha256': pretrained.weights_sha256})
+    return ResidualActor(config, pretrained)
+
+
+def test_weights_over_a_frozen_encoder_name_its_file_and_stay_small(tmp_path):
+    path = _weights_file(tmp_path / 'backbone.pth')
+    pretrained = _pretrained(path)
+    actor = _actor(pretrained)
+    weights = serialize_actor(actor)
+    network_bytes = sum(tensor.numel() * tensor.element_size()
+                        for tensor in pretrained.state_dict().values())
+    assert network_bytes > 140_000 and len(weights.blob) < 20_000
+    architecture = ResidualConfig.from_json(weights.architecture)
+    assert architecture.image_encoder == f'python:{__name__}.Backbone'
+    assert architecture.image_encoder_sha256 == pretrained.weights_sha256
+    # the same file copied elsewhere (the residual node's own copy): taken
+    copied = tmp_path / 'elsewhere.pth'
+    copied.write_bytes(open(path, 'rb').read())
+    receiver = _actor(_pretrained(str(copied)))
+    load_actor_weights(receiver, weights.blob, weights.sha256, weights.architecture)
+    frames, observation, base = _frames(count=2), torch.randn(2, 3), torch.zeros(2, 2)
+    with torch.no_grad():
+        torch.testing.assert_close(receiver(observation, base, frames),
+                                   actor(observation, base, frames))
+
+
+def test_weights_over_another_encoder_file_or_architecture_are_refused_naming_it(tmp_path):
+    ours = _pretrained(_weights_file(tmp_path / 'ours.pth', seed=0))
+    theirs = _pretrained(_weights_file(tmp_path / 'theirs.pth', seed=1))
+    weights = serialize_actor(_actor(theirs))
+    receiver = _actor(ours)
+    before = {name: tensor.clone() for name, tensor in receiver.state_dict().items()}
+    with pytest.raises(WeightsError, match=(
+            f'image_encoder_weights: a file of SHA-256 {theirs.weights_sha256[:16]} != '
+            f'{ours.weights_sha256[:16]}')):
+        load_actor_weights(receiver, weights.blob, weights.sha256, weights.architecture)
+    assert all(torch.equal(tensor, before[name])
+               for name, tensor in receiver.state_dict().items())
+    drqv2 = serialize_actor(ResidualActor(IMAGE_CONFIG))
+    with pytest.raises(WeightsError, match=f"image_encoder 'drqv2' != 'python:{__name__}"):
+        load_actor_weights(receiver, drqv2.blob, drqv2.sha256, drqv2.architecture)
+    with pytest.raises(WeightsError, match=f"image_encoder 'python:{__name__}.* != 'drqv2'"):
+        load_actor_weights(ResidualActor(IMAGE_CONFIG), weights.blob, weights.sha256,
+                           weights.architecture)
+
+
+def test_an_actor_refuses_a_pretrained_encoder_other_than_its_configs(tmp_path):
+    ours = _pretrained(_weights_file(tmp_path / 'ours.pth', seed=0))
+    theirs = _pretrained(_weights_file(tmp_path / 'theirs.pth', seed=1))
+    config = _actor(ours).config
+    with pytest.raises(ValueError, match='give it .load_pretrained_encoder.'):
+        ResidualActor(config)
+    with pytest.raises(ValueError, match='not the one the actor was made for.*SHA-256'):
+        ResidualActor(config, theirs)
+    small = _pretrained(str(tmp_path / 'ours.pth'),
+                        ImageInputs(TWO_CAMERAS.cameras, height=32, width=32))
+    with pytest.raises(ValueError, match='image size .*32x32x3 != 64x64x3'):
+        ResidualActor(config, small)
+    assert ResidualConfig.from_json(config.to_json()) == config
+    assert 'image_encoder' not in IMAGE_CONFIG.to_json()  # DrQ-v2's: as before

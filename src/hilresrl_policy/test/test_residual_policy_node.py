@@ -1,6 +1,7 @@
 """residual_policy_node over DDS: composition, weight swaps between steps, refused weights."""
 
 from hilresrl_common.conversions import float32_field, ns_to_stamp
+from hilresrl_common.node_runner import ConfigurationError
 from hilresrl_common.qos import COMMAND_QOS, EVENTS_QOS, LATCHED_QOS
 from hilresrl_msgs.msg import (ActionChunk, EpisodeEvent, Mode, PolicyWeights, ProposedAction,
                                StateVector)
@@ -405,6 +406,15 @@ def test_an_actor_with_a_camera_acts_on_its_images_and_refuses_weights_for_other
         assert step(4, picture).weights_version == 1
     finally:
         _drop(probe, node)
+
+
+def test_a_pretrained_encoder_without_its_weights_file_stops_the_start(
+        ros_context, probe, tmp_path):
+    missing = tmp_path / 'resnet18.pth'
+    with pytest.raises(ConfigurationError, match='resnet18.pth.*never downloads at run time'):
+        _node(ros_context, probe, Parameter('camera_inputs', value=['image/camera/front']),
+              Parameter('image_encoder', value='torchvision:resnet18'),
+              Parameter('image_encoder_weights', value=str(missing)))
 
 
 def test_a_silent_camera_stops_the_proposals_and_is_named_on_rosout(ros_context, probe):
