@@ -16,8 +16,8 @@ import sys
 from typing import List, Optional
 
 from .discovery import apply_localhost_defaults
-from .graph import (arguments, base_policies_to_build, build_graph, GraphError, JOBS,
-                    parse_assignments)
+from .graph import (arguments, base_policies_to_build, build_graph, demonstrations_to_record,
+                    GraphError, JOBS, parse_assignments)
 from .launch_runner import run_under_launch
 from .process_launcher import GraphProcesses
 
@@ -131,6 +131,11 @@ def launch(job: str, assignments: List[str], show_args: bool = False,
         from hilresrl_sim.base_policy_builder import build_base_policy
         build_base_policy(task, checkpoint, kind=kind,
                           progress=lambda line: print(f'[base-policy] {line}', flush=True))
+    for given, wanted, cameras, image_size in demonstrations_to_record(nodes):
+        print(f'[hilresrl] the learner sees cameras {", ".join(cameras)}: recording the base '
+              f"policy's demonstrations again with them, once, into {wanted}", flush=True)
+        from hilresrl_sim.demos import record_with_sensors
+        record_with_sensors(given, wanted, cameras, image_size)
     if launcher == 'launch':  # the launch files' description, in this process
         return run_under_launch(job, assignments)
     return GraphProcesses(nodes).run()

@@ -683,11 +683,58 @@ def base_policy_demonstrations_of(settings: GraphSettings) -> List[str]:
     if (not settings.checkpoint or settings.base_policy not in BUILT_BASE_POLICIES
             or len(set(settings.tasks)) > 1):
         return []
+    pixels = learner_simulated_cameras(settings.profile)
+    if pixels is None:
+        return []
     folder = os.path.abspath(os.path.expanduser(settings.checkpoint))
-    demonstrations = base_policy_demonstrations(folder)
+    demonstrations = base_policy_demonstrations(folder, *pixels)
     built = os.path.isfile(os.path.join(folder, 'config.json'))
-    to_be_built = settings.simulated and not built
+    # A pixel learner's are recorded from the base policy's before the graph starts.
+    to_be_built = settings.simulated and (not built or bool(pixels[0]))
     return [str(demonstrations)] if demonstrations.is_file() or to_be_built else []
+
+
+def learner_simulated_cameras(profile: dict) -> Optional[Tuple[Tuple[str, ...], int]]:
+    """
+    Return the simulator cameras the learner's camera_inputs name, and their image size.
+
+    ((), 0): no camera inputs. None: inputs a simulated cell does not publish as
+    camera/<camera>/image_raw, or frames that are not square (the simulator renders square).
+    """
+    inputs = [name for name in profile_parameter(profile, 'learner', 'camera_inputs', [])
+              or [] if name]
+    if not inputs:
+        return (), 0
+    cameras = [re.fullmatch(r'image/camera/([^/]+)/image_raw', name) for name in inputs]
+    height, width = profile_parameter(profile, 'learner', 'image_size', [128, 128])
+    if not all(cameras) or height != width:
+        return None
+    return tuple(match.group(1) for match in cameras), int(height)
+
+
+def demonstrations_to_record(nodes: List[NodeSpec]) -> List[Tuple[str, str, Tuple[str, ...],
+                                                                  int]]:
+    """
+    Return what a pixel learner's demonstrations are recorded from, if they are not yet.
+
+    (the base policy's demonstrations, the file to write, simulator cameras, image size),
+    after base_policies_to_build has built the base policy (hilresrl_sim.demos
+    record_with_sensors records them).
+    """
+    if not any(node.executable == 'sim_cell' for node in nodes):
+        return []
+    missing = []
+    for node in nodes:
+        checkpoint = node.parameters.get('base_policy.checkpoint', '')
+        if node.executable != 'learner_node' or not checkpoint:
+            continue
+        pixels = learner_simulated_cameras(_merged_profile(list(node.parameter_files)))
+        if not pixels or not pixels[0]:
+            continue
+        wanted = str(base_policy_demonstrations(checkpoint, *pixels))
+        if wanted in node.parameters.get('demonstrations', []) and not os.path.isfile(wanted):
+            missing.append((str(base_policy_demonstrations(checkpoint)), wanted, *pixels))
+    return missing
 
 
 def _absolute_paths(value: str) -> List[str]:

@@ -9,7 +9,8 @@ this machine unless the user chose otherwise (hilresrl.discovery).
 import tempfile
 
 from .discovery import localhost_defaults
-from .graph import arguments, base_policies_to_build, build_graph, write_inline_parameters
+from .graph import (arguments, base_policies_to_build, build_graph, demonstrations_to_record,
+                    write_inline_parameters)
 
 
 def generate_for(job: str, exits=None):
@@ -59,6 +60,9 @@ def _nodes(context, job: str, exits=None):
     for task, checkpoint, kind in base_policies_to_build(nodes):  # the sim's, built once
         from hilresrl_sim.base_policy_builder import build_base_policy
         build_base_policy(task, checkpoint, kind=kind)
+    for given, wanted, cameras, image_size in demonstrations_to_record(nodes):
+        from hilresrl_sim.demos import record_with_sensors  # a pixel learner's, once
+        record_with_sensors(given, wanted, cameras, image_size)
     actions = []
     ending = {spec.full_name for spec in nodes if spec.ends_run}
     for spec in nodes:

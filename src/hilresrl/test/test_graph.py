@@ -4,7 +4,8 @@ import json
 import os
 
 from hilresrl.graph import (arguments, base_policies_to_build, build_graph, cell_profile,
-                            GraphError, normalize_namespace, parse_assignments,
+                            demonstrations_to_record, GraphError, normalize_namespace,
+                            parse_assignments,
                             resolve_arguments, write_inline_parameters)
 from hilresrl.process_launcher import node_command
 import pytest
@@ -259,6 +260,45 @@ def test_a_built_base_policys_own_demonstrations_reach_the_learner_by_default(
     assert 'demonstrations' not in learner(demonstrations='')
     # Several tasks, one relabelling base policy: none.
     assert 'demonstrations' not in learner(tasks='pick-place-v3,push-v3', robots='2')
+
+
+PIXEL_LEARNER = """
+/**/learner:
+  ros__parameters:
+    camera_inputs: ['image/camera/corner/image_raw', 'image/camera/gripperPOV/image_raw']
+    image_size: [64, 64]
+"""
+
+
+def test_a_pixel_learner_preloads_the_base_policys_demonstrations_with_its_cameras(
+        config_dir, tmp_path):
+    (tmp_path / 'cells' / 'sim_pixels.yaml').write_text(SIM_PROFILE + PIXEL_LEARNER)
+    folder = tmp_path / 'home' / 'base_policies' / 'pick-place-v3'
+    pixels = str(folder / 'demonstrations-corner-gripperPOV-64px.npz')
+
+    def graph(**values):
+        nodes = build_graph('train', dict(values, cell='sim_pixels'), config_dir)
+        return nodes, {n.executable: n.parameters for n in nodes}['learner_node']
+
+    # Recorded from the base policy's own (built first) before the graph starts.
+    nodes, learner = graph()
+    assert learner['demonstrations'] == [pixels]
+    assert demonstrations_to_record(nodes) == [
+        (str(folder / 'demonstrations.npz'), pixels, ('corner', 'gripperPOV'), 64)]
+    folder.mkdir(parents=True)
+    (folder / 'config.json').write_text('{}')
+    assert graph()[1]['demonstrations'] == [pixels]  # built already: still recorded once
+    (folder / 'demonstrations-corner-gripperPOV-64px.npz').write_bytes(b'')
+    nodes, learner = graph()
+    assert learner['demonstrations'] == [pixels] and demonstrations_to_record(nodes) == []
+    assert demonstrations_to_record(graph(demonstrations='mine.npz')[0]) == []
+    # The state cell's learner: the base policy's demonstrations as they are.
+    state_nodes = build_graph('train', {}, config_dir)
+    assert demonstrations_to_record(state_nodes) == []
+    # Cameras a simulated cell does not publish: none to preload.
+    (tmp_path / 'cells' / 'sim_pixels.yaml').write_text(SIM_PROFILE + PIXEL_LEARNER.replace(
+        'image/camera/corner/image_raw', 'image/front'))
+    assert 'demonstrations' not in graph()[1]
 
 
 def test_eval_graph_has_no_learner_and_no_exploration(config_dir):

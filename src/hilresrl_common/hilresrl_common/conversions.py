@@ -25,6 +25,7 @@ SOURCE_KINDS = {
     'image': Image,
     'compressed_image': CompressedImage,
 }
+COMPRESSED_SUFFIX = '/compressed'  # image_transport's compressed topic beside the raw one
 
 
 def stamp_to_ns(stamp: Time) -> int:
@@ -60,6 +61,11 @@ def parse_source(source: str) -> Tuple[str, str]:
     return topic, kind
 
 
+def raw_image_topic(topic: str) -> str:
+    """Return the raw image topic a compressed one carries (image_transport's <raw>/compressed)."""
+    return topic[:-len(COMPRESSED_SUFFIX)] if topic.endswith(COMPRESSED_SUFFIX) else topic
+
+
 def source_arrays(topic: str, kind: str, message) -> Dict[str, np.ndarray]:
     """Return the named arrays one observation message contributes."""
     if kind == 'joint_state':
@@ -75,8 +81,7 @@ def source_arrays(topic: str, kind: str, message) -> Dict[str, np.ndarray]:
         prefix = 'depth' if message.encoding in DEPTH_ENCODINGS else 'image'
         return {f'{prefix}/{topic}': image_to_array(message)}
     if kind == 'compressed_image':  # named as the raw topic it compresses
-        return {f'image/{topic[:-len("/compressed")] if topic.endswith("/compressed") else topic}':
-                compressed_image_to_array(message)}
+        return {f'image/{raw_image_topic(topic)}': compressed_image_to_array(message)}
     return {topic: np.asarray(message.data, dtype=np.float32)}
 
 

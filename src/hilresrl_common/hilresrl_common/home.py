@@ -8,7 +8,7 @@ base-policy builder always agree on them.
 import datetime
 import os
 import pathlib
-from typing import Optional
+from typing import Optional, Sequence
 
 EVALUATION_SUFFIX = '-eval'
 
@@ -57,6 +57,19 @@ def base_policy_folder(task: str, kind: str = 'bc') -> pathlib.Path:
     return hilresrl_home() / 'base_policies' / (task if kind == 'bc' else f'{task}-{kind}')
 
 
-def base_policy_demonstrations(checkpoint_folder) -> pathlib.Path:
-    """Return where a built base policy keeps the demonstrations it was trained on."""
-    return pathlib.Path(checkpoint_folder) / 'demonstrations.npz'
+def base_policy_demonstrations(checkpoint_folder, cameras: Sequence[str] = (),
+                               image_size: int = 0) -> pathlib.Path:
+    """
+    Return where a built base policy keeps the demonstrations it was trained on.
+
+    With simulator ``cameras``: the same episodes recorded with what a pixel cell's residual
+    sees (those cameras' images, ``image_size`` square, proprioception and the wrench).
+    """
+    name = 'demonstrations' + (f'-{"-".join(cameras)}-{image_size}px' if cameras else '')
+    return pathlib.Path(checkpoint_folder) / f'{name}.npz'
+
+
+def is_base_policy_demonstrations(name: str) -> bool:
+    """Return whether a file name is one of base_policy_demonstrations' (they belong to it)."""
+    return name == 'demonstrations.npz' or (name.startswith('demonstrations-')
+                                            and name.endswith('px.npz'))

@@ -52,3 +52,13 @@ def test_bags_and_base_policies_live_under_home(hilresrl_home):
     assert home.base_policy_folder('push-v3', 'bc') == home.base_policy_folder('push-v3')
     assert home.base_policy_folder('push-v3', 'flow') == pathlib.Path(
         hilresrl_home, 'base_policies', 'push-v3-flow')
+
+
+def test_a_base_policys_demonstrations_with_cameras_sit_beside_its_own(tmp_path):
+    assert home.base_policy_demonstrations(tmp_path) == tmp_path / 'demonstrations.npz'
+    pixels = home.base_policy_demonstrations(tmp_path, ('corner', 'gripperPOV'), 128)
+    assert pixels == tmp_path / 'demonstrations-corner-gripperPOV-128px.npz'
+    assert home.is_base_policy_demonstrations(pixels.name)
+    assert home.is_base_policy_demonstrations('demonstrations.npz')
+    assert not home.is_base_policy_demonstrations('notes.npz')
+    assert not home.is_base_policy_demonstrations('demonstrations-mine.npz')

@@ -12,8 +12,8 @@ import time
 from typing import List, Optional
 import uuid
 
-from hilresrl_common.conversions import (ns_to_stamp, parse_source, stamp_to_ns,
-                                         to_named_arrays)
+from hilresrl_common.conversions import (ns_to_stamp, parse_source, raw_image_topic,
+                                         stamp_to_ns, to_named_arrays)
 from hilresrl_common.node_runner import ConfigurationError, run_node
 from hilresrl_common.observation import Observation, ObservationAssembler
 from hilresrl_common.observation_topics import (declare_observation_parameters,
@@ -70,9 +70,15 @@ class EpisodeManagerNode(Node):
         self._episodes = EpisodeTracker(mode)
         self._assembler = ObservationAssembler(observation.sources, observation.sync)
         self._steps = StepAssembler()
-        # Observation array name -> (topic, source) of each camera: transitions name its images.
-        self._image_topics = {f'image/{parse_source(s)[0]}': (parse_source(s)[0], s)
-                              for s in observation.sources if parse_source(s)[1] == 'image'}
+        # Observation array name -> (camera, topic, source) of each camera, raw or compressed:
+        # transitions name its images by the camera (its raw topic, as the learner's
+        # camera_inputs name it) and the topic this node reads them from.
+        self._image_topics = {}
+        for source in observation.sources:
+            topic, kind = parse_source(source)
+            if kind in ('image', 'compressed_image'):
+                camera = raw_image_topic(topic) if kind == 'compressed_image' else topic
+                self._image_topics[f'image/{camera}'] = (camera, topic, source)
         self._sequence = 0
         self._instruction = ''
         self._refinement_command = ''
@@ -315,10 +321,11 @@ class EpisodeManagerNode(Node):
 
     def _image_refs(self, observation: Observation) -> List[ImageRef]:
         refs = []
-        for name, (topic, source) in self._image_topics.items():
+        for name, (camera, topic, source) in self._image_topics.items():
             pixels = observation.arrays[name]
-            # The image's own stamp: with latest sync it is older than the observation's.
-            refs.append(ImageRef(name=topic, topic=self.resolve_topic_name(topic),
+            # The image's own stamp: with latest sync it is older than the observation's. The
+            # topic: where its bytes are, raw or compressed (a recorder's bag has them there).
+            refs.append(ImageRef(name=camera, topic=self.resolve_topic_name(topic),
                                  stamp=ns_to_stamp(observation.stamp_of(source)),
                                  height=pixels.shape[0], width=pixels.shape[1],
                                  encoding='rgb8'))

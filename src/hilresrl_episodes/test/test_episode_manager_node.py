@@ -11,6 +11,7 @@ from hilresrl_episodes.episode_manager_node import EpisodeManagerNode
 from hilresrl_msgs.msg import (EpisodeEvent, EpisodeOutcome, ExecutedAction, LearnerStatus,
                                Mode, StateVector, Transition)
 from hilresrl_msgs.srv import EndEpisode, ResetCell, SetMode, StartEpisode
+import numpy as np
 import pytest
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image
@@ -194,6 +195,47 @@ def test_transitions_name_each_cameras_image_by_its_own_stamp(make_manager, prob
         ('camera/wrist/image_raw', '/camera/wrist/image_raw', 2, 3)]
     assert first.images[0].stamp == ns_to_stamp(70_000_000)  # the image's, not the state's
     assert first.next_images[0].stamp == ns_to_stamp(170_000_000)
+
+
+def test_a_compressed_camera_is_named_as_its_raw_image_read_from_its_compressed_topic(
+        make_manager, probe):
+    # The camera's name is its raw topic, as the residual node and the learner name it; the
+    # topic is the one read (a bag of the run has the bytes there), resolved in the namespace.
+    import io
+
+    from PIL import Image as PilImage
+    from sensor_msgs.msg import CompressedImage
+    make_manager(observation_sources=['task_state', 'success', 'camera/wrist/image_raw',
+                                      'camera/front/image_raw/compressed'])
+    cell = Cell(probe)
+    raw = probe.node.create_publisher(Image, 'camera/wrist/image_raw', 10)
+    compressed = probe.node.create_publisher(CompressedImage,
+                                             'camera/front/image_raw/compressed', 10)
+    probe.wait_for(lambda: raw.get_subscription_count() == 1
+                   and compressed.get_subscription_count() == 1, message='the camera readers')
+    assert probe.call(StartEpisode, 'start_episode', StartEpisode.Request()).success
+    for k in (1, 2, 3):
+        stamp = ns_to_stamp(k * 100_000_000)
+        wrist = Image(height=2, width=3, encoding='rgb8', step=9, data=bytes(18))
+        png = io.BytesIO()
+        PilImage.fromarray(np.full((4, 5, 3), k, np.uint8)).save(png, format='PNG')
+        front = CompressedImage(format='png', data=png.getvalue())
+        wrist.header.stamp = front.header.stamp = stamp
+        raw.publish(wrist)
+        compressed.publish(front)
+        cell.observe(k, success=k == 3)  # exact sync: the step once all four are here
+        if k < 3:
+            cell.execute(k)
+    probe.wait_for(lambda: len(cell.transitions) == 2, message='two transitions')
+    for transition in cell.transitions:
+        for refs, k in ((transition.images, transition.step + 1),
+                        (transition.next_images, transition.step + 2)):
+            assert sorted((ref.name, ref.topic, ref.stamp.nanosec, ref.height, ref.width,
+                           ref.encoding) for ref in refs) == [
+                ('camera/front/image_raw', '/camera/front/image_raw/compressed',
+                 k * 100_000_000, 4, 5, 'rgb8'),
+                ('camera/wrist/image_raw', '/camera/wrist/image_raw', k * 100_000_000, 2, 3,
+                 'rgb8')]
 
 
 def test_time_limit_truncates_and_the_summary_ends_the_run(make_manager, probe, tmp_path):

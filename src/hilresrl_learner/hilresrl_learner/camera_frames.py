@@ -2,7 +2,8 @@
 The camera images that transitions refer to, kept by the learner until its steps take them.
 
 A Transition names its images (ImageRef: topic and stamp) instead of carrying them; the learner
-reads the same camera topics and keeps each image resized, once, for a few seconds. A step is
+reads the same camera topics and keeps each image resized, once, for a few seconds, under the
+camera's raw topic whether it came raw or compressed (<raw topic>/compressed). A step is
 complete when every camera's image of its observation and of its next observation is here; a
 transition that arrives before its images waits for them, at most ``wait_s``. No ROS here.
 """
@@ -22,13 +23,24 @@ def camera_topic(camera: str) -> str:
     return topic if kind in ('image', 'depth') and topic else camera
 
 
+def camera_image_topic(topic: str) -> str:
+    """Return the raw image topic of a camera read from ``topic`` (itself, or <raw>/compressed)."""
+    return topic[:-len('/compressed')] if topic.endswith('/compressed') else topic
+
+
 @dataclass(frozen=True)
 class FrameRef:
-    """Where one camera image of an observation is: its camera name, topic and stamp."""
+    """
+    Where one camera image of an observation is: its camera name, topic and stamp.
+
+    ``topic``: the camera's raw image topic (resolved), where frames are kept and stored;
+    ``read_from``: the topic the transition says it was read from (raw, or its /compressed).
+    """
 
     camera: str
     topic: str
     stamp_ns: int
+    read_from: str = ''
 
 
 def frame_refs(transition: Any, cameras: Sequence[str]) -> List[FrameRef]:
@@ -47,7 +59,7 @@ def frame_refs(transition: Any, cameras: Sequence[str]) -> List[FrameRef]:
                 raise ValueError(f'its {which} name no {camera_topic(camera)} (they name '
                                  f'{sorted(named) or "none"}): check camera_inputs')
             stamp_ns = int(ref.stamp.sec) * 1_000_000_000 + int(ref.stamp.nanosec)
-            refs.append(FrameRef(camera, ref.topic, stamp_ns))
+            refs.append(FrameRef(camera, camera_image_topic(ref.topic), stamp_ns, ref.topic))
     return refs
 
 

@@ -34,7 +34,8 @@ import torch
 
 from .actor_learners import ActorLearners
 from .bag_frames import BagImages, frame_window, frames_to_write
-from .camera_frames import attach_frames, camera_topic, CameraFrames, frame_refs
+from .camera_frames import (attach_frames, camera_image_topic, camera_topic, CameraFrames,
+                            frame_refs)
 from .checkpoint import CheckpointError, load_checkpoint
 from .evaluation_rounds import describe, EvaluationRounds
 from .intake import Intake
@@ -122,6 +123,11 @@ class LearnerNode(Node):
             self._image_inputs = ImageInputs(self.camera_inputs, *values['image_size'])
             self._camera_frames = CameraFrames(wait_s=values['image_wait_s'])
             self._bag_images = BagImages(self.camera_inputs, self._read_image)
+        # Each camera of each cell is read raw and compressed until the transitions say which
+        # its images were read from; then from that topic alone (a cell that publishes both
+        # sends this machine one stream, and nothing is decoded twice).
+        self._camera_readers = {}  # resolved topic -> [topic, kind, subscription, camera]
+        self._camera_read_from = {}  # (cell prefix, camera input) -> the resolved topic named
         self._pending_rounds = []  # ended in a callback; drawn on the next tick
         self._end_reason = ''  # the run is over: the next tick finishes it
         self._target_round = None  # the evaluation round that reached the target
@@ -167,13 +173,7 @@ class LearnerNode(Node):
             self.create_subscription(EpisodeEvent, prefix + 'episode_events',
                                      self._on_episode_event, EVENTS_QOS)
             for camera in self.camera_inputs:
-                topic, kind = parse_source(prefix + camera_topic(camera))
-                resolved = self.resolve_topic_name(topic)
-                self.create_subscription(
-                    SOURCE_KINDS[kind], topic,
-                    lambda message, topic=resolved, kind=kind: self._on_image(topic, kind,
-                                                                              message),
-                    CAMERA_QOS)
+                self._subscribe_camera(prefix, camera)
         self.create_service(SaveCheckpoint, 'save_checkpoint', self._on_save)
         self.create_service(LoadCheckpoint, 'load_checkpoint', self._on_load)
         self.create_service(LoadBag, 'load_bag', self._on_load_bag)
@@ -210,13 +210,34 @@ class LearnerNode(Node):
         if self.actor_mode != 'residual':
             raise ConfigurationError(f'camera_inputs with actor_mode {self.actor_mode}: only '
                                      'the residual actor learns from images yet')
-        if [path for path in values['demonstrations'] if path]:
-            raise ConfigurationError(
-                'camera_inputs with demonstrations: not yet; a demonstrations file holds the '
-                'task state alone, no camera images (record demonstrations as a run, with '
-                'its cameras, and give it as offline_bags)')
+
+    def _subscribe_camera(self, prefix: str, camera: str) -> None:
+        """Read a camera input's images raw (Image) and from <topic>/compressed (PNG, JPEG)."""
+        topic, kind = parse_source(prefix + camera_topic(camera))
+        transports = [(topic, kind)]
+        if kind == 'image' and camera.startswith('image/'):  # depth: compressedDepth, not here
+            transports.append((f'{topic}/compressed', 'compressed_image'))
+        for read_from, read_kind in transports:
+            resolved = self.resolve_topic_name(read_from)
+            self._camera_readers[resolved] = [read_from, read_kind, None, (prefix, camera)]
+            self._read_camera_topic(resolved, True)
+
+    def _read_camera_topic(self, resolved: str, read: bool) -> None:
+        """Subscribe to one of a camera's topics (raw or compressed), or stop reading it."""
+        topic, kind, subscription, _ = self._camera_readers[resolved]
+        if read and subscription is None:
+            subscription = self.create_subscription(
+                SOURCE_KINDS[kind], topic,
+                lambda message: self._on_image(resolved, kind, message), CAMERA_QOS)
+        elif not read and subscription is not None:
+            self.destroy_subscription(subscription)
+            subscription = None
+        self._camera_readers[resolved][2] = subscription
 
     def _on_image(self, topic: str, kind: str, message) -> None:
+        if self._camera_read_from.get(self._camera_readers[topic][3], topic) != topic:
+            return  # one on its way as the transitions named the camera's other topic
+        camera = camera_image_topic(topic)  # frames kept under the raw topic, either way
         try:
             pixels = next(iter(source_arrays(topic, kind, message).values()))
             frame = encoder_frame(pixels, self._image_inputs)
@@ -224,7 +245,7 @@ class LearnerNode(Node):
             self.get_logger().error(f'{topic}: image left out: {error}',
                                     throttle_duration_sec=10.0)
             return
-        self._camera_frames.add(topic, stamp_to_ns(message.header.stamp), frame)
+        self._camera_frames.add(camera, stamp_to_ns(message.header.stamp), frame)
         if self._camera_frames.waiting:
             self._store_complete_steps()
 
@@ -251,9 +272,30 @@ class LearnerNode(Node):
                                     f'{transition.robot_id} refused: {error}',
                                     throttle_duration_sec=5.0)
             return
+        for ref in refs:
+            self._read_camera_as_named(ref.read_from, transition.robot_id)
         self._camera_frames.wait(time.monotonic(), (transition, records, topic, data, refs),
                                  refs)
         self._store_complete_steps()
+
+    def _read_camera_as_named(self, read_from: str, robot_id: str) -> None:
+        """Read a camera from the topic a transition names (raw or compressed) alone."""
+        reader = self._camera_readers.get(read_from)
+        if reader is None:
+            self.get_logger().warning(
+                f"{robot_id}'s transitions name images read from {read_from}, which this "
+                f'learner does not read (it reads {", ".join(sorted(self._camera_readers))}): '
+                'check camera_inputs, cells and the remaps', throttle_duration_sec=10.0)
+            return
+        camera = reader[3]
+        if self._camera_read_from.get(camera) == read_from:
+            return
+        self._camera_read_from[camera] = read_from
+        for resolved, (*_, of_camera) in self._camera_readers.items():
+            if of_camera == camera:
+                self._read_camera_topic(resolved, resolved == read_from)
+        self.get_logger().info(f'{camera[1]} of {robot_id or "the cell"}: images from '
+                               f'{read_from} alone, as its transitions name them')
 
     def _store_complete_steps(self) -> None:
         complete, expired = self._camera_frames.ready(time.monotonic())
@@ -434,7 +476,8 @@ class LearnerNode(Node):
         """Put a demonstration file into the intervention buffer; return its steps (0: none)."""
         try:
             records, episodes = demonstration_steps(path, index, self.learners.policy_inputs,
-                                                    self.demonstration_base_policy)
+                                                    self.demonstration_base_policy,
+                                                    self._image_inputs)
         except ValueError as error:
             self.get_logger().error(f'demonstrations {path} not loaded: {error}')
             return 0

@@ -5,18 +5,21 @@ The replay bag gets every transition the learner took in, and with camera inputs
 its steps used (bag_frames), and gives them back on resume. A recorded run is read whole
 before any of it is stored (loaded whole or not at all); its held and evaluation steps are
 left out, and a malformed step, one taken under another residual scale, or one whose camera
-images are not in the bag is counted and skipped. Demonstrations get their base action
-relabelled by the base policy. Messages are decoded by the caller's ``decode`` (the node
-passes rclpy's deserializer), so no ROS here.
+images are not in the bag is counted and skipped. Demonstrations get their observations and
+frames from the arrays they hold and their base action relabelled by the base policy. Messages
+are decoded by the caller's ``decode`` (the node passes rclpy's deserializer), so no ROS here.
 """
 
 from dataclasses import dataclass, field
 import pathlib
 from typing import Any, Callable, Dict, Hashable, Iterator, List, Optional, Sequence, Tuple
 
+from hilresrl_common.instruction_features import policy_vector
+from hilresrl_policy.image_encoder import encoder_frame, ImageInputs
 from hilresrl_recording.bag import BagError, BagReader, BagWriter, qos_profile_dict
 from hilresrl_recording.message_definitions import ros2msg_definition, type_hash
 from hilresrl_recording.run_folders import bag_folder, RUN_REPLAY, TRANSITION_TYPE
+import numpy as np
 
 from .bag_frames import (attach_recorded_frames, BagImages, found_frames, image_topics,
                          IMAGE_TYPE, recorded_frames, source_topics)
@@ -201,30 +204,53 @@ def _read_frames(reader: BagReader, run: RecordedRun, named: List[list], images:
 
 
 def demonstration_steps(path: str, index: int, policy_inputs: Sequence[str],
-                        base_policy_config: Dict[str, str]) -> Tuple[List[StepRecord], int]:
+                        base_policy_config: Dict[str, str],
+                        image_inputs: Optional[ImageInputs] = None
+                        ) -> Tuple[List[StepRecord], int]:
     """
     Return a demonstration file's steps, relabelled by the base policy, and its episodes.
 
-    ValueError: the file cannot be used (what is wrong with it, or with the base policy).
+    Each step's observation is its policy inputs in order, as a live step's is, and with
+    ``image_inputs`` its frames are its camera images resized as live images are. The base
+    policy gets every array of the step (the task state, what the sensors gave), as the base
+    policy node gets a cell's observation, and reads what it reads.
+    ValueError: the file cannot be used (what is wrong with it, or with the base policy; a file
+    without an array the learner needs is refused, naming it).
     """
     from hilresrl_common.demonstrations import Demonstrations
     try:
         from hilresrl_policy.adapters import BasePolicyError, load_base_policy
     except ImportError as error:
         raise ValueError(str(error)) from error
+    cameras = list(image_inputs.cameras) if image_inputs is not None else []
     try:
         demos = Demonstrations.load(path)
-        if list(policy_inputs) != ['task_state']:
-            raise ValueError(f'demonstrations hold the task state alone; the actor reads '
-                             f'{", ".join(policy_inputs)}')
+        demos.check_inputs(list(policy_inputs) + cameras)
+        observations = np.array(
+            [policy_vector(demos.step_arrays(step), policy_inputs, demos.instruction)
+             for step in range(len(demos))], dtype=np.float32).reshape(len(demos), -1)
+        frames = {camera: np.array([encoder_frame(image, image_inputs)
+                                    for image in demos.observed[camera]], dtype=np.uint8)
+                  for camera in cameras} or None
         base = load_base_policy(base_policy_config['kind'], base_policy_config)
         try:
-            records = list(demonstration_records(
-                demos, base_policy=lambda state: base.act({'task_state': state})[0]))
+            base_actions = relabelled_base_actions(demos, base)
         finally:
             base.close()
+        records = list(demonstration_records(demos, observations=observations, frames=frames,
+                                             base_actions=base_actions))
     except (ImportError, BasePolicyError) as error:
         raise ValueError(str(error)) from error
     for record in records:
         record.episode = ('demonstration', index, record.episode[1])
     return records, demos.episodes
+
+
+def relabelled_base_actions(demos, base) -> np.ndarray:
+    """Return what the base policy does at each demonstration step: (N, action_dim) float32."""
+    actions = []
+    for step, episode in enumerate(demos.episode_index):
+        if step == 0 or demos.episode_index[step - 1] != episode:
+            base.reset(demos.instruction)
+        actions.append(np.asarray(base.act(demos.step_arrays(step))[0], dtype=np.float32))
+    return np.array(actions, dtype=np.float32).reshape(len(demos), -1)

@@ -201,30 +201,46 @@ class ResidualLearner:
         return self.agent.residual(observation, base_action, noise_std, self.rng, ordered)
 
 
-def demonstration_records(demonstrations, base_policy: Callable[[np.ndarray], np.ndarray]
-                          ) -> Iterator[StepRecord]:
+def demonstration_records(demonstrations,
+                          base_policy: Optional[Callable[[np.ndarray], np.ndarray]] = None,
+                          observations: Optional[np.ndarray] = None,
+                          frames: Optional[Dict[str, np.ndarray]] = None,
+                          base_actions: Optional[np.ndarray] = None) -> Iterator[StepRecord]:
     """
     Yield the steps of demonstrations (hilresrl_common.demonstrations) as learner records.
 
     The executed action is what the demonstrator's arm did (its noisy action, the one that led
     to the next state): the critic learns on it. The expert's noise-free action is the
     guidance target (human_action, every axis). The base action of each step is what the
-    frozen base policy would have done in that state. A successful episode's last step is
+    frozen base policy would have done in that state: ``base_policy`` of the step's task state,
+    or ``base_actions`` (N, action_dim) relabelled already. A successful episode's last step is
     rewarded and terminal; a failed episode's last step is left out: its next state was never
     recorded, and bootstrapping it from its own state would teach the critic a step that goes
     nowhere. The step before it then bootstraps from the last recorded state.
+
+    ``observations`` (N, obs_dim): what the actor sees at each step (default: the task state);
+    ``frames``: each camera's (N, channels, height, width) uint8 frames, by camera input name.
     """
-    observations, episode_index = demonstrations.observations, demonstrations.episode_index
-    for index in range(len(observations)):
+    if (base_policy is None) == (base_actions is None):
+        raise ValueError('give demonstration_records a base_policy or base_actions, not both')
+    seen = demonstrations.observations if observations is None else observations
+    episode_index = demonstrations.episode_index
+    for index in range(len(seen)):
         episode = int(episode_index[index])
-        last = index + 1 == len(observations) or int(episode_index[index + 1]) != episode
+        last = index + 1 == len(seen) or int(episode_index[index + 1]) != episode
         success = bool(demonstrations.episode_success[episode])
         if last and not success:
             continue
         start = int(np.argmax(episode_index == episode))
+        following = index if last else index + 1
         yield StepRecord(
-            ('demonstration', episode), index - start, observations[index],
-            base_policy(observations[index]),
+            ('demonstration', episode), index - start, seen[index],
+            (base_policy(demonstrations.observations[index]) if base_actions is None
+             else np.asarray(base_actions[index], dtype=np.float32)),
             np.asarray(demonstrations.actions[index], dtype=np.float32), float(last),
-            observations[index] if last else observations[index + 1], last, False,
-            np.asarray(demonstrations.expert_actions[index], dtype=np.float32))
+            seen[following], last, False,
+            np.asarray(demonstrations.expert_actions[index], dtype=np.float32),
+            frames=(None if frames is None else
+                    {camera: values[index] for camera, values in frames.items()}),
+            next_frames=(None if frames is None else
+                         {camera: values[following] for camera, values in frames.items()}))

@@ -80,3 +80,17 @@ def test_a_transition_names_its_images_of_o_t_then_of_o_t_plus_1_per_camera():
     transition.next_images = transition.next_images[:1]
     with pytest.raises(ValueError, match='its next_images name no wrist'):
         frame_refs(transition, ['image/front', 'image/wrist'])
+
+
+def test_an_image_read_compressed_is_kept_under_its_cameras_raw_topic():
+    from types import SimpleNamespace
+    stamp = SimpleNamespace(sec=1, nanosec=0)
+    transition = SimpleNamespace(
+        images=[SimpleNamespace(name='camera/front/image_raw', stamp=stamp,
+                                topic='/robot1/camera/front/image_raw/compressed')],
+        next_images=[SimpleNamespace(name='camera/front/image_raw', stamp=stamp,
+                                     topic='/robot1/camera/front/image_raw')])
+    refs = frame_refs(transition, ['image/camera/front/image_raw'])
+    assert [(r.topic, r.read_from) for r in refs] == [
+        ('/robot1/camera/front/image_raw', '/robot1/camera/front/image_raw/compressed'),
+        ('/robot1/camera/front/image_raw', '/robot1/camera/front/image_raw')]

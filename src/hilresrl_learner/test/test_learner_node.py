@@ -385,12 +385,8 @@ def test_a_transition_naming_no_image_of_a_camera_input_is_refused(in_process_le
 
 
 def test_camera_inputs_refuse_what_cannot_carry_images_yet(ros_context, tmp_path):
-    for values, reason in (({'demonstrations': [str(tmp_path / 'demos.npz')]},
-                            'camera_inputs with demonstrations: not yet; a demonstrations '
-                            'file holds the task state alone'),
-                           ({'actor_mode': 'dual'}, 'camera_inputs with actor_mode dual')):
-        with pytest.raises(ConfigurationError, match=reason):
-            _learner(ros_context, tmp_path / 'run', camera_inputs=[CAMERA], **values)
+    with pytest.raises(ConfigurationError, match='camera_inputs with actor_mode dual'):
+        _learner(ros_context, tmp_path / 'run', camera_inputs=[CAMERA], actor_mode='dual')
     with pytest.raises(ConfigurationError, match=r'image_size=\[8, 8\]: must be at least 15'):
         _learner(ros_context, tmp_path / 'run', camera_inputs=[CAMERA], image_size=[8, 8])
 
@@ -533,6 +529,97 @@ def test_a_resumed_learner_gets_back_the_frames_its_steps_used(ros_context, prob
     cell.status(lambda s: s.env_steps == 49, 'the buffers resumed again')
     assert np.array_equal(_buffer_frames(third.learners.residual.online)[1], frames)
     assert third.intake.malformed == 1
+
+
+def _png_image(pixels: np.ndarray, sequence: int):
+    """Return ``pixels`` as the PNG CompressedImage of observation ``sequence``."""
+    import io
+    from PIL import Image as PilImage
+    from sensor_msgs.msg import CompressedImage
+    png = io.BytesIO()
+    PilImage.fromarray(pixels).save(png, format='PNG')
+    image = CompressedImage(format='png', data=png.getvalue())
+    image.header.stamp = ns_to_stamp(sequence * 100_000_000)
+    return image
+
+
+def test_the_learner_takes_a_compressed_camera_as_the_transitions_name_it(
+        ros_context, probe, tmp_path, in_process_learner):
+    from sensor_msgs.msg import CompressedImage
+    compressed_topic = '/camera/front/image_raw/compressed'  # as the episode manager names it
+    run_dir = tmp_path / 'run'
+    learner = _learner(ros_context, run_dir, **CAMERA_RUN)
+    probe.executor.add_node(learner)
+    cell = Cell(probe)
+    cell.wait_for_learner()
+    raw = probe.node.create_publisher(Image, 'camera/front/image_raw', 10)
+    compressed = probe.node.create_publisher(CompressedImage,
+                                             'camera/front/image_raw/compressed', 10)
+    probe.wait_for(lambda: raw.get_subscription_count() == 1
+                   and compressed.get_subscription_count() == 1, message='the camera readers')
+
+    def frame(sequence):  # kept under the camera's raw topic, however it came
+        return learner._camera_frames.frame(FrameRef(CAMERA, '/camera/front/image_raw',
+                                                     sequence * 100_000_000))
+
+    def send_png(sequence):  # one at a time, as a camera sends them
+        compressed.publish(_png_image(_pattern(sequence), sequence))
+        probe.wait_for(lambda: frame(sequence) is not None, 10.0,
+                       f'image {sequence} at the learner')
+
+    for sequence in range(1, 22):  # steps 1-20 (the cell publishes compressed images only)
+        send_png(sequence)
+    for sequence in range(1, 21):
+        cell.transitions.publish(_naming_images(_transition(sequence), compressed_topic))
+    cell.status(lambda s: s.env_steps == 20, '20 steps with their compressed images')
+    # A cell that publishes both (image_transport): the learner reads the topic the transitions
+    # name alone, and takes its images, not the raw image of the same stamp (another picture).
+    probe.wait_for(lambda: raw.get_subscription_count() == 0, 10.0, 'the raw topic let go')
+    assert compressed.get_subscription_count() == 1
+    send_png(22)
+    other = _patterned_image(500)
+    other.header.stamp = ns_to_stamp(22 * 100_000_000)
+    raw.publish(other)
+    send_png(23)  # after the raw image 22, which is left alone
+    cell.transitions.publish(_naming_images(_transition(21), compressed_topic))
+    cell.status(lambda s: s.env_steps == 21, 'step 21')
+    _, frames, next_frames = _buffer_frames(learner.learners.residual.online)
+    assert np.array_equal(frames, _resized(range(1, 22)))  # PNG: lossless, the very pixels
+    assert np.array_equal(next_frames, _resized(range(2, 23)))
+    assert learner._camera_read_from == {('', CAMERA): compressed_topic}
+
+    # The replay bag holds the frames decoded, as Images of the camera's raw topic, once each,
+    # and a resume gets them back.
+    probe.executor.remove_node(learner)
+    learner.destroy_node()
+    assert {name: topic.type_name for name, topic in BagReader(run_dir / 'replay').topics.items()
+            if topic.type_name.startswith('sensor_msgs')} == {
+        '/camera/front/image_raw': 'sensor_msgs/msg/Image'}
+    written, steps = _check_each_frame_written_once_before_its_steps(run_dir)
+    assert sorted(written) == [sequence * 100_000_000 for sequence in range(1, 23)]
+    cell.statuses.clear()
+    second = in_process_learner(resume=True, **CAMERA_RUN)
+    cell.status(lambda s: s.env_steps == 21, 'the resumed buffers')
+    again = _buffer_frames(second.learners.residual.online)
+    assert np.array_equal(again[1], frames) and np.array_equal(again[2], next_frames)
+    assert second.intake.malformed == 0
+
+    # A recorded run whose transitions name the /compressed topic, which the bag has.
+    recorded = _camera_bag(tmp_path / 'recorded', range(11, 21), compressed=True,
+                           named=ROBOT9_CAMERA + '/compressed')
+    response = probe.call(LoadBag, 'load_bag', LoadBag.Request(path=str(recorded)))
+    assert response.success and response.transitions == 10, response.message
+    _, frames, next_frames = _buffer_frames(second.learners.residual.online)
+    assert np.array_equal(frames[-10:], _resized(range(11, 21)))
+    assert np.array_equal(next_frames[-10:], _resized(range(12, 22)))
+    # A cell that goes back to raw images: the learner follows its transitions.
+    cell.wait_for_learner()
+    probe.wait_for(lambda: raw.get_subscription_count() == 1
+                   and compressed.get_subscription_count() == 1, message='both read again')
+    cell.transitions.publish(_naming_images(_transition(22)))
+    probe.wait_for(lambda: compressed.get_subscription_count() == 0, 10.0,
+                   'the compressed topic let go')
+    assert raw.get_subscription_count() == 1
 
 
 def _learner_process(launch_process, run_dir, resume: bool, env=None, **extra):
@@ -726,12 +813,13 @@ def test_recorded_runs_fill_the_buffers_and_warm_up_before_the_robot_moves(
 ROBOT9_CAMERA = '/robot9/camera/front/image_raw'
 
 
-def _camera_bag(path, sequences, missing_images=(), compressed=False):
+def _camera_bag(path, sequences, missing_images=(), compressed=False, named=ROBOT9_CAMERA):
     """
     Write a recorded run with a camera: transitions naming its images, and the images.
 
     As a recorder takes them in: an observation's image before its transition, the next
     one's after it. Step 7 is held. ``compressed``: the images as PNG on <topic>/compressed.
+    ``named``: the topic the transitions say the images were read from.
     """
     import io
     from PIL import Image as PilImage
@@ -754,7 +842,7 @@ def _camera_bag(path, sequences, missing_images=(), compressed=False):
 
     write_image(sequences[0])
     for sequence in sequences:
-        message = _naming_images(_transition(sequence), ROBOT9_CAMERA)
+        message = _naming_images(_transition(sequence), named)
         message.held = sequence == 7
         bag.write('/robot9/transitions', sequence * 10**8 + 1, serialize_message(message))
         write_image(sequence + 1)
@@ -828,6 +916,55 @@ def test_demonstrations_fill_the_intervention_buffer_relabelled_by_the_base_poli
     one_step = learner.learners.residual.intervention.gather(np.arange(29), n_step=1)
     assert one_step.n_step_return.sum() == 2.0  # the two successful episodes' last steps
     assert (one_step.bootstrap_discount == 0).sum() == 2
+
+
+def test_demonstrations_with_images_fill_the_buffer_with_their_frames(
+        in_process_learner, probe, tmp_path):
+    from hilresrl_policy.bc import BCConfig, BCNetwork, save_checkpoint
+    from hilresrl_common.demonstrations import Demonstrations
+    network = BCNetwork(BCConfig(state_dim=OBS_DIM, action_dim=ACTION_DIM, hidden_sizes=(8,),
+                                 task='test'))
+    network.set_normalization(np.random.default_rng(0).normal(size=(10, OBS_DIM)))
+    save_checkpoint(tmp_path / 'base', network)
+    rng = np.random.default_rng(2)
+    steps = 12
+    images = np.stack([_pattern(sequence) for sequence in range(steps)])
+    demos = Demonstrations(
+        observations=rng.normal(size=(steps, OBS_DIM)),
+        actions=rng.uniform(-1, 1, (steps, ACTION_DIM)),
+        expert_actions=rng.uniform(-1, 1, (steps, ACTION_DIM)),
+        episode_index=np.repeat([0, 1], 6), episode_success=[True, False],
+        observed={'ee_pose': rng.normal(size=(steps, 7)), 'wrench': rng.normal(size=(steps, 6)),
+                  CAMERA: images})
+    demos.save(tmp_path / 'pixels.npz')
+    # the task state alone: refused (the actor reads the pose and the wrench, and the camera)
+    Demonstrations(demos.observations, demos.actions, demos.expert_actions,
+                   demos.episode_index, demos.episode_success).save(tmp_path / 'state.npz')
+    learner = in_process_learner(
+        demonstrations=[str(tmp_path / 'state.npz'), str(tmp_path / 'pixels.npz')],
+        policy_inputs=['wrench', 'ee_pose'],
+        **CAMERA_RUN, **{'base_policy.kind': 'bc', 'base_policy.checkpoint':
+                         str(tmp_path / 'base')})
+    cell = Cell(probe)
+    cell.wait_for_learner()
+    # the failed episode's last step has no next state: left out
+    status = cell.status(lambda s: s.intervention_buffer_size == 11, 'the demonstrations')
+    assert status.online_buffer_size == 0 and status.env_steps == 0
+    buffer = learner.learners.residual.intervention
+    kept = np.r_[0:6, 6:11]
+    observations, frames, next_frames = _buffer_frames(buffer)
+    # the actor's inputs in policy_inputs' order, as a live step's
+    assert np.array_equal(observations, np.concatenate(
+        [demos.observed['wrench'], demos.observed['ee_pose']], axis=1)[kept])
+    assert np.array_equal(frames, _resized(kept))
+    # each step's next frame is the next step's; a successful episode's last step its own
+    assert np.array_equal(next_frames, _resized(np.r_[1:6, 5, 7:12]))
+    from hilresrl_policy.adapters.bc_policy import BCPolicy
+    base = BCPolicy(str(tmp_path / 'base'))
+    expected = np.stack([base.act({'task_state': state})[0]
+                         for state in demos.observations[kept]])
+    batch = buffer.gather(np.arange(11))
+    assert np.allclose(batch.base_action, expected, atol=1e-6)  # relabelled from the state
 
 
 def _steered_transition(sequence: int, latent_dim: int = ACTION_DIM) -> Transition:

@@ -124,6 +124,86 @@ def test_a_failed_demonstration_never_bootstraps_from_its_own_last_state():
     assert single == []  # a one-step failed demonstration holds nothing to learn from
 
 
+CAMERA = 'image/camera/front/image_raw'
+
+
+def _sensed_demonstrations():
+    rng = np.random.default_rng(3)
+    return Demonstrations(
+        observations=np.arange(10, dtype=np.float32).reshape(5, 2),
+        actions=rng.uniform(-1, 1, (5, 2)), expert_actions=rng.uniform(-1, 1, (5, 2)),
+        episode_index=[0, 0, 0, 1, 1], episode_success=[True, False],
+        observed={'wrench': rng.normal(size=(5, 6)), 'ee_pose': rng.normal(size=(5, 7)),
+                  CAMERA: rng.integers(0, 256, (5, 24, 24, 3), np.uint8)},
+        instruction='pick up the puck')
+
+
+def test_demonstration_records_carry_given_observations_frames_and_base_actions():
+    demos = _sensed_demonstrations()
+    seen = np.arange(15, dtype=np.float32).reshape(5, 3)
+    frames = {CAMERA: np.arange(5, dtype=np.uint8)[:, None, None, None].repeat(4, axis=2)}
+    records = list(demonstration_records(demos, observations=seen, frames=frames,
+                                         base_actions=np.full((5, 2), 0.125)))
+    assert [r.observation.tolist() for r in records] == seen[:4].tolist()
+    assert [r.next_observation.tolist() for r in records] == seen[[1, 2, 2, 4]].tolist()
+    assert [int(r.frames[CAMERA][0, 0, 0]) for r in records] == [0, 1, 2, 3]
+    assert [int(r.next_frames[CAMERA][0, 0, 0]) for r in records] == [1, 2, 2, 4]
+    assert all(r.base_action.tolist() == [0.125, 0.125] for r in records)
+    with pytest.raises(ValueError, match='a base_policy or base_actions'):
+        list(demonstration_records(demos))
+
+
+def _bc_base_policy(folder):
+    from hilresrl_policy.bc import BCConfig, BCNetwork, save_checkpoint
+    network = BCNetwork(BCConfig(state_dim=2, action_dim=2, hidden_sizes=(8,), task='test'))
+    network.set_normalization(np.random.default_rng(0).normal(size=(10, 2)))
+    save_checkpoint(folder, network)
+    return {'kind': 'bc', 'checkpoint': str(folder), 'task': ''}
+
+
+def test_demonstration_steps_build_what_the_actor_sees_from_the_arrays_held(tmp_path):
+    from hilresrl_common.instruction_features import instruction_features
+    from hilresrl_learner.offline_data import demonstration_steps
+    from hilresrl_policy.adapters.bc_policy import BCPolicy
+    from hilresrl_policy.image_encoder import encoder_frame, ImageInputs
+    demos = _sensed_demonstrations()
+    path = demos.save(tmp_path / 'demos.npz')
+    base = _bc_base_policy(tmp_path / 'base')
+    inputs = ImageInputs((CAMERA,), 16, 16)
+    records, episodes = demonstration_steps(str(path), 2, ['ee_pose', 'instruction', 'wrench'],
+                                            base, inputs)
+    assert episodes == 2 and len(records) == 4
+    assert records[0].episode == ('demonstration', 2, 0)
+    expected = np.concatenate([demos.observed['ee_pose'][1],
+                               instruction_features('pick up the puck'),
+                               demos.observed['wrench'][1]])
+    assert np.array_equal(records[1].observation, expected)
+    assert np.array_equal(records[0].next_observation, expected)
+    assert np.array_equal(records[3].frames[CAMERA],
+                          encoder_frame(demos.observed[CAMERA][3], inputs))
+    assert records[3].frames[CAMERA].shape == (3, 16, 16)
+    bc = BCPolicy(str(tmp_path / 'base'))
+    assert np.allclose([r.base_action for r in records],
+                       [bc.act({'task_state': demos.observations[i]})[0] for i in (0, 1, 2, 3)],
+                       atol=1e-6)
+
+
+def test_demonstration_steps_refuse_a_file_without_an_array_the_learner_needs(tmp_path):
+    from hilresrl_learner.offline_data import demonstration_steps
+    from hilresrl_policy.image_encoder import ImageInputs
+    path = _demonstrations().save(tmp_path / 'state.npz')
+    base = _bc_base_policy(tmp_path / 'base')
+    with pytest.raises(ValueError, match='the demonstrations hold no ee_pose; they hold '
+                                         'task_state'):
+        demonstration_steps(str(path), 0, ['ee_pose'], base)
+    with pytest.raises(ValueError, match=f'hold no {CAMERA}; they hold task_state'):
+        demonstration_steps(str(path), 0, ['task_state'], base, ImageInputs((CAMERA,), 16, 16))
+    records, _ = demonstration_steps(str(path), 0, ['task_state'], base)  # as before
+    assert [r.observation.tolist() for r in records] == _demonstrations().observations[
+        :4].tolist()
+    assert records[0].frames is None
+
+
 def test_per_axis_interventions_reach_the_buffers_with_their_axes():
     learner = ResidualLearner(CONFIG)
     record = _record(0, human=np.ones(2))

@@ -15,7 +15,7 @@ import tempfile
 from typing import Any, Callable, Dict, Mapping, NamedTuple, Optional, Tuple, Union
 import uuid
 
-from hilresrl_common.home import base_policy_demonstrations
+from hilresrl_common.home import is_base_policy_demonstrations
 import safetensors.torch
 import torch
 from torch import nn
@@ -65,8 +65,9 @@ def check_checkpoint_destination(directory: PathLike) -> None:
     if directory.exists():
         if not directory.is_dir():
             raise CheckpointError(f'{directory} exists and is not a directory')
-        ours = (MODEL_FILE, CONFIG_FILE, base_policy_demonstrations(directory).name)
-        strangers = sorted(path.name for path in directory.iterdir() if path.name not in ours)
+        strangers = sorted(path.name for path in directory.iterdir()
+                           if path.name not in (MODEL_FILE, CONFIG_FILE)
+                           and not is_base_policy_demonstrations(path.name))
         if strangers:
             raise CheckpointError(f'{directory} holds other files ({", ".join(strangers)}): '
                                   'not replacing it with a checkpoint')

@@ -86,6 +86,14 @@ def test_save_refuses_to_replace_a_directory_with_other_files(network, tmp_path)
     assert (tmp_path / 'notes.txt').read_text() == 'mine'
 
 
+def test_a_base_policys_demonstrations_do_not_stop_it_being_rebuilt(network, checkpoint):
+    # its own and those recorded again with a pixel learner's cameras belong to it
+    (checkpoint / 'demonstrations.npz').write_bytes(b'')
+    (checkpoint / 'demonstrations-corner-gripperPOV-128px.npz').write_bytes(b'')
+    save_checkpoint(checkpoint, network, {'note': 'rebuilt'})
+    assert load_checkpoint(checkpoint).metadata == {'note': 'rebuilt'}
+
+
 def test_missing_files_are_named(checkpoint, tmp_path):
     with pytest.raises(CheckpointError, match='not a directory'):
         load_checkpoint(tmp_path / 'nothing_here')

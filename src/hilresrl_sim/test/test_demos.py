@@ -77,3 +77,53 @@ def test_inconsistent_arrays_are_refused():
     with pytest.raises(ValueError, match='actions'):
         Demonstrations(np.zeros((3, 2)), np.zeros((2, 4)), np.zeros((3, 4)),
                        np.zeros(3), np.zeros(1))
+
+
+PIXEL_INPUTS = ['ee_pose', 'joint_positions', 'joint_velocities', 'wrench']
+CAMERAS = ['corner', 'gripperPOV']
+
+
+@pytest.fixture(scope='module')
+def sensed_demos(demos):
+    return collect_demonstrations(TASK, episodes=2, noise_std=0.2, seed=4, max_steps=30,
+                                  cameras=CAMERAS, image_size=32)
+
+
+def test_with_cameras_the_same_episodes_hold_what_the_residual_sees(demos, sensed_demos):
+    from hilresrl_common.instruction_features import policy_vector
+    from hilresrl_sim.demos import camera_input, episode_seed
+    from hilresrl_sim.headless_cell import HeadlessCell, SensorInputs
+    prefix = demos.first_episodes(2)
+    for name in ('observations', 'actions', 'expert_actions', 'episode_index'):
+        np.testing.assert_array_equal(getattr(sensed_demos, name), getattr(prefix, name))
+    images = [camera_input(camera) for camera in CAMERAS]
+    assert sorted(sensed_demos.observed) == sorted(PIXEL_INPUTS + images)
+    assert sensed_demos.observed[images[0]].shape == (60, 32, 32, 3)
+    assert sensed_demos.instruction == 'pick up the puck and place it at the goal'
+    # the first step of episode 1 as the headless benchmark's pixel cell senses it
+    cell = HeadlessCell(TASK, None, seed=4, sensors=SensorInputs(
+        PIXEL_INPUTS, tuple(zip(images, CAMERAS)), 32))
+    try:
+        cell.task.reset(seed=episode_seed(4, 1))
+        vector, frames = cell.sensed()
+    finally:
+        cell.close()
+    step = sensed_demos.step_arrays(30)
+    np.testing.assert_array_equal(policy_vector(step, PIXEL_INPUTS, ''), vector)
+    for name in images:
+        np.testing.assert_array_equal(step[name].transpose(2, 0, 1), frames[name])
+
+
+def test_a_base_policys_demonstrations_are_recorded_again_with_cameras(demos, tmp_path):
+    from hilresrl_sim.demos import record_with_sensors
+    state = demos.first_episodes(1).save(tmp_path / 'demonstrations.npz')
+    written = record_with_sensors(state, tmp_path / 'pixels.npz', ['corner'], 16)
+    loaded = Demonstrations.load(written)
+    np.testing.assert_array_equal(loaded.actions, demos.first_episodes(1).actions)
+    assert loaded.observed['image/camera/corner/image_raw'].shape == (30, 16, 16, 3)
+    other = Demonstrations(demos.observations[:30], demos.actions[:30] * 0.5,
+                           demos.expert_actions[:30], demos.episode_index[:30],
+                           demos.episode_success[:1], TASK, 0.2, 4)
+    with pytest.raises(ValueError, match='gave other episodes'):
+        record_with_sensors(other.save(tmp_path / 'other.npz'), tmp_path / 'x.npz',
+                            ['corner'], 16)
