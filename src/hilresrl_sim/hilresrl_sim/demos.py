@@ -25,28 +25,14 @@ class _Sensors:
     def __init__(self, task_name: str, seed: int, cameras: Sequence[str], image_size: int):
         # (imported here: the headless cell's operator model imports this module)
         from hilresrl_sim.headless_cell import HeadlessCell, PROPRIOCEPTION, SensorInputs
-        self._names = PROPRIOCEPTION
         pairs = tuple((camera_input(camera), camera) for camera in cameras)
         # The headless cell's sensing, so that demonstrations hold what its pixel runs see.
         self.cell = HeadlessCell(task_name, base_policy=None, seed=seed,
                                  sensors=SensorInputs(PROPRIOCEPTION, pairs, image_size))
-        # sensed() gives one vector, the names in order: the size of each, measured.
-        every = self.cell.sensors
-        try:
-            self._sizes = []
-            for name in self._names:
-                self.cell.sensors = SensorInputs((name,))
-                self._sizes.append(self.cell.sensed()[0].size)
-        finally:
-            self.cell.sensors = every
 
     def read(self) -> Dict[str, np.ndarray]:
         """Return each proprioceptive array and each camera's image (H x W x 3 uint8) now."""
-        vector, frames = self.cell.sensed()
-        arrays = dict(zip(self._names, np.split(vector, np.cumsum(self._sizes)[:-1])))
-        arrays.update({name: np.ascontiguousarray(frame.transpose(1, 2, 0))
-                       for name, frame in (frames or {}).items()})
-        return arrays
+        return self.cell.sensor_arrays()
 
 
 def episode_seed(seed: int, episode: int) -> int:

@@ -245,20 +245,30 @@ class HeadlessCell:
         """
         if self.sensors is None:
             return (self.task.task_state() if task_state is None else task_state), None
-        task = self.task
-        positions, velocities = task.joint_state()
-        parts = {'joint_positions': positions, 'joint_velocities': velocities,
-                 'wrench': task.wrench()}
-        if 'ee_pose' in self.sensors.inputs:
-            parts['ee_pose'] = np.concatenate(task.ee_pose())
-        vector = np.concatenate([np.asarray(parts[name], np.float32).ravel()
-                                 for name in self.sensors.inputs]).astype(np.float32)
+        arrays = self.sensor_arrays()
+        vector = np.concatenate([arrays[name] for name in self.sensors.inputs])
         if not self.sensors.cameras:
             return vector, None
-        rendered = task.images()
         # As the encoder takes them (channels first): the cell renders at the inputs' size.
-        return vector, {name: np.ascontiguousarray(rendered[camera].transpose(2, 0, 1))
-                        for name, camera in self.sensors.cameras}
+        return vector, {name: np.ascontiguousarray(arrays[name].transpose(2, 0, 1))
+                        for name, _ in self.sensors.cameras}
+
+    def sensor_arrays(self) -> Dict[str, np.ndarray]:
+        """
+        Return every sensor reading now, by the names the residual node gives them.
+
+        Each of PROPRIOCEPTION (float32, flat) and each camera input's image (height x width x
+        3 uint8, as a camera sends it) of the cameras ``sensors`` name.
+        """
+        task = self.task
+        positions, velocities = task.joint_state()
+        arrays = {'ee_pose': np.concatenate(task.ee_pose()), 'joint_positions': positions,
+                  'joint_velocities': velocities, 'wrench': task.wrench()}
+        arrays = {name: np.asarray(value, np.float32).ravel() for name, value in arrays.items()}
+        if self.sensors is not None and self.sensors.cameras:
+            rendered = task.images()
+            arrays.update((name, rendered[camera]) for name, camera in self.sensors.cameras)
+        return arrays
 
     def close(self) -> None:
         """Close the simulator."""
