@@ -26,8 +26,11 @@ and, not by default, learning without privileged state:
                      sensors give, never the task state: the profile sim_pixels (sim_panda_pixels
                      for PandaPickCube) names the cameras (rendered by the simulator), the
                      proprioception and the wrist wrench; the base policy and the simulated
-                     person still read the task state. No demonstrations, as the learner node
-                     takes none with camera_inputs. Its learner runs on --image-device.
+                     person still read the task state. No demonstrations. Its learner runs on
+                     --image-device.
+  pixels_operator_demos  the same with the 20 scripted demonstrations, recorded with the
+                     profile's cameras and proprioception (what demonstrations:=auto loads on
+                     a pixel cell), their base action relabelled from the task state
 and, with a flow-matching base policy (hilresrl_policy.flow_bc), the learner node's actor modes,
 all with the operator: flow_base, flow_residual, flow_latent, flow_dual.
 
@@ -96,13 +99,14 @@ MAIN_METHOD = 'residual_operator_demos'
 DEFAULT_METHODS = ('base', 'residual_operator_demos', 'residual_operator', 'residual_no_human',
                    'full_rl_operator')
 FLOW_METHODS = ('flow_base', 'flow_residual', 'flow_latent', 'flow_dual')
-PIXEL_METHODS = ('pixels_operator',)
+PIXEL_METHODS = ('pixels_operator', 'pixels_operator_demos')
 METHODS = DEFAULT_METHODS + FLOW_METHODS + PIXEL_METHODS
 FIXED_METHODS = ('base', 'flow_base')  # nothing learns: evaluated once
 OPERATOR_METHODS = ('residual_operator', 'full_rl_operator', 'residual_operator_demos',
-                    'flow_residual', 'flow_latent', 'flow_dual', 'pixels_operator')
+                    'flow_residual', 'flow_latent', 'flow_dual', 'pixels_operator',
+                    'pixels_operator_demos')
 # Methods whose intervention buffer starts with --demos scripted demonstrations.
-DEMO_METHODS = ('full_rl_operator', 'residual_operator_demos')
+DEMO_METHODS = ('full_rl_operator', 'residual_operator_demos', 'pixels_operator_demos')
 PANDA_TASKS = ('PandaPickCube',)
 BUDGETS = (5_000, 10_000, 20_000)
 # Seed streams: the held-back set's, the screens', and the demonstrations of full-action RL.
@@ -574,6 +578,7 @@ class _Steering:
 def _learners(task: str, method: str, seed: int, options: dict, settings: dict, cell,
               base) -> Tuple[_Learner, Optional[_Steering]]:
     """Return the method's learner (demonstrations loaded) and refinement actor, if any."""
+    from hilresrl_common.instruction_features import policy_vector
     from hilresrl_learner.residual_td3 import LearnerConfig
     from hilresrl_learner.training import demonstration_records, ResidualLearner
     from hilresrl_sim.demos import collect_demonstrations
@@ -588,7 +593,11 @@ def _learners(task: str, method: str, seed: int, options: dict, settings: dict, 
     learner = ResidualLearner(config, settings['update_to_data'],
                               settings['intervention_fraction'], seed=seed, device=device)
     if method in DEMO_METHODS:
-        demos = collect_demonstrations(task, options['demos'], 0.1, seed=_DEMO_STREAM + seed)
+        sensors = settings['sensors']
+        demos = collect_demonstrations(
+            task, options['demos'], 0.1, seed=_DEMO_STREAM + seed,
+            cameras=[camera for _, camera in sensors.cameras] if sensors else (),
+            image_size=sensors.image_size if sensors else 128)
         zeros = np.zeros(base.action_dim, np.float32)
 
         def base_action(observation):
@@ -598,7 +607,15 @@ def _learners(task: str, method: str, seed: int, options: dict, settings: dict, 
             base.reset(cell.task.instruction)
             return np.asarray(base.act({'task_state': observation})[0], np.float32)
 
-        for record in demonstration_records(demos, base_policy=base_action):
+        seen = frames = None
+        if sensors is not None:  # what the pixel cell's residual sees, as the learner node reads
+            seen = np.stack([policy_vector(demos.step_arrays(step), sensors.inputs,
+                                           demos.instruction)
+                             for step in range(len(demos.observations))])
+            frames = {name: np.ascontiguousarray(demos.observed[name].transpose(0, 3, 1, 2))
+                      for name, _ in sensors.cameras}
+        for record in demonstration_records(demos, base_policy=base_action, observations=seen,
+                                            frames=frames):
             learner.add(record, demonstration=True)
     steering = (_Steering(settings['config'], settings, seed, base.latent_dim,
                           cell.task.state_dim)

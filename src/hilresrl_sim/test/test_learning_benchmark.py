@@ -208,3 +208,38 @@ def test_residual_rl_with_demonstrations_relabels_them_with_the_base_policy(base
     assert np.allclose(stored['base_action'][:count], relabelled, atol=1e-6)
     assert not np.allclose(relabelled, 0.0)
     assert np.all(full.intervention._data['base_action'][:count] == 0.0)
+
+
+def test_pixel_demonstrations_hold_what_the_pixel_residual_sees_and_the_relabelled_base(
+        base_checkpoint):
+    learning = _module('learning')
+    from hilresrl_policy.adapters.bc_policy import BCPolicy
+    from hilresrl_sim.demos import collect_demonstrations
+    from hilresrl_sim.headless_cell import HeadlessCell
+    settings = learning.cell_settings(TASK, {'image_size': [32, 32]}, pixels=True)
+    sensors = settings['sensors']
+    base = BCPolicy(base_checkpoint)
+    cell = HeadlessCell(TASK, base, sensors=sensors)
+    try:
+        learner, _ = learning._learners(TASK, 'pixels_operator_demos', 0, dict(TINY, demos=2),
+                                        settings, cell, base)
+        obs_dim = cell.sensed()[0].size
+    finally:
+        cell.close()
+    # The same demonstrations, recorded again, and what the learner should have made of them.
+    demos = collect_demonstrations(TASK, 2, 0.1, seed=learning._DEMO_STREAM,
+                                   cameras=[camera for _, camera in sensors.cameras],
+                                   image_size=32)
+    count = len(learner.intervention)
+    assert count == learner.demo_steps > 0 and len(learner.online) == 0
+    stored = learner.intervention._data
+    assert stored['observation'].shape[1] == obs_dim != demos.observations.shape[1]
+    first = demos.step_arrays(0)
+    assert np.allclose(stored['observation'][0], np.concatenate(
+        [np.ravel(first[name]) for name in sensors.inputs]), atol=1e-6)
+    corner = 'image/camera/corner/image_raw'
+    frames = learner.intervention.frames.frames(np.arange(count))[corner]
+    assert np.array_equal(frames[0], first[corner].transpose(2, 0, 1))
+    # Relabelled from the task state, which the pixel residual never sees.
+    relabelled = base.act({'task_state': demos.observations[0]})[0]
+    assert np.allclose(stored['base_action'][0], relabelled, atol=1e-6)
