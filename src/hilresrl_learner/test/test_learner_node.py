@@ -893,14 +893,19 @@ def test_recorded_runs_load_with_the_camera_images_their_steps_name(in_process_l
     assert cell.status(lambda s: s.online_buffer_size == 84, 'both loaded').env_steps == 0
 
 
-def test_demonstrations_fill_the_intervention_buffer_relabelled_by_the_base_policy(
-        in_process_learner, probe, tmp_path):
+def _base_policy_checkpoint(path) -> None:
+    """Save a small BC base policy of the test's state and action sizes at ``path``."""
     from hilresrl_policy.bc import BCConfig, BCNetwork, save_checkpoint
-    from hilresrl_common.demonstrations import Demonstrations
     network = BCNetwork(BCConfig(state_dim=OBS_DIM, action_dim=ACTION_DIM, hidden_sizes=(8,),
                                  task='test'))
     network.set_normalization(np.random.default_rng(0).normal(size=(10, OBS_DIM)))
-    save_checkpoint(tmp_path / 'base', network)
+    save_checkpoint(path, network)
+
+
+def test_demonstrations_fill_the_intervention_buffer_relabelled_by_the_base_policy(
+        in_process_learner, probe, tmp_path):
+    from hilresrl_common.demonstrations import Demonstrations
+    _base_policy_checkpoint(tmp_path / 'base')
     rng = np.random.default_rng(1)
     Demonstrations(observations=rng.normal(size=(30, OBS_DIM)),
                    actions=rng.uniform(-1, 1, (30, ACTION_DIM)),
@@ -929,12 +934,8 @@ def test_demonstrations_fill_the_intervention_buffer_relabelled_by_the_base_poli
 
 def test_demonstrations_with_images_fill_the_buffer_with_their_frames(
         in_process_learner, probe, tmp_path):
-    from hilresrl_policy.bc import BCConfig, BCNetwork, save_checkpoint
     from hilresrl_common.demonstrations import Demonstrations
-    network = BCNetwork(BCConfig(state_dim=OBS_DIM, action_dim=ACTION_DIM, hidden_sizes=(8,),
-                                 task='test'))
-    network.set_normalization(np.random.default_rng(0).normal(size=(10, OBS_DIM)))
-    save_checkpoint(tmp_path / 'base', network)
+    _base_policy_checkpoint(tmp_path / 'base')
     rng = np.random.default_rng(2)
     steps = 12
     images = np.stack([_pattern(sequence) for sequence in range(steps)])
