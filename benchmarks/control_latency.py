@@ -22,11 +22,13 @@ weights: what counts is the forward pass): a process of its own publishes sensor
 frames of ``--image-size`` pixels square on camera/bench_<i>/image_raw at the control rate, each
 frame at a random point of its period (a free-running camera, its phase against the control
 loop unknown), and the residual takes the newest frame of each camera (observation_sync latest;
-the simulated cell's state still clocks each step). Raw latencies then go to
+the simulated cell's state still clocks each step). ``--image-encoder`` names the built-in
+encoders to measure (several: each in every layout, alternating). Raw latencies then go to
 control-latency-RATES-images-DATE.json.
 
     source scripts/env.sh && python benchmarks/control_latency.py [--seconds 20] [--rates 10 30 50]
-    python benchmarks/control_latency.py --rates 30 --seconds 30 --cameras 2 --image-size 128
+    python benchmarks/control_latency.py --rates 30 --seconds 30 --cameras 2 --image-size 128 \
+        --image-encoder drqv2 nature
 """
 
 import argparse
@@ -39,6 +41,7 @@ import sys
 import tempfile
 import time
 
+from hilresrl_common.residual_contract import IMAGE_ENCODER_LAYOUTS
 import numpy as np
 
 LAYOUTS = {'two processes': 'false', 'residual in arbiter': 'true'}
@@ -94,7 +97,7 @@ def publish_camera_frames(domain_id: int, cameras: int, image_size: int, rate_hz
 
 def chain_latency(rate_hz: float, seconds: float, domain_id: int, wait_for_chunk: bool,
                   residual_in_arbiter: str = 'false', cameras: int = 0,
-                  image_size: int = 128) -> dict:
+                  image_size: int = 128, image_encoder: str = '') -> dict:
     """Run the chain at rate_hz for seconds; return latencies, percentiles and achieved rate."""
     import rclpy
     from geometry_msgs.msg import TwistStamped
@@ -128,7 +131,8 @@ def chain_latency(rate_hz: float, seconds: float, domain_id: int, wait_for_chunk
         residual = (f"    observation_sources: {json.dumps(['task_state'] + topics)}\n"
                     '    observation_sync: latest\n'
                     f"    camera_inputs: {json.dumps(['image/' + topic for topic in topics])}\n"
-                    f'    image_size: [{image_size}, {image_size}]\n')
+                    f'    image_size: [{image_size}, {image_size}]\n'
+                    f'    image_encoder: {json.dumps(image_encoder)}\n')
         overrides = overrides.replace('/**/episode_manager:', residual + '/**/episode_manager:')
     with tempfile.NamedTemporaryFile('w', suffix='.yaml', delete=False) as stream:
         stream.write(overrides)
@@ -197,7 +201,8 @@ def chain_latency(rate_hz: float, seconds: float, domain_id: int, wait_for_chunk
             'latencies_ms': [round(value, 4) for value in latencies]}
 
 
-def image_forward(cameras: int, image_size: int, repeats: int = 300) -> dict:
+def image_forward(cameras: int, image_size: int, image_encoder: str = '',
+                  repeats: int = 300) -> dict:
     """Time the residual's forward pass with cameras, in one process on one thread."""
     import torch
     from hilresrl_policy.image_encoder import encoder_frame
@@ -206,7 +211,8 @@ def image_forward(cameras: int, image_size: int, repeats: int = 300) -> dict:
     torch.set_num_threads(1)
     names = tuple('image/' + topic for topic in camera_topics(cameras))
     actor = ResidualActor(ResidualConfig(obs_dim=39, action_dim=4, cameras=names,
-                                         image_size=(image_size, image_size, 3))).eval()
+                                         image_size=(image_size, image_size, 3),
+                                         image_encoder=image_encoder)).eval()
     rng = np.random.default_rng(0)
     state = torch.from_numpy(rng.normal(size=(1, 39)).astype(np.float32))
     base = torch.zeros(1, 4)
@@ -320,6 +326,10 @@ def main(argv=None) -> int:
                         help='cameras the residual actor sees (0: state only)')
     parser.add_argument('--image-size', type=int, default=128,
                         help='side of the published frames and of the encoder input (pixels)')
+    parser.add_argument('--image-encoder', nargs='+', default=['drqv2'],
+                        choices=sorted(IMAGE_ENCODER_LAYOUTS),
+                        help='built-in image encoders of the residual (with --cameras; several: '
+                             'each measured)')
     parser.add_argument('--domain-id', type=int, default=117)
     parser.add_argument('--output', type=pathlib.Path, default=None,
                         help='where the raw results go (JSON; default: results/'
@@ -339,12 +349,14 @@ def main(argv=None) -> int:
     print('  numpy forward + compose + arbitrate + safety: p50 '
           f"{compute['chain_compute_p50_ms']:.3f} ms, p99 {compute['chain_compute_p99_ms']:.3f} "
           'ms', flush=True)
-    if options.cameras:
-        compute.update(image_forward(options.cameras, options.image_size))
-        print(f'  with {options.cameras} camera(s) at {options.image_size}x{options.image_size}: '
-              'resize check + encoder + residual, torch: p50 '
-              f"{compute['image_forward_p50_ms']:.3f} ms, p99 "
-              f"{compute['image_forward_p99_ms']:.3f} ms", flush=True)
+    encoders = options.image_encoder if options.cameras else ['']
+    for encoder in encoders if options.cameras else []:
+        forward = image_forward(options.cameras, options.image_size, encoder)
+        compute.update({f'{encoder}_{name}': value for name, value in forward.items()})
+        print(f'  with {options.cameras} camera(s) at {options.image_size}x{options.image_size} '
+              f'through {encoder}: resize check + encoder + residual, torch: p50 '
+              f"{forward['image_forward_p50_ms']:.3f} ms, p99 "
+              f"{forward['image_forward_p99_ms']:.3f} ms", flush=True)
     times_before = cpu_times()
     floor = [timer_lateness(rate, min(10.0, options.seconds)) for rate in options.rates]
     floor_steal = steal_share(times_before, cpu_times())
@@ -355,33 +367,35 @@ def main(argv=None) -> int:
     print(f'  (the host took {floor_steal:.1%} of the CPU time meanwhile: steal, on a virtual '
           'machine)')
     print('\nover DDS (observation stamp -> twist command received):')
-    print(f"{'layout':>20} {'base policy':>13} {'rate':>6} {'achieved':>9} {'commands':>9} "
-          f"{'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} {'steal':>6}", flush=True)
-    # The layouts alternate, so that both meet the same state of the machine.
-    runs = [(base, rate, layout) for base in options.bases for rate in options.rates
-            for layout in options.layouts]
+    print(f"{'encoder':>8} {'layout':>20} {'base policy':>13} {'rate':>6} {'achieved':>9} "
+          f"{'commands':>9} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} {'steal':>6}", flush=True)
+    # The layouts (and encoders) alternate, so that all meet the same state of the machine.
+    runs = [(base, rate, layout, encoder) for base in options.bases for rate in options.rates
+            for layout in options.layouts for encoder in encoders]
     results = []
-    for index, (base, rate, layout) in enumerate(runs):
+    for index, (base, rate, layout, encoder) in enumerate(runs):
         load_before, times_before = os.getloadavg()[0], cpu_times()
         result = chain_latency(rate, options.seconds, options.domain_id + index, BASES[base],
-                               LAYOUTS[layout], options.cameras, options.image_size)
+                               LAYOUTS[layout], options.cameras, options.image_size, encoder)
         result.update(layout=layout, base_policy=base, load_1min_before=load_before,
-                      steal=steal_share(times_before, cpu_times()))
+                      steal=steal_share(times_before, cpu_times()), image_encoder=encoder)
         results.append(result)
-        print(f"{layout:>20} {base:>13} {result['rate_hz']:>4.0f}Hz "
+        print(f"{encoder or '-':>8} {layout:>20} {base:>13} {result['rate_hz']:>4.0f}Hz "
               f"{result['achieved_hz']:>7.1f}Hz {result['commands']:>9d} "
               f"{result['p50_ms']:>7.2f} {result['p99_ms']:>7.2f} {result['max_ms']:>7.2f} "
               f"{result['steal']:>6.1%}", flush=True)
 
     print('\nside by side, p50 / p99 ms:')
-    print(f"{'base policy':>13} {'rate':>6} " + ''.join(f'{layout:>22}'
-                                                        for layout in options.layouts))
-    for base in options.bases:
-        for rate in options.rates:
-            cells = {r['layout']: f"{r['p50_ms']:.2f} / {r['p99_ms']:.2f}" for r in results
-                     if r['base_policy'] == base and r['rate_hz'] == rate}
-            print(f'{base:>13} {rate:>4.0f}Hz ' + ''.join(f'{cells[layout]:>22}'
-                                                          for layout in options.layouts))
+    print(f"{'encoder':>8} {'base policy':>13} {'rate':>6} " + ''.join(
+        f'{layout:>22}' for layout in options.layouts))
+    for encoder in encoders:
+        for base in options.bases:
+            for rate in options.rates:
+                cells = {r['layout']: f"{r['p50_ms']:.2f} / {r['p99_ms']:.2f}" for r in results
+                         if r['base_policy'] == base and r['rate_hz'] == rate
+                         and r['image_encoder'] == encoder}
+                print(f"{encoder or '-':>8} {base:>13} {rate:>4.0f}Hz " + ''.join(
+                    f'{cells[layout]:>22}' for layout in options.layouts))
     options.output.parent.mkdir(parents=True, exist_ok=True)
     options.output.write_text(json.dumps({
         'command': ' '.join(['python', 'benchmarks/control_latency.py'] + (

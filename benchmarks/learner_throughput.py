@@ -33,6 +33,7 @@ import subprocess
 import sys
 import time
 
+from hilresrl_common.residual_contract import IMAGE_ENCODER_LAYOUTS
 from hilresrl_learner.residual_td3 import LearnerConfig
 from hilresrl_learner.training import ResidualLearner, StepRecord
 import numpy as np
@@ -44,13 +45,13 @@ MODES = ('host', 'device', 'graphs', 'graphs-compile', 'compile', 'cudagraphs')
 
 def filled_learner(heads: int, device: str, mode: str, graph_updates: int,
                    steps: int = 20_000, cameras: int = 0,
-                   image_size: int = 128) -> ResidualLearner:
+                   image_size: int = 128, image_encoder: str = '') -> ResidualLearner:
     """Return a learner with `steps` random transitions (a fifth of them human) in its buffers."""
     names = tuple(f'image/camera{index}/image_raw' for index in range(cameras))
     config = LearnerConfig(obs_dim=OBS_DIM, action_dim=ACTION_DIM, critic_heads=heads,
                            residual_scale=(0.5, 0.5, 0.5, 1.0), warmup_updates=0,
                            cameras=names, image_size=(image_size, image_size, 3) if names
-                           else ())
+                           else (), image_encoder=image_encoder if names else '')
     # A pool of random frames to draw from: the buffers store a copy of each step's.
     pool = np.random.default_rng(1).integers(0, 256, (64, 3, image_size, image_size),
                                              dtype=np.uint8) if names else None
@@ -97,11 +98,11 @@ def kernel_share(learner: ResidualLearner, calls: int, per_call: int) -> float:
 
 def measure(heads: int, device: str, mode: str, seconds: float, graph_updates: int,
             cameras: int = 0, image_size: int = 128,
-            encoder_precision: str = 'bfloat16') -> dict:
+            encoder_precision: str = 'bfloat16', image_encoder: str = '') -> dict:
     """Return updates/s of one configuration, after a warm-up that includes any compilation."""
     learner = filled_learner(heads, device, mode, graph_updates,
                              steps=5_000 if cameras else 20_000, cameras=cameras,
-                             image_size=image_size)
+                             image_size=image_size, image_encoder=image_encoder)
     if cameras:  # the convolutions' type on a GPU (image_encoder.CameraEncoder.gpu_dtype)
         for camera in learner.agent.encoder.cameras:
             camera.gpu_dtype = getattr(torch, encoder_precision)
@@ -120,7 +121,8 @@ def measure(heads: int, device: str, mode: str, seconds: float, graph_updates: i
     result = {'heads': heads, 'mode': mode, 'updates_per_s': updates / elapsed,
               'warmup_s': warmup_s, 'updates_per_call': per_call, 'cameras': cameras,
               'image_size': image_size if cameras else 0,
-              'encoder_precision': encoder_precision if cameras else None}
+              'encoder_precision': encoder_precision if cameras else None,
+              'image_encoder': (image_encoder or 'drqv2') if cameras else None}
     if device.startswith('cuda'):
         result['kernel_share'] = kernel_share(learner, 3, per_call)
     return result
@@ -159,6 +161,10 @@ def main(argv=None) -> int:
                         choices=('float32', 'bfloat16'),
                         help="the image encoder's convolutions on a GPU (default bfloat16, "
                              'channels-last; float32 as before)')
+    parser.add_argument('--image-encoder', nargs='+', default=['drqv2'],
+                        choices=sorted(IMAGE_ENCODER_LAYOUTS),
+                        help='built-in image encoders to measure (default drqv2, the '
+                             "learner's default)")
     parser.add_argument('--reference', help='learner_update_reference.py, run alongside (GPU)')
     parser.add_argument('--output', help='write the raw results here (JSON)')
     args = parser.parse_args(argv)
@@ -167,7 +173,7 @@ def main(argv=None) -> int:
     where = (torch.cuda.get_device_name(0) if args.device.startswith('cuda')
              else f'CPU, {args.threads} thread(s) of {os.cpu_count()} cores')
     sizes = ', '.join(f'{size}x{size}' for size in args.image_size)
-    images = (f"; {args.cameras} camera(s) at {sizes} through DrQ-v2's encoder, the actor "
+    images = (f'; {args.cameras} camera(s) at {sizes} through the image encoder, the actor '
               "reading the critic step's features" if args.cameras else '')
     print(f'torch {torch.__version__} on {where}; batch 256, actor 256x256, critic heads '
           f'3x256 + LayerNorm{images}; sampling included; float32 matmul precision '
@@ -176,15 +182,17 @@ def main(argv=None) -> int:
     lines = [f'| critic heads | mode | image | updates/s | {utd} | GPU busy | reference | '
              'ratio |', '|---|---|---|---|' + '---|' * len(args.utd) + '---|---|---|']
     results = []
-    images = [(size, precision) for size in args.image_size
-              for precision in args.encoder_precision] if args.cameras else [(0, None)]
+    images = [(size, precision, encoder) for size in args.image_size
+              for precision in args.encoder_precision
+              for encoder in args.image_encoder] if args.cameras else [(0, None, '')]
     references = {}
-    for heads, mode, (size, precision) in itertools.product(args.heads, args.modes, images):
+    for heads, mode, image in itertools.product(args.heads, args.modes, images):
+        size, precision, encoder = image
         if heads not in references:
             references[heads] = reference(args.reference, heads) if args.reference else {}
         expected = references[heads]
         result = measure(heads, args.device, mode, args.seconds, args.graph_updates,
-                         args.cameras, size, precision or 'bfloat16')
+                         args.cameras, size, precision or 'bfloat16', encoder)
         result['reference'] = expected
         results.append(result)
         rates = ' | '.join(f'{result["updates_per_s"] / ratio:.1f}' for ratio in args.utd)
@@ -192,7 +200,7 @@ def main(argv=None) -> int:
                 else '-')
         graph_rate = expected.get('cuda-graph')
         ratio = f'{result["updates_per_s"] / graph_rate:.2f}' if graph_rate else '-'
-        image = f'{size}x{size} {precision}' if size else '-'
+        image = f'{size}x{size} {precision} {encoder}' if size else '-'
         lines.append(f'| {heads} | {mode} | {image} | {result["updates_per_s"]:.0f} | {rates} | '
                      f'{busy} | {graph_rate or "-"} | {ratio} |')
         print(lines[-1], flush=True)

@@ -221,7 +221,8 @@ def test_the_residual_acts_on_the_pixel_cells_images_and_wrench_never_on_its_tas
     state = policy_vector(heard[stamp_ns], residual['policy_inputs'], '')
     config = ResidualConfig(state.size, 4, tuple(profile['/**']['ros__parameters'][
         'hidden_sizes']), residual_scale=tuple(profile['/**']['ros__parameters'][
-            'residual_scale']), cameras=cameras, image_size=(*residual['image_size'], 3))
+            'residual_scale']), cameras=cameras, image_size=(*residual['image_size'], 3),
+        image_encoder=residual.get('image_encoder', ''))
     torch.manual_seed(0)
     actor = ResidualActor(config).eval()
     with torch.no_grad():

@@ -21,9 +21,33 @@ LATENT_SCALE = Parameter(
     'steers (its output in [-1, 1] times this)', check=above(0.0))
 ACTION_BOUND = 1.0  # every action axis is normalised to [-1, 1]
 
+# Built-in image encoders, trained from scratch by the critic on shifted frames: each camera's
+# convolutions as (output channels, kernel, stride), each followed by a ReLU, then the trunk.
+IMAGE_ENCODER_LAYOUTS = {
+    # DrQ-v2's, made for 84x84 frames (35x35x32 features a camera there); at 128x128 its first
+    # stride leaves 63x63 maps for three full convolutions (57x57x32 features a camera).
+    'drqv2': ((32, 3, 2), (32, 3, 1), (32, 3, 1), (32, 3, 1)),
+    # The DQN (Nature) stack: an 8x8 stride-4 stem takes the frame to a quarter of its side
+    # first, as ResNet stems do (HIL-SERL's ResNet-10 too); 12x12x64 features a camera at
+    # 128x128, from a sixth of DrQ-v2's convolution work there (README, image learner).
+    'nature': ((32, 8, 4), (64, 4, 2), (64, 3, 1)),
+}
+DRQV2_ENCODER = 'drqv2'  # the image encoder of '' (what weights without a name were made with)
+PRETRAINED_LIBRARIES = ('torchvision', 'timm')
+
+
+def smallest_image_side(layers) -> int:
+    """Return the smallest frame side a stack of (channels, kernel, stride) convolutions takes."""
+    side = 1
+    for _, kernel, stride in reversed(layers):
+        side = (side - 1) * stride + kernel
+    return side
+
+
 # The actor's image inputs: the residual node and the learner must agree on them (weights for
 # other cameras or another size are refused), so both declare these.
-SMALLEST_IMAGE_SIDE = 15  # what DrQ-v2's convolutions take: 3x3 with stride 2, then three 3x3
+SMALLEST_IMAGE_SIDE = min(smallest_image_side(layers)
+                          for layers in IMAGE_ENCODER_LAYOUTS.values())
 CAMERA_INPUTS = Parameter(
     'camera_inputs', [], 'Camera images the actor (and the critic) see beside policy_inputs, in '
     'order, as observations name them: image/<camera topic>, e.g. image/camera/front/image_raw '
@@ -34,26 +58,37 @@ IMAGE_SIZE = Parameter(
     'encoder', check=at_least(SMALLEST_IMAGE_SIDE))
 IMAGE_FEATURES = Parameter('image_features', 50, "Features of the image encoder's output",
                            check=at_least(1))
-DRQV2_ENCODER = 'drqv2'  # the default image encoder's name ('' says the same)
-PRETRAINED_LIBRARIES = ('torchvision', 'timm')
+
+
+def encoder_name(image_encoder: str) -> str:
+    """Return an image_encoder value as configs hold it: '' for DrQ-v2's, else the name."""
+    name = image_encoder.strip()
+    return '' if name == DRQV2_ENCODER else name
+
+
+def built_in_layers(image_encoder: str):
+    """Return the convolutions of a built-in encoder ('': DrQ-v2's), or None (pretrained)."""
+    return IMAGE_ENCODER_LAYOUTS.get(encoder_name(image_encoder) or DRQV2_ENCODER)
 
 
 def pretrained_architecture(image_encoder: str) -> str:
-    """Return the pretrained architecture an image_encoder value names ('': DrQ-v2's)."""
-    return '' if image_encoder.strip() in ('', DRQV2_ENCODER) else image_encoder.strip()
+    """Return the pretrained architecture an image_encoder value names ('': a built-in one)."""
+    return '' if built_in_layers(image_encoder) is not None else image_encoder.strip()
 
 
 def _encoder_refusal(value: str) -> str:
     library, _, name = pretrained_architecture(value).partition(':')
     if not library or (library in PRETRAINED_LIBRARIES and name):
         return ''
-    return (f"must be '' or {DRQV2_ENCODER} (the default), or torchvision:<name> or "
-            'timm:<name> (e.g. torchvision:resnet18)')
+    return (f"must be '' or {DRQV2_ENCODER} (the default), "
+            f"{', '.join(sorted(set(IMAGE_ENCODER_LAYOUTS) - {DRQV2_ENCODER}))}, or "
+            'torchvision:<name> or timm:<name> (e.g. torchvision:resnet18)')
 
 
 IMAGE_ENCODER = Parameter(
     'image_encoder', '', f"The image encoder: '' or {DRQV2_ENCODER}: DrQ-v2's small "
     'convolutional encoder, trained from scratch by the critic on randomly shifted images; '
+    'nature: the DQN stack (an 8x8 stride-4 stem), trained the same way, for larger frames; '
     'torchvision:<name> or timm:<name> (e.g. torchvision:resnet18): that pretrained network, '
     'frozen, loaded from image_encoder_weights, with a small projection to image_features that '
     'the critic trains. The residual node and the learner must name the same one',

@@ -9,8 +9,8 @@ benchmark can read the defaults cheaply.
 from typing import Any, Dict, List, Mapping, Tuple
 
 from hilresrl_common.parameters import above, at_least, between, one_of, Parameter
-from hilresrl_common.residual_contract import (IMAGE_INPUT_PARAMETERS, LATENT_SCALE,
-                                               pretrained_architecture, RESIDUAL_SCALE)
+from hilresrl_common.residual_contract import (encoder_name, IMAGE_INPUT_PARAMETERS,
+                                               LATENT_SCALE, RESIDUAL_SCALE)
 
 ACTOR_MODES = ('residual', 'latent', 'dual')
 # The learner's name for the latent scale before it took the base policy node's name.
@@ -163,13 +163,13 @@ def config_settings(values: Mapping[str, Any]) -> Dict[str, Any]:
     """
     Return the LearnerConfig fields (all but the sizes) of the parameters' values.
 
-    A pretrained image_encoder is named here; the SHA-256 of its weights file
+    The image_encoder is named here ('' for DrQ-v2's); a pretrained one's weights file's SHA-256
     (image_encoder_sha256) comes when the file is loaded (ActorLearners).
     """
     settings = {field: tuple(values[name]) if isinstance(values[name], list) else values[name]
                 for name, field in CONFIG_FIELDS.items()}
     cameras = camera_inputs(values)
-    encoder = pretrained_architecture(values.get('image_encoder', ''))
+    encoder = encoder_name(values.get('image_encoder', ''))
     if encoder and not cameras:
         raise ValueError(f'image_encoder {encoder!r} needs camera_inputs: there are no images '
                          'to encode')

@@ -21,8 +21,8 @@ from dataclasses import asdict, dataclass
 import json
 from typing import Dict, Optional, Sequence, Tuple
 
-from hilresrl_common.residual_contract import (compose, RESIDUAL_SCALE, residual_scale_vector,
-                                               residual_toward)
+from hilresrl_common.residual_contract import (compose, encoder_name, RESIDUAL_SCALE,
+                                               residual_scale_vector, residual_toward)
 from hilresrl_policy.image_encoder import PretrainedEncoder, random_shift
 from hilresrl_policy.residual import (ObservationNormalizer, ResidualActor, ResidualConfig,
                                       with_identity_normalizer)
@@ -69,6 +69,8 @@ class LearnerConfig:
     cameras: Tuple[str, ...] = ()
     image_size: Tuple[int, ...] = ()  # height, width, channels
     image_features: int = 50
+    # image_encoder: '' (DrQ-v2's), another built-in one (residual_contract's
+    # IMAGE_ENCODER_LAYOUTS), or a frozen pretrained network.
     # With a frozen pretrained network in place of DrQ-v2's encoder (image_encoder names it,
     # as ResidualConfig does, with its weights file's SHA-256) the shifts still apply: the
     # trained projection and the critic above the frozen features can overfit to exact frames
@@ -82,6 +84,7 @@ class LearnerConfig:
         for name in ('residual_scale', 'actor_hidden', 'critic_hidden', 'cameras',
                      'image_size'):
             object.__setattr__(self, name, tuple(getattr(self, name)))
+        object.__setattr__(self, 'image_encoder', encoder_name(self.image_encoder))
         if self.cameras and self.algorithm != 'td3':
             raise ValueError('camera images are learnt with td3 only')
         if self.image_encoder and not self.cameras:

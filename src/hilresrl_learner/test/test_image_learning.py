@@ -20,10 +20,10 @@ CONFIG = LearnerConfig(obs_dim=3, action_dim=2, actor_hidden=(16,), critic_hidde
                        image_features=8)
 
 
-def _frame(value, rng=None):
-    frame = np.full((3, 24, 24), value % 256, dtype=np.uint8)
+def _frame(value, rng=None, side=24):
+    frame = np.full((3, side, side), value % 256, dtype=np.uint8)
     if rng is not None:
-        frame[:, rng.integers(24), rng.integers(24)] = 255  # something for the encoder to see
+        frame[:, rng.integers(side), rng.integers(side)] = 255  # something for the encoder to see
     return frame
 
 
@@ -33,9 +33,10 @@ def _learner(seed=0, steps=40, config=CONFIG, pretrained=None):
     for index in range(steps):
         episode, step = divmod(index, 10)
         human = rng.uniform(-1, 1, 2).astype(np.float32) if index % 4 == 0 else None
-        frames = {camera: _frame(index + 50 * number, rng)
+        side = config.image_size[0]
+        frames = {camera: _frame(index + 50 * number, rng, side)
                   for number, camera in enumerate(CAMERAS)}
-        next_frames = {camera: _frame(index + 1 + 50 * number, rng)
+        next_frames = {camera: _frame(index + 1 + 50 * number, rng, side)
                        for number, camera in enumerate(CAMERAS)}
         learner.add(StepRecord(episode, step, rng.normal(size=3), rng.uniform(-1, 1, 2),
                                rng.uniform(-1, 1, 2), float(step == 9), rng.normal(size=3),
@@ -98,11 +99,18 @@ def test_an_update_encodes_each_frame_batch_once_the_actor_reusing_the_critics_f
     assert sorted(passes) == [False, True]
 
 
-def test_a_checkpoint_with_an_encoder_round_trips_bit_exactly(tmp_path):
-    learner = _learner()
+# DrQ-v2's encoder, and the DQN stack (its smallest frame is 36x36).
+ENCODER_CONFIGS = {'drqv2': CONFIG, 'nature': dataclasses.replace(
+    CONFIG, image_encoder='nature', image_size=(36, 36, 3))}
+
+
+@pytest.mark.parametrize('encoder', sorted(ENCODER_CONFIGS))
+def test_a_checkpoint_with_an_encoder_round_trips_bit_exactly(tmp_path, encoder):
+    config = ENCODER_CONFIGS[encoder]
+    learner = _learner(config=config)
     learner.train(6)
     save_checkpoint(tmp_path, learner.agent, learner.rng, {})
-    copy = _learner(seed=5)
+    copy = _learner(seed=5, config=config)
     load_checkpoint(latest_checkpoint(tmp_path), copy.agent, copy.rng)
     state, copied = learner.agent.network_state(), copy.agent.network_state()
     assert any(name.startswith('actor.encoder.') for name in state)

@@ -84,6 +84,10 @@ CAMERA = {'camera_inputs': ['image/camera/front'], 'image_size': [24, 24]}
 
 def test_a_pretrained_encoder_is_named_and_its_file_checked_at_start(tmp_path):
     assert config_settings(_values(**CAMERA, image_encoder='drqv2'))['image_encoder'] == ''
+    assert config_settings(_values(**CAMERA, image_encoder='nature'))['image_encoder'] == \
+        'nature'
+    with pytest.raises(ValueError, match='image_encoder=.*drqv2 .the default., nature, or'):
+        _values(**CAMERA, image_encoder='natur')
     assert config_settings(_values(**CAMERA, image_encoder='timm:resnet10t'))[
         'image_encoder'] == 'timm:resnet10t'
     with pytest.raises(ValueError, match='image_encoder=.*torchvision:<name> or timm:<name>'):

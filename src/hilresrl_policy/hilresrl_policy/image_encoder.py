@@ -3,11 +3,12 @@ Camera images -> features for the residual actor and the critic.
 
 By default DrQ-v2's encoder for each camera (four 3x3 convolutions of 32 channels, the first
 with stride 2) and a shared trunk (linear, LayerNorm, tanh), trained from scratch with random
-shifts of the images (random_shift); as an option a frozen pretrained network from a local
-weights file (load_pretrained_encoder: a torchvision or timm architecture; nothing is downloaded
-at run time) under a small trained projection (FrozenImageEncoder). Frames arrive as uint8
-tensors (batch, channels, height, width), one per camera, in the order of ImageInputs.cameras.
-Torch only: no ROS.
+shifts of the images (random_shift); or another built-in stack of convolutions
+(IMAGE_ENCODER_LAYOUTS: 'nature', for larger frames); as an option a frozen pretrained network
+from a local weights file (load_pretrained_encoder: a torchvision or timm architecture; nothing
+is downloaded at run time) under a small trained projection (FrozenImageEncoder). Frames arrive
+as uint8 tensors (batch, channels, height, width), one per camera, in the order of
+ImageInputs.cameras. Torch only: no ROS.
 """
 
 from dataclasses import dataclass
@@ -15,7 +16,8 @@ import hashlib
 import pathlib
 from typing import Callable, List, Optional, Sequence, Tuple, Union
 
-from hilresrl_common.residual_contract import pretrained_architecture, SMALLEST_IMAGE_SIDE
+from hilresrl_common.residual_contract import (IMAGE_ENCODER_LAYOUTS, pretrained_architecture,
+                                               smallest_image_side)
 import numpy as np
 import torch
 from torch import nn
@@ -79,43 +81,96 @@ def encoder_frame(pixels: np.ndarray, inputs: ImageInputs) -> np.ndarray:
     return np.ascontiguousarray(pixels.transpose(2, 0, 1))
 
 
-def check_frame_size(height: int, width: int) -> None:
+DRQV2_LAYERS = IMAGE_ENCODER_LAYOUTS['drqv2']
+
+
+def check_frame_size(height: int, width: int, layers=DRQV2_LAYERS) -> None:
     """Raise ValueError for a frame size too small for the encoder's convolutions."""
-    if min(height, width) < SMALLEST_IMAGE_SIDE:
+    smallest = smallest_image_side(layers)
+    if min(height, width) < smallest:
         raise ValueError(f'image size {height}x{width}: the image encoder takes frames of at '
-                         f'least {SMALLEST_IMAGE_SIDE}x{SMALLEST_IMAGE_SIDE}')
+                         f'least {smallest}x{smallest}')
+
+
+class StemConvolution(nn.Conv2d):
+    """
+    A convolution whose kernel is a multiple of its stride, on a GPU as a space-to-depth one.
+
+    On a GPU a convolution over three colour channels falls to cuDNN's slowest kernels (its
+    tensor-core ones want channels in multiples of eight: in a profiled image update on an H200
+    the plain 8x8 stride-4 stem's kernel took 12% of the GPU time, more than any other
+    convolution, and cuDNN padded its input to eight channels first). Laid out as
+    stride x stride blocks (pixel_unshuffle: 48 channels for stride 4), the same convolution is
+    a (kernel / stride)-wide one with stride 1 over those: the same weights (a Conv2d's, so
+    checkpoints do not tell the two apart) and the same outputs within rounding. On a CPU the
+    plain convolution.
+    """
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Return the convolution of (batch, channels, height, width) pixels."""
+        if not pixels.is_cuda:
+            return super().forward(pixels)
+        return space_to_depth_convolution(pixels, self.weight, self.bias, self.stride[0])
+
+
+def space_to_depth_convolution(pixels: torch.Tensor, weight: torch.Tensor,
+                               bias: Optional[torch.Tensor], stride: int) -> torch.Tensor:
+    """
+    Return conv2d(pixels, weight, bias, stride) computed over stride x stride pixel blocks.
+
+    The kernel's side must be a multiple of the stride. Rows and columns past the last whole
+    block are dropped: the strided convolution never reaches them either.
+    """
+    out_channels, in_channels, kernel, _ = weight.shape
+    blocks = kernel // stride
+    height, width = pixels.shape[-2:]
+    cropped = pixels[..., :height - height % stride, :width - width % stride]
+    # Block channel c * stride^2 + i * stride + j holds pixel (i, j) of colour c, as
+    # pixel_unshuffle lays it out; the kernel's taps are regrouped the same way.
+    regrouped = weight.view(out_channels, in_channels, blocks, stride, blocks, stride)
+    regrouped = regrouped.permute(0, 1, 3, 5, 2, 4).reshape(
+        out_channels, in_channels * stride * stride, blocks, blocks)
+    return nn.functional.conv2d(nn.functional.pixel_unshuffle(cropped, stride), regrouped,
+                                bias)
 
 
 class CameraEncoder(nn.Module):
     """
-    One camera's frames (uint8) -> a flat feature map: DrQ-v2's four convolutions.
+    One camera's frames (uint8) -> a flat feature map: a stack of convolutions with ReLUs.
 
-    On a GPU the convolutions run on channels-last bfloat16 tensors (``gpu_dtype``; float32
-    parameters, autocast): cuDNN's kernels for this layout and type took half the time of
-    NCHW float32 on an H200 (README, image learner), and the critic's regression does not
-    need float32 features. On a CPU, float32 as stored. Either way the output is float32,
-    flattened in (channels, height, width) order, so weights trained on one run on the other.
+    ``layers``: (output channels, kernel, stride) per convolution (IMAGE_ENCODER_LAYOUTS; by
+    default DrQ-v2's four). On a GPU the convolutions run on channels-last bfloat16 tensors
+    (``gpu_dtype``; float32 parameters, autocast): cuDNN's kernels for this layout and type took
+    half the time of NCHW float32 on an H200 (README, image learner), and the critic's
+    regression does not need float32 features. On a CPU, float32 as stored. Either way the
+    output is float32, flattened in (channels, height, width) order, so weights trained on one
+    run on the other.
     """
 
-    def __init__(self, channels: int, height: int, width: int, filters: int = 32,
+    def __init__(self, channels: int, height: int, width: int, layers=DRQV2_LAYERS,
                  gpu_dtype: torch.dtype = torch.bfloat16):
         super().__init__()
-        check_frame_size(height, width)
+        check_frame_size(height, width, layers)
         self.gpu_dtype = gpu_dtype
-        self.net = nn.Sequential(
-            nn.Conv2d(channels, filters, 3, stride=2), nn.ReLU(),
-            nn.Conv2d(filters, filters, 3, stride=1), nn.ReLU(),
-            nn.Conv2d(filters, filters, 3, stride=1), nn.ReLU(),
-            nn.Conv2d(filters, filters, 3, stride=1), nn.ReLU())
+        modules, inputs = [], channels
+        for outputs, kernel, stride in layers:
+            # Tensor cores want channels in multiples of eight: a stem over colours does not.
+            convolution = (StemConvolution if stride > 1 and kernel % stride == 0
+                           and inputs % 8 else nn.Conv2d)
+            modules += [convolution(inputs, outputs, kernel, stride=stride), nn.ReLU()]
+            inputs = outputs
+        self.net = nn.Sequential(*modules)
         with torch.no_grad():
             self.output_dim = int(self.net(torch.zeros(1, channels, height, width)).numel())
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         """Return (batch, output_dim) features of (batch, channels, height, width) frames."""
-        pixels = frames.float() / 255.0 - 0.5
-        if not pixels.is_cuda:
-            return self.net(pixels).flatten(1)
-        pixels = pixels.contiguous(memory_format=torch.channels_last)
+        if not frames.is_cuda:
+            return self.net(frames.float() / 255.0 - 0.5).flatten(1)
+        # uint8 straight to the convolutions' type, channels last (random_shift's frames are
+        # already): two passes over the bytes, not four over float32 copies of them.
+        pixels = frames.contiguous(memory_format=torch.channels_last).to(self.gpu_dtype)
+        pixels = pixels.mul_(1.0 / 255.0).sub_(0.5)
         with torch.autocast('cuda', dtype=self.gpu_dtype,
                             enabled=self.gpu_dtype != torch.float32):
             features = self.net(pixels)
@@ -125,12 +180,12 @@ class CameraEncoder(nn.Module):
 class ImageEncoder(nn.Module):
     """Every camera's frames -> one feature vector: a CameraEncoder per camera, one trunk."""
 
-    def __init__(self, inputs: ImageInputs, feature_dim: int = 50, filters: int = 32):
+    def __init__(self, inputs: ImageInputs, feature_dim: int = 50, layers=DRQV2_LAYERS):
         super().__init__()
         self.inputs = inputs
         self.feature_dim = feature_dim
         self.cameras = nn.ModuleList(
-            CameraEncoder(inputs.channels, inputs.height, inputs.width, filters)
+            CameraEncoder(inputs.channels, inputs.height, inputs.width, layers)
             for _ in inputs.cameras)
         self.trunk = nn.Sequential(
             nn.Linear(sum(camera.output_dim for camera in self.cameras), feature_dim),
@@ -151,21 +206,25 @@ def random_shift(frames: torch.Tensor, pad: int = 4,
     Return each image shifted by up to ``pad`` whole pixels in each direction (DrQ's shift).
 
     The border is repeated into the space the shift opens, so every output pixel is an input
-    pixel of the same image at most ``pad`` rows and columns away. Same shape and dtype.
+    pixel of the same image at most ``pad`` rows and columns away. Same shape and dtype, laid
+    out channels last: one gather of the bytes, each output pixel's row and column clamped to
+    the image (the crop of the border-padded image, without padding it).
     """
     if pad == 0:
         return frames
-    count, channels, height, width = frames.shape
-    padded = nn.functional.pad(frames.float(), (pad, pad, pad, pad), mode='replicate')
-    shifts = torch.randint(0, 2 * pad + 1, (count, 2), generator=generator,
+    count, _, height, width = frames.shape
+    shifts = torch.randint(-pad, pad + 1, (count, 2), generator=generator,
                            device=generator.device if generator is not None else frames.device)
     shifts = shifts.to(frames.device)
-    rows = torch.arange(height, device=frames.device)[None, :] + shifts[:, :1]
-    columns = torch.arange(width, device=frames.device)[None, :] + shifts[:, 1:]
-    samples = torch.arange(count, device=frames.device)[:, None, None, None]
-    planes = torch.arange(channels, device=frames.device)[None, :, None, None]
-    shifted = padded[samples, planes, rows[:, None, :, None], columns[:, None, None, :]]
-    return shifted.to(frames.dtype)
+    rows = (torch.arange(height, device=frames.device)[None, :] + shifts[:, :1]).clamp(
+        0, height - 1)
+    columns = (torch.arange(width, device=frames.device)[None, :] + shifts[:, 1:]).clamp(
+        0, width - 1)
+    samples = torch.arange(count, device=frames.device)[:, None, None]
+    # Indexed as (sample, row, column) with the channels left whole: (count, height, width,
+    # channels) in memory, the channels-last layout of (count, channels, height, width).
+    shifted = frames.permute(0, 2, 3, 1)[samples, rows[:, :, None], columns[:, None, :]]
+    return shifted.permute(0, 3, 1, 2)
 
 
 class PretrainedEncoder(nn.Module):

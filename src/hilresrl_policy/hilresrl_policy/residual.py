@@ -15,6 +15,8 @@ import hashlib
 import json
 from typing import Dict, Optional, Sequence, Tuple
 
+from hilresrl_common.residual_contract import (built_in_layers, encoder_name,
+                                               pretrained_architecture)
 from hilresrl_policy.image_encoder import (FrozenImageEncoder, ImageEncoder, ImageInputs,
                                            PretrainedEncoder)
 import numpy as np
@@ -52,9 +54,10 @@ class ResidualConfig:
     cameras: Tuple[str, ...] = ()
     image_size: Tuple[int, ...] = ()
     image_features: int = 50
-    # A frozen pretrained image encoder ('': DrQ-v2's, trained): its architecture
-    # (torchvision:<name>, timm:<name>) and the SHA-256 of the weights file it was loaded from.
-    # Unset, the architecture JSON is what it was before pretrained encoders.
+    # The image encoder: '' for DrQ-v2's, another built-in one by name (nature), or a frozen
+    # pretrained one: its architecture (torchvision:<name>, timm:<name>) and the SHA-256 of the
+    # weights file it was loaded from. Unset, the architecture JSON is what it was before
+    # pretrained encoders.
     image_encoder: str = ''
     image_encoder_sha256: str = ''
 
@@ -65,15 +68,23 @@ class ResidualConfig:
                            tuple(float(value) for value in self.residual_scale))
         object.__setattr__(self, 'cameras', tuple(str(camera) for camera in self.cameras))
         object.__setattr__(self, 'image_size', tuple(int(size) for size in self.image_size))
+        object.__setattr__(self, 'image_encoder', encoder_name(self.image_encoder))
         if self.residual_scale and len(self.residual_scale) != self.action_dim:
             raise ValueError(f'residual_scale has {len(self.residual_scale)} values for '
                              f'{self.action_dim} action axes')
         if self.cameras and len(self.image_size) != 3:
             raise ValueError(f'image_size {list(self.image_size)}: give height, width and '
                              'channels for the cameras')
-        if self.image_encoder and not (self.cameras and self.image_encoder_sha256):
-            raise ValueError(f'image_encoder {self.image_encoder!r} needs cameras and the '
-                             'SHA-256 of its weights file')
+        if self.image_encoder and not self.cameras:
+            raise ValueError(f'image_encoder {self.image_encoder!r} needs cameras')
+        if self.pretrained and not self.image_encoder_sha256:
+            raise ValueError(f'image_encoder {self.image_encoder!r} needs the SHA-256 of its '
+                             'weights file')
+
+    @property
+    def pretrained(self) -> bool:
+        """Return whether the image encoder is a frozen pretrained network."""
+        return bool(pretrained_architecture(self.image_encoder))
 
     @property
     def image_inputs(self) -> Optional[ImageInputs]:
@@ -249,11 +260,12 @@ class ResidualActor(nn.Module):
         self.observation_normalizer = ObservationNormalizer(config.obs_dim)
         image_inputs = config.image_inputs
         self.encoder = None
-        if image_inputs is not None and config.image_encoder:
+        if image_inputs is not None and config.pretrained:
             self.encoder = FrozenImageEncoder(checked_pretrained(config, pretrained),
                                               config.image_features)
         elif image_inputs is not None:
-            self.encoder = ImageEncoder(image_inputs, config.image_features)
+            self.encoder = ImageEncoder(image_inputs, config.image_features,
+                                        built_in_layers(config.image_encoder))
         features = config.image_features if image_inputs is not None else 0
         self.net = mlp([config.obs_dim + features + config.action_dim, *config.hidden_sizes,
                         config.action_dim], config.layer_norm)
@@ -288,10 +300,11 @@ class ResidualActor(nn.Module):
                                                image_features)))
 
 
-def pretrained_fields(pretrained: Optional[PretrainedEncoder]) -> Dict[str, str]:
-    """Return the ResidualConfig fields that name a frozen encoder (none: DrQ-v2's)."""
+def encoder_fields(image_encoder: str,
+                   pretrained: Optional[PretrainedEncoder]) -> Dict[str, str]:
+    """Return the ResidualConfig fields that name the image encoder (a parameter's value)."""
     if pretrained is None:
-        return {}
+        return {'image_encoder': encoder_name(image_encoder)}
     return {'image_encoder': pretrained.architecture,
             'image_encoder_sha256': pretrained.weights_sha256}
 

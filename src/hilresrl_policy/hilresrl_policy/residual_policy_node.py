@@ -36,7 +36,7 @@ import torch
 from .camera_features import ArrivingFrames, CameraShares
 from .chunking import Chunk, ChunkBuffer
 from .image_encoder import configured_pretrained_encoder, encoder_frame, ImageInputs
-from .residual import (load_actor_weights, pretrained_fields, ResidualActor, ResidualConfig,
+from .residual import (encoder_fields, load_actor_weights, ResidualActor, ResidualConfig,
                        SingleStepActor, WeightsError)
 from .residual_policy_parameters import ACTOR_MODES, CHUNK_EXECUTIONS, PARAMETERS, TRIGGERS
 from .weights_acceptance import weights_gate, weights_gate_parameters
@@ -67,6 +67,7 @@ class ResidualPolicyNode(Node):
                               if self.camera_inputs else None)
         # A frozen pretrained encoder is loaded from this machine's own file, now: weights from
         # a learner that loaded another file (its SHA-256) are refused.
+        self.image_encoder: str = values['image_encoder']
         try:
             self._pretrained_encoder = configured_pretrained_encoder(
                 values['image_encoder'], values['image_encoder_weights'], self._image_inputs)
@@ -293,7 +294,8 @@ class ResidualPolicyNode(Node):
                 obs_dim, self.action_dim, self.hidden_sizes, self.layer_norm,
                 residual_scale=tuple(self.residual_scale), cameras=self.camera_inputs,
                 image_size=(inputs.height, inputs.width, inputs.channels) if inputs else (),
-                image_features=self.image_features, **pretrained_fields(self._pretrained_encoder))
+                image_features=self.image_features,
+                **encoder_fields(self.image_encoder, self._pretrained_encoder))
             self._actor = ResidualActor(config, self._pretrained_encoder).to(self.device).eval()
             if self.device.type == 'cpu' and inputs is None:  # numpy has no convolutions
                 self._single_step = SingleStepActor(self._actor)

@@ -1,13 +1,16 @@
 """The image encoder, its random shifts and the pretrained option (core, no ROS)."""
 
 import copy
+import dataclasses
 import hashlib
 
+from hilresrl_common.residual_contract import IMAGE_ENCODER_LAYOUTS
 from hilresrl_policy.camera_features import CameraShares
-from hilresrl_policy.image_encoder import (configured_pretrained_encoder, encoder_frame,
-                                           FrozenImageEncoder, ImageEncoder, ImageInputs,
-                                           load_pretrained_encoder, PretrainedEncoder,
-                                           random_shift)
+from hilresrl_policy.image_encoder import (CameraEncoder, configured_pretrained_encoder,
+                                           encoder_frame, FrozenImageEncoder, ImageEncoder,
+                                           ImageInputs, load_pretrained_encoder,
+                                           PretrainedEncoder, random_shift,
+                                           space_to_depth_convolution, StemConvolution)
 from hilresrl_policy.residual import (load_actor_weights, ResidualActor, ResidualConfig,
                                       serialize_actor, WeightsError)
 import numpy as np
@@ -43,6 +46,66 @@ def test_on_a_gpu_the_encoder_agrees_with_its_cpu_features_in_bfloat16():
     assert on_gpu.dtype == torch.float32
     assert torch.allclose(on_gpu.cpu(), on_cpu, atol=0.05)
     assert not torch.equal(on_gpu.cpu(), on_cpu)  # computed in bfloat16, not as on the CPU
+
+
+@pytest.mark.parametrize('kernel, stride, height, width',
+                         [(8, 4, 128, 128), (8, 4, 39, 37), (4, 2, 31, 30)])
+def test_a_strided_stem_over_pixel_blocks_is_the_plain_convolution(kernel, stride, height, width):
+    torch.manual_seed(0)
+    stem = nn.Conv2d(3, 8, kernel, stride=stride)
+    pixels = torch.randn(2, 3, height, width)
+    with torch.no_grad():
+        plain = stem(pixels)
+        blocks = space_to_depth_convolution(pixels, stem.weight, stem.bias, stride)
+    assert blocks.shape == plain.shape
+    assert torch.allclose(blocks, plain, atol=1e-5)
+
+
+def test_the_stem_over_colours_is_a_plain_convolution_in_every_state_dict():
+    encoder = CameraEncoder(3, 128, 128, IMAGE_ENCODER_LAYOUTS['nature'])
+    stems = [module for module in encoder.net if isinstance(module, StemConvolution)]
+    assert len(stems) == 1 and stems[0] is encoder.net[0]  # only where channels are few
+    plain = nn.Sequential(*(nn.Conv2d(m.in_channels, m.out_channels, m.kernel_size,
+                                      stride=m.stride) if isinstance(m, nn.Conv2d) else m
+                            for m in encoder.net))
+    plain.load_state_dict(encoder.net.state_dict())  # same names, same shapes
+    assert encoder.output_dim == 12 * 12 * 64
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA device')
+def test_on_a_gpu_the_stem_over_pixel_blocks_agrees_with_the_cpu():
+    torch.manual_seed(0)
+    encoder = CameraEncoder(3, 128, 128, IMAGE_ENCODER_LAYOUTS['nature'],
+                            gpu_dtype=torch.float32)
+    frames = torch.randint(0, 256, (4, 3, 128, 128), dtype=torch.uint8)
+    on_cpu = encoder(frames)
+    on_gpu = encoder.cuda()(frames.cuda()).cpu()
+    assert torch.allclose(on_gpu, on_cpu, atol=1e-3)
+
+
+def test_each_built_in_encoder_takes_frames_down_to_its_smallest_and_says_so():
+    assert CameraEncoder(3, 15, 15).output_dim == 32 * 1 * 1  # DrQ-v2's
+    assert CameraEncoder(3, 128, 128).output_dim == 32 * 57 * 57
+    nature = IMAGE_ENCODER_LAYOUTS['nature']
+    assert CameraEncoder(3, 36, 44, nature).output_dim == 64 * 1 * 2
+    with pytest.raises(ValueError, match='frames of at least 36x36'):
+        CameraEncoder(3, 35, 64, nature)
+    with pytest.raises(ValueError, match='frames of at least 15x15'):
+        CameraEncoder(3, 14, 64)
+
+
+def test_weights_of_another_built_in_encoder_are_refused_naming_both():
+    drqv2 = ResidualConfig(3, 2, (8,), cameras=('front',), image_size=(40, 40, 3),
+                           image_features=4, image_encoder='drqv2')
+    assert drqv2.image_encoder == ''  # named or not, the same encoder and the same weights
+    nature = dataclasses.replace(drqv2, image_encoder='nature')
+    weights = serialize_actor(ResidualActor(nature))
+    with pytest.raises(WeightsError, match="image_encoder 'nature' != 'drqv2'"):
+        load_actor_weights(ResidualActor(drqv2), weights.blob, weights.sha256,
+                           weights.architecture)
+    receiver = ResidualActor(nature)
+    load_actor_weights(receiver, weights.blob, weights.sha256, weights.architecture)
+    assert receiver.encoder.cameras[0].output_dim == 64
 
 
 def test_the_encoder_wants_a_frame_batch_per_camera_and_says_which():
@@ -163,6 +226,7 @@ def test_a_pretrained_network_from_a_callable_carries_its_name_and_file_hash(tmp
 def test_the_image_encoder_parameters_name_drqv2_or_a_pretrained_file(tmp_path):
     assert configured_pretrained_encoder('', '', TWO_CAMERAS) is None
     assert configured_pretrained_encoder('drqv2', '', None) is None
+    assert configured_pretrained_encoder('nature', '', TWO_CAMERAS) is None  # built in
     with pytest.raises(ValueError, match='needs camera_inputs'):
         configured_pretrained_encoder('torchvision:resnet18', 'resnet18.pth', None)
     with pytest.raises(ValueError, match='no weights file given'):

@@ -216,7 +216,7 @@ def test_pixel_demonstrations_hold_what_the_pixel_residual_sees_and_the_relabell
     from hilresrl_policy.adapters.bc_policy import BCPolicy
     from hilresrl_sim.demos import collect_demonstrations
     from hilresrl_sim.headless_cell import HeadlessCell
-    settings = learning.cell_settings(TASK, {'image_size': [32, 32]}, pixels=True)
+    settings = learning.cell_settings(TASK, {'image_size': [36, 36]}, pixels=True)
     sensors = settings['sensors']
     base = BCPolicy(base_checkpoint)
     cell = HeadlessCell(TASK, base, sensors=sensors)
@@ -229,7 +229,7 @@ def test_pixel_demonstrations_hold_what_the_pixel_residual_sees_and_the_relabell
     # The same demonstrations, recorded again, and what the learner should have made of them.
     demos = collect_demonstrations(TASK, 2, 0.1, seed=learning._DEMO_STREAM,
                                    cameras=[camera for _, camera in sensors.cameras],
-                                   image_size=32)
+                                   image_size=36)
     count = len(learner.intervention)
     assert count == learner.demo_steps > 0 and len(learner.online) == 0
     stored = learner.intervention._data
