@@ -233,3 +233,36 @@ def launch_process():
     yield start
     for process in started:
         process.kill()
+
+
+@pytest.fixture
+def seeing_policy_file():
+    """
+    Return save(path, seed): a TorchScript base policy that exports its vision encoder.
+
+    Its forward maps a state (1, 4) to 2 action axes; its exported ``encode_images`` maps
+    (batch, 3, H, W) pixels in [0, 1] to 8 features (a strided convolution, pooled), normalising
+    them its own way first, as a VLA's vision tower does. Another seed: other weights.
+    """
+    import torch
+
+    class SeeingPolicy(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.act = torch.nn.Linear(4, 2)
+            self.vision = torch.nn.Conv2d(3, 8, 4, stride=4)
+
+        def forward(self, state: torch.Tensor) -> torch.Tensor:
+            return torch.tanh(self.act(state))
+
+        @torch.jit.export
+        def encode_images(self, images: torch.Tensor) -> torch.Tensor:
+            features = torch.relu(self.vision(images * 2.0 - 1.0))
+            return features.mean(dim=(2, 3))
+
+    def save(path, seed: int = 0):
+        torch.manual_seed(seed)
+        torch.jit.save(torch.jit.script(SeeingPolicy().eval()), str(path))
+        return path
+
+    return save

@@ -33,7 +33,10 @@ IMAGE_ENCODER_LAYOUTS = {
     'nature': ((32, 8, 4), (64, 4, 2), (64, 3, 1)),
 }
 DRQV2_ENCODER = 'drqv2'  # the image encoder of '' (what weights without a name were made with)
-PRETRAINED_LIBRARIES = ('torchvision', 'timm')
+# A frozen pretrained encoder: <library>:<name>; base_policy:<adapter kind> is the base
+# policy's own vision encoder (its adapter's vision_encoder, loaded from its checkpoint).
+BASE_POLICY_ENCODER = 'base_policy'
+PRETRAINED_LIBRARIES = ('torchvision', 'timm', BASE_POLICY_ENCODER)
 
 
 def smallest_image_side(layers) -> int:
@@ -82,7 +85,8 @@ def _encoder_refusal(value: str) -> str:
         return ''
     return (f"must be '' or {DRQV2_ENCODER} (the default), "
             f"{', '.join(sorted(set(IMAGE_ENCODER_LAYOUTS) - {DRQV2_ENCODER}))}, or "
-            'torchvision:<name> or timm:<name> (e.g. torchvision:resnet18)')
+            'torchvision:<name> or timm:<name> (e.g. torchvision:resnet18), or '
+            f'{BASE_POLICY_ENCODER}:<adapter kind> (e.g. {BASE_POLICY_ENCODER}:torch_module)')
 
 
 IMAGE_ENCODER = Parameter(
@@ -91,11 +95,14 @@ IMAGE_ENCODER = Parameter(
     'nature: the DQN stack (an 8x8 stride-4 stem), trained the same way, for larger frames; '
     'torchvision:<name> or timm:<name> (e.g. torchvision:resnet18): that pretrained network, '
     'frozen, loaded from image_encoder_weights, with a small projection to image_features that '
-    'the critic trains. The residual node and the learner must name the same one',
+    'the critic trains; base_policy:<adapter kind> (e.g. base_policy:torch_module): the base '
+    "policy's own vision encoder, frozen the same way, loaded from its checkpoint given as "
+    'image_encoder_weights. The residual node and the learner must name the same one',
     check=_encoder_refusal)
 IMAGE_ENCODER_WEIGHTS = Parameter(
     'image_encoder_weights', '', 'Local weights file of a pretrained image_encoder (a state '
-    'dict saved with torch.save, or .safetensors); nothing is downloaded. The residual node and '
+    'dict saved with torch.save, or .safetensors; for base_policy:<kind>, the base policy '
+    'checkpoint, file or folder); nothing is downloaded. The residual node and '
     'the learner each load their own copy: weights learnt over a file of another SHA-256 are '
     'refused')
 IMAGE_INPUT_PARAMETERS = (CAMERA_INPUTS, IMAGE_SIZE, IMAGE_FEATURES, IMAGE_ENCODER,

@@ -43,7 +43,7 @@ class ActorLearners:
         self.pretrained_encoder = configured_pretrained_encoder(
             self.settings.get('image_encoder', ''), values.get('image_encoder_weights', ''),
             ImageInputs(self.settings['cameras'], *self.settings['image_size'])
-            if self.settings.get('cameras') else None)
+            if self.settings.get('cameras') else None, values['action_dim'])
         if self.pretrained_encoder is not None:
             self.settings['image_encoder_sha256'] = self.pretrained_encoder.weights_sha256
             log(f'image encoder: {self.pretrained_encoder.architecture}, frozen, from '

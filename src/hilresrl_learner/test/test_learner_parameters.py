@@ -102,6 +102,18 @@ def test_a_pretrained_encoder_is_named_and_its_file_checked_at_start(tmp_path):
         ActorLearners(_values(**CAMERA, image_encoder='torchvision:resnet18'), tmp_path)
 
 
+def test_a_base_policys_vision_encoder_is_loaded_at_start_and_named_by_its_hash(
+        tmp_path, seeing_policy_file):
+    import hashlib
+    path = seeing_policy_file(tmp_path / 'seeing.pt')
+    learners = ActorLearners(_values(**CAMERA, image_encoder='base_policy:torch_module',
+                                     image_encoder_weights=str(path)), tmp_path)
+    assert learners.settings['image_encoder'] == 'base_policy:torch_module'
+    assert learners.settings['image_encoder_sha256'] == hashlib.sha256(
+        path.read_bytes()).hexdigest()
+    assert learners.pretrained_encoder.camera_dim == 8
+
+
 def test_a_pretrained_encoder_without_its_library_is_refused_at_start(tmp_path):
     try:
         import timm  # noqa: F401

@@ -6,7 +6,8 @@ with stride 2) and a shared trunk (linear, LayerNorm, tanh), trained from scratc
 shifts of the images (random_shift); or another built-in stack of convolutions
 (IMAGE_ENCODER_LAYOUTS: 'nature', for larger frames); as an option a frozen pretrained network
 from a local weights file (load_pretrained_encoder: a torchvision or timm architecture; nothing
-is downloaded at run time) under a small trained projection (FrozenImageEncoder). Frames arrive
+is downloaded at run time), or the base policy's own vision encoder (load_base_policy_encoder),
+under a small trained projection (FrozenImageEncoder). Frames arrive
 as uint8 tensors (batch, channels, height, width), one per camera, in the order of
 ImageInputs.cameras. Torch only: no ROS.
 """
@@ -16,8 +17,8 @@ import hashlib
 import pathlib
 from typing import Callable, List, Optional, Sequence, Tuple, Union
 
-from hilresrl_common.residual_contract import (IMAGE_ENCODER_LAYOUTS, pretrained_architecture,
-                                               smallest_image_side)
+from hilresrl_common.residual_contract import (BASE_POLICY_ENCODER, IMAGE_ENCODER_LAYOUTS,
+                                               pretrained_architecture, smallest_image_side)
 import numpy as np
 import torch
 from torch import nn
@@ -236,13 +237,17 @@ class PretrainedEncoder(nn.Module):
     """
 
     def __init__(self, network: nn.Module, inputs: ImageInputs, architecture: str = '',
-                 weights_sha256: str = ''):
+                 weights_sha256: str = '', imagenet_statistics: bool = True):
         super().__init__()
         self.inputs = inputs
         self.architecture, self.weights_sha256 = architecture, weights_sha256
         self.network = network.eval().requires_grad_(False)
-        self.register_buffer('mean', torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
-        self.register_buffer('std', torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
+        # torchvision's and timm's networks take ImageNet-normalised pixels; a base policy's
+        # encoder takes pixels in [0, 1] and normalises them its own way (vision_encoder).
+        mean, std = ((IMAGENET_MEAN, IMAGENET_STD) if imagenet_statistics
+                     else ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0)))
+        self.register_buffer('mean', torch.tensor(mean).view(1, 3, 1, 1))
+        self.register_buffer('std', torch.tensor(std).view(1, 3, 1, 1))
         with torch.no_grad():
             probe = torch.zeros(1, inputs.channels, inputs.height, inputs.width)
             self.camera_dim = int(self.network(probe).numel())
@@ -343,13 +348,57 @@ def load_pretrained_encoder(architecture: Union[str, NetworkBuilder], weights_fi
     return PretrainedEncoder(network, inputs, architecture, file_sha256(path))
 
 
-def configured_pretrained_encoder(image_encoder: str, weights_file: str,
-                                  inputs: Optional[ImageInputs]) -> Optional[PretrainedEncoder]:
+def load_base_policy_encoder(kind: str, checkpoint: str, inputs: ImageInputs,
+                             action_dim: int = 0) -> PretrainedEncoder:
     """
-    Return the frozen encoder the image_encoder parameters name, or None for DrQ-v2's.
+    Return the vision encoder of the base policy of adapter ``kind`` at ``checkpoint``, frozen.
+
+    The adapter is loaded from the checkpoint (its file or folder, as base_policy.checkpoint
+    names it) and asked for its encoder (BasePolicy.vision_encoder: pixels in [0, 1] ->
+    features); an adapter that exposes none says so. The encoder carries the name
+    base_policy:<kind> and the checkpoint's SHA-256 (every file of a folder).
+    """
+    from hilresrl_policy.adapters.base import BasePolicyError, load_base_policy
+    architecture = f'{BASE_POLICY_ENCODER}:{kind}'
+    if not str(checkpoint).strip():
+        raise FileNotFoundError(f'{architecture}: no base policy checkpoint given '
+                                '(image_encoder_weights: the file or folder that '
+                                'base_policy.checkpoint names)')
+    path = pathlib.Path(checkpoint).expanduser()
+    if not path.exists():
+        raise FileNotFoundError(f'{architecture}: no base policy checkpoint at {str(path)!r}')
+    try:
+        policy = load_base_policy(kind, {'checkpoint': str(path), 'action_dim': action_dim})
+        try:
+            network = policy.vision_encoder()
+        finally:
+            policy.close()
+    except BasePolicyError as error:
+        raise ValueError(f'{architecture} from {str(path)!r}: {error}') from error
+    return PretrainedEncoder(network, inputs, architecture, checkpoint_sha256(path),
+                             imagenet_statistics=False)
+
+
+def checkpoint_sha256(path: Union[str, pathlib.Path]) -> str:
+    """Return the SHA-256 of a file, or of a folder's files (each one's name and bytes)."""
+    path = pathlib.Path(path)
+    if path.is_file():
+        return file_sha256(path)
+    digest = hashlib.sha256()
+    for item in sorted(item for item in path.rglob('*') if item.is_file()):
+        digest.update(f'{item.relative_to(path).as_posix()}\0{file_sha256(item)}\0'.encode())
+    return digest.hexdigest()
+
+
+def configured_pretrained_encoder(image_encoder: str, weights_file: str,
+                                  inputs: Optional[ImageInputs],
+                                  action_dim: int = 0) -> Optional[PretrainedEncoder]:
+    """
+    Return the frozen encoder the image_encoder parameters name, or None for a built-in one.
 
     What the residual node and the learner both call at start-up; any reason it cannot be
-    loaded (no file, no library, weights that do not fit, no cameras) is a ValueError.
+    loaded (no file, no library, weights that do not fit, no cameras, a base policy without a
+    vision encoder) is a ValueError. ``action_dim``: the cell's, for a base policy's adapter.
     """
     architecture = pretrained_architecture(image_encoder)
     if not architecture:
@@ -357,7 +406,10 @@ def configured_pretrained_encoder(image_encoder: str, weights_file: str,
     if inputs is None:
         raise ValueError(f'image_encoder {architecture!r} needs camera_inputs: there are no '
                          'images to encode')
+    library, _, name = architecture.partition(':')
     try:
+        if library == BASE_POLICY_ENCODER:
+            return load_base_policy_encoder(name, weights_file, inputs, action_dim)
         return load_pretrained_encoder(architecture, weights_file, inputs)
     except (OSError, ImportError) as error:
         raise ValueError(str(error)) from error

@@ -70,7 +70,8 @@ class ResidualPolicyNode(Node):
         self.image_encoder: str = values['image_encoder']
         try:
             self._pretrained_encoder = configured_pretrained_encoder(
-                values['image_encoder'], values['image_encoder_weights'], self._image_inputs)
+                values['image_encoder'], values['image_encoder_weights'], self._image_inputs,
+                values['action_dim'])
         except ValueError as error:
             raise ConfigurationError(str(error)) from error
         self.layer_norm: bool = values['layer_norm']

@@ -6,7 +6,8 @@ import hashlib
 
 from hilresrl_common.residual_contract import IMAGE_ENCODER_LAYOUTS
 from hilresrl_policy.camera_features import CameraShares
-from hilresrl_policy.image_encoder import (CameraEncoder, configured_pretrained_encoder,
+from hilresrl_policy.image_encoder import (CameraEncoder, checkpoint_sha256,
+                                           configured_pretrained_encoder,
                                            encoder_frame, FrozenImageEncoder, ImageEncoder,
                                            ImageInputs, load_pretrained_encoder,
                                            PretrainedEncoder, random_shift,
@@ -330,3 +331,50 @@ def test_an_actor_refuses_a_pretrained_encoder_other_than_its_configs(tmp_path):
         ResidualActor(config, small)
     assert ResidualConfig.from_json(config.to_json()) == config
     assert 'image_encoder' not in IMAGE_CONFIG.to_json()  # DrQ-v2's: as before
+
+
+def test_a_base_policys_own_vision_encoder_is_loaded_frozen_from_its_checkpoint(
+        tmp_path, seeing_policy_file):
+    path = seeing_policy_file(tmp_path / 'seeing.pt')
+    encoder = configured_pretrained_encoder('base_policy:torch_module', str(path), TWO_CAMERAS,
+                                            action_dim=2)
+    assert encoder.architecture == 'base_policy:torch_module'
+    assert encoder.weights_sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert encoder.camera_dim == 8 and encoder.feature_dim == 16
+    frames = _frames()
+    with torch.no_grad():  # pixels in [0, 1]: the policy normalises them its own way
+        expected = torch.jit.load(str(path)).encode_images(frames[0].float() / 255.0)
+    assert torch.allclose(encoder.encode(frames[0]), expected, atol=1e-6)
+    assert not any(parameter.requires_grad for parameter in encoder.parameters())
+    projected = FrozenImageEncoder(encoder, feature_dim=4)
+    assert projected(frames).shape == (5, 4)
+
+
+def test_a_base_policy_without_a_vision_encoder_or_checkpoint_is_refused_naming_why(tmp_path):
+    with pytest.raises(ValueError, match='no base policy checkpoint given'):
+        configured_pretrained_encoder('base_policy:torch_module', '', TWO_CAMERAS, 2)
+    with pytest.raises(ValueError, match='no base policy checkpoint at .*missing.pt'):
+        configured_pretrained_encoder('base_policy:torch_module', str(tmp_path / 'missing.pt'),
+                                      TWO_CAMERAS, 2)
+    state_only = tmp_path / 'state_only.pt'
+    torch.jit.save(torch.jit.trace(nn.Linear(4, 2), torch.zeros(1, 4)), str(state_only))
+    with pytest.raises(ValueError, match='base_policy:torch_module from .*exports no '
+                                         'encode_images'):
+        configured_pretrained_encoder('base_policy:torch_module', str(state_only), TWO_CAMERAS,
+                                      2)
+    with pytest.raises(ValueError, match="no base policy named 'nothing'"):
+        configured_pretrained_encoder('base_policy:nothing', str(state_only), TWO_CAMERAS, 2)
+
+
+def test_a_checkpoint_folder_is_hashed_by_its_files_names_and_bytes(tmp_path):
+    folder = tmp_path / 'policy'
+    (folder / 'sub').mkdir(parents=True)
+    (folder / 'config.json').write_text('{}')
+    (folder / 'sub' / 'weights.bin').write_bytes(b'\x00\x01')
+    first = checkpoint_sha256(folder)
+    assert checkpoint_sha256(folder) == first
+    (folder / 'sub' / 'weights.bin').write_bytes(b'\x00\x02')
+    assert checkpoint_sha256(folder) != first
+    (folder / 'sub' / 'weights.bin').write_bytes(b'\x00\x01')
+    (folder / 'sub' / 'weights.bin').rename(folder / 'weights.bin')
+    assert checkpoint_sha256(folder) != first  # the same bytes under another name

@@ -408,6 +408,65 @@ def test_an_actor_with_a_camera_acts_on_its_images_and_refuses_weights_for_other
         _drop(probe, node)
 
 
+def test_an_actor_seeing_through_the_base_policys_encoder_acts_with_it_and_refuses_another(
+        ros_context, probe, tmp_path, seeing_policy_file):
+    import dataclasses
+
+    from hilresrl_common.conversions import array_to_image
+    from hilresrl_policy.image_encoder import configured_pretrained_encoder, encoder_frame
+    from hilresrl_policy.residual import encoder_fields
+    from sensor_msgs.msg import Image
+
+    policy = seeing_policy_file(tmp_path / 'policy.pt')
+    node = _node(ros_context, probe,
+                 Parameter('observation_sources', value=['task_state', 'camera/front']),
+                 Parameter('camera_inputs', value=['image/camera/front']),
+                 Parameter('image_size', value=[16, 16]), Parameter('image_features', value=8),
+                 Parameter('image_encoder', value='base_policy:torch_module'),
+                 Parameter('image_encoder_weights', value=str(policy)))
+    try:
+        cell = Cell(probe)
+        images = probe.node.create_publisher(Image, 'camera/front', 10)
+        probe.wait_for(lambda: images.get_subscription_count() == 1, message='camera subscriber')
+
+        def step(k, pixels):
+            images.publish(array_to_image(pixels, ns_to_stamp(1_000_000_000 + k * 100_000_000),
+                                          'camera'))
+            return cell.step(k, STATE, BASE)
+
+        def actor_over(path):  # as the learner makes it, over its own copy of the policy
+            encoder = configured_pretrained_encoder('base_policy:torch_module', str(path),
+                                                    IMAGE_CONFIG.image_inputs, 3)
+            config = dataclasses.replace(
+                IMAGE_CONFIG, **encoder_fields('base_policy:torch_module', encoder))
+            torch.manual_seed(4)
+            actor = ResidualActor(config, encoder)
+            with torch.no_grad():
+                for parameter in actor.parameters():
+                    parameter.add_(torch.randn_like(parameter) * 0.3)
+            return actor
+
+        picture = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+        assert np.asarray(step(1, picture).residual).tolist() == [0.0, 0.0, 0.0]
+        trained = actor_over(policy)
+        cell.send_actor(1, trained)
+        probe.wait_for(lambda: node.weights_version == 1, message='weights over the encoder')
+        frame = torch.from_numpy(encoder_frame(picture, IMAGE_CONFIG.image_inputs))[None]
+        with torch.no_grad():
+            expected = trained(torch.from_numpy(STATE)[None], torch.from_numpy(BASE)[None],
+                               [frame])[0]
+        proposal = step(2, picture)
+        assert proposal.weights_version == 1
+        assert np.asarray(proposal.residual).tolist() == pytest.approx(expected.tolist(),
+                                                                       abs=1e-5)
+        # Weights learnt over another policy's encoder (another checkpoint) are refused.
+        cell.send_actor(2, actor_over(seeing_policy_file(tmp_path / 'other.pt', seed=1)))
+        probe.wait_for(lambda: node.refused_weights == 1, message='weights over another policy')
+        assert step(3, picture).weights_version == 1
+    finally:
+        _drop(probe, node)
+
+
 def test_a_pretrained_encoder_without_its_weights_file_stops_the_start(
         ros_context, probe, tmp_path):
     missing = tmp_path / 'resnet18.pth'

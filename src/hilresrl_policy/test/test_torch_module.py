@@ -106,3 +106,22 @@ def test_latents_are_refused_by_a_module_without_a_noise_input(tmp_path):
                                       'latent_dim': 3})
     with pytest.raises(BasePolicyError, match='needs latent_dim, one without needs none'):
         wrong.act({'task_state': np.zeros(4, np.float32)})
+
+
+def test_an_exported_encode_images_is_the_policys_vision_encoder(tmp_path, seeing_policy_file):
+    path = seeing_policy_file(tmp_path / 'seeing.pt')
+    policy = make_torch_module_policy({'checkpoint': str(path), 'action_dim': 2})
+    encoder = policy.vision_encoder()
+    images = torch.rand(5, 3, 16, 16)
+    with torch.no_grad():
+        expected = torch.jit.load(str(path)).encode_images(images)
+        assert torch.equal(encoder(images), expected) and expected.shape == (5, 8)
+    assert policy.act({'task_state': np.zeros(4, np.float32)}).shape == (1, 2)
+
+
+def test_a_module_without_encode_images_says_how_to_export_one(tmp_path):
+    path = tmp_path / 'policy.pt'
+    torch.jit.save(torch.jit.trace(ChunkPolicy().eval(), torch.zeros(1, 4)), str(path))
+    policy = make_torch_module_policy({'checkpoint': str(path), 'action_dim': 2})
+    with pytest.raises(BasePolicyError, match='exports no encode_images method.*jit.export'):
+        policy.vision_encoder()

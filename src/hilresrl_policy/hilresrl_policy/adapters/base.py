@@ -51,6 +51,17 @@ class BasePolicy(abc.ABC):
                               'need a generative base policy (e.g. flow_bc, or an adapter '
                               'with act_with_latent)')
 
+    def vision_encoder(self):
+        """
+        Return the policy's own image encoder, for the residual to see through (frozen).
+
+        A torch module from (batch, 3, height, width) float pixels in [0, 1] to features
+        (batch, ...), normalising them as the policy does (image_encoder:=base_policy:<kind>).
+        Adapters of policies that see images override this; the others have none.
+        """
+        raise BasePolicyError(f'{self.source_model} exposes no vision encoder (its adapter '
+                              'has no vision_encoder)')
+
     def close(self) -> None:
         """Release what the policy holds (servers, devices)."""
 

@@ -12,6 +12,11 @@ its noise as an input) is steerable when ``latent_dim`` is set: the module then 
 input, the (1, latent_dim) noise it generates from. ``act`` draws that noise from N(0, I) with
 its own generator (``seed``); ``act_with_latent`` passes the refinement actor's latent instead,
 which is what actor_mode latent and dual need.
+
+A TorchScript module may also export its vision tower as a method ``encode_images`` (decorated
+``@torch.jit.export``: (batch, 3, height, width) float pixels in [0, 1] -> features): the
+residual and the critic can then see through it (image_encoder:=base_policy:torch_module,
+image_encoder_weights:=<the .pt file>), frozen, as the policy sees.
 """
 
 import pathlib
@@ -19,6 +24,7 @@ from typing import Any, Dict, Mapping, Sequence
 
 from hilresrl_policy.adapters.base import BasePolicy, BasePolicyError
 import numpy as np
+from torch import nn
 
 
 class TorchModulePolicy(BasePolicy):
@@ -48,6 +54,15 @@ class TorchModulePolicy(BasePolicy):
         if self.latent_dim < 0:
             raise BasePolicyError(f'latent_dim must be 0 (no latent) or more, not {latent_dim}')
         self._latents = np.random.default_rng(seed)
+
+    def vision_encoder(self):
+        """Return the module's exported encode_images method as a torch module."""
+        if not hasattr(self._module, 'encode_images'):
+            raise BasePolicyError(
+                f'{self.source_model} exports no encode_images method (a TorchScript module '
+                'with @torch.jit.export def encode_images(self, images) -> features; a '
+                'torch.export .pt2 holds forward only)')
+        return ExportedEncoder(self._module)
 
     def act(self, observation: Mapping[str, np.ndarray]) -> np.ndarray:
         """Run the module on the concatenated inputs; return float32 (horizon, action_dim)."""
@@ -93,6 +108,18 @@ class TorchModulePolicy(BasePolicy):
                                   f'cell has {self.action_dim} action axes')
         self.horizon = actions.shape[0]
         return actions
+
+
+class ExportedEncoder(nn.Module):
+    """A scripted module's exported encode_images method, as a module's forward."""
+
+    def __init__(self, module):
+        super().__init__()
+        self.module = module
+
+    def forward(self, images):
+        """Return the module's features of (batch, 3, height, width) pixels in [0, 1]."""
+        return self.module.encode_images(images)
 
 
 def make_torch_module_policy(config: Dict[str, Any]) -> BasePolicy:
