@@ -165,8 +165,9 @@ def write_lerobot(arrays: Dict[str, np.ndarray], out: pathlib.Path, fps: float,
         from lerobot.datasets.lerobot_dataset import LeRobotDataset
     except ImportError as error:
         raise ExportError('--format lerobot needs LeRobot, an optional extra with its own '
-                          "torch: pip install 'lerobot==0.4.4' in an environment of its own "
-                          '(see the README); --format npz needs nothing more') from error
+                          "Python (3.12) and torch: pip install 'lerobot[diffusion]==0.6.1' in "
+                          'an environment of its own (see the README); --format npz needs '
+                          'nothing more') from error
     state_names = sorted(name for name in arrays if name.startswith('observation/'))
     state = np.concatenate([arrays[name] for name in state_names], axis=1)
     dim = arrays['executed_action'].shape[1]

@@ -128,9 +128,9 @@ def test_bags_without_transitions_or_images_are_refused_with_the_reason(tmp_path
 
 
 def test_lerobot_export_writes_a_dataset_where_the_extra_is_installed(tmp_path):
-    pytest.importorskip('lerobot', reason='LeRobot is an optional extra with its own torch '
-                                          '(pip install lerobot==0.4.4 in an environment of '
-                                          'its own): not installed here')
+    pytest.importorskip('lerobot', reason='LeRobot is an optional extra with its own Python and '
+                                          'torch (scripts/setup-lerobot.sh), without ROS 2 '
+                                          'here: not installed beside rclpy')
     _recorded_run(tmp_path / 'bag')
     result = _export(tmp_path / 'bag', '--format', 'lerobot', '--out', tmp_path / 'dataset')
     assert result.returncode == 0, result.stderr

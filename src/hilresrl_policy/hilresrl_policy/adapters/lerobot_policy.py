@@ -1,23 +1,32 @@
 """
 Base-policy adapter for LeRobot policies (ACT, Diffusion, SmolVLA, pi0, ...) from a folder.
 
-Registered as 'lerobot'. LeRobot is an optional extra with its own torch (0.4.x pins
-torch<2.11): install it in an environment of its own (README). Configuration: ``checkpoint``
-(a folder written by ``save_pretrained``, with its pre/post-processor files), ``device``,
-``state_keys`` (observation names concatenated into ``observation.state``, default
-['task_state']), ``image_map`` (LeRobot image key -> our observation name, e.g.
-{'observation.images.front': 'image/camera/front/image_raw'}), ``environment_state`` (true: the
-state goes to ``observation.environment_state``, as state-only ACT policies take it).
+Registered as 'lerobot'. LeRobot is an optional extra with its own torch (0.6.1 wants Python
+3.12 and torch<2.12): scripts/setup-lerobot.sh makes the environment it runs in (README).
+Configuration: ``checkpoint`` (a folder written by ``save_pretrained``, with its pre- and
+post-processor files: the policy's own normalisation), ``device``, ``state_keys`` (observation
+names concatenated into ``observation.state``, default ['task_state']), ``image_map`` (LeRobot
+image key -> our observation name, e.g. {'observation.images.front':
+'image/camera/front/image_raw'}), ``environment_state`` (true: the state goes to
+``observation.environment_state``). Nothing is downloaded: a policy whose config names hub
+weights (a pretrained backbone, a VLM) must have them in the local cache, or it is refused.
+
+A policy that looks at several past observations (Diffusion's ``n_obs_steps``) gets them: the
+adapter keeps that many, the first one repeated at an episode's start, as LeRobot's own
+select_action does. Each act() returns the chunk the policy predicts from them (LeRobot's
+n_action_steps rows), which the base-policy node executes receding-horizon or ensembled.
 """
 
+from collections import deque
 import pathlib
-from typing import Any, Dict, Mapping, Optional, Sequence
+from typing import Any, Deque, Dict, Mapping, Optional, Sequence
 
 from hilresrl_policy.adapters.base import BasePolicy, BasePolicyError
 import numpy as np
 
-INSTALL_HINT = ('LeRobot is not installed: it is an optional extra with its own torch; in an '
-                "environment of its own: pip install 'lerobot==0.4.4'")
+INSTALL_HINT = ('LeRobot is not installed: it is an optional extra with its own Python (3.12) '
+                'and torch; scripts/setup-lerobot.sh makes that environment')
+PROCESSOR_FILES = ('policy_preprocessor.json', 'policy_postprocessor.json')
 
 
 class LeRobotPolicy(BasePolicy):
@@ -34,26 +43,46 @@ class LeRobotPolicy(BasePolicy):
         except ImportError as error:
             raise BasePolicyError(f'{INSTALL_HINT} ({error})') from error
         folder = pathlib.Path(checkpoint).expanduser()
-        if not (folder / 'config.json').is_file():
-            raise BasePolicyError(f'{folder} holds no LeRobot policy (no config.json)')
-        config = PreTrainedConfig.from_pretrained(str(folder))
+        missing = [name for name in ('config.json', 'model.safetensors') + PROCESSOR_FILES
+                   if not (folder / name).is_file()]
+        if missing:
+            raise BasePolicyError(
+                f'{folder} is not a LeRobot policy folder as save_pretrained writes it (with '
+                f'its processors): no {", ".join(missing)}')
+        config = PreTrainedConfig.from_pretrained(str(folder), local_files_only=True)
         config.device = device
-        self._policy = get_policy_class(config.type).from_pretrained(str(folder), config=config)
+        self.state_key = ('observation.environment_state' if environment_state
+                          else 'observation.state')
+        self.state_keys = list(state_keys)
+        self.image_map = dict(image_map or {})
+        expected = set(config.input_features)
+        given = {self.state_key} | set(self.image_map)
+        if expected != given:
+            raise BasePolicyError(
+                f'{folder.name} ({config.type}) takes {sorted(expected)}; this configuration '
+                f'gives {sorted(given)} (state_keys -> {self.state_key}, image_map keys)')
+        try:
+            self._policy = get_policy_class(config.type).from_pretrained(
+                str(folder), config=config, local_files_only=True)
+        except OSError as error:  # hub weights it names and the local cache lacks
+            raise BasePolicyError(f'{folder.name} ({config.type}) needs files that are not on '
+                                  f'this machine (nothing is downloaded at run time): '
+                                  f'{error}') from error
         self._policy.eval()
         self._pre, self._post = make_pre_post_processors(config, pretrained_path=str(folder))
         self._torch, self._device = torch, device
-        self.state_keys = list(state_keys)
-        self.image_map = dict(image_map or {})
-        self.state_key = ('observation.environment_state' if environment_state
-                          else 'observation.state')
         self.action_dim = int(config.output_features['action'].shape[0])
-        self.horizon = int(getattr(config, 'chunk_size', None) or getattr(config, 'horizon', 1))
+        self.observation_steps = int(getattr(config, 'n_obs_steps', 1) or 1)
+        self.horizon = int(getattr(config, 'n_action_steps', None)
+                           or getattr(config, 'chunk_size', None) or 1)
         self.source_model = f'lerobot:{config.type}:{folder.name}'
         self._task = ''
+        self._history: Deque[Dict[str, Any]] = deque(maxlen=self.observation_steps)
 
     def reset(self, instruction: str = '') -> None:
         """Start of an episode: clear the policy's queues; the instruction is its task."""
         self._task = instruction
+        self._history.clear()
         self._policy.reset()
 
     def act(self, observation: Mapping[str, np.ndarray]) -> np.ndarray:
@@ -65,16 +94,23 @@ class LeRobotPolicy(BasePolicy):
             raise BasePolicyError(f'{self.source_model} needs {", ".join(missing)}')
         state = np.concatenate([np.asarray(observation[name], np.float32).ravel()
                                 for name in self.state_keys])
-        batch: Dict[str, Any] = {self.state_key: torch.from_numpy(state)[None],
+        frame: Dict[str, Any] = {self.state_key: torch.from_numpy(state)[None],
                                  'task': [self._task]}
         for key, name in self.image_map.items():  # H x W x 3 uint8 -> 1 x 3 x H x W in [0, 1]
             pixels = np.asarray(observation[name], np.float32) / 255.0
-            batch[key] = torch.from_numpy(pixels).permute(2, 0, 1)[None]
+            frame[key] = torch.from_numpy(pixels).permute(2, 0, 1)[None]
         with torch.no_grad():
-            chunk = self._policy.predict_action_chunk(self._pre(batch))
-            chunk = self._post(chunk)
+            frame = self._pre(frame)  # the policy's own normalisation, per observation
+            while len(self._history) < self.observation_steps - 1:
+                self._history.append(frame)  # an episode starts with its first one repeated
+            self._history.append(frame)
+            batch = frame if self.observation_steps == 1 else {
+                key: (torch.stack([past[key] for past in self._history], dim=1)
+                      if torch.is_tensor(value) else value) for key, value in frame.items()}
+            chunk = self._post(self._policy.predict_action_chunk(batch))
         actions = np.asarray(chunk.detach().cpu().numpy(), np.float32).reshape(
             -1, self.action_dim)
+        self.horizon = actions.shape[0]
         return actions
 
 
@@ -87,22 +123,52 @@ def make_lerobot_policy(config: Dict[str, Any]) -> BasePolicy:
                          bool(config.get('environment_state', False)))
 
 
-def save_random_act_policy(folder: pathlib.Path, state_dim: int,
-                           action_dim: int) -> pathlib.Path:
-    """Write an ACT policy with random weights for a state-only cell (for tests and dry runs)."""
+# Policy types a folder can be made for from their config alone, random weights, no download.
+RANDOM_POLICY_TYPES = ('act', 'diffusion')
+
+
+def save_random_policy(folder: pathlib.Path, policy_type: str, state_dim: int, action_dim: int,
+                       images: Optional[Mapping[str, Sequence[int]]] = None,
+                       statistics: Optional[Mapping[str, Mapping[str, np.ndarray]]] = None,
+                       seed: int = 0) -> pathlib.Path:
+    """
+    Write a LeRobot policy with random weights and its processors, as save_pretrained does.
+
+    ``policy_type`` act or diffusion (RANDOM_POLICY_TYPES), built from its LeRobot config with
+    no pretrained backbone (nothing is downloaded); ``images``: LeRobot image key -> (channels,
+    height, width); ``statistics``: the normalisation statistics its processors apply (feature
+    -> {'mean', 'std', 'min', 'max'}), as a dataset would give them. For tests and dry runs.
+    """
+    import torch
     from lerobot.configs.types import FeatureType, PolicyFeature
-    from lerobot.policies.act.configuration_act import ACTConfig
-    from lerobot.policies.act.modeling_act import ACTPolicy
     from lerobot.policies.factory import make_pre_post_processors
-    config = ACTConfig(
-        input_features={'observation.environment_state': PolicyFeature(
-            type=FeatureType.ENV, shape=(state_dim,))},
-        output_features={'action': PolicyFeature(type=FeatureType.ACTION,
-                                                 shape=(action_dim,))},
-        chunk_size=10, n_action_steps=10, device='cpu')
-    policy = ACTPolicy(config)
+    if policy_type not in RANDOM_POLICY_TYPES:
+        raise ValueError(f'policy type {policy_type!r}: one of {", ".join(RANDOM_POLICY_TYPES)}')
+    inputs = {'observation.state': PolicyFeature(type=FeatureType.STATE, shape=(state_dim,))}
+    for key, shape in (images or {}).items():
+        inputs[key] = PolicyFeature(type=FeatureType.VISUAL, shape=tuple(shape))
+    outputs = {'action': PolicyFeature(type=FeatureType.ACTION, shape=(action_dim,))}
+    torch.manual_seed(seed)
+    if policy_type == 'act':
+        from lerobot.policies.act.configuration_act import ACTConfig
+        from lerobot.policies.act.modeling_act import ACTPolicy
+        config = ACTConfig(input_features=inputs, output_features=outputs, chunk_size=10,
+                           n_action_steps=10, device='cpu', pretrained_backbone_weights=None)
+        policy = ACTPolicy(config)
+    else:
+        from lerobot.policies.diffusion.configuration_diffusion import DiffusionConfig
+        from lerobot.policies.diffusion.modeling_diffusion import DiffusionPolicy
+        side = min(min(shape[1:]) for shape in (images or {'': (3, 96, 96)}).values())
+        config = DiffusionConfig(input_features=inputs, output_features=outputs, device='cpu',
+                                 horizon=16, n_action_steps=8, num_inference_steps=4,
+                                 crop_shape=(side - side // 8,) * 2,
+                                 pretrained_backbone_weights=None)
+        policy = DiffusionPolicy(config)
     policy.save_pretrained(str(folder))
-    preprocessor, postprocessor = make_pre_post_processors(config, dataset_stats=None)
+    stats = {feature: {name: torch.as_tensor(np.asarray(value, np.float32))
+                       for name, value in values.items()}
+             for feature, values in (statistics or {}).items()}
+    preprocessor, postprocessor = make_pre_post_processors(config, dataset_stats=stats or None)
     preprocessor.save_pretrained(str(folder))
     postprocessor.save_pretrained(str(folder))
     return pathlib.Path(folder)

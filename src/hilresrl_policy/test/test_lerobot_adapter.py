@@ -1,0 +1,80 @@
+"""The lerobot base-policy adapter against LeRobot itself (its environment; core, no ROS)."""
+
+from hilresrl_policy.adapters.base import BasePolicyError
+from hilresrl_policy.adapters.lerobot_policy import make_lerobot_policy, save_random_policy
+import numpy as np
+import pytest
+
+pytest.importorskip('lerobot', reason='LeRobot runs in an environment of its own (Python 3.12, '
+                                      'its torch): scripts/setup-lerobot.sh makes it, and '
+                                      'test/test_lerobot_environment.py runs these tests there')
+pytestmark = pytest.mark.lerobot
+
+FRONT = 'observation.images.front'
+IMAGES = {FRONT: (3, 64, 64)}
+CONFIG = {'state_keys': ['joint_positions'], 'image_map': {FRONT: 'image/camera/front'}}
+
+
+def _statistics(action_mean=0.0, state_mean=0.0):
+    return {'observation.state': {'mean': np.full(7, state_mean), 'std': np.full(7, 2.0),
+                                  'min': -np.ones(7), 'max': np.ones(7)},
+            FRONT: {'mean': np.full((3, 1, 1), 0.5), 'std': np.full((3, 1, 1), 0.2),
+                    'min': np.zeros((3, 1, 1)), 'max': np.ones((3, 1, 1))},
+            'action': {'mean': np.full(4, action_mean), 'std': np.full(4, 3.0),
+                       'min': -np.ones(4), 'max': np.ones(4)}}
+
+
+def _observation(seed=0):
+    rng = np.random.default_rng(seed)
+    return {'joint_positions': rng.normal(size=7).astype(np.float32),
+            'image/camera/front': rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)}
+
+
+def _policy(folder, **config):
+    return make_lerobot_policy({'checkpoint': str(folder), **CONFIG, **config})
+
+
+def test_an_act_folder_acts_through_the_adapter_in_its_own_normalisation(tmp_path):
+    plain = _policy(save_random_policy(tmp_path / 'act', 'act', 7, 4, IMAGES, _statistics()))
+    chunk = plain.act(_observation())
+    assert chunk.shape == (10, 4) and chunk.dtype == np.float32 and plain.horizon == 10
+    assert plain.source_model == 'lerobot:act:act'
+    assert np.array_equal(plain.act(_observation()), chunk)  # ACT acts deterministically
+    assert not np.array_equal(plain.act(_observation(1)), chunk)  # it sees state and image
+    # The same weights under other statistics: actions come back through the action's mean
+    # and std (its postprocessor), states go in through the state's (its preprocessor).
+    shifted = _policy(save_random_policy(tmp_path / 'shifted', 'act', 7, 4, IMAGES,
+                                         _statistics(action_mean=1.0)))
+    assert np.allclose(shifted.act(_observation()), chunk + 1.0, atol=1e-5)
+    state_moved = _policy(save_random_policy(tmp_path / 'state', 'act', 7, 4, IMAGES,
+                                             _statistics(state_mean=5.0)))
+    assert not np.allclose(state_moved.act(_observation()), chunk, atol=1e-3)
+
+
+def test_a_diffusion_folder_acts_on_its_observation_history_within_its_action_range(tmp_path):
+    policy = _policy(save_random_policy(tmp_path / 'diffusion', 'diffusion', 7, 4, IMAGES,
+                                        _statistics()))
+    assert policy.observation_steps == 2  # Diffusion looks at the last two observations
+    policy.reset()
+    first = policy.act(_observation())  # the episode's first observation, repeated
+    second = policy.act(_observation(1))
+    assert first.shape == second.shape == (8, 4) and policy.horizon == 8
+    # Its actions are min-max normalised and clipped: back within the statistics' range.
+    assert np.all(np.abs(np.concatenate([first, second])) <= 1.0 + 1e-5)
+
+
+def test_a_folder_without_its_processors_or_with_other_inputs_is_refused_naming_them(tmp_path):
+    folder = save_random_policy(tmp_path / 'act', 'act', 7, 4, IMAGES, _statistics())
+    with pytest.raises(BasePolicyError, match=r"takes \['observation.images.front', "
+                                              r"'observation.state'\]; this configuration "
+                                              r"gives \['observation.state'\]"):
+        make_lerobot_policy({'checkpoint': str(folder), 'state_keys': ['joint_positions']})
+    (folder / 'policy_postprocessor.json').unlink()
+    with pytest.raises(BasePolicyError, match='no policy_postprocessor.json'):
+        _policy(folder)
+    with pytest.raises(BasePolicyError, match='no config.json, model.safetensors'):
+        _policy(tmp_path / 'nothing')
+    policy = _policy(save_random_policy(tmp_path / 'again', 'act', 7, 4, IMAGES,
+                                        _statistics()))
+    with pytest.raises(BasePolicyError, match='needs image/camera/front'):
+        policy.act({'joint_positions': np.zeros(7, np.float32)})
