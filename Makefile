@@ -17,7 +17,7 @@ eval: setup
 # The LeRobot environment (Python 3.12, LeRobot's own torch) beside the suite's, for the tests
 # that run against LeRobot itself (test/test_lerobot_environment.py).
 lerobot:
-	bash scripts/setup-lerobot.sh
+	bash scripts/setup-lerobot.sh --optional
 
 test: setup lerobot
 	bash scripts/in-env.sh python -m pytest $(ARGS)
