@@ -15,7 +15,8 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 VENV = pathlib.Path(os.environ.get('HILRESRL_LEROBOT_VENV', ROOT / '.venv-lerobot'))
-LEROBOT_TESTS = ['src/hilresrl_policy/test/test_lerobot_adapter.py']
+LEROBOT_TESTS = ['src/hilresrl_policy/test/test_lerobot_adapter.py',
+                 'src/hilresrl_recording/test/test_lerobot_dataset.py']
 
 
 @pytest.mark.timeout(600)

@@ -16,7 +16,6 @@ import pathlib
 import sys
 from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
-from hilresrl_common.conversions import image_to_array
 from hilresrl_common.corrections import COMMAND_FEATURE_SIZE as COMMAND_FEATURES
 import numpy as np
 
@@ -38,6 +37,9 @@ def _stamp_ns(stamp) -> int:
 def read_transitions(reader: BagReader, decode: Decode, only_interventions: bool = False
                      ) -> Tuple[List[object], Dict[Tuple[str, int], np.ndarray]]:
     """Return the bag's transitions in order, and the images they refer to by (topic, stamp)."""
+    # (message conversions need ROS 2's message modules: the LeRobot environment has none, and
+    # writes datasets from arrays alone)
+    from hilresrl_common.conversions import image_to_array
     topics = reader.topics_of_type(TRANSITION_TYPE)
     if not topics:
         raise ExportError(f'{reader.path} holds no {TRANSITION_TYPE} topic (it has: '
@@ -158,6 +160,10 @@ def write_lerobot(arrays: Dict[str, np.ndarray], out: pathlib.Path, fps: float,
     """
     Write the transitions as a LeRobotDataset (v3) in out: one episode per episode.
 
+    ``observation.state`` is every ``observation/<name>`` array joined in name order; ``action``
+    the executed action (the person's where they acted), beside ``base_action``,
+    ``human_action`` and ``intervened``; each camera an ``observation.images.<name>`` image.
+
     Each frame's task is its ``task_key`` array: the instruction, or the prompt (instruction
     and command) for the corrections dataset.
     """
@@ -165,7 +171,7 @@ def write_lerobot(arrays: Dict[str, np.ndarray], out: pathlib.Path, fps: float,
         from lerobot.datasets.lerobot_dataset import LeRobotDataset
     except ImportError as error:
         raise ExportError('--format lerobot needs LeRobot, an optional extra with its own '
-                          "Python (3.12) and torch: pip install 'lerobot[diffusion]==0.6.1' in "
+                          "Python (3.12) and torch: pip install 'lerobot[dataset]==0.6.1' in "
                           'an environment of its own (see the README); --format npz needs '
                           'nothing more') from error
     state_names = sorted(name for name in arrays if name.startswith('observation/'))
@@ -176,6 +182,8 @@ def write_lerobot(arrays: Dict[str, np.ndarray], out: pathlib.Path, fps: float,
                               'names': None},
         'action': {'dtype': 'float32', 'shape': (dim,), 'names': None},
         'base_action': {'dtype': 'float32', 'shape': (dim,), 'names': None},
+        # What the person commanded (0 where nobody did: intervened says where one did).
+        'human_action': {'dtype': 'float32', 'shape': (dim,), 'names': None},
         'intervened': {'dtype': 'bool', 'shape': (1,), 'names': None},
         'next.reward': {'dtype': 'float32', 'shape': (1,), 'names': None},
         'next.done': {'dtype': 'bool', 'shape': (1,), 'names': None},
@@ -188,10 +196,13 @@ def write_lerobot(arrays: Dict[str, np.ndarray], out: pathlib.Path, fps: float,
     dataset = LeRobotDataset.create(repo_id=repo_id, fps=int(round(fps)), features=features,
                                     root=out, use_videos=False)
     episode_keys = list(zip(arrays['robot_id'].tolist(), arrays['episode_id'].tolist()))
+    human = np.nan_to_num(arrays['human_action'], nan=0.0) if 'human_action' in arrays else \
+        np.zeros_like(arrays['executed_action'])
     for index, key in enumerate(episode_keys):
         frame = {'observation.state': state[index],
                  'action': arrays['executed_action'][index],
                  'base_action': arrays['base_action'][index],
+                 'human_action': human[index],
                  'intervened': arrays['intervened'][index:index + 1],
                  'next.reward': arrays['reward'][index:index + 1],
                  'next.done': (arrays['terminated'] | arrays['truncated'])[index:index + 1],
