@@ -125,3 +125,17 @@ def test_a_module_without_encode_images_says_how_to_export_one(tmp_path):
     policy = make_torch_module_policy({'checkpoint': str(path), 'action_dim': 2})
     with pytest.raises(BasePolicyError, match='exports no encode_images method.*jit.export'):
         policy.vision_encoder()
+
+
+def test_an_adapter_is_found_by_its_import_path_where_nothing_registers_it(tmp_path):
+    from hilresrl_policy.adapters.base import load_base_policy
+    path = tmp_path / 'policy.pt'
+    torch.jit.save(torch.jit.trace(ChunkPolicy().eval(), torch.zeros(1, 4)), str(path))
+    policy = load_base_policy('hilresrl_policy.adapters.torch_module:make_torch_module_policy',
+                              {'checkpoint': str(path), 'action_dim': 2})
+    assert policy.act({'task_state': np.zeros(4, np.float32)}).shape == (3, 2)
+    with pytest.raises(BasePolicyError, match="no base policy factory 'hilresrl_policy.adapters"
+                                              ".torch_module:missing'"):
+        load_base_policy('hilresrl_policy.adapters.torch_module:missing', {})
+    with pytest.raises(BasePolicyError, match="no base policy factory 'nowhere:make'"):
+        load_base_policy('nowhere:make', {})

@@ -8,6 +8,7 @@ axis. No ROS here: adapters run the same in a node, a benchmark or a notebook.
 """
 
 import abc
+import importlib
 from typing import Any, Dict, List, Mapping
 
 import numpy as np
@@ -72,14 +73,30 @@ def registered_base_policies() -> List[str]:
 
 
 def load_base_policy(kind: str, config: Dict[str, Any]) -> BasePolicy:
-    """Create the base policy registered as ``kind`` from its configuration."""
+    """
+    Create the base policy registered as ``kind`` from its configuration.
+
+    ``kind`` may also name a factory by its import path, ``package.module:function``: an
+    adapter where nothing is installed that registers it (an environment that has the suite's
+    sources on its path only, as the LeRobot environment does).
+    """
+    if ':' in kind:
+        module, _, name = kind.partition(':')
+        try:
+            factory = getattr(importlib.import_module(module), name)
+        except (ImportError, AttributeError, ValueError) as error:
+            raise BasePolicyError(f'no base policy factory {kind!r}: {error}') from error
+        return _made(kind, factory, config)
     matches = [entry_point for entry_point in _entry_points() if entry_point.name == kind]
     if not matches:
         raise BasePolicyError(
             f'no base policy named {kind!r}; registered: '
             f'{", ".join(registered_base_policies()) or "none"} (entry-point group '
             f'{ENTRY_POINT_GROUP})')
-    factory = matches[0].load()
+    return _made(kind, matches[0].load(), config)
+
+
+def _made(kind: str, factory, config: Dict[str, Any]) -> BasePolicy:
     policy = factory(dict(config))
     if not isinstance(policy, BasePolicy):
         raise BasePolicyError(f'{kind!r} made a {type(policy).__name__}, not a BasePolicy')

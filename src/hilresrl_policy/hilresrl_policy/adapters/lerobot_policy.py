@@ -7,9 +7,13 @@ Configuration: ``checkpoint`` (a folder written by ``save_pretrained``, with its
 post-processor files: the policy's own normalisation), ``device``, ``state_keys`` (observation
 names concatenated into ``observation.state``, default ['task_state']), ``image_map`` (LeRobot
 image key -> our observation name, e.g. {'observation.images.front':
-'image/camera/front/image_raw'}), ``environment_state`` (true: the state goes to
-``observation.environment_state``). Nothing is downloaded: a policy whose config names hub
-weights (a pretrained backbone, a VLM) must have them in the local cache, or it is refused.
+'image/camera/front/image_raw'}), ``environment_keys`` (observation names concatenated into
+``observation.environment_state``, for policies that take one: ACT without cameras must),
+``environment_state`` (true: the state_keys go there instead). The weights, config and
+processors are read from the folder alone (local_files_only); a config that names pretrained
+backbone weights (ACT's and Diffusion's ResNet) still has torchvision look for them in its cache
+and fetch them if missing, and where that fails the policy is refused with the reason (not yet
+tested: the tests' policies name none).
 
 A policy that looks at several past observations (Diffusion's ``n_obs_steps``) gets them: the
 adapter keeps that many, the first one repeated at an episode's start, as LeRobot's own
@@ -35,7 +39,7 @@ class LeRobotPolicy(BasePolicy):
     def __init__(self, checkpoint: str, device: str = 'cpu',
                  state_keys: Sequence[str] = ('task_state',),
                  image_map: Optional[Mapping[str, str]] = None,
-                 environment_state: bool = False):
+                 environment_state: bool = False, environment_keys: Sequence[str] = ()):
         try:
             import torch
             from lerobot.configs.policies import PreTrainedConfig
@@ -54,13 +58,17 @@ class LeRobotPolicy(BasePolicy):
         self.state_key = ('observation.environment_state' if environment_state
                           else 'observation.state')
         self.state_keys = list(state_keys)
+        self.environment_keys = list(environment_keys)
         self.image_map = dict(image_map or {})
         expected = set(config.input_features)
         given = {self.state_key} | set(self.image_map)
+        if self.environment_keys:
+            given.add('observation.environment_state')
         if expected != given:
             raise BasePolicyError(
                 f'{folder.name} ({config.type}) takes {sorted(expected)}; this configuration '
-                f'gives {sorted(given)} (state_keys -> {self.state_key}, image_map keys)')
+                f'gives {sorted(given)} (state_keys -> {self.state_key}, environment_keys, '
+                'image_map keys)')
         try:
             self._policy = get_policy_class(config.type).from_pretrained(
                 str(folder), config=config, local_files_only=True)
@@ -88,14 +96,18 @@ class LeRobotPolicy(BasePolicy):
     def act(self, observation: Mapping[str, np.ndarray]) -> np.ndarray:
         """Return the policy's action chunk for ``observation``: float32 (horizon, dim)."""
         torch = self._torch
-        missing = [name for name in self.state_keys + list(self.image_map.values())
-                   if name not in observation]
+        missing = [name for name in self.state_keys + self.environment_keys
+                   + list(self.image_map.values()) if name not in observation]
         if missing:
             raise BasePolicyError(f'{self.source_model} needs {", ".join(missing)}')
         state = np.concatenate([np.asarray(observation[name], np.float32).ravel()
                                 for name in self.state_keys])
         frame: Dict[str, Any] = {self.state_key: torch.from_numpy(state)[None],
                                  'task': [self._task]}
+        if self.environment_keys:
+            frame['observation.environment_state'] = torch.from_numpy(np.concatenate(
+                [np.asarray(observation[name], np.float32).ravel()
+                 for name in self.environment_keys]))[None]
         for key, name in self.image_map.items():  # H x W x 3 uint8 -> 1 x 3 x H x W in [0, 1]
             pixels = np.asarray(observation[name], np.float32) / 255.0
             frame[key] = torch.from_numpy(pixels).permute(2, 0, 1)[None]
@@ -120,7 +132,8 @@ def make_lerobot_policy(config: Dict[str, Any]) -> BasePolicy:
         raise BasePolicyError('lerobot needs checkpoint: a folder written by save_pretrained')
     return LeRobotPolicy(str(config['checkpoint']), str(config.get('device', 'cpu')),
                          config.get('state_keys', ['task_state']), config.get('image_map'),
-                         bool(config.get('environment_state', False)))
+                         bool(config.get('environment_state', False)),
+                         config.get('environment_keys', ()))
 
 
 # Policy types a folder can be made for from their config alone, random weights, no download.
@@ -130,14 +143,16 @@ RANDOM_POLICY_TYPES = ('act', 'diffusion')
 def save_random_policy(folder: pathlib.Path, policy_type: str, state_dim: int, action_dim: int,
                        images: Optional[Mapping[str, Sequence[int]]] = None,
                        statistics: Optional[Mapping[str, Mapping[str, np.ndarray]]] = None,
-                       seed: int = 0) -> pathlib.Path:
+                       seed: int = 0, environment_dim: int = 0) -> pathlib.Path:
     """
     Write a LeRobot policy with random weights and its processors, as save_pretrained does.
 
     ``policy_type`` act or diffusion (RANDOM_POLICY_TYPES), built from its LeRobot config with
     no pretrained backbone (nothing is downloaded); ``images``: LeRobot image key -> (channels,
     height, width); ``statistics``: the normalisation statistics its processors apply (feature
-    -> {'mean', 'std', 'min', 'max'}), as a dataset would give them. For tests and dry runs.
+    -> {'mean', 'std', 'min', 'max'}), as a dataset would give them; ``environment_dim``: an
+    ``observation.environment_state`` of that size too (ACT without cameras needs one). For
+    tests and dry runs.
     """
     import torch
     from lerobot.configs.types import FeatureType, PolicyFeature
@@ -147,6 +162,9 @@ def save_random_policy(folder: pathlib.Path, policy_type: str, state_dim: int, a
     inputs = {'observation.state': PolicyFeature(type=FeatureType.STATE, shape=(state_dim,))}
     for key, shape in (images or {}).items():
         inputs[key] = PolicyFeature(type=FeatureType.VISUAL, shape=tuple(shape))
+    if environment_dim:
+        inputs['observation.environment_state'] = PolicyFeature(type=FeatureType.ENV,
+                                                                shape=(environment_dim,))
     outputs = {'action': PolicyFeature(type=FeatureType.ACTION, shape=(action_dim,))}
     torch.manual_seed(seed)
     if policy_type == 'act':
