@@ -132,3 +132,64 @@ def test_an_act_policy_served_from_the_lerobot_environment_plans_for_the_base_po
             node.destroy_node()
         server.terminate()
         server.wait(timeout=30)
+
+
+# Run there: a recorded run's transitions as a LeRobotDataset (what hilresrl export writes),
+# then that dataset as a demonstrations file (hilresrl import-lerobot); the arrays beside it.
+MAKE_DEMOS = """
+import sys
+import numpy as np
+from hilresrl_recording.export import write_lerobot
+from hilresrl_recording.lerobot_import import main
+root = sys.argv[1]
+rng = np.random.default_rng(3)
+steps = 6
+arrays = {'observation/joint_state': rng.normal(size=(steps, 5)).astype(np.float32),
+          'executed_action': rng.uniform(-1, 1, (steps, 4)).astype(np.float32),
+          'base_action': np.zeros((steps, 4), np.float32),
+          'human_action': np.full((steps, 4), np.nan, np.float32),
+          'intervened': np.zeros(steps, bool),
+          'reward': np.array([0, 0, 1, 0, 0, 1], np.float32),
+          'terminated': np.array([0, 0, 1, 0, 0, 1], bool), 'truncated': np.zeros(steps, bool),
+          'robot_id': np.array(['robot'] * steps), 'episode_id': np.array([0, 0, 0, 1, 1, 1]),
+          'instruction': np.array(['stack'] * steps),
+          'images/camera/front': rng.integers(0, 256, (steps, 16, 16, 3), dtype=np.uint8)}
+write_lerobot(arrays, root + '/dataset', 10.0, 'hilresrl/demos')
+np.savez(root + '/arrays.npz', **{name.replace('/', '.'): value for name, value in arrays.items()})
+sys.exit(main([root + '/dataset', '--repo-id', 'hilresrl/demos', '--out', root + '/demos.npz',
+               '--state-name', 'joint_state',
+               '--image', 'observation.images.camera_front=image/camera/front']))
+"""
+
+
+def test_a_lerobot_dataset_preloads_the_learners_demonstrations_relabelled_by_the_base_policy(
+        tmp_path):
+    import torch
+    from hilresrl_learner.offline_data import demonstration_steps
+    from hilresrl_policy.image_encoder import ImageInputs
+
+    python = _lerobot_python()
+    made = subprocess.run([str(python), '-c', MAKE_DEMOS, str(tmp_path)], cwd=ROOT,
+                          env=_lerobot_environment(), capture_output=True, text=True,
+                          timeout=240)
+    assert made.returncode == 0, made.stderr[-3000:]
+    arrays = np.load(tmp_path / 'arrays.npz')
+    # The frozen base policy: an exported module that reads the joint state.
+    torch.manual_seed(0)
+    base = torch.nn.Linear(5, 4).eval()
+    torch.jit.save(torch.jit.trace(base, torch.zeros(1, 5)), str(tmp_path / 'base.pt'))
+    records, episodes = demonstration_steps(
+        str(tmp_path / 'demos.npz'), 0, ['joint_state'],
+        {'kind': 'torch_module', 'checkpoint': str(tmp_path / 'base.pt'), 'action_dim': 4,
+         'inputs': ['joint_state']}, ImageInputs(('image/camera/front',), 16, 16))
+    assert episodes == 2 and len(records) == 6
+    states = arrays['observation.joint_state']
+    with torch.no_grad():
+        relabelled = base(torch.from_numpy(states)).numpy()
+    for step, record in enumerate(records):
+        assert np.allclose(record.observation, states[step])
+        assert np.allclose(record.base_action, relabelled[step], atol=1e-6)
+        assert np.allclose(record.executed_action, arrays['executed_action'][step])
+        assert np.array_equal(record.frames['image/camera/front'],
+                              arrays['images.camera.front'][step].transpose(2, 0, 1))
+    assert [record.terminated for record in records] == [False, False, True] * 2
