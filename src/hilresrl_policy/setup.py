@@ -13,7 +13,8 @@ setup(
     install_requires=['setuptools'],
     zip_safe=True,
     # LeRobot policies: an optional extra with its own Python (3.12) and torch (<2.12)
-    extras_require={'test': ['pytest'], 'lerobot': ['lerobot[dataset,diffusion]==0.6.1'],
+    extras_require={'test': ['pytest'],
+                    'lerobot': ['lerobot[dataset,diffusion,training]==0.6.1'],
                     # a frozen pretrained image encoder (image_encoder.load_pretrained_encoder)
                     'pretrained_encoders': ['torchvision', 'timm']},
     maintainer='hilresrl maintainers',

@@ -221,7 +221,9 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog='hilresrl export', description='Write the transitions of a recorded run (with '
         'the images they refer to) as arrays or as a LeRobotDataset.')
-    parser.add_argument('bag', help='bag folder, .mcap or .db3 file, or run folder')
+    parser.add_argument('bag', help='bag folder, .mcap or .db3 file, or run folder; or an npz '
+                        'this export wrote, to write as a LeRobotDataset (--format lerobot) '
+                        'where LeRobot is installed and ROS 2 is not')
     parser.add_argument('--format', choices=('npz', 'lerobot'), default='npz')
     parser.add_argument('--out', required=True, help='npz file, or LeRobotDataset folder')
     parser.add_argument('--only-interventions', action='store_true',
@@ -236,9 +238,23 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def exported_arrays(path: pathlib.Path) -> Dict[str, np.ndarray]:
+    """Return the arrays of an npz this export wrote (no pickled objects are read)."""
+    with np.load(path, allow_pickle=False) as stored:
+        arrays = {name: stored[name] for name in stored.files}
+    missing = [name for name in ('executed_action', 'episode_id', 'robot_id')
+               if name not in arrays]
+    if missing:
+        raise ExportError(f'{path} is not an npz of hilresrl export (no {", ".join(missing)})')
+    return arrays
+
+
 def main(args: Optional[Iterable[str]] = None) -> int:
     """Entry point of hilresrl export."""
     options = _parser().parse_args(None if args is None else list(args))
+    source = pathlib.Path(options.bag).expanduser()
+    if source.suffix == '.npz':
+        return _from_npz(source, options)
     from rclpy.serialization import deserialize_message
 
     from .message_definitions import message_class
@@ -264,6 +280,25 @@ def main(args: Optional[Iterable[str]] = None) -> int:
     print(f'{len(transitions)} transitions of {episodes} episodes '
           f'({int(arrays["intervened"].sum())} by a person, '
           f'{sum(1 for name in arrays if name.startswith("images/"))} camera(s)) -> {written}')
+    return 0
+
+
+def _from_npz(source: pathlib.Path, options) -> int:
+    """Write an exported npz as a LeRobotDataset: where LeRobot is, ROS 2 need not be."""
+    try:
+        if options.format != 'lerobot':
+            raise ExportError(f'{source} is an export already: give --format lerobot to write '
+                              'it as a LeRobotDataset')
+        if options.only_interventions or options.corrections:
+            raise ExportError('--only-interventions and --corrections select transitions from '
+                              'a bag: give them when exporting the bag')
+        arrays = exported_arrays(source)
+        written = write_lerobot(arrays, pathlib.Path(options.out).expanduser(), options.fps,
+                                options.repo_id)
+    except (ExportError, OSError, ValueError) as error:
+        print(f'hilresrl export: {error}', file=sys.stderr)
+        return 2
+    print(f'{len(arrays["executed_action"])} transitions -> {written}')
     return 0
 
 

@@ -82,3 +82,17 @@ def test_an_import_names_what_the_dataset_lacks(tmp_path):
     with pytest.raises(ImportLeRobotError, match='has no observation.images.wrist; it has'):
         demonstrations_from_lerobot(tmp_path / 'dataset', 'hilresrl/run',
                                     image_map={'observation.images.wrist': 'image/wrist'})
+
+
+def test_an_exported_npz_becomes_a_lerobot_dataset_where_ros_is_not(tmp_path, capsys):
+    from hilresrl_recording.export import main, write_npz
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+    arrays = _run()
+    npz = write_npz(arrays, tmp_path / 'run.npz')  # as hilresrl export --format npz writes it
+    assert main([str(npz), '--format', 'lerobot', '--out', str(tmp_path / 'dataset'),
+                 '--repo-id', 'hilresrl/run']) == 0
+    dataset = LeRobotDataset('hilresrl/run', root=tmp_path / 'dataset')
+    assert dataset.num_episodes == 2 and len(dataset) == 7
+    assert np.allclose(dataset[4]['action'].numpy(), arrays['executed_action'][4])
+    assert main([str(npz), '--format', 'npz', '--out', str(tmp_path / 'again.npz')]) == 2
+    assert 'give --format lerobot' in capsys.readouterr().err
