@@ -52,8 +52,8 @@ SUBCOMMANDS = (
                'write the transitions of a recorded run as npz or a LeRobotDataset; see '
                'hilresrl export --help'),
     Subcommand('import-lerobot', 'hilresrl_recording.lerobot_import',
-               'write a LeRobotDataset as a demonstrations file for the learner (where LeRobot '
-               'is installed); see hilresrl import-lerobot --help'),
+               'write a LeRobotDataset as a demonstrations file for the learner, where LeRobot '
+               'is installed (its --help says how)'),
     Subcommand('serve-policy', 'hilresrl_policy.policy_server',
                'serve a base policy over the openpi websocket protocol (as a pi0 server '
                'would); see hilresrl serve-policy --help'),

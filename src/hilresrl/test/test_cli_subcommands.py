@@ -19,8 +19,8 @@ def test_the_help_lists_every_subcommand_with_its_summary(capsys):
 
 def test_every_subcommand_names_a_module_with_a_main():
     names = [subcommand.name for subcommand in cli.SUBCOMMANDS]
-    assert names == ['base-policy', 'demos', 'replay', 'export', 'serve-policy', 'bag-info',
-                     'say']
+    assert names == ['base-policy', 'demos', 'replay', 'export', 'import-lerobot',
+                     'serve-policy', 'bag-info', 'say']
     for subcommand in cli.SUBCOMMANDS:
         assert importlib.util.find_spec(subcommand.module) is not None, subcommand.module
     assert [s.name for s in cli.SUBCOMMANDS if s.joins_graph] == ['replay', 'say']
