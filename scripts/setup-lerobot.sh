@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Set up the LeRobot environment: a Python 3.12 virtual environment (.venv-lerobot) with LeRobot
-# and its own torch, pinned (requirements/lerobot.txt), beside the suite's .venv, which stays as
-# it is. The suite's core packages (no ROS) are on its path, so the lerobot base-policy adapter
-# and its tests run there against LeRobot itself. Safe to run again: an environment made from
-# the same lock and interpreter is kept.
+# Set up the LeRobot environment: a Python 3.12 virtual environment (.venv-lerobot) with LeRobot,
+# its own torch and the ROS 2 wheels for Python 3.12, pinned (requirements/lerobot.txt), beside
+# the suite's .venv, which stays as it is. The suite's core packages (hilresrl_common,
+# hilresrl_policy, hilresrl_recording) are installed there from this checkout (editable) and
+# hilresrl_msgs is built for its Python, so that the base-policy node runs a LeRobot policy
+# itself: bin/hilresrl-base-policy-node there, which base_policy:=lerobot starts. Safe to run
+# again: what is up to date is kept.
 #
 # Usage: scripts/setup-lerobot.sh [--optional]
 #   --optional                   without Python 3.12, say so and succeed (make test: the LeRobot
@@ -17,7 +19,7 @@ venv="${HILRESRL_LEROBOT_VENV:-$root/.venv-lerobot}"
 lock="$root/requirements/lerobot.txt"
 optional=0
 case "${1:-}" in
-  -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
   --optional) optional=1 ;;
   '') ;;
   *) echo "setup-lerobot: unknown option '$1' (see --help)" >&2; exit 2 ;;
@@ -56,8 +58,43 @@ else
   echo "$stamp" > "$venv/.hilresrl-lerobot"
   step "LeRobot environment made in $(( $(date +%s) - started )) s, $(du -sh "$venv" | cut -f1)"
 fi
-# The suite's core packages (torch and numpy only, no ROS) from this checkout, as they are.
-site="$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
-printf '%s\n' "$root/src/hilresrl_common" "$root/src/hilresrl_policy" \
-  "$root/src/hilresrl_recording" > "$site/hilresrl-core.pth"
-step "ready: $venv/bin/python -m pytest -m lerobot runs the tests against LeRobot"
+# The suite's core packages (no ROS in them) from this checkout, as they are, with their entry
+# points (base_policy.kind lerobot), and hilresrl_msgs built for this Python: colcon with the
+# wheels' ament_cmake and rosidl, into the environment (not the suite's build/ and install/).
+sources_stamp="$(cd "$root" && find src/hilresrl_msgs src/hilresrl_common/setup.py \
+  src/hilresrl_policy/setup.py src/hilresrl_recording/setup.py -type f | sort \
+  | xargs -d '\n' sha256sum | sha256sum | cut -d' ' -f1)"
+if [ "$(cat "$venv/.hilresrl-build" 2>/dev/null)" != "$stamp $sources_stamp" ]; then
+  step "installing the suite's core packages and building hilresrl_msgs for Python $version"
+  rm -f "$venv/.hilresrl-build"
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps \
+    --no-build-isolation -e "$root/src/hilresrl_common" -e "$root/src/hilresrl_policy" \
+    -e "$root/src/hilresrl_recording" \
+    2> >(grep -v 'is ignored: it is neither a file nor a directory' >&2)
+  touch "$venv/COLCON_IGNORE"   # the wheels ship package.xml files; colcon must not build them
+  "$venv/bin/python" "$root/scripts/fix_wheel_cmake_paths.py" "$venv"
+  rm -rf "$venv/hilresrl"
+  (cd "$root" && unset PYTHONPATH COLCON_PREFIX_PATH \
+    && VIRTUAL_ENV="$venv" PATH="$venv/bin:$PATH" AMENT_PREFIX_PATH="$venv" \
+    CMAKE_PREFIX_PATH="$venv" "$venv/bin/python" "$venv/bin/colcon" \
+    --log-base "$venv/hilresrl/log" build --base-paths src/hilresrl_msgs \
+    --build-base "$venv/hilresrl/build" --install-base "$venv/hilresrl/install" \
+    --event-handlers console_cohesion- status-)
+  echo "$stamp $sources_stamp" > "$venv/.hilresrl-build"
+else
+  step "the suite's packages there up to date"
+fi
+# The base-policy node of this environment, as a program: the launching shell's Python path and
+# workspace are the suite's (another Python), so they are set aside, and this environment's ROS 2
+# and hilresrl_msgs take their place.
+cat > "$venv/bin/hilresrl-base-policy-node" <<EOF
+#!/usr/bin/env bash
+# The suite's base-policy node in the LeRobot environment (written by scripts/setup-lerobot.sh).
+unset PYTHONPATH PYTHONHOME COLCON_PREFIX_PATH
+export VIRTUAL_ENV="$venv" AMENT_PREFIX_PATH="$venv" CMAKE_PREFIX_PATH="$venv"
+. "$venv/hilresrl/install/local_setup.bash"
+exec "$venv/bin/python" -m hilresrl_policy.base_policy_node "\$@"
+EOF
+chmod +x "$venv/bin/hilresrl-base-policy-node"
+step "ready: $venv/bin/python -m pytest -m lerobot runs the tests against LeRobot, and"
+step "base_policy:=lerobot runs the base-policy node there ($venv/bin/hilresrl-base-policy-node)"

@@ -29,7 +29,7 @@ ROSDEP_KEYS = {'numpy': 'python3-numpy', 'yaml': 'python3-yaml', 'scipy': 'pytho
 # Python libraries without a rosdep key (or whose key installs another version): pip names.
 PIP_NAMES = {'torch': 'torch', 'safetensors': 'safetensors', 'mcap': 'mcap',
              'metaworld': 'metaworld', 'gym_hil': 'gym-hil', 'lerobot': 'lerobot',
-             'torchvision': 'torchvision', 'timm': 'timm'}
+             'torchvision': 'torchvision', 'timm': 'timm', 'huggingface_hub': 'huggingface-hub'}
 # Modules that are ROS packages (distributions have them; the PyPI wheels most of them).
 ROS_MODULES = {'rclpy', 'std_msgs', 'std_srvs', 'geometry_msgs', 'sensor_msgs',
                'trajectory_msgs', 'builtin_interfaces', 'rcl_interfaces', 'tf2_ros',

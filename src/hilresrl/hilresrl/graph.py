@@ -18,6 +18,8 @@ from hilresrl_common.home import (base_policy_demonstrations, base_policy_folder
                                   new_run_folder, newest_run, runs_folder)
 import yaml
 
+from .base_policy_environment import AUTO, base_policy_program
+
 JOBS = ('train', 'eval')
 LOG_LEVELS = ('debug', 'info', 'warn', 'error', 'fatal')
 BOOLEANS = ('true', 'false')
@@ -62,6 +64,9 @@ class NodeSpec:
     required: bool = True
     # A plain process instead of a package executable (ros2 bag record): its command line.
     command: Tuple[str, ...] = ()
+    # The node's program outside this workspace (the base-policy node of the LeRobot
+    # environment), started as the executable would be, with the node's --ros-args.
+    program: str = ''
     # Stopped only once the others have stopped (a recorder takes in their last messages).
     stop_last: bool = False
     # With several robots a cell's node may stop alone (the others go on training); the graph
@@ -107,6 +112,12 @@ ARGUMENTS: Tuple[Argument, ...] = (
              'refinement commands) or dual (both: the residual on top of the steered base). '
              'latent and dual need a base policy with a latent: in simulated cells, the '
              'default becomes a flow-matching BC policy (flow_bc)', choices=ACTOR_MODES),
+    Argument('base_policy_environment', AUTO,
+             "Where the base-policy node runs: auto (in LeRobot's environment for "
+             'base_policy:=lerobot where LeRobot is not in this one: $HILRESRL_LEROBOT_VENV, else '
+             '.venv-lerobot beside the workspace, made by scripts/setup-lerobot.sh; elsewhere '
+             'here), this (here), or the folder of an environment made as that script makes '
+             'one'),
     Argument('base_checkpoint', '',
              'Checkpoint directory of the base policy (empty with bc in a simulated cell: '
              '$HILRESRL_HOME/base_policies/<task>, built on first use)'),
@@ -569,8 +580,14 @@ def _sim_parameters(settings: GraphSettings, cell_task: str, cell_seed: int) -> 
 def policy_nodes(settings: GraphSettings, cell: Mapping[str, object], cell_task: str,
                  cell_seed: int) -> List[NodeSpec]:
     """Return a cell's base policy and residual policy nodes."""
+    try:
+        program = base_policy_program(settings.base_policy,
+                                      settings.values['base_policy_environment'])
+    except ValueError as error:
+        raise GraphError(str(error)) from error
     return [NodeSpec('hilresrl_policy', 'base_policy_node', 'base_policy',
-                     parameters=_base_policy_parameters(settings, cell_task, cell_seed), **cell),
+                     parameters=_base_policy_parameters(settings, cell_task, cell_seed),
+                     program=program, **cell),
             NodeSpec('hilresrl_policy', 'residual_policy_node', 'residual_policy',
                      parameters=_residual_parameters(settings, cell_seed), **cell)]
 

@@ -76,8 +76,10 @@ def _nodes(context, job: str, exits=None):
         if inline:
             parameters.append(inline)
         actions.append(Node(
+            # A program of another environment (LeRobot's base-policy node) is run by its path.
+            package=None if spec.program else spec.package,
+            executable=spec.program or spec.executable,
             # The nodes of a process of several keep their own names.
-            package=spec.package, executable=spec.executable,
             name=None if spec.hosted else spec.name,
             namespace=spec.namespace, parameters=parameters,
             remappings=list(spec.remappings),

@@ -145,7 +145,8 @@ class GraphProcesses:
                 raise GraphError(f'{spec.command[0]} is not installed: cannot start '
                                  f'{spec.full_name}')
             return list(spec.command)
-        executable = find_executable(spec.package, spec.executable)
+        # (a program of another environment: LeRobot's base-policy node)
+        executable = spec.program or find_executable(spec.package, spec.executable)
         return node_command(spec, executable, write_inline_parameters(spec, self._tmp.name))
 
     def _start(self, spec: NodeSpec, command: List[str]) -> None:
@@ -161,8 +162,8 @@ class GraphProcesses:
         thread = threading.Thread(target=self._forward, args=(spec, process), daemon=True)
         thread.start()
         self._nodes.append(_RunningNode(spec, process, thread))
-        self.say(f'started {spec.full_name} ({spec.package}/{spec.executable}, '
-                 f'pid {process.pid})')
+        program = spec.program or f'{spec.package}/{spec.executable}'
+        self.say(f'started {spec.full_name} ({program}, pid {process.pid})')
 
     def _forward(self, spec: NodeSpec, process: subprocess.Popen) -> None:
         for raw in iter(process.stdout.readline, b''):

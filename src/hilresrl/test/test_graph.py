@@ -132,6 +132,42 @@ def test_train_run_folder_resume_and_learner_device(config_dir, tmp_path):
     assert newest == str(tmp_path / 'home' / 'runs' / '20261102-080000')  # evals do not count
 
 
+def test_base_policy_lerobot_runs_the_node_of_lerobots_environment_where_lerobot_is_not_here(
+        config_dir, tmp_path, monkeypatch):
+    import importlib.util
+    if importlib.util.find_spec('lerobot') is not None:
+        pytest.skip('LeRobot is in this environment: the node runs here')
+    venv = tmp_path / 'lerobot-env'
+    monkeypatch.setenv('HILRESRL_LEROBOT_VENV', str(venv))
+
+    def base_policy(**values):
+        graph = build_graph('eval', dict(values, base_policy='lerobot'), config_dir)
+        return next(node for node in graph if node.executable == 'base_policy_node')
+
+    with pytest.raises(GraphError, match=r'base_policy:=lerobot needs LeRobot.*no '
+                       rf'{venv}/bin/hilresrl-base-policy-node; scripts/setup-lerobot.sh '
+                       'makes it'):
+        base_policy()
+    program = venv / 'bin' / 'hilresrl-base-policy-node'
+    program.parent.mkdir(parents=True)
+    program.write_text('#!/bin/sh\n')
+    program.chmod(0o755)
+    node = base_policy()
+    assert node.program == str(program) and node.name == 'base_policy'
+    assert node.parameters['base_policy.kind'] == 'lerobot'
+    # The program starts as the package's executable would, with the node's own arguments.
+    command = node_command(node, node.program, None)
+    assert command[:4] == [str(program), '--ros-args', '-r', '__node:=base_policy']
+    assert base_policy(base_policy_environment='this').program == ''
+    elsewhere = tmp_path / 'elsewhere'
+    with pytest.raises(GraphError, match=f'base_policy_environment:={elsewhere} is not an '
+                       'environment for the node'):
+        base_policy(base_policy_environment=str(elsewhere))
+    # Other adapters run here, whatever the LeRobot environment.
+    graph = build_graph('eval', {'base_policy': 'scripted'}, config_dir)
+    assert all(node.program == '' for node in graph)
+
+
 def test_record_adds_a_recorder_that_episodes_wait_for(config_dir, tmp_path):
     nodes = build_graph('train', {'record': 'true', 'run_dir': str(tmp_path / 'r'),
                                   'namespace': 'robot1', 'record_topics': 'transitions, '

@@ -149,32 +149,6 @@ def test_a_plan_with_non_finite_values_is_refused(ros_context, probe, monkeypatc
         node.destroy_node()
 
 
-def test_a_lerobot_act_policy_from_its_config_runs_through_the_node(ros_context, probe,
-                                                                    tmp_path):
-    pytest.importorskip('lerobot', reason='LeRobot runs in an environment of its own (Python '
-                                          '3.12, its torch; scripts/setup-lerobot.sh), which '
-                                          'has no ROS 2 here: not installed beside rclpy')
-    from hilresrl_policy.adapters.lerobot_policy import save_random_policy
-    folder = save_random_policy(tmp_path / 'act', 'act', state_dim=2, action_dim=2)
-    node = BasePolicyNode(context=ros_context, parameter_overrides=[
-        Parameter('base_policy.kind', value='lerobot'),
-        Parameter('base_policy.checkpoint', value=str(folder)),
-        Parameter('observation_sources', value=['task_state'])])
-    try:
-        chunks = []
-        probe.node.create_subscription(ActionChunk, 'base_action_chunk', chunks.append,
-                                       COMMAND_QOS)
-        probe.executor.add_node(node)
-        states = probe.node.create_publisher(StateVector, 'task_state', 10)
-        probe.wait_for(lambda: states.get_subscription_count() == 1, message='the node')
-        states.publish(StateVector(data=float32_field([0.1, 0.2])))
-        probe.wait_for(lambda: chunks, 60, 'an ACT chunk')
-        assert chunks[-1].action_dim == 2 and chunks[-1].source_model.startswith('lerobot:')
-    finally:
-        probe.executor.remove_node(node)
-        node.destroy_node()
-
-
 def test_without_lerobot_the_adapter_names_the_extra(tmp_path):
     try:
         import lerobot  # noqa: F401

@@ -78,3 +78,36 @@ def test_a_folder_without_its_processors_or_with_other_inputs_is_refused_naming_
                                         _statistics()))
     with pytest.raises(BasePolicyError, match='needs image/camera/front'):
         policy.act({'joint_positions': np.zeros(7, np.float32)})
+
+
+def test_a_config_naming_backbone_weights_loads_from_the_folder_without_fetching_them(
+        tmp_path, monkeypatch):
+    import json
+    folder = save_random_policy(tmp_path / 'act', 'act', 7, 4, IMAGES, _statistics())
+    chunk = _policy(folder).act(_observation())
+    # As lerobot-train writes it by default: the backbone started from ImageNet weights.
+    config_file = folder / 'config.json'
+    config = json.loads(config_file.read_text())
+    config['pretrained_backbone_weights'] = 'ResNet18_Weights.IMAGENET1K_V1'
+    config_file.write_text(json.dumps(config))
+    torch_home = tmp_path / 'torch-home'  # where torchvision would fetch them to
+    monkeypatch.setenv('TORCH_HOME', str(torch_home))
+    assert np.array_equal(_policy(folder).act(_observation()), chunk)  # the saved weights
+    assert not torch_home.exists() or not any(torch_home.rglob('*.pth'))
+
+
+def test_a_policy_built_on_a_hub_model_missing_here_is_refused_naming_it(
+        tmp_path, monkeypatch):
+    import huggingface_hub.constants
+    from lerobot.policies.smolvla.configuration_smolvla import SmolVLAConfig
+    monkeypatch.setattr(huggingface_hub.constants, 'HF_HUB_CACHE', str(tmp_path / 'hub'))
+    folder = tmp_path / 'smolvla'
+    folder.mkdir()
+    SmolVLAConfig()._save_pretrained(folder)
+    for name in ('model.safetensors', 'policy_preprocessor.json', 'policy_postprocessor.json'):
+        (folder / name).write_text('{}')
+    with pytest.raises(BasePolicyError, match=r'smolvla \(smolvla\) is built on '
+                       r'HuggingFaceTB/SmolVLM2-500M-Video-Instruct from the Hugging Face hub.*'
+                       r'nothing is downloaded at run time.*hf download '
+                       r'HuggingFaceTB/SmolVLM2-500M-Video-Instruct'):
+        make_lerobot_policy({'checkpoint': str(folder)})

@@ -14,7 +14,7 @@ is an optional extra, imported lazily.
 import argparse
 import pathlib
 import sys
-from typing import Callable, Dict, Iterable, List, Optional, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from hilresrl_common.corrections import COMMAND_FEATURE_SIZE as COMMAND_FEATURES
 import numpy as np
@@ -156,11 +156,13 @@ def write_npz(arrays: Dict[str, np.ndarray], out: pathlib.Path) -> pathlib.Path:
 
 
 def write_lerobot(arrays: Dict[str, np.ndarray], out: pathlib.Path, fps: float,
-                  repo_id: str, task_key: str = 'instruction') -> pathlib.Path:
+                  repo_id: str, task_key: str = 'instruction',
+                  state: Optional[Sequence[str]] = None) -> pathlib.Path:
     """
     Write the transitions as a LeRobotDataset (v3) in out: one episode per episode.
 
-    ``observation.state`` is every ``observation/<name>`` array joined in name order; ``action``
+    ``observation.state`` is the ``observation/<name>`` arrays that ``state`` names joined in
+    its order (None: every one, in name order), each value named <name>_<index>; ``action``
     the executed action (the person's where they acted), beside ``base_action``,
     ``human_action`` and ``intervened``; each camera an ``observation.images.<name>`` image.
 
@@ -174,12 +176,22 @@ def write_lerobot(arrays: Dict[str, np.ndarray], out: pathlib.Path, fps: float,
                           "Python (3.12) and torch: pip install 'lerobot[dataset]==0.6.1' in "
                           'an environment of its own (see the README); --format npz needs '
                           'nothing more') from error
-    state_names = sorted(name for name in arrays if name.startswith('observation/'))
-    state = np.concatenate([arrays[name] for name in state_names], axis=1)
+    recorded = sorted(name.split('/', 1)[1] for name in arrays
+                      if name.startswith('observation/'))
+    state_names = recorded if state is None else list(state)
+    missing = [name for name in state_names if name not in recorded]
+    if missing or not state_names:
+        raise ExportError(f'no observation {", ".join(missing) or "to join"} in the run: it '
+                          f'recorded {", ".join(recorded) or "none"}')
+    parts = [np.asarray(arrays['observation/' + name], np.float32).reshape(
+        len(arrays['executed_action']), -1) for name in state_names]
+    state_values = np.concatenate(parts, axis=1)
+    value_names = [f'{name}_{index}' for name, part in zip(state_names, parts)
+                   for index in range(part.shape[1])]
     dim = arrays['executed_action'].shape[1]
     features = {
-        'observation.state': {'dtype': 'float32', 'shape': (state.shape[1],),
-                              'names': None},
+        'observation.state': {'dtype': 'float32', 'shape': (state_values.shape[1],),
+                              'names': value_names},
         'action': {'dtype': 'float32', 'shape': (dim,), 'names': None},
         'base_action': {'dtype': 'float32', 'shape': (dim,), 'names': None},
         # What the person commanded (0 where nobody did: intervened says where one did).
@@ -199,7 +211,7 @@ def write_lerobot(arrays: Dict[str, np.ndarray], out: pathlib.Path, fps: float,
     human = np.nan_to_num(arrays['human_action'], nan=0.0) if 'human_action' in arrays else \
         np.zeros_like(arrays['executed_action'])
     for index, key in enumerate(episode_keys):
-        frame = {'observation.state': state[index],
+        frame = {'observation.state': state_values[index],
                  'action': arrays['executed_action'][index],
                  'base_action': arrays['base_action'][index],
                  'human_action': human[index],
@@ -235,6 +247,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument('--fps', type=float, default=10.0,
                         help='control rate, for LeRobot timestamps (default 10)')
     parser.add_argument('--repo-id', default='hilresrl/run', help='LeRobot repository id')
+    parser.add_argument('--state', nargs='+', metavar='NAME',
+                        help='LeRobot: the observation arrays joined, in this order, into '
+                             "observation.state, e.g. the base-policy node's state_keys "
+                             '(default: every one the run recorded, in name order)')
     return parser
 
 
@@ -252,6 +268,10 @@ def exported_arrays(path: pathlib.Path) -> Dict[str, np.ndarray]:
 def main(args: Optional[Iterable[str]] = None) -> int:
     """Entry point of hilresrl export."""
     options = _parser().parse_args(None if args is None else list(args))
+    if options.state and options.format != 'lerobot':
+        print('hilresrl export: --state chooses the state of a LeRobotDataset (--format '
+              'lerobot); an npz holds every observation array by its name', file=sys.stderr)
+        return 2
     source = pathlib.Path(options.bag).expanduser()
     if source.suffix == '.npz':
         return _from_npz(source, options)
@@ -270,7 +290,8 @@ def main(args: Optional[Iterable[str]] = None) -> int:
         out = pathlib.Path(options.out).expanduser()
         written = (write_npz(arrays, out) if options.format == 'npz'
                    else write_lerobot(arrays, out, options.fps, options.repo_id,
-                                      'prompt' if options.corrections else 'instruction'))
+                                      'prompt' if options.corrections else 'instruction',
+                                      options.state))
     except (BagError, ExportError, LookupError, OSError, ValueError) as error:
         print(f'hilresrl export: {error}', file=sys.stderr)
         return 2
@@ -294,7 +315,7 @@ def _from_npz(source: pathlib.Path, options) -> int:
                               'a bag: give them when exporting the bag')
         arrays = exported_arrays(source)
         written = write_lerobot(arrays, pathlib.Path(options.out).expanduser(), options.fps,
-                                options.repo_id)
+                                options.repo_id, state=options.state)
     except (ExportError, OSError, ValueError) as error:
         print(f'hilresrl export: {error}', file=sys.stderr)
         return 2

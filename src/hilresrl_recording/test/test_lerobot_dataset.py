@@ -96,3 +96,25 @@ def test_an_exported_npz_becomes_a_lerobot_dataset_where_ros_is_not(tmp_path, ca
     assert np.allclose(dataset[4]['action'].numpy(), arrays['executed_action'][4])
     assert main([str(npz), '--format', 'npz', '--out', str(tmp_path / 'again.npz')]) == 2
     assert 'give --format lerobot' in capsys.readouterr().err
+
+
+def test_state_chooses_the_observation_arrays_of_the_dataset_and_their_order(tmp_path, capsys):
+    from hilresrl_recording.export import main, write_npz
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+    arrays = _run()
+    npz = write_npz(arrays, tmp_path / 'run.npz')
+    assert main([str(npz), '--format', 'lerobot', '--out', str(tmp_path / 'dataset'),
+                 '--state', 'joint_positions', 'ee_pose']) == 0
+    dataset = LeRobotDataset('hilresrl/run', root=tmp_path / 'dataset')
+    assert dataset.meta.features['observation.state']['names'] == [
+        *(f'joint_positions_{index}' for index in range(3)),
+        *(f'ee_pose_{index}' for index in range(7))]
+    for step in (0, 6):
+        assert np.allclose(dataset[step]['observation.state'].numpy(), np.concatenate(
+            [arrays['observation/joint_positions'][step], arrays['observation/ee_pose'][step]]))
+    assert main([str(npz), '--format', 'lerobot', '--out', str(tmp_path / 'other'),
+                 '--state', 'ee_pose', 'wrench']) == 2
+    assert 'no observation wrench in the run: it recorded ee_pose, joint_positions' in \
+        capsys.readouterr().err
+    assert main([str(npz), '--out', str(tmp_path / 'x.npz'), '--state', 'ee_pose']) == 2
+    assert '--state chooses the state of a LeRobotDataset' in capsys.readouterr().err

@@ -9,11 +9,11 @@ names concatenated into ``observation.state``, default ['task_state']), ``image_
 image key -> our observation name, e.g. {'observation.images.front':
 'image/camera/front/image_raw'}), ``environment_keys`` (observation names concatenated into
 ``observation.environment_state``, for policies that take one: ACT without cameras must),
-``environment_state`` (true: the state_keys go there instead). The weights, config and
-processors are read from the folder alone (local_files_only); a config that names pretrained
-backbone weights (ACT's and Diffusion's ResNet) still has torchvision look for them in its cache
-and fetch them if missing, and where that fails the policy is refused with the reason (not yet
-tested: the tests' policies name none).
+``environment_state`` (true: the state_keys go there instead). Nothing is downloaded: the
+weights, config and processors are read from the folder alone (local_files_only); torchvision
+backbone weights a config names (ACT's and Diffusion's ResNet) are left out, as the saved weights
+hold the whole network; a policy built on a Hugging Face model (a VLA's language model, a
+tokenizer) that this machine's cache lacks is refused, naming it.
 
 A policy that looks at several past observations (Diffusion's ``n_obs_steps``) gets them: the
 adapter keeps that many, the first one repeated at an episode's start, as LeRobot's own
@@ -22,12 +22,19 @@ n_action_steps rows), which the base-policy node executes receding-horizon or en
 """
 
 from collections import deque
+import dataclasses
 import pathlib
-from typing import Any, Deque, Dict, Mapping, Optional, Sequence
+import re
+from typing import Any, Deque, Dict, List, Mapping, Optional, Sequence
 
 from hilresrl_policy.adapters.base import BasePolicy, BasePolicyError
 import numpy as np
 
+# Config fields naming torchvision weights a policy's backbone starts from before training.
+BACKBONE_WEIGHT_FIELDS = ('pretrained_backbone_weights',)
+# Config fields naming Hugging Face models a policy is built on (SmolVLA's vlm_model_name,
+# pi0-FAST's text_tokenizer_name, ...): loaded by name when the policy is made.
+HUB_MODEL_FIELD = re.compile(r'(^|_)(model|tokenizer|encoder)_name$')
 INSTALL_HINT = ('LeRobot is not installed: it is an optional extra with its own Python (3.12) '
                 'and torch; scripts/setup-lerobot.sh makes that environment')
 PROCESSOR_FILES = ('policy_preprocessor.json', 'policy_postprocessor.json')
@@ -55,6 +62,15 @@ class LeRobotPolicy(BasePolicy):
                 f'its processors): no {", ".join(missing)}')
         config = PreTrainedConfig.from_pretrained(str(folder), local_files_only=True)
         config.device = device
+        for name in BACKBONE_WEIGHT_FIELDS:  # in model.safetensors: fetching them is for nothing
+            if getattr(config, name, None):
+                setattr(config, name, None)
+        missing_models = hub_models_missing(config)
+        if missing_models:
+            raise BasePolicyError(
+                f'{folder.name} ({config.type}) is built on {", ".join(missing_models)} from '
+                "the Hugging Face hub, which is not in this machine's cache (nothing is "
+                f'downloaded at run time): fetch it once, e.g. hf download {missing_models[0]}')
         self.state_key = ('observation.environment_state' if environment_state
                           else 'observation.state')
         self.state_keys = list(state_keys)
@@ -124,6 +140,22 @@ class LeRobotPolicy(BasePolicy):
             -1, self.action_dim)
         self.horizon = actions.shape[0]
         return actions
+
+
+def hub_models_missing(config: Any) -> List[str]:
+    """Return the Hugging Face models a LeRobot policy config names that the cache lacks."""
+    from huggingface_hub import snapshot_download
+    missing = []
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        if (not HUB_MODEL_FIELD.search(field.name) or not isinstance(value, str)
+                or value.count('/') != 1 or pathlib.Path(value).expanduser().exists()):
+            continue  # not a repository id: unset, or a local folder
+        try:
+            snapshot_download(value, local_files_only=True)
+        except (OSError, ValueError):  # not in the cache, or not a repository id after all
+            missing.append(value)
+    return missing
 
 
 def make_lerobot_policy(config: Dict[str, Any]) -> BasePolicy:
