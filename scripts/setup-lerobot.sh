@@ -84,17 +84,25 @@ if [ "$(cat "$venv/.hilresrl-build" 2>/dev/null)" != "$stamp $sources_stamp" ]; 
 else
   step "the suite's packages there up to date"
 fi
-# The base-policy node of this environment, as a program: the launching shell's Python path and
+# Programs run in this environment from any shell: the launching shell's Python path and
 # workspace are the suite's (another Python), so they are set aside, and this environment's ROS 2
-# and hilresrl_msgs take their place.
+# and hilresrl_msgs take their place. hilresrl-lerobot-env runs a command so; the base-policy
+# node is one (base_policy:=lerobot starts it).
+cat > "$venv/bin/hilresrl-lerobot-env" <<EOF
+#!/usr/bin/env bash
+# Run a command in the LeRobot environment, with its ROS 2 and hilresrl_msgs (written by
+# scripts/setup-lerobot.sh), e.g. hilresrl-lerobot-env python -m pytest -m lerobot.
+unset PYTHONPATH PYTHONHOME COLCON_PREFIX_PATH
+export VIRTUAL_ENV="$venv" AMENT_PREFIX_PATH="$venv" CMAKE_PREFIX_PATH="$venv"
+export PATH="$venv/bin:\$PATH"
+. "$venv/hilresrl/install/local_setup.bash"
+exec "\$@"
+EOF
 cat > "$venv/bin/hilresrl-base-policy-node" <<EOF
 #!/usr/bin/env bash
 # The suite's base-policy node in the LeRobot environment (written by scripts/setup-lerobot.sh).
-unset PYTHONPATH PYTHONHOME COLCON_PREFIX_PATH
-export VIRTUAL_ENV="$venv" AMENT_PREFIX_PATH="$venv" CMAKE_PREFIX_PATH="$venv"
-. "$venv/hilresrl/install/local_setup.bash"
-exec "$venv/bin/python" -m hilresrl_policy.base_policy_node "\$@"
+exec "$venv/bin/hilresrl-lerobot-env" "$venv/bin/python" -m hilresrl_policy.base_policy_node "\$@"
 EOF
-chmod +x "$venv/bin/hilresrl-base-policy-node"
-step "ready: $venv/bin/python -m pytest -m lerobot runs the tests against LeRobot, and"
+chmod +x "$venv/bin/hilresrl-lerobot-env" "$venv/bin/hilresrl-base-policy-node"
+step "ready: $venv/bin/hilresrl-lerobot-env python -m pytest -m lerobot runs the tests there, and"
 step "base_policy:=lerobot runs the base-policy node there ($venv/bin/hilresrl-base-policy-node)"

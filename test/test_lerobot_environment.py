@@ -26,7 +26,8 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 VENV = pathlib.Path(os.environ.get('HILRESRL_LEROBOT_VENV', ROOT / '.venv-lerobot'))
 LEROBOT_TESTS = ['src/hilresrl_policy/test/test_lerobot_adapter.py',
-                 'src/hilresrl_recording/test/test_lerobot_dataset.py']
+                 'src/hilresrl_recording/test/test_lerobot_dataset.py',
+                 'src/hilresrl_recording/test/test_export.py']
 
 
 # Run there: an ACT policy for a 3-value state (as robot and environment state: ACT without
@@ -65,10 +66,11 @@ def _lerobot_environment() -> dict:
 @pytest.mark.timeout(600)
 def test_the_lerobot_tests_pass_in_the_lerobot_environment():
     python = _lerobot_python()
+    # (with that environment's ROS 2 and hilresrl_msgs: a bag's export reads the messages)
     result = subprocess.run(
-        [str(python), '-m', 'pytest', '-q', '-m', 'lerobot', '-p', 'no:cacheprovider',
-         *LEROBOT_TESTS], cwd=ROOT, env=_lerobot_environment(), capture_output=True,
-        text=True, timeout=570)
+        [str(VENV / 'bin' / 'hilresrl-lerobot-env'), str(python), '-m', 'pytest', '-q', '-m',
+         'lerobot', '-p', 'no:cacheprovider', *LEROBOT_TESTS], cwd=ROOT,
+        env=_lerobot_environment(), capture_output=True, text=True, timeout=570)
     output = result.stdout[-6000:] + result.stderr[-2000:]
     assert result.returncode == 0, output
     assert ' passed' in result.stdout and ' skipped' not in result.stdout, output

@@ -173,9 +173,9 @@ def write_lerobot(arrays: Dict[str, np.ndarray], out: pathlib.Path, fps: float,
         from lerobot.datasets.lerobot_dataset import LeRobotDataset
     except ImportError as error:
         raise ExportError('--format lerobot needs LeRobot, an optional extra with its own '
-                          "Python (3.12) and torch: pip install 'lerobot[dataset]==0.6.1' in "
-                          'an environment of its own (see the README); --format npz needs '
-                          'nothing more') from error
+                          'Python (3.12) and torch: scripts/setup-lerobot.sh makes that '
+                          'environment, where python -m hilresrl_recording.export runs (see '
+                          'the README); --format npz needs nothing more') from error
     recorded = sorted(name.split('/', 1)[1] for name in arrays
                       if name.startswith('observation/'))
     state_names = recorded if state is None else list(state)

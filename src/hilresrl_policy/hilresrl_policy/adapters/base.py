@@ -14,6 +14,15 @@ from typing import Any, Dict, List, Mapping
 import numpy as np
 
 ENTRY_POINT_GROUP = 'hilresrl.base_policies'
+# The suite's own adapters, as setup.py registers them (a test keeps the two alike): found by
+# name also where the suite's sources are on the path but not installed (the GPU machine).
+SUITE_ADAPTERS = {
+    'bc': 'hilresrl_policy.adapters.bc_policy:make_bc_policy',
+    'openpi': 'hilresrl_policy.adapters.openpi_client:make_openpi_policy',
+    'torch_module': 'hilresrl_policy.adapters.torch_module:make_torch_module_policy',
+    'lerobot': 'hilresrl_policy.adapters.lerobot_policy:make_lerobot_policy',
+    'flow_bc': 'hilresrl_policy.adapters.flow_policy:make_flow_policy',
+}
 
 
 class BasePolicyError(RuntimeError):
@@ -68,8 +77,8 @@ class BasePolicy(abc.ABC):
 
 
 def registered_base_policies() -> List[str]:
-    """Return the names registered in the hilresrl.base_policies entry-point group."""
-    return sorted({entry_point.name for entry_point in _entry_points()})
+    """Return the names registered in the hilresrl.base_policies group, and the suite's own."""
+    return sorted({entry_point.name for entry_point in _entry_points()} | set(SUITE_ADAPTERS))
 
 
 def load_base_policy(kind: str, config: Dict[str, Any]) -> BasePolicy:
@@ -77,23 +86,22 @@ def load_base_policy(kind: str, config: Dict[str, Any]) -> BasePolicy:
     Create the base policy registered as ``kind`` from its configuration.
 
     ``kind`` may also name a factory by its import path, ``package.module:function``: an
-    adapter where nothing is installed that registers it (an environment that has the suite's
-    sources on its path only, as the LeRobot environment does).
+    adapter where nothing is installed that registers it (one's own, from its sources).
     """
-    if ':' in kind:
-        module, _, name = kind.partition(':')
+    matches = [entry_point for entry_point in _entry_points() if entry_point.name == kind]
+    if matches:
+        return _made(kind, matches[0].load(), config)
+    factory_path = SUITE_ADAPTERS.get(kind, kind)
+    if ':' in factory_path:
+        module, _, name = factory_path.partition(':')
         try:
             factory = getattr(importlib.import_module(module), name)
         except (ImportError, AttributeError, ValueError) as error:
             raise BasePolicyError(f'no base policy factory {kind!r}: {error}') from error
         return _made(kind, factory, config)
-    matches = [entry_point for entry_point in _entry_points() if entry_point.name == kind]
-    if not matches:
-        raise BasePolicyError(
-            f'no base policy named {kind!r}; registered: '
-            f'{", ".join(registered_base_policies()) or "none"} (entry-point group '
-            f'{ENTRY_POINT_GROUP})')
-    return _made(kind, matches[0].load(), config)
+    raise BasePolicyError(
+        f'no base policy named {kind!r}; registered: {", ".join(registered_base_policies())} '
+        f'(entry-point group {ENTRY_POINT_GROUP})')
 
 
 def _made(kind: str, factory, config: Dict[str, Any]) -> BasePolicy:
