@@ -20,8 +20,10 @@ def _statistics(action_mean=0.0, state_mean=0.0):
                                   'min': -np.ones(7), 'max': np.ones(7)},
             FRONT: {'mean': np.full((3, 1, 1), 0.5), 'std': np.full((3, 1, 1), 0.2),
                     'min': np.zeros((3, 1, 1)), 'max': np.ones((3, 1, 1))},
+            # (whether a policy normalises its actions by mean and std or by range, the
+            # statistics of action_mean > 0 are those of the same actions moved up so much)
             'action': {'mean': np.full(4, action_mean), 'std': np.full(4, 3.0),
-                       'min': -np.ones(4), 'max': np.ones(4)}}
+                       'min': np.full(4, action_mean - 1), 'max': np.full(4, action_mean + 1)}}
 
 
 def _observation(seed=0):
@@ -61,6 +63,31 @@ def test_a_diffusion_folder_acts_on_its_observation_history_within_its_action_ra
     assert first.shape == second.shape == (8, 4) and policy.horizon == 8
     # Its actions are min-max normalised and clipped: back within the statistics' range.
     assert np.all(np.abs(np.concatenate([first, second])) <= 1.0 + 1e-5)
+
+
+@pytest.mark.parametrize('policy_type', ['vqbet', 'gaussian_actor'])
+def test_a_policy_that_plans_inside_select_action_gives_an_action_per_observation(
+        tmp_path, policy_type):
+    plain = _policy(save_random_policy(tmp_path / 'plain', policy_type, 7, 4, IMAGES,
+                                       _statistics()))
+    assert plain.horizon == 1
+    plain.reset()
+    actions = [plain.act(_observation(seed)) for seed in range(3)]
+    assert all(action.shape == (1, 4) and action.dtype == np.float32 for action in actions)
+    # Through the policy's own normalisation: the same weights under an action mean 1 higher.
+    shifted = _policy(save_random_policy(tmp_path / 'shifted', policy_type, 7, 4, IMAGES,
+                                         _statistics(action_mean=1.0)))
+    shifted.reset()
+    assert np.allclose(shifted.act(_observation(0)), actions[0] + 1.0, atol=1e-5)
+
+
+def test_a_td_mpc_folder_plans_an_action_from_the_state(tmp_path):
+    statistics = {name: values for name, values in _statistics().items() if name != FRONT}
+    policy = make_lerobot_policy({'checkpoint': str(save_random_policy(
+        tmp_path / 'tdmpc', 'tdmpc', 7, 4, statistics=statistics)),
+        'state_keys': ['joint_positions']})
+    action = policy.act({'joint_positions': np.zeros(7, np.float32)})
+    assert action.shape == (1, 4) and np.all(np.isfinite(action))
 
 
 def test_a_folder_without_its_processors_or_with_other_inputs_is_refused_naming_them(tmp_path):

@@ -18,7 +18,9 @@ tokenizer) that this machine's cache lacks is refused, naming it.
 A policy that looks at several past observations (Diffusion's ``n_obs_steps``) gets them: the
 adapter keeps that many, the first one repeated at an episode's start, as LeRobot's own
 select_action does. Each act() returns the chunk the policy predicts from them (LeRobot's
-n_action_steps rows), which the base-policy node executes receding-horizon or ensembled.
+n_action_steps rows), which the base-policy node executes receding-horizon or ensembled. The
+types that plan only inside their own select_action (SINGLE_ACTION_TYPES) give one action per
+observation from it instead.
 """
 
 from collections import deque
@@ -38,6 +40,10 @@ HUB_MODEL_FIELD = re.compile(r'(^|_)(model|tokenizer|encoder)_name$')
 INSTALL_HINT = ('LeRobot is not installed: it is an optional extra with its own Python (3.12) '
                 'and torch; scripts/setup-lerobot.sh makes that environment')
 PROCESSOR_FILES = ('policy_preprocessor.json', 'policy_postprocessor.json')
+# Policy types (LeRobot 0.6.1) that plan from observation queues only their own select_action
+# fills (VQ-BeT, TD-MPC) or return single actions (the Gaussian actor): asked through
+# select_action, one action per observation, queued and replanned as LeRobot does it.
+SINGLE_ACTION_TYPES = ('vqbet', 'tdmpc', 'gaussian_actor')
 
 
 class LeRobotPolicy(BasePolicy):
@@ -97,8 +103,9 @@ class LeRobotPolicy(BasePolicy):
         self._torch, self._device = torch, device
         self.action_dim = int(config.output_features['action'].shape[0])
         self.observation_steps = int(getattr(config, 'n_obs_steps', 1) or 1)
-        self.horizon = int(getattr(config, 'n_action_steps', None)
-                           or getattr(config, 'chunk_size', None) or 1)
+        self.single_action = config.type in SINGLE_ACTION_TYPES
+        self.horizon = 1 if self.single_action else int(
+            getattr(config, 'n_action_steps', None) or getattr(config, 'chunk_size', None) or 1)
         self.source_model = f'lerobot:{config.type}:{folder.name}'
         self._task = ''
         self._history: Deque[Dict[str, Any]] = deque(maxlen=self.observation_steps)
@@ -129,6 +136,10 @@ class LeRobotPolicy(BasePolicy):
             frame[key] = torch.from_numpy(pixels).permute(2, 0, 1)[None]
         with torch.no_grad():
             frame = self._pre(frame)  # the policy's own normalisation, per observation
+            if self.single_action:
+                action = self._post(self._policy.select_action(frame))
+                return np.asarray(action.detach().cpu().numpy(), np.float32).reshape(
+                    1, self.action_dim)
             while len(self._history) < self.observation_steps - 1:
                 self._history.append(frame)  # an episode starts with its first one repeated
             self._history.append(frame)
@@ -168,8 +179,9 @@ def make_lerobot_policy(config: Dict[str, Any]) -> BasePolicy:
                          config.get('environment_keys', ()))
 
 
-# Policy types a folder can be made for from their config alone, random weights, no download.
-RANDOM_POLICY_TYPES = ('act', 'diffusion')
+# Policy types a folder can be made for from their config alone, random weights, no download
+# (LeRobot 0.6.1's others need transformers and a hub model).
+RANDOM_POLICY_TYPES = ('act', 'diffusion') + SINGLE_ACTION_TYPES
 
 
 def save_random_policy(folder: pathlib.Path, policy_type: str, state_dim: int, action_dim: int,
@@ -179,16 +191,17 @@ def save_random_policy(folder: pathlib.Path, policy_type: str, state_dim: int, a
     """
     Write a LeRobot policy with random weights and its processors, as save_pretrained does.
 
-    ``policy_type`` act or diffusion (RANDOM_POLICY_TYPES), built from its LeRobot config with
-    no pretrained backbone (nothing is downloaded); ``images``: LeRobot image key -> (channels,
-    height, width); ``statistics``: the normalisation statistics its processors apply (feature
-    -> {'mean', 'std', 'min', 'max'}), as a dataset would give them; ``environment_dim``: an
-    ``observation.environment_state`` of that size too (ACT without cameras needs one). For
-    tests and dry runs.
+    ``policy_type`` one of RANDOM_POLICY_TYPES, built from its LeRobot config with no pretrained
+    backbone (nothing is downloaded), ACT and Diffusion small and quick; ``images``: LeRobot
+    image key -> (channels, height, width); ``statistics``: the normalisation statistics its
+    processors apply (feature -> {'mean', 'std', 'min', 'max'}), as a dataset would give them;
+    ``environment_dim``: an ``observation.environment_state`` of that size too (ACT without
+    cameras needs one). For tests and dry runs.
     """
     import torch
     from lerobot.configs.types import FeatureType, PolicyFeature
-    from lerobot.policies.factory import make_pre_post_processors
+    from lerobot.policies.factory import (get_policy_class, make_policy_config,
+                                          make_pre_post_processors)
     if policy_type not in RANDOM_POLICY_TYPES:
         raise ValueError(f'policy type {policy_type!r}: one of {", ".join(RANDOM_POLICY_TYPES)}')
     inputs = {'observation.state': PolicyFeature(type=FeatureType.STATE, shape=(state_dim,))}
@@ -205,7 +218,7 @@ def save_random_policy(folder: pathlib.Path, policy_type: str, state_dim: int, a
         config = ACTConfig(input_features=inputs, output_features=outputs, chunk_size=10,
                            n_action_steps=10, device='cpu', pretrained_backbone_weights=None)
         policy = ACTPolicy(config)
-    else:
+    elif policy_type == 'diffusion':
         from lerobot.policies.diffusion.configuration_diffusion import DiffusionConfig
         from lerobot.policies.diffusion.modeling_diffusion import DiffusionPolicy
         side = min(min(shape[1:]) for shape in (images or {'': (3, 96, 96)}).values())
@@ -214,6 +227,15 @@ def save_random_policy(folder: pathlib.Path, policy_type: str, state_dim: int, a
                                  crop_shape=(side - side // 8,) * 2,
                                  pretrained_backbone_weights=None)
         policy = DiffusionPolicy(config)
+    else:  # LeRobot's defaults, with no pretrained backbone and a crop inside the images
+        config = make_policy_config(policy_type, input_features=inputs, output_features=outputs,
+                                    device='cpu')
+        if hasattr(config, 'pretrained_backbone_weights'):
+            config.pretrained_backbone_weights = None
+        if getattr(config, 'crop_shape', None) and images:
+            side = min(min(shape[1:]) for shape in images.values())
+            config.crop_shape = (side - side // 8,) * 2
+        policy = get_policy_class(policy_type)(config)
     policy.save_pretrained(str(folder))
     stats = {feature: {name: torch.as_tensor(np.asarray(value, np.float32))
                        for name, value in values.items()}
