@@ -58,6 +58,7 @@ else
   echo "$stamp" > "$venv/.hilresrl-lerobot"
   step "LeRobot environment made in $(( $(date +%s) - started )) s, $(du -sh "$venv" | cut -f1)"
 fi
+site="$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
 # The suite's core packages (no ROS in them) from this checkout, as they are, with their entry
 # points (base_policy.kind lerobot), and hilresrl_msgs built for this Python: colcon with the
 # wheels' ament_cmake and rosidl, into the environment (not the suite's build/ and install/).
@@ -88,6 +89,7 @@ fi
 # workspace are the suite's (another Python), so they are set aside, and this environment's ROS 2
 # and hilresrl_msgs take their place. hilresrl-lerobot-env runs a command so; the base-policy
 # node is one (base_policy:=lerobot starts it).
+ros_libraries="$venv/lib$(printf ':%s' "$site"/ros_*.libs)"
 cat > "$venv/bin/hilresrl-lerobot-env" <<EOF
 #!/usr/bin/env bash
 # Run a command in the LeRobot environment, with its ROS 2 and hilresrl_msgs (written by
@@ -95,6 +97,11 @@ cat > "$venv/bin/hilresrl-lerobot-env" <<EOF
 unset PYTHONPATH PYTHONHOME COLCON_PREFIX_PATH
 export VIRTUAL_ENV="$venv" AMENT_PREFIX_PATH="$venv" CMAKE_PREFIX_PATH="$venv"
 export PATH="$venv/bin:\$PATH"
+# The ROS 2 wheels' libraries of this environment first: a process of the suite's environment
+# passes on its own (another Python's) and the guard that keeps the wheels' bootstrapper from
+# adding these, so they are put in front here and the bootstrapper is not needed.
+export LD_LIBRARY_PATH="$ros_libraries\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH}"
+export _ROS_WHEELS_BOOTSTRAP_COMPLETE=1
 . "$venv/hilresrl/install/local_setup.bash"
 exec "\$@"
 EOF
