@@ -377,22 +377,18 @@ def test_base_policy_lerobot_runs_the_node_in_lerobots_environment_on_the_simula
     assert json.loads(summary_file.read_text())['episodes'] == 2
 
 
-def _round_trip_commands() -> list:
-    """Return the commands of the README's LeRobot round trip, each continued line joined."""
-    text = (ROOT / 'README.md').read_text()
-    block = text[text.index('<!-- lerobot round trip:'):]
-    block = block[block.index('```bash\n') + len('```bash\n'):]
-    block = block[:block.index('```')]
-    return [line.strip() for line in block.replace('\\\n', ' ').splitlines() if line.strip()]
-
-
 @pytest.mark.timeout(900)
 def test_the_readmes_lerobot_round_trip_runs_as_written(probe, tmp_path, monkeypatch):
     from hilresrl_common.qos import COMMAND_QOS
     from hilresrl_msgs.msg import ActionChunk
 
     _lerobot_python()
-    commands = _round_trip_commands()
+    # The README's block, parsed as benchmarks/lerobot_round_trip.py (which times it) parses it.
+    spec = importlib.util.spec_from_file_location(
+        'lerobot_round_trip', ROOT / 'benchmarks' / 'lerobot_round_trip.py')
+    benchmark = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(benchmark)
+    commands = benchmark.round_trip_commands()
     assert len(commands) == 5 and 'base_policy:=lerobot' in commands[-1], commands
     # From the repository's root, as the README says: here a folder of the test's own that
     # links the checkout's LeRobot environment and config, so that the outputs land in it.

@@ -182,6 +182,8 @@ def make_lerobot_policy(config: Dict[str, Any]) -> BasePolicy:
 # Policy types a folder can be made for from their config alone, random weights, no download
 # (LeRobot 0.6.1's others need transformers and a hub model).
 RANDOM_POLICY_TYPES = ('act', 'diffusion') + SINGLE_ACTION_TYPES
+QUICK_SETTINGS = {'act': {'chunk_size': 10, 'n_action_steps': 10},
+                  'diffusion': {'horizon': 16, 'n_action_steps': 8, 'num_inference_steps': 4}}
 
 
 def save_random_policy(folder: pathlib.Path, policy_type: str, state_dim: int, action_dim: int,
@@ -192,7 +194,7 @@ def save_random_policy(folder: pathlib.Path, policy_type: str, state_dim: int, a
     Write a LeRobot policy with random weights and its processors, as save_pretrained does.
 
     ``policy_type`` one of RANDOM_POLICY_TYPES, built from its LeRobot config with no pretrained
-    backbone (nothing is downloaded), ACT and Diffusion small and quick; ``images``: LeRobot
+    backbone (nothing is downloaded); ``images``: LeRobot
     image key -> (channels, height, width); ``statistics``: the normalisation statistics its
     processors apply (feature -> {'mean', 'std', 'min', 'max'}), as a dataset would give them;
     ``environment_dim``: an ``observation.environment_state`` of that size too (ACT without
@@ -212,30 +214,16 @@ def save_random_policy(folder: pathlib.Path, policy_type: str, state_dim: int, a
                                                                 shape=(environment_dim,))
     outputs = {'action': PolicyFeature(type=FeatureType.ACTION, shape=(action_dim,))}
     torch.manual_seed(seed)
-    if policy_type == 'act':
-        from lerobot.policies.act.configuration_act import ACTConfig
-        from lerobot.policies.act.modeling_act import ACTPolicy
-        config = ACTConfig(input_features=inputs, output_features=outputs, chunk_size=10,
-                           n_action_steps=10, device='cpu', pretrained_backbone_weights=None)
-        policy = ACTPolicy(config)
-    elif policy_type == 'diffusion':
-        from lerobot.policies.diffusion.configuration_diffusion import DiffusionConfig
-        from lerobot.policies.diffusion.modeling_diffusion import DiffusionPolicy
-        side = min(min(shape[1:]) for shape in (images or {'': (3, 96, 96)}).values())
-        config = DiffusionConfig(input_features=inputs, output_features=outputs, device='cpu',
-                                 horizon=16, n_action_steps=8, num_inference_steps=4,
-                                 crop_shape=(side - side // 8,) * 2,
-                                 pretrained_backbone_weights=None)
-        policy = DiffusionPolicy(config)
-    else:  # LeRobot's defaults, with no pretrained backbone and a crop inside the images
-        config = make_policy_config(policy_type, input_features=inputs, output_features=outputs,
-                                    device='cpu')
-        if hasattr(config, 'pretrained_backbone_weights'):
-            config.pretrained_backbone_weights = None
-        if getattr(config, 'crop_shape', None) and images:
-            side = min(min(shape[1:]) for shape in images.values())
-            config.crop_shape = (side - side // 8,) * 2
-        policy = get_policy_class(policy_type)(config)
+    # LeRobot's config of the type, with no pretrained backbone, a crop inside the images and
+    # (ACT, Diffusion) short chunks and few denoising steps, so that tests run quickly.
+    config = make_policy_config(policy_type, input_features=inputs, output_features=outputs,
+                                device='cpu', **QUICK_SETTINGS.get(policy_type, {}))
+    if hasattr(config, 'pretrained_backbone_weights'):
+        config.pretrained_backbone_weights = None
+    if getattr(config, 'crop_shape', None) and images:
+        side = min(min(shape[1:]) for shape in images.values())
+        config.crop_shape = (side - side // 8,) * 2
+    policy = get_policy_class(policy_type)(config)
     policy.save_pretrained(str(folder))
     stats = {feature: {name: torch.as_tensor(np.asarray(value, np.float32))
                        for name, value in values.items()}
